@@ -1,0 +1,8 @@
+//! The CASRAP actor: LLaMA engine (tch), model resolution, tokenizer.
+
+pub mod engine;
+pub mod error;
+pub mod resolve;
+pub mod tokenizer;
+
+pub use error::{Error, Result};

@@ -1,0 +1,102 @@
+//! `casrap-actor`: the actor's command line.
+
+use std::io::Write;
+
+use anyhow::Context;
+use casrap_actor::engine::{self, generate, sampling::Sampling};
+use casrap_actor::resolve::{self, Download};
+use clap::{Parser, Subcommand};
+
+/// CASRAP actor: runs LLaMA-family models and (soon) pruning episodes against a learner.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate text from a prompt and print prefill and decode timing.
+    Generate(GenerateArgs),
+}
+
+#[derive(clap::Args)]
+struct GenerateArgs {
+    /// Model: a local HF folder, an HF repo id (from the local HF cache; downloaded only when
+    /// HF_HUB_OFFLINE is unset), or synthetic:<preset> (tiny, llama-3.2-1b) with random weights.
+    #[arg(long, env = "CASRAP_MODEL", default_value = "synthetic:tiny")]
+    model: String,
+    /// Prompt text.
+    #[arg(long, default_value = "The quick brown fox")]
+    prompt: String,
+    /// Maximum number of new tokens.
+    #[arg(long, default_value_t = 64)]
+    max_new_tokens: usize,
+    /// Weight and activation dtype: f32, bf16 or f16.
+    #[arg(long, default_value = "f32")]
+    dtype: String,
+    /// Device: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Sampling temperature; 0 is greedy.
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f64,
+    /// Nucleus (top-p) mass kept when sampling.
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f64,
+    /// Seed for sampling and for synthetic weights.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Keep decoding past EOS (fixed-length decode, for timing).
+    #[arg(long)]
+    ignore_eos: bool,
+    /// Intra-op CPU threads (default: torch's choice, one per core).
+    #[arg(long, env = "CASRAP_THREADS")]
+    threads: Option<i32>,
+}
+
+fn main() -> anyhow::Result<()> {
+    casrap_common::init_tracing();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Generate(args) => run_generate(args),
+    }
+}
+
+fn run_generate(args: GenerateArgs) -> anyhow::Result<()> {
+    let kind = engine::parse_dtype(&args.dtype)?;
+    let device = engine::parse_device(&args.device)?;
+    let sampling = Sampling::new(args.temperature, args.top_p, args.seed)?;
+    if let Some(n) = args.threads {
+        anyhow::ensure!(n > 0, "--threads must be positive, got {n}");
+        tch::set_num_threads(n);
+    }
+    let source = resolve::resolve(&args.model, Download::from_env())?;
+    let t0 = std::time::Instant::now();
+    let loaded = engine::load(&source, kind, device, args.seed)
+        .with_context(|| format!("loading model {}", engine::describe(&source)))?;
+    tracing::info!(
+        model = %engine::describe(&source),
+        dtype = ?kind,
+        device = ?device,
+        params = loaded.model.config().num_parameters(),
+        load_ms = t0.elapsed().as_millis() as u64,
+        "model loaded"
+    );
+    let prompt = loaded.tokenizer.encode(&args.prompt)?;
+    let opts = generate::GenerateOptions { max_new_tokens: args.max_new_tokens, sampling, ignore_eos: args.ignore_eos };
+    let gen = generate::generate(&loaded.model, &prompt, &opts)?;
+    let text = loaded.tokenizer.decode(&gen.tokens)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}{}", args.prompt, text)?;
+    writeln!(out, "---")?;
+    writeln!(out, "prompt tokens:   {}", prompt.len())?;
+    writeln!(out, "new tokens:      {} (stop: {:?})", gen.tokens.len(), gen.stop)?;
+    writeln!(out, "prefill:         {:.2} ms", gen.prefill.as_secs_f64() * 1e3)?;
+    match gen.decode_tokens_per_s() {
+        Some(tps) => writeln!(out, "decode:          {tps:.1} tokens/s ({} steps in {:.2} ms)", gen.decode_steps, gen.decode.as_secs_f64() * 1e3)?,
+        None => writeln!(out, "decode:          no decode steps")?,
+    }
+    Ok(())
+}

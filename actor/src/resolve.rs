@@ -1,0 +1,135 @@
+//! `--model` resolution: a local folder, an HF repo id (local HF cache first, download only when
+//! online and allowed), or `synthetic:<preset>`.
+
+use std::path::{Path, PathBuf};
+
+use crate::engine::weights::{INDEX_FILE, SINGLE_FILE};
+use crate::error::{Error, Result};
+
+/// Where a model's files come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelSource {
+    /// A folder holding `config.json`, `tokenizer.json` and the safetensors.
+    Dir(PathBuf),
+    /// Random weights of a preset's exact shape.
+    Synthetic { preset: String },
+}
+
+/// Whether [`resolve`] may download from the Hub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Download {
+    Allowed,
+    Forbidden,
+}
+
+impl Download {
+    /// `Forbidden` when `HF_HUB_OFFLINE` is set to a true value, as huggingface_hub does.
+    pub fn from_env() -> Self {
+        match std::env::var("HF_HUB_OFFLINE").map(|v| v.to_ascii_lowercase()) {
+            Ok(v) if matches!(v.as_str(), "1" | "true" | "yes" | "on") => Download::Forbidden,
+            _ => Download::Allowed,
+        }
+    }
+}
+
+/// The HF hub cache: `HF_HUB_CACHE`, else `$HF_HOME/hub`, else `~/.cache/huggingface/hub`.
+fn hub_cache() -> hf_hub::Cache {
+    match std::env::var_os("HF_HUB_CACHE") {
+        Some(p) => hf_hub::Cache::new(PathBuf::from(p)),
+        None => hf_hub::Cache::from_env(),
+    }
+}
+
+fn looks_like_repo_id(spec: &str) -> bool {
+    let parts: Vec<&str> = spec.split('/').collect();
+    parts.len() == 2
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && !p.starts_with('.')
+                && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        })
+}
+
+/// Files a folder needs besides the weights.
+const REQUIRED: &[&str] = &["config.json", "tokenizer.json"];
+
+fn is_model_dir(dir: &Path) -> bool {
+    REQUIRED.iter().all(|f| dir.join(f).is_file())
+        && (dir.join(SINGLE_FILE).is_file() || dir.join(INDEX_FILE).is_file())
+}
+
+/// Resolves a `--model` value. Errors list every place that was tried.
+pub fn resolve(spec: &str, download: Download) -> Result<ModelSource> {
+    if let Some(preset) = spec.strip_prefix("synthetic:") {
+        crate::engine::synthetic::preset_config(preset)?;
+        return Ok(ModelSource::Synthetic { preset: preset.into() });
+    }
+    let mut looked = Vec::new();
+    let local = Path::new(spec);
+    if local.is_dir() {
+        // A folder given explicitly is used as is; its missing files are reported when loading.
+        return Ok(ModelSource::Dir(local.into()));
+    }
+    looked.push(format!("local folder {} (does not exist)", local.display()));
+    if !looks_like_repo_id(spec) {
+        looked.push("not an HF repo id (owner/name) and not synthetic:<preset>".into());
+        return Err(Error::ModelNotFound { spec: spec.into(), looked });
+    }
+    let cache = hub_cache();
+    let repo = cache.model(spec.to_string());
+    match repo.get("config.json").and_then(|p| p.parent().map(Path::to_path_buf)) {
+        Some(snapshot) if is_model_dir(&snapshot) => return Ok(ModelSource::Dir(snapshot)),
+        Some(snapshot) => looked.push(format!("HF cache snapshot {} (incomplete: needs {} and weights)", snapshot.display(), REQUIRED.join(", "))),
+        None => looked.push(format!("HF cache {} (no snapshot of {spec})", cache.path().display())),
+    }
+    if download == Download::Forbidden {
+        looked.push("Hugging Face Hub (not tried: HF_HUB_OFFLINE is set)".into());
+        return Err(Error::ModelNotFound { spec: spec.into(), looked });
+    }
+    match fetch_from_hub(spec) {
+        Ok(dir) => Ok(ModelSource::Dir(dir)),
+        Err(e) => {
+            looked.push(format!("Hugging Face Hub ({e})"));
+            Err(Error::ModelNotFound { spec: spec.into(), looked })
+        }
+    }
+}
+
+fn fetch_from_hub(repo_id: &str) -> std::result::Result<PathBuf, String> {
+    let mut builder = hf_hub::api::sync::ApiBuilder::from_env().with_progress(true);
+    if let Some(p) = std::env::var_os("HF_HUB_CACHE") {
+        builder = builder.with_cache_dir(PathBuf::from(p));
+    }
+    let api = builder.build().map_err(|e| e.to_string())?;
+    let repo = api.model(repo_id.to_string());
+    let config = repo.get("config.json").map_err(|e| e.to_string())?;
+    repo.get("tokenizer.json").map_err(|e| e.to_string())?;
+    if repo.get(SINGLE_FILE).is_err() {
+        let index = repo.get(INDEX_FILE).map_err(|e| format!("neither {SINGLE_FILE} nor {INDEX_FILE}: {e}"))?;
+        let text = std::fs::read_to_string(&index).map_err(|e| e.to_string())?;
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+        let mut shards: Vec<String> = v["weight_map"]
+            .as_object()
+            .map(|m| m.values().filter_map(|s| s.as_str().map(String::from)).collect())
+            .unwrap_or_default();
+        shards.sort();
+        shards.dedup();
+        for s in shards {
+            repo.get(&s).map_err(|e| e.to_string())?;
+        }
+    }
+    config.parent().map(Path::to_path_buf).ok_or_else(|| "snapshot has no folder".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repo_ids() {
+        assert!(looks_like_repo_id("meta-llama/Llama-3.2-1B"));
+        assert!(!looks_like_repo_id("./models/x"));
+        assert!(!looks_like_repo_id("a/b/c"));
+        assert!(!looks_like_repo_id("/abs"));
+    }
+}
