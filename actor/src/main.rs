@@ -4,7 +4,7 @@ use std::io::Write;
 
 use anyhow::Context;
 use casrap_actor::engine::{self, generate, sampling::Sampling};
-use casrap_actor::resolve::{self, Download};
+use casrap_actor::resolve::Resolver;
 use clap::{Parser, Subcommand};
 
 /// CASRAP actor: runs LLaMA-family models and (soon) pruning episodes against a learner.
@@ -72,7 +72,7 @@ fn run_generate(args: GenerateArgs) -> anyhow::Result<()> {
         anyhow::ensure!(n > 0, "--threads must be positive, got {n}");
         tch::set_num_threads(n);
     }
-    let source = resolve::resolve(&args.model, Download::from_env())?;
+    let source = Resolver::from_env().resolve(&args.model)?;
     let t0 = std::time::Instant::now();
     let loaded = engine::load(&source, kind, device, args.seed)
         .with_context(|| format!("loading model {}", engine::describe(&source)))?;

@@ -15,7 +15,7 @@ pub enum ModelSource {
     Synthetic { preset: String },
 }
 
-/// Whether [`resolve`] may download from the Hub.
+/// Whether [`Resolver`] may download from the Hub.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Download {
     Allowed,
@@ -32,11 +32,27 @@ impl Download {
     }
 }
 
-/// The HF hub cache: `HF_HUB_CACHE`, else `$HF_HOME/hub`, else `~/.cache/huggingface/hub`.
-fn hub_cache() -> hf_hub::Cache {
-    match std::env::var_os("HF_HUB_CACHE") {
-        Some(p) => hf_hub::Cache::new(PathBuf::from(p)),
-        None => hf_hub::Cache::from_env(),
+/// Resolves `--model` values against one HF cache folder and download policy.
+#[derive(Debug, Clone)]
+pub struct Resolver {
+    pub hub_cache: PathBuf,
+    pub download: Download,
+}
+
+impl Resolver {
+    /// The HF hub cache (`HF_HUB_CACHE`, else `$HF_HOME/hub`, else `~/.cache/huggingface/hub`)
+    /// and [`Download::from_env`].
+    pub fn from_env() -> Self {
+        let hub_cache = match std::env::var_os("HF_HUB_CACHE") {
+            Some(p) => PathBuf::from(p),
+            None => hf_hub::Cache::from_env().path().clone(),
+        };
+        Self { hub_cache, download: Download::from_env() }
+    }
+
+    /// Resolves a `--model` value. Errors list every place that was tried.
+    pub fn resolve(&self, spec: &str) -> Result<ModelSource> {
+        resolve_in(spec, &self.hub_cache, self.download)
     }
 }
 
@@ -58,8 +74,7 @@ fn is_model_dir(dir: &Path) -> bool {
         && (dir.join(SINGLE_FILE).is_file() || dir.join(INDEX_FILE).is_file())
 }
 
-/// Resolves a `--model` value. Errors list every place that was tried.
-pub fn resolve(spec: &str, download: Download) -> Result<ModelSource> {
+fn resolve_in(spec: &str, hub_cache: &Path, download: Download) -> Result<ModelSource> {
     if let Some(preset) = spec.strip_prefix("synthetic:") {
         crate::engine::synthetic::preset_config(preset)?;
         return Ok(ModelSource::Synthetic { preset: preset.into() });
@@ -75,7 +90,7 @@ pub fn resolve(spec: &str, download: Download) -> Result<ModelSource> {
         looked.push("not an HF repo id (owner/name) and not synthetic:<preset>".into());
         return Err(Error::ModelNotFound { spec: spec.into(), looked });
     }
-    let cache = hub_cache();
+    let cache = hf_hub::Cache::new(hub_cache.to_path_buf());
     let repo = cache.model(spec.to_string());
     match repo.get("config.json").and_then(|p| p.parent().map(Path::to_path_buf)) {
         Some(snapshot) if is_model_dir(&snapshot) => return Ok(ModelSource::Dir(snapshot)),
@@ -86,7 +101,7 @@ pub fn resolve(spec: &str, download: Download) -> Result<ModelSource> {
         looked.push("Hugging Face Hub (not tried: HF_HUB_OFFLINE is set)".into());
         return Err(Error::ModelNotFound { spec: spec.into(), looked });
     }
-    match fetch_from_hub(spec) {
+    match fetch_from_hub(spec, hub_cache) {
         Ok(dir) => Ok(ModelSource::Dir(dir)),
         Err(e) => {
             looked.push(format!("Hugging Face Hub ({e})"));
@@ -95,12 +110,12 @@ pub fn resolve(spec: &str, download: Download) -> Result<ModelSource> {
     }
 }
 
-fn fetch_from_hub(repo_id: &str) -> std::result::Result<PathBuf, String> {
-    let mut builder = hf_hub::api::sync::ApiBuilder::from_env().with_progress(true);
-    if let Some(p) = std::env::var_os("HF_HUB_CACHE") {
-        builder = builder.with_cache_dir(PathBuf::from(p));
-    }
-    let api = builder.build().map_err(|e| e.to_string())?;
+fn fetch_from_hub(repo_id: &str, hub_cache: &Path) -> std::result::Result<PathBuf, String> {
+    let api = hf_hub::api::sync::ApiBuilder::from_env()
+        .with_cache_dir(hub_cache.to_path_buf())
+        .with_progress(true)
+        .build()
+        .map_err(|e| e.to_string())?;
     let repo = api.model(repo_id.to_string());
     let config = repo.get("config.json").map_err(|e| e.to_string())?;
     repo.get("tokenizer.json").map_err(|e| e.to_string())?;
