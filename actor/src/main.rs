@@ -19,6 +19,58 @@ struct Cli {
 enum Command {
     /// Generate text from a prompt and print prefill and decode timing.
     Generate(GenerateArgs),
+    /// Time fixed-length greedy decode (EOS ignored) and print one JSON object (used by
+    /// scripts/bench-engine to compare with Hugging Face).
+    BenchDecode(BenchArgs),
+    /// Write a synthetic preset's random weights as an HF folder (config.json, model.safetensors).
+    ExportSynthetic(ExportArgs),
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// Model, as for `generate`.
+    #[arg(long, default_value = "synthetic:tiny")]
+    model: String,
+    /// Comma-separated prompt token ids.
+    #[arg(long, value_delimiter = ',', required = true)]
+    prompt_ids: Vec<u32>,
+    /// New tokens per run (decode steps = this - 1).
+    #[arg(long, default_value_t = 64)]
+    new_tokens: usize,
+    /// Untimed warm-up generations before the timed ones.
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
+    /// Timed generations.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Weight and activation dtype: f32, bf16 or f16.
+    #[arg(long, default_value = "f32")]
+    dtype: String,
+    /// Device: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Seed for synthetic weights.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Intra-op CPU threads (default: torch's choice).
+    #[arg(long, env = "CASRAP_THREADS")]
+    threads: Option<i32>,
+}
+
+#[derive(clap::Args)]
+struct ExportArgs {
+    /// Preset name (tiny, llama-3.2-1b).
+    #[arg(long)]
+    preset: String,
+    /// Seed of the random weights (the same seed as `--model synthetic:<preset> --seed`).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Storage dtype: f32, bf16 or f16.
+    #[arg(long, default_value = "bf16")]
+    dtype: String,
+    /// Output folder.
+    #[arg(long)]
+    out: std::path::PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -61,17 +113,64 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Generate(args) => run_generate(args),
+        Command::BenchDecode(args) => run_bench(args),
+        Command::ExportSynthetic(args) => {
+            let kind = engine::parse_dtype(&args.dtype)?;
+            engine::synthetic::export(&args.preset, args.seed, kind, &args.out)?;
+            println!("wrote {}", args.out.display());
+            Ok(())
+        }
     }
+}
+
+fn set_threads(threads: Option<i32>) -> anyhow::Result<()> {
+    if let Some(n) = threads {
+        anyhow::ensure!(n > 0, "--threads must be positive, got {n}");
+        tch::set_num_threads(n);
+    }
+    Ok(())
+}
+
+fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
+    let kind = engine::parse_dtype(&args.dtype)?;
+    let device = engine::parse_device(&args.device)?;
+    set_threads(args.threads)?;
+    anyhow::ensure!(args.runs > 0, "--runs must be at least 1");
+    let source = Resolver::from_env().resolve(&args.model)?;
+    let loaded = engine::load(&source, kind, device, args.seed)
+        .with_context(|| format!("loading model {}", engine::describe(&source)))?;
+    let opts = generate::GenerateOptions { max_new_tokens: args.new_tokens, sampling: Sampling::Greedy, ignore_eos: true };
+    for _ in 0..args.warmup {
+        generate::generate(&loaded.model, &args.prompt_ids, &opts)?;
+    }
+    let mut runs = Vec::with_capacity(args.runs);
+    for _ in 0..args.runs {
+        let g = generate::generate(&loaded.model, &args.prompt_ids, &opts)?;
+        runs.push(serde_json::json!({
+            "prefill_ms": g.prefill.as_secs_f64() * 1e3,
+            "decode_steps": g.decode_steps,
+            "decode_s": g.decode.as_secs_f64(),
+            "tokens": g.tokens,
+        }));
+    }
+    let report = serde_json::json!({
+        "model": engine::describe(&source),
+        "dtype": args.dtype,
+        "device": args.device,
+        "threads": tch::get_num_threads(),
+        "params": loaded.model.config().num_parameters(),
+        "weight_bytes_per_token": loaded.model.weight_bytes_per_token(),
+        "runs": runs,
+    });
+    println!("{report}");
+    Ok(())
 }
 
 fn run_generate(args: GenerateArgs) -> anyhow::Result<()> {
     let kind = engine::parse_dtype(&args.dtype)?;
     let device = engine::parse_device(&args.device)?;
     let sampling = Sampling::new(args.temperature, args.top_p, args.seed)?;
-    if let Some(n) = args.threads {
-        anyhow::ensure!(n > 0, "--threads must be positive, got {n}");
-        tch::set_num_threads(n);
-    }
+    set_threads(args.threads)?;
     let source = Resolver::from_env().resolve(&args.model)?;
     let t0 = std::time::Instant::now();
     let loaded = engine::load(&source, kind, device, args.seed)

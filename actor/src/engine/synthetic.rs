@@ -4,8 +4,11 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tch::{Device, Kind, Tensor};
 
+use std::path::Path;
+
 use super::config::{Config, LlamaConfig};
-use super::model::ParamSource;
+use super::model::{hf_parameter_shapes, ParamSource};
+use super::weights::{save_safetensors, SINGLE_FILE};
 use crate::error::{Error, Result};
 
 /// Shapes `synthetic:<preset>` knows.
@@ -65,4 +68,25 @@ impl ParamSource for RandomParams {
     fn has(&self, _name: &str) -> bool {
         true
     }
+}
+
+/// Writes a preset's random weights as an HF folder (`config.json`, `model.safetensors`) in
+/// `kind`, so other engines can load exactly the model `synthetic:<preset>` builds from `seed`.
+pub fn export(preset_name: &str, seed: u64, kind: Kind, out: &Path) -> Result<()> {
+    let mut hf = preset_config(preset_name)?;
+    let cfg = hf.resolve(format!("synthetic:{preset_name}").as_ref())?;
+    hf.torch_dtype = Some(match kind {
+        Kind::BFloat16 => "bfloat16",
+        Kind::Half => "float16",
+        _ => "float32",
+    }.into());
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let params = RandomParams { seed };
+    let tensors = hf_parameter_shapes(&cfg)
+        .into_iter()
+        .map(|(name, shape)| Ok((name.clone(), params.get(&name, &shape, kind, Device::Cpu)?)))
+        .collect::<Result<Vec<_>>>()?;
+    save_safetensors(&out.join(SINGLE_FILE), &tensors)?;
+    let json = serde_json::to_string_pretty(&hf).map_err(|source| Error::Json { path: out.join("config.json"), source })?;
+    std::fs::write(out.join("config.json"), json + "\n").map_err(|e| Error::io(out.join("config.json"), e))
 }

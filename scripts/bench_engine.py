@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""Decode speed of our engine vs Hugging Face `generate` on the same model, in one run.
+
+Run through scripts/bench-engine. Both engines run the same weights: each case's synthetic preset is
+exported once (by `casrap-actor export-synthetic`, same seed and dtype) to an HF folder that HF loads,
+while our engine builds the identical tensors from the seed. Batch 1, greedy, EOS ignored,
+fixed-length decode, prompt and new-token counts equal for both. Decode tokens/s counts the forward
+passes after the first new token, over the time from the first new token to the last, for both
+engines (HF's time points come from a streamer). Order is ABBA (ours, HF, HF, ours), each block
+after its own warm-up. The ceiling is the read bandwidth of a large f32 reduction measured in this
+run divided by the weight bytes read per decoded token. Raw records go to runs/bench-engine-*.json.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from transformers import LlamaForCausalLM
+
+CASES = {
+    "tiny-f32": ("tiny", "f32", torch.float32, 5.0, None),
+    "1b-f32": ("llama-3.2-1b", "f32", torch.float32, 1.2, 0.85),
+    "1b-bf16": ("llama-3.2-1b", "bf16", torch.bfloat16, 1.2, 0.70),
+}
+
+
+def read_bandwidth(device: str, reps: int = 7) -> float:
+    x = torch.ones(256 * 1024 * 1024, dtype=torch.float32, device=device)  # 1 GiB
+    sync = (lambda: torch.cuda.synchronize()) if device.startswith("cuda") else (lambda: None)
+    times = []
+    for _ in range(reps + 2):
+        sync()
+        t = time.perf_counter()
+        x.sum().item()
+        sync()
+        times.append(time.perf_counter() - t)
+    del x
+    return 256 * 1024 * 1024 * 4 / statistics.median(times[2:])
+
+
+class Clock:
+    """HF streamer that timestamps the prompt and every new token."""
+
+    def __init__(self, device: str):
+        self.t = []
+        self.cuda = device.startswith("cuda")
+
+    def put(self, _value):
+        if self.cuda:
+            torch.cuda.synchronize()
+        self.t.append(time.perf_counter())
+
+    def end(self):
+        pass
+
+
+def hf_runs(model, ids, new_tokens, warmup, runs, device):
+    x = torch.tensor([ids], device=device)
+    out = []
+    for i in range(warmup + runs):
+        clock = Clock(device)
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            gen = model.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=new_tokens,
+                                 min_new_tokens=new_tokens, do_sample=False, streamer=clock, pad_token_id=0)
+        t = clock.t  # t[0]: prompt, t[1]: first new token, t[-1]: last
+        if i >= warmup:
+            out.append({"prefill_ms": (t[1] - t0) * 1e3, "decode_steps": len(t) - 2,
+                        "decode_s": t[-1] - t[1], "tokens": gen[0, len(ids):].tolist()})
+    return out
+
+
+def ours_runs(binary, preset, dtype, ids, new_tokens, warmup, runs, threads, device, seed):
+    cmd = [binary, "bench-decode", "--model", f"synthetic:{preset}", "--seed", str(seed), "--dtype", dtype,
+           "--device", device, "--threads", str(threads), "--new-tokens", str(new_tokens),
+           "--warmup", str(warmup), "--runs", str(runs), "--prompt-ids", ",".join(map(str, ids))]
+    res = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return json.loads(res.stdout)
+
+
+def tps(r):
+    return r["decode_steps"] / r["decode_s"]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--cases", default=",".join(CASES))
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--prompt-tokens", type=int, default=32)
+    ap.add_argument("--new-tokens", type=int, default=64)
+    ap.add_argument("--runs", type=int, default=3, help="timed runs per block (4 blocks: ABBA)")
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cache", default=os.environ.get("CASRAP_BENCH_CACHE",
+                    os.path.join(os.environ.get("CASRAP_CACHE", os.path.expanduser("~/.cache/casrap")), "bench-models")))
+    ap.add_argument("--out", default="runs")
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    bw = read_bandwidth(args.device)
+    print(f"read bandwidth (1 GiB f32 sum, {args.device}, {args.threads} threads): {bw / 1e9:.1f} GB/s", flush=True)
+    record = {"device": args.device, "threads": args.threads, "read_bandwidth_bytes_s": bw,
+              "prompt_tokens": args.prompt_tokens, "new_tokens": args.new_tokens, "cases": {}}
+    rows = []
+    for name in args.cases.split(","):
+        preset, dtype, tdtype, min_ratio, min_ceiling = CASES[name]
+        folder = Path(args.cache) / f"{preset}-seed{args.seed}-{dtype}"
+        if not (folder / "model.safetensors").exists():
+            print(f"[{name}] exporting {folder}", flush=True)
+            subprocess.run([args.bin, "export-synthetic", "--preset", preset, "--seed", str(args.seed),
+                            "--dtype", dtype, "--out", str(folder)], check=True, stdout=subprocess.DEVNULL)
+        cfg = json.loads((folder / "config.json").read_text())
+        vocab = cfg["vocab_size"]
+        ids = [(i * 7919 + 13) % (vocab - 3) + 3 for i in range(args.prompt_tokens)]
+        print(f"[{name}] loading HF model", flush=True)
+        model = LlamaForCausalLM.from_pretrained(folder, dtype=tdtype).to(args.device).eval()
+        model.generation_config.eos_token_id = None
+        common = (ids, args.new_tokens, args.warmup, args.runs)
+        print(f"[{name}] ours / HF / HF / ours", flush=True)
+        a1 = ours_runs(args.bin, preset, dtype, *common, args.threads, args.device, args.seed)
+        b1 = hf_runs(model, *common, args.device)
+        b2 = hf_runs(model, *common, args.device)
+        a2 = ours_runs(args.bin, preset, dtype, *common, args.threads, args.device, args.seed)
+        del model
+        ours = a1["runs"] + a2["runs"]
+        hf = b1 + b2
+        wbytes = a1["weight_bytes_per_token"]
+        record["cases"][name] = {"preset": preset, "dtype": dtype, "weight_bytes_per_token": wbytes,
+                                 "ours": ours, "hf": hf}
+        o = statistics.median(map(tps, ours))
+        h = statistics.median(map(tps, hf))
+        ceiling = bw / wbytes
+        same = all(r["tokens"] == hf[0]["tokens"] for r in ours)
+        rows.append((name, o, min(map(tps, ours)), max(map(tps, ours)), h, o / h, ceiling, o / ceiling,
+                     statistics.median(r["prefill_ms"] for r in ours), statistics.median(r["prefill_ms"] for r in hf),
+                     same, min_ratio, min_ceiling))
+
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    out = Path(args.out) / f"bench-engine-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.write_text(json.dumps(record, indent=1))
+    print()
+    print(f"decode tokens/s, batch 1, greedy, {args.prompt_tokens}-token prompt, {args.new_tokens} new tokens, "
+          f"{args.threads} threads, {args.device}; medians of {2 * args.runs} runs each (ABBA)")
+    print("| case | ours tok/s (min-max) | HF tok/s | ours/HF | ceiling tok/s | ours/ceiling | prefill ms ours / HF | same greedy tokens | target |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for (name, o, lo, hi, h, ratio, ceil, frac, po, ph, same, min_ratio, min_ceil) in rows:
+        target = f">= {min_ratio}x HF" + (f", >= {min_ceil:.0%} ceiling" if min_ceil else "")
+        ok = ratio >= min_ratio and (min_ceil is None or frac >= min_ceil)
+        print(f"| {name} | {o:.1f} ({lo:.1f}-{hi:.1f}) | {h:.1f} | {ratio:.2f}x | {ceil:.1f} | {frac:.0%} | "
+              f"{po:.1f} / {ph:.1f} | {'yes' if same else 'no'} | {target}: {'met' if ok else 'NOT met'} |")
+    print(f"\nraw records: {out}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
