@@ -126,7 +126,7 @@ fn main() -> anyhow::Result<()> {
 fn set_threads(threads: Option<i32>) -> anyhow::Result<()> {
     if let Some(n) = threads {
         anyhow::ensure!(n > 0, "--threads must be positive, got {n}");
-        tch::set_num_threads(n);
+        engine::gemv::set_threads(n as usize);
     }
     Ok(())
 }
@@ -157,7 +157,7 @@ fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
         "model": engine::describe(&source),
         "dtype": args.dtype,
         "device": args.device,
-        "threads": tch::get_num_threads(),
+        "threads": engine::gemv::threads(),
         "params": loaded.model.config().num_parameters(),
         "weight_bytes_per_token": loaded.model.weight_bytes_per_token(),
         "runs": runs,

@@ -297,3 +297,34 @@ fn bad_generation_arguments_are_rejected() {
     }
     assert!(engine::parse_device("tpu").is_err());
 }
+
+/// The torch-free CPU decode step (f32, batch 1) against the torch path on the same weights.
+#[test]
+fn cpu_decode_path_matches_torch_path() {
+    let fast = load(&fixture(), Kind::Float).expect("fixture loads");
+    let mut slow = load(&fixture(), Kind::Float).expect("fixture loads");
+    if !engine::gemv::enabled() {
+        assert!(!fast.model.uses_cpu_decode());
+        eprintln!("no AVX2/AVX-512: only the torch path exists here");
+        return;
+    }
+    assert!(fast.model.uses_cpu_decode(), "f32 on CPU should take the torch-free decode path");
+    slow.model.disable_cpu_decode();
+    assert!(!slow.model.uses_cpu_decode());
+    let ids = &expected().0.inputs[1].ids;
+    let opts = generate::GenerateOptions { max_new_tokens: 48, sampling: Sampling::Greedy, ignore_eos: true };
+    let a = generate::generate(&fast.model, ids, &opts).expect("fast");
+    let b = generate::generate(&slow.model, ids, &opts).expect("slow");
+    assert_eq!(a.tokens, b.tokens);
+    let _g = tch::no_grad_guard();
+    let t = |s: &[u32]| Tensor::from_slice(&s.iter().map(|&x| x as i64).collect::<Vec<_>>()).view([1, -1]);
+    let (mut ca, mut cb) = (fast.model.new_cache(1, 64), slow.model.new_cache(1, 64));
+    let _ = fast.model.forward(&t(ids), &mut ca, Logits::Last);
+    let _ = slow.model.forward(&t(ids), &mut cb, Logits::Last);
+    for &tok in &a.tokens[..20] {
+        let la = fast.model.forward(&t(&[tok]), &mut ca, Logits::Last);
+        let lb = slow.model.forward(&t(&[tok]), &mut cb, Logits::Last);
+        let diff = max_abs_diff(&la, &lb);
+        assert!(diff <= 1e-4, "decode step differs from the torch path by {diff}");
+    }
+}

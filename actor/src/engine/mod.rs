@@ -1,6 +1,8 @@
 //! The LLaMA inference engine (tch): config, weights, model, KV cache, RoPE, sampling, generation.
 
 pub mod config;
+mod cpu_decode;
+pub mod gemv;
 pub mod generate;
 pub mod model;
 pub mod rope;

@@ -10,51 +10,46 @@
 use tch::{Device, Kind, Tensor};
 
 use super::config::Config;
+use super::cpu_decode::DecodePlan;
+use super::gemv;
 use super::rope;
 use super::weights::SafeTensorFiles;
 use crate::error::Result;
 
-/// A bias-free linear layer. The weight is kept in whichever layout is fastest for the dtype on
-/// CPU: `[in, out]` (pre-transposed, for `x @ W`) for f32/f64, HF's `[out, in]` (for `linear`)
-/// otherwise; see `scripts/microbench_linear.py` for the measurement behind this choice.
+/// A bias-free linear layer holding HF's `[out, in]` weight, contiguous. A single row on CPU (batch-1
+/// decode) goes through [`gemv`], everything else through torch.
 #[derive(Debug)]
 pub struct Linear {
     weight: Tensor,
-    transposed: bool,
 }
 
 impl Linear {
     /// Wraps an HF-layout `[out, in]` weight.
     pub fn new(weight_out_in: Tensor) -> Self {
-        let transposed = matches!(weight_out_in.kind(), Kind::Float | Kind::Double);
-        let weight = if transposed { weight_out_in.tr().contiguous() } else { weight_out_in.contiguous() };
-        Self { weight, transposed }
+        Self { weight: weight_out_in.contiguous() }
     }
 
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        if self.transposed {
-            x.matmul(&self.weight)
-        } else {
-            x.linear::<&Tensor>(&self.weight, None)
+        if x.numel() == self.in_features() {
+            if let Some(y) = gemv::gemv(&self.weight, x) {
+                return y;
+            }
         }
+        x.linear::<&Tensor>(&self.weight, None)
     }
 
-    /// Rows of the HF `[out, in]` weight (an embedding lookup when this is a tied LM head).
+    /// Rows of the weight (an embedding lookup when this is a tied LM head).
     pub fn rows(&self, ids: &Tensor) -> Tensor {
-        if self.transposed {
-            self.weight.index_select(1, ids).tr()
-        } else {
-            self.weight.index_select(0, ids)
-        }
+        self.weight.index_select(0, ids)
     }
 
-    /// The weight in HF `[out, in]` layout (a view, no copy).
-    pub fn weight_out_in(&self) -> Tensor {
-        if self.transposed {
-            self.weight.tr()
-        } else {
-            self.weight.shallow_clone()
-        }
+    /// The `[out, in]` weight.
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
+    pub fn in_features(&self) -> usize {
+        self.weight.size()[1] as usize
     }
 
     pub fn bytes(&self) -> usize {
@@ -173,6 +168,25 @@ pub struct Block {
 }
 
 impl Block {
+    pub(crate) fn input_norm_weight(&self) -> &Tensor {
+        &self.input_norm.weight
+    }
+    pub(crate) fn post_norm_weight(&self) -> &Tensor {
+        &self.post_norm.weight
+    }
+    pub(crate) fn qkv_weight(&self) -> &Tensor {
+        self.attn.qkv.weight()
+    }
+    pub(crate) fn o_weight(&self) -> &Tensor {
+        self.attn.o.weight()
+    }
+    pub(crate) fn gate_up_weight(&self) -> &Tensor {
+        self.mlp.gate_up.weight()
+    }
+    pub(crate) fn down_weight(&self) -> &Tensor {
+        self.mlp.down.weight()
+    }
+
     pub fn forward(&self, x: &Tensor, layer_cache: &mut (Tensor, Tensor), pos: i64, tables: &StepTables) -> Tensor {
         let h = x + self.attn.forward(&self.input_norm.forward(x), layer_cache, pos, tables);
         let m = self.mlp.forward(&self.post_norm.forward(&h));
@@ -206,6 +220,15 @@ impl KvCache {
     pub fn capacity(&self) -> usize {
         self.capacity
     }
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+    pub(crate) fn layers_mut(&mut self) -> &mut [(Tensor, Tensor)] {
+        &mut self.layers
+    }
+    pub(crate) fn advance(&mut self, n: usize) {
+        self.len += n;
+    }
     /// Forgets every cached position (the buffers are reused).
     pub fn reset(&mut self) {
         self.len = 0;
@@ -222,7 +245,6 @@ pub enum Logits {
 }
 
 /// A LLaMA causal language model.
-#[derive(Debug)]
 pub struct Llama {
     cfg: Config,
     embed: Linear,
@@ -236,6 +258,17 @@ pub struct Llama {
     sin_scale: Tensor,
     kind: Kind,
     device: Device,
+    /// Torch-free batch-1 decode for f32 on CPU (see [`cpu_decode`]); `None` elsewhere.
+    decode_plan: Option<DecodePlan>,
+}
+
+/// Borrowed parts of a model, for the CPU decode plan.
+pub(crate) struct Parts<'a> {
+    pub embed: &'a Tensor,
+    pub head: &'a Tensor,
+    pub norm: &'a Tensor,
+    pub layers: &'a [Block],
+    pub inv_freq: &'a Tensor,
 }
 
 /// Where model parameters come from: HF files, or anything else that yields HF-named tensors.
@@ -285,6 +318,9 @@ impl Llama {
     /// Builds the model from HF-named parameters (`model.layers.N.self_attn.q_proj.weight`, ...).
     pub fn load(cfg: &Config, params: &impl ParamSource, kind: Kind, device: Device) -> Result<Self> {
         let _guard = tch::no_grad_guard();
+        if device == Device::Cpu {
+            gemv::ensure_configured();
+        }
         let (d, f) = (cfg.hidden_size as i64, cfg.intermediate_size as i64);
         let (nh, nkv, hd) = (cfg.num_heads as i64, cfg.num_kv_heads as i64, cfg.head_dim as i64);
         let get = |name: &str, shape: &[i64]| params.get(name, shape, kind, device);
@@ -324,7 +360,7 @@ impl Llama {
         let cos_scale = Tensor::from_slice(&head_scale).view([1, nh + nkv, 1]).to_device(device);
         let sign: Vec<f32> = (0..hd).map(|j| if j < hd / 2 { -1.0 } else { 1.0 }).collect();
         let sin_scale = &cos_scale * Tensor::from_slice(&sign).view([1, 1, hd]).to_device(device);
-        Ok(Self {
+        let mut model = Self {
             cfg: cfg.clone(),
             embed,
             lm_head,
@@ -335,7 +371,34 @@ impl Llama {
             sin_scale,
             kind,
             device,
-        })
+            decode_plan: None,
+        };
+        // SAFETY: the plan lives in `model` beside the tensors it views; every method that replaces
+        // a weight takes `&mut self` and drops or rebuilds the plan.
+        #[allow(unsafe_code)]
+        let plan = unsafe { DecodePlan::build(&model) };
+        model.decode_plan = plan;
+        Ok(model)
+    }
+
+    pub(crate) fn parts(&self) -> Parts<'_> {
+        Parts {
+            embed: self.embed.weight(),
+            head: self.lm_head.as_ref().unwrap_or(&self.embed).weight(),
+            norm: &self.norm.weight,
+            layers: &self.layers,
+            inv_freq: &self.inv_freq,
+        }
+    }
+
+    /// Turns the torch-free CPU decode path off (so tests can compare it with the torch path).
+    pub fn disable_cpu_decode(&mut self) {
+        self.decode_plan = None;
+    }
+
+    /// Whether one-token steps take the torch-free CPU path.
+    pub fn uses_cpu_decode(&self) -> bool {
+        self.decode_plan.is_some()
     }
 
     pub fn config(&self) -> &Config {
@@ -389,10 +452,20 @@ impl Llama {
         let (b, t) = (tokens.size()[0], tokens.size()[1] as usize);
         assert_eq!(b as usize, cache.batch, "batch does not match the cache");
         assert!(cache.len + t <= cache.capacity, "KV cache capacity {} exceeded", cache.capacity);
+        if t == 1 && b == 1 && logits == Logits::Last {
+            if let Some(plan) = &self.decode_plan {
+                let token = tokens.reshape([-1]).int64_value(&[0]);
+                if let Some(out) = usize::try_from(token).ok().and_then(|tok| plan.step(self, tok, cache)) {
+                    return out;
+                }
+            }
+        }
         let pos = cache.len;
+        // Prefill is compute-bound GEMM: torch gets the whole CPU thread budget for it.
+        let _threads = (t > 1 && self.device == Device::Cpu).then(gemv::TorchThreads::lend);
         let tables = self.tables(pos, t);
         let ids = tokens.reshape([-1]);
-        let mut x = self.embed.rows(&ids).contiguous().view([b, t as i64, -1]);
+        let mut x = self.embed.rows(&ids).view([b, t as i64, -1]);
         for (block, layer_cache) in self.layers.iter().zip(cache.layers.iter_mut()) {
             x = block.forward(&x, layer_cache, pos as i64, &tables);
         }

@@ -1,0 +1,192 @@
+//! One decode step (batch 1, one token) of an f32 model on CPU without torch ops.
+//!
+//! At batch 1 a small model spends more time dispatching torch ops (about 60 per layer, each a few
+//! microseconds) than computing. This path runs the same arithmetic as [`Llama::forward`] on plain
+//! `f32` buffers: RMSNorm, the fused projections through [`gemv`], RoPE, grouped-query attention
+//! over the KV cache (written in place), SwiGLU. It reads the same weight and cache tensors, so the
+//! two paths interleave freely (prefill through torch, decode here). Tests hold it to the torch path
+//! and to Hugging Face.
+
+#![allow(unsafe_code)]
+
+use tch::{Device, Kind, Tensor};
+
+use super::gemv::{self, WeightView};
+use super::model::{KvCache, Llama};
+
+/// `t` as a slice when it is a contiguous f32 CPU tensor.
+///
+/// # Safety
+/// The caller keeps `t` alive and unwritten for as long as the slice is used (the lifetime is free).
+unsafe fn f32_slice<'a>(t: &Tensor) -> Option<&'a [f32]> {
+    if t.kind() != Kind::Float || t.device() != Device::Cpu || !t.is_contiguous() {
+        return None;
+    }
+    Some(std::slice::from_raw_parts(t.data_ptr() as *const f32, t.numel()))
+}
+
+/// `t` as a mutable slice (see [`f32_slice`]); the KV cache is written only by one model call at a time.
+fn f32_slice_mut(t: &mut Tensor) -> Option<&mut [f32]> {
+    if t.kind() != Kind::Float || t.device() != Device::Cpu || !t.is_contiguous() {
+        return None;
+    }
+    // SAFETY: as above, and `&mut Tensor` gives this call exclusive use of the storage.
+    Some(unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut f32, t.numel()) })
+}
+
+fn rms_norm(x: &[f32], w: &[f32], eps: f64, out: &mut [f32]) {
+    let var = x.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>() / x.len() as f64;
+    let r = (1.0 / (var + eps).sqrt()) as f32;
+    for ((o, &v), &g) in out.iter_mut().zip(x).zip(w) {
+        *o = g * (v * r);
+    }
+}
+
+struct LayerViews {
+    input_norm: &'static [f32],
+    post_norm: &'static [f32],
+    qkv: WeightView<'static>,
+    o: WeightView<'static>,
+    gate_up: WeightView<'static>,
+    down: WeightView<'static>,
+}
+
+/// Views of a model's weight tensors, built once when the model is built.
+///
+/// The views point into tensors the [`Llama`] owns. It keeps this plan in a field next to them and
+/// rebuilds or drops it whenever it replaces a weight (which takes `&mut self`), so the views
+/// never outlive or disagree with the tensors; tensor storage lives on libtorch's heap and does not
+/// move with the `Llama`.
+pub(crate) struct DecodePlan {
+    embed: &'static [f32],
+    head: WeightView<'static>,
+    norm: &'static [f32],
+    layers: Vec<LayerViews>,
+    inv_freq: Vec<f32>,
+}
+
+impl DecodePlan {
+    /// `None` unless the model is f32 on CPU and the gemv kernels run here.
+    ///
+    /// # Safety
+    /// See the type: the plan must be dropped or rebuilt before any of `model`'s weight tensors is
+    /// freed or replaced.
+    pub(crate) unsafe fn build(model: &Llama) -> Option<Self> {
+        if !gemv::enabled() || model.device() != Device::Cpu || model.kind() != Kind::Float {
+            return None;
+        }
+        let p = model.parts();
+        let layers = p
+            .layers
+            .iter()
+            .map(|b| {
+                Some(LayerViews {
+                    input_norm: f32_slice(b.input_norm_weight())?,
+                    post_norm: f32_slice(b.post_norm_weight())?,
+                    qkv: WeightView::of(b.qkv_weight())?.detach(),
+                    o: WeightView::of(b.o_weight())?.detach(),
+                    gate_up: WeightView::of(b.gate_up_weight())?.detach(),
+                    down: WeightView::of(b.down_weight())?.detach(),
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Self {
+            embed: f32_slice(p.embed)?,
+            head: WeightView::of(p.head)?.detach(),
+            norm: f32_slice(p.norm)?,
+            layers,
+            inv_freq: Vec::<f32>::try_from(&p.inv_freq.to_device(Device::Cpu)).ok()?,
+        })
+    }
+
+    /// Logits `[1, V]` of `token` at position `cache.len()`, appending its K/V to `cache`.
+    /// `None` (nothing changed) when the cache is not an f32 CPU batch-1 cache.
+    pub(crate) fn step(&self, model: &Llama, token: usize, cache: &mut KvCache) -> Option<Tensor> {
+        let cfg = model.config();
+        let (d, nh, nkv, hd, f) = (cfg.hidden_size, cfg.num_heads, cfg.num_kv_heads, cfg.head_dim, cfg.intermediate_size);
+        let (g, half, pos, cap) = (nh / nkv, hd / 2, cache.len(), cache.capacity());
+        if cache.batch() != 1 || pos >= cap || token >= cfg.vocab_size {
+            return None;
+        }
+        let scale = 1.0 / (hd as f32).sqrt();
+        let (cos, sin): (Vec<f32>, Vec<f32>) = (0..hd)
+            .map(|i| {
+                let a = pos as f32 * self.inv_freq[i % half];
+                (a.cos(), a.sin())
+            })
+            .unzip();
+        let mut x = self.embed[token * d..(token + 1) * d].to_vec();
+        let mut h = vec![0f32; d];
+        let mut qkv = vec![0f32; (nh + 2 * nkv) * hd];
+        let mut att = vec![0f32; nh * hd];
+        let mut proj = vec![0f32; d];
+        let mut gu = vec![0f32; 2 * f];
+        let mut scores = vec![0f32; pos + 1];
+        let caches = cache.layers_mut();
+        for (l, (ck, cv)) in self.layers.iter().zip(caches.iter_mut()) {
+            let ck = f32_slice_mut(ck)?;
+            let cv = f32_slice_mut(cv)?;
+            if ck.len() != nkv * cap * hd || cv.len() != ck.len() {
+                return None;
+            }
+            rms_norm(&x, l.input_norm, cfg.rms_norm_eps, &mut h);
+            l.qkv.matvec(&h, &mut qkv);
+            // RoPE (HF's rotate_half layout) on every q and k head; q also takes 1/sqrt(head_dim).
+            for head in 0..nh + nkv {
+                let v = &mut qkv[head * hd..(head + 1) * hd];
+                let s = if head < nh { scale } else { 1.0 };
+                for i in 0..half {
+                    let (a, b) = (v[i], v[i + half]);
+                    v[i] = (a * cos[i] - b * sin[i]) * s;
+                    v[i + half] = (b * cos[i + half] + a * sin[i + half]) * s;
+                }
+            }
+            let (q, kv) = qkv.split_at(nh * hd);
+            let (k, v) = kv.split_at(nkv * hd);
+            for kvh in 0..nkv {
+                let at = (kvh * cap + pos) * hd;
+                ck[at..at + hd].copy_from_slice(&k[kvh * hd..(kvh + 1) * hd]);
+                cv[at..at + hd].copy_from_slice(&v[kvh * hd..(kvh + 1) * hd]);
+            }
+            for head in 0..nh {
+                let kvh = head / g;
+                let qh = &q[head * hd..(head + 1) * hd];
+                let keys = &ck[kvh * cap * hd..];
+                let mut max = f32::NEG_INFINITY;
+                for (j, s) in scores.iter_mut().enumerate() {
+                    *s = qh.iter().zip(&keys[j * hd..(j + 1) * hd]).map(|(a, b)| a * b).sum();
+                    max = max.max(*s);
+                }
+                let mut total = 0f32;
+                for s in scores.iter_mut() {
+                    *s = (*s - max).exp();
+                    total += *s;
+                }
+                let out = &mut att[head * hd..(head + 1) * hd];
+                out.fill(0.0);
+                let values = &cv[kvh * cap * hd..];
+                for (j, &p) in scores.iter().enumerate() {
+                    let p = p / total;
+                    for (o, &vv) in out.iter_mut().zip(&values[j * hd..(j + 1) * hd]) {
+                        *o += p * vv;
+                    }
+                }
+            }
+            l.o.matvec(&att, &mut proj);
+            x.iter_mut().zip(&proj).for_each(|(a, b)| *a += b);
+            rms_norm(&x, l.post_norm, cfg.rms_norm_eps, &mut h);
+            l.gate_up.matvec(&h, &mut gu);
+            let (gate, up) = gu.split_at_mut(f);
+            for (a, &u) in gate.iter_mut().zip(up.iter()) {
+                *a = *a / (1.0 + (-*a).exp()) * u;
+            }
+            l.down.matvec(gate, &mut proj);
+            x.iter_mut().zip(&proj).for_each(|(a, b)| *a += b);
+        }
+        rms_norm(&x, self.norm, cfg.rms_norm_eps, &mut h);
+        let mut logits = vec![0f32; cfg.vocab_size];
+        self.head.matvec(&h, &mut logits);
+        cache.advance(1);
+        Some(Tensor::from_slice(&logits).view([1, cfg.vocab_size as i64]))
+    }
+}

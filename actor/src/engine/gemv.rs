@@ -1,0 +1,492 @@
+//! Batch-1 matrix-vector products for CPU decode, on a small spinning thread pool.
+//!
+//! At batch 1 a linear layer reads every weight once and does two flops per weight, so decode is
+//! bound by memory bandwidth (large models) or by per-call overhead (small ones). MKL's sgemv, which
+//! torch calls for `[1, K] x [K, N]`, runs these on one thread and reaches about half of the read
+//! bandwidth a plain reduction gets (see `scripts/bench-engine`). Here every output row is a dot
+//! product of one contiguous weight row with `x`, four rows at a time with AVX-512 (or AVX2+FMA),
+//! rows split evenly over the pool's threads. f32 and bf16 weights; `x` and accumulation in f32.
+//!
+//! The pool's workers spin between calls (a decode step issues hundreds of them microseconds
+//! apart) and park after [`SPIN`] without work, so an idle actor burns no CPU.
+//!
+//! Torch's own intra-op threads also spin after each parallel region; to keep the two pools from
+//! fighting over the cores, [`set_threads`] gives torch one thread while this pool is active, and
+//! [`TorchThreads`] lends torch the whole budget for compute-bound work (prefill).
+
+#![allow(unsafe_code)]
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tch::{Device, Kind, Tensor};
+
+/// How long an idle worker spins before parking.
+const SPIN: Duration = Duration::from_millis(2);
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Isa {
+    Avx512,
+    Avx2,
+}
+
+fn isa() -> Option<Isa> {
+    static ISA: OnceLock<Option<Isa>> = OnceLock::new();
+    *ISA.get_or_init(|| {
+        if std::env::var_os("CASRAP_NO_GEMV").is_some() {
+            return None;
+        }
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx512f") {
+                return Some(Isa::Avx512);
+            }
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                return Some(Isa::Avx2);
+            }
+        }
+        None
+    })
+}
+
+/// Weight element type the kernels read.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum WKind {
+    F32,
+    Bf16,
+}
+
+/// One call's work, shared with the workers by address. Pointers stay valid until every worker has
+/// reported done, which [`Pool::run`] waits for before returning.
+#[derive(Clone, Copy)]
+struct Job {
+    w: usize,
+    x: usize,
+    y: usize,
+    k: usize,
+    n: usize,
+    wkind: WKind,
+    isa: Isa,
+}
+
+impl Job {
+    /// Rows `[r0, r1)` of thread `t` of `threads` (multiples of 4 so blocks stay whole).
+    fn rows(&self, t: usize, threads: usize) -> (usize, usize) {
+        let per = (self.n.div_ceil(threads)).div_ceil(4) * 4;
+        ((t * per).min(self.n), ((t + 1) * per).min(self.n))
+    }
+
+    /// # Safety
+    /// `w` points at `n * k` weights of `wkind`, `x` at `k` f32, `y` at `n` f32, all live, and no
+    /// other thread writes rows `r0..r1` of `y`.
+    unsafe fn exec(&self, r0: usize, r1: usize) {
+        #[cfg(target_arch = "x86_64")]
+        match (self.isa, self.wkind) {
+            (Isa::Avx512, WKind::F32) => x86::rows_f32_avx512(self.w as _, self.x as _, self.y as _, self.k, r0, r1),
+            (Isa::Avx512, WKind::Bf16) => x86::rows_bf16_avx512(self.w as _, self.x as _, self.y as _, self.k, r0, r1),
+            (Isa::Avx2, WKind::F32) => x86::rows_f32_avx2(self.w as _, self.x as _, self.y as _, self.k, r0, r1),
+            (Isa::Avx2, WKind::Bf16) => x86::rows_bf16_avx2(self.w as _, self.x as _, self.y as _, self.k, r0, r1),
+        }
+    }
+}
+
+struct Shared {
+    epoch: AtomicUsize,
+    done: AtomicUsize,
+    job: Mutex<Option<Job>>,
+    stop: AtomicBool,
+}
+
+struct Pool {
+    threads: usize,
+    shared: Arc<Shared>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl Pool {
+    fn new(threads: usize) -> Self {
+        let shared = Arc::new(Shared {
+            epoch: AtomicUsize::new(0),
+            done: AtomicUsize::new(0),
+            job: Mutex::new(None),
+            stop: AtomicBool::new(false),
+        });
+        let workers = (1..threads)
+            .map(|t| {
+                let shared = shared.clone();
+                std::thread::Builder::new()
+                    .name(format!("casrap-gemv-{t}"))
+                    .spawn(move || worker(shared, t, threads))
+                    .expect("spawning a gemv worker thread")
+            })
+            .collect();
+        Self { threads, shared, workers }
+    }
+
+    fn run(&self, job: Job) {
+        *self.shared.job.lock().unwrap_or_else(|e| e.into_inner()) = Some(job);
+        self.shared.done.store(0, Ordering::Release);
+        self.shared.epoch.fetch_add(1, Ordering::AcqRel);
+        for w in &self.workers {
+            w.thread().unpark();
+        }
+        let (r0, r1) = job.rows(0, self.threads);
+        // SAFETY: the caller (gemv) guarantees the pointers; row ranges are disjoint per thread.
+        unsafe { job.exec(r0, r1) };
+        while self.shared.done.load(Ordering::Acquire) < self.threads - 1 {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        self.shared.epoch.fetch_add(1, Ordering::AcqRel);
+        for w in self.workers.drain(..) {
+            w.thread().unpark();
+            let _ = w.join();
+        }
+    }
+}
+
+fn worker(shared: Arc<Shared>, t: usize, threads: usize) {
+    // Epochs start at 0 when the pool is made; a job may be posted before this thread first runs.
+    let mut seen = 0;
+    loop {
+        let mut since = Instant::now();
+        let mut spins = 0u32;
+        while shared.epoch.load(Ordering::Acquire) == seen {
+            spins = spins.wrapping_add(1);
+            if spins % 1024 == 0 && since.elapsed() > SPIN {
+                std::thread::park_timeout(Duration::from_millis(50));
+                since = Instant::now();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+        seen = shared.epoch.load(Ordering::Acquire);
+        if shared.stop.load(Ordering::Acquire) {
+            return;
+        }
+        let job = *shared.job.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(job) = job {
+            let (r0, r1) = job.rows(t, threads);
+            // SAFETY: see Pool::run; this thread owns rows r0..r1 of y for this epoch.
+            unsafe { job.exec(r0, r1) };
+        }
+        shared.done.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// The pool, created on first use with [`threads`] threads; calls are serialised.
+static POOL: Mutex<Option<Pool>> = Mutex::new(None);
+static THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Threads the pool uses (default: available parallelism).
+pub fn threads() -> usize {
+    match THREADS.load(Ordering::Acquire) {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        n => n,
+    }
+}
+
+/// Whether batch-1 CPU linears go through this module on this machine.
+pub fn enabled() -> bool {
+    isa().is_some()
+}
+
+/// Sets the CPU thread budget: this pool uses `n` threads; torch gets 1 (or `n` when the kernels
+/// are unavailable). Call before running models.
+pub fn set_threads(n: usize) {
+    let n = n.max(1);
+    THREADS.store(n, Ordering::Release);
+    let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    if pool.as_ref().is_some_and(|p| p.threads != n) {
+        *pool = None;
+    }
+    tch::set_num_threads(if enabled() { 1 } else { n as i32 });
+}
+
+/// Applies the default thread budget ([`threads`]) unless [`set_threads`] was called already.
+pub fn ensure_configured() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if THREADS.load(Ordering::Acquire) == 0 {
+            set_threads(threads());
+        }
+    });
+}
+
+/// While alive, torch may use the whole thread budget (for compute-bound GEMMs such as prefill).
+pub struct TorchThreads {
+    restore: Option<i32>,
+}
+
+impl TorchThreads {
+    pub fn lend() -> Self {
+        if !enabled() {
+            return Self { restore: None };
+        }
+        let before = tch::get_num_threads();
+        tch::set_num_threads(threads() as i32);
+        Self { restore: Some(before) }
+    }
+}
+
+impl Drop for TorchThreads {
+    fn drop(&mut self) {
+        if let Some(n) = self.restore {
+            tch::set_num_threads(n);
+        }
+    }
+}
+
+/// `x @ w.T` for one row `x` (`numel == K`) and a contiguous CPU weight `w` `[N, K]` (f32 or bf16).
+/// Returns `None` when this case is not handled here (the caller falls back to torch).
+pub fn gemv(w: &Tensor, x: &Tensor) -> Option<Tensor> {
+    let wv = WeightView::of(w)?;
+    if x.numel() != wv.k || x.device() != Device::Cpu {
+        return None;
+    }
+    let xf = x.to_kind(Kind::Float).contiguous();
+    let y = Tensor::empty([wv.n as i64], (Kind::Float, Device::Cpu));
+    // SAFETY: `xf` holds k contiguous f32 and `y` n fresh ones, both alive for the call.
+    unsafe { wv.run(xf.data_ptr() as *const f32, y.data_ptr() as *mut f32) };
+    let mut shape = x.size();
+    if let Some(last) = shape.last_mut() {
+        *last = wv.n as i64;
+    }
+    let y = y.view(shape.as_slice());
+    Some(if x.kind() == Kind::Float { y } else { y.to_kind(x.kind()) })
+}
+
+/// A contiguous CPU `[N, K]` weight (f32 or bf16) the kernels can read, borrowed from its tensor.
+#[derive(Clone, Copy, Debug)]
+pub struct WeightView<'a> {
+    ptr: usize,
+    wkind: WKind,
+    isa: Isa,
+    pub n: usize,
+    pub k: usize,
+    _tensor: std::marker::PhantomData<&'a Tensor>,
+}
+
+impl<'a> WeightView<'a> {
+    /// `None` when the kernels are unavailable or `w` is not a contiguous 2-D f32/bf16 CPU tensor.
+    pub fn of(w: &'a Tensor) -> Option<Self> {
+        let isa = isa()?;
+        if w.device() != Device::Cpu || w.dim() != 2 || !w.is_contiguous() {
+            return None;
+        }
+        let wkind = match w.kind() {
+            Kind::Float => WKind::F32,
+            Kind::BFloat16 => WKind::Bf16,
+            _ => return None,
+        };
+        let (n, k) = (w.size()[0] as usize, w.size()[1] as usize);
+        Some(Self { ptr: w.data_ptr() as usize, wkind, isa, n, k, _tensor: std::marker::PhantomData })
+    }
+
+    /// `y = W x` with `x` of `k` and `y` of `n` f32, on the pool.
+    ///
+    /// # Safety
+    /// `x` and `y` are valid for `k` / `n` f32 values and do not overlap.
+    pub unsafe fn run(&self, x: *const f32, y: *mut f32) {
+        let job = Job { w: self.ptr, x: x as usize, y: y as usize, k: self.k, n: self.n, wkind: self.wkind, isa: self.isa };
+        let mut guard = POOL.lock().unwrap_or_else(|e| e.into_inner());
+        let pool = guard.get_or_insert_with(|| Pool::new(threads()));
+        pool.run(job);
+    }
+
+    /// The same view with its borrow erased.
+    ///
+    /// # Safety
+    /// The caller keeps the tensor alive and unchanged for as long as the result is used.
+    pub unsafe fn detach(self) -> WeightView<'static> {
+        WeightView { _tensor: std::marker::PhantomData, ..self }
+    }
+
+    /// `y = W x` on slices.
+    pub fn matvec(&self, x: &[f32], y: &mut [f32]) {
+        assert!(x.len() == self.k && y.len() == self.n, "gemv: x {} / y {} for a {}x{} weight", x.len(), y.len(), self.n, self.k);
+        // SAFETY: lengths checked above; `&[f32]` and `&mut [f32]` cannot overlap.
+        unsafe { self.run(x.as_ptr(), y.as_mut_ptr()) }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    /// Weight element types: f32, or bf16 stored as its bit pattern.
+    pub trait Scalar: Copy {
+        fn f(self) -> f32;
+    }
+    impl Scalar for f32 {
+        fn f(self) -> f32 {
+            self
+        }
+    }
+    impl Scalar for u16 {
+        fn f(self) -> f32 {
+            f32::from_bits((self as u32) << 16)
+        }
+    }
+
+    /// Dot product of `row[full..k]` with `x[full..k]` (the part that fills no whole vector).
+    unsafe fn tail<W: Scalar>(row: *const W, x: *const f32, full: usize, k: usize) -> f32 {
+        let mut s = 0f32;
+        for j in full..k {
+            s += (*row.add(j)).f() * *x.add(j);
+        }
+        s
+    }
+
+    macro_rules! rows_kernel {
+        ($name:ident, $feat:literal, $wty:ty, $lanes:expr, $zero:ident, $load_w:ident, $load_x:ident, $fma:ident, $reduce:ident) => {
+            /// `y[r] = dot(w[r, :], x)` for rows `r0..r1`, four rows per pass over `x`.
+            ///
+            /// # Safety
+            /// The CPU supports the target features; `w` holds rows `r0..r1` of length `k`, `x`
+            /// holds `k` values, `y` at least `r1` values.
+            #[target_feature(enable = $feat)]
+            pub unsafe fn $name(w: *const $wty, x: *const f32, y: *mut f32, k: usize, r0: usize, r1: usize) {
+                let full = k / $lanes * $lanes;
+                let mut r = r0;
+                while r + 4 <= r1 {
+                    let (mut a0, mut a1, mut a2, mut a3) = ($zero(), $zero(), $zero(), $zero());
+                    let p = w.add(r * k);
+                    let mut j = 0;
+                    while j < full {
+                        let xv = $load_x(x.add(j));
+                        a0 = $fma($load_w(p.add(j)), xv, a0);
+                        a1 = $fma($load_w(p.add(k + j)), xv, a1);
+                        a2 = $fma($load_w(p.add(2 * k + j)), xv, a2);
+                        a3 = $fma($load_w(p.add(3 * k + j)), xv, a3);
+                        j += $lanes;
+                    }
+                    *y.add(r) = $reduce(a0) + tail(p, x, full, k);
+                    *y.add(r + 1) = $reduce(a1) + tail(p.add(k), x, full, k);
+                    *y.add(r + 2) = $reduce(a2) + tail(p.add(2 * k), x, full, k);
+                    *y.add(r + 3) = $reduce(a3) + tail(p.add(3 * k), x, full, k);
+                    r += 4;
+                }
+                while r < r1 {
+                    let mut a = $zero();
+                    let p = w.add(r * k);
+                    let mut j = 0;
+                    while j < full {
+                        a = $fma($load_w(p.add(j)), $load_x(x.add(j)), a);
+                        j += $lanes;
+                    }
+                    *y.add(r) = $reduce(a) + tail(p, x, full, k);
+                    r += 1;
+                }
+            }
+        };
+    }
+
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn zero512() -> __m512 {
+        _mm512_setzero_ps()
+    }
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn f32x16(p: *const f32) -> __m512 {
+        _mm512_loadu_ps(p)
+    }
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn bf16x16(p: *const u16) -> __m512 {
+        _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(_mm256_loadu_si256(p as *const __m256i))))
+    }
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn fma512(a: __m512, b: __m512, c: __m512) -> __m512 {
+        _mm512_fmadd_ps(a, b, c)
+    }
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn sum512(v: __m512) -> f32 {
+        _mm512_reduce_add_ps(v)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn zero256() -> __m256 {
+        _mm256_setzero_ps()
+    }
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn f32x8(p: *const f32) -> __m256 {
+        _mm256_loadu_ps(p)
+    }
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn bf16x8(p: *const u16) -> __m256 {
+        _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(_mm_loadu_si128(p as *const __m128i))))
+    }
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn fma256(a: __m256, b: __m256, c: __m256) -> __m256 {
+        _mm256_fmadd_ps(a, b, c)
+    }
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn sum256(v: __m256) -> f32 {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_shuffle_ps::<1>(s, s));
+        _mm_cvtss_f32(s)
+    }
+
+    rows_kernel!(rows_f32_avx512, "avx512f", f32, 16, zero512, f32x16, f32x16, fma512, sum512);
+    rows_kernel!(rows_bf16_avx512, "avx512f", u16, 16, zero512, bf16x16, f32x16, fma512, sum512);
+    rows_kernel!(rows_f32_avx2, "avx2,fma", f32, 8, zero256, f32x8, f32x8, fma256, sum256);
+    rows_kernel!(rows_bf16_avx2, "avx2,fma", u16, 8, zero256, bf16x8, f32x8, fma256, sum256);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Against torch's matmul, for every ISA this CPU has, odd sizes included (row and column tails).
+    #[test]
+    fn matches_torch_matmul() {
+        if !enabled() {
+            eprintln!("no AVX2/AVX-512 here: gemv falls back to torch, nothing to compare");
+            return;
+        }
+        tch::manual_seed(3);
+        for (n, k) in [(640usize, 256usize), (7, 19), (1, 16), (33, 1000), (4096, 64)] {
+            let w = Tensor::randn([n as i64, k as i64], (Kind::Float, Device::Cpu));
+            let x = Tensor::randn([1, 1, k as i64], (Kind::Float, Device::Cpu));
+            let want = x.matmul(&w.tr());
+            let got = gemv(&w, &x).expect("handled");
+            assert_eq!(got.size(), want.size());
+            let diff = (&got - &want).abs().max().double_value(&[]);
+            assert!(diff < 1e-4 * (k as f64).sqrt(), "f32 {n}x{k}: diff {diff}");
+
+            let wb = w.to_kind(Kind::BFloat16);
+            let xb = x.to_kind(Kind::BFloat16);
+            let want = xb.to_kind(Kind::Float).matmul(&wb.to_kind(Kind::Float).tr());
+            let got = gemv(&wb, &xb).expect("handled");
+            assert_eq!(got.kind(), Kind::BFloat16);
+            let diff = (got.to_kind(Kind::Float) - &want).abs().max().double_value(&[]);
+            let scale = want.abs().max().double_value(&[]).max(1.0);
+            assert!(diff <= 1e-2 * scale, "bf16 {n}x{k}: diff {diff} (scale {scale})");
+        }
+    }
+
+    #[test]
+    fn declines_what_it_does_not_handle() {
+        let w = Tensor::ones([8, 4], (Kind::Float, Device::Cpu));
+        assert!(gemv(&w.tr(), &Tensor::ones([8], (Kind::Float, Device::Cpu))).is_none(), "non-contiguous");
+        assert!(gemv(&w, &Tensor::ones([2, 4], (Kind::Float, Device::Cpu))).is_none(), "two rows");
+        assert!(gemv(&w.to_kind(Kind::Half), &Tensor::ones([4], (Kind::Half, Device::Cpu))).is_none(), "f16");
+    }
+}
