@@ -7,8 +7,11 @@ while our engine builds the identical tensors from the seed. Batch 1, greedy, EO
 fixed-length decode, prompt and new-token counts equal for both. Decode tokens/s counts the forward
 passes after the first new token, over the time from the first new token to the last, for both
 engines (HF's time points come from a streamer). Order is ABBA (ours, HF, HF, ours), each block
-after its own warm-up. The ceiling is the read bandwidth of a large f32 reduction measured in this
-run divided by the weight bytes read per decoded token. Raw records go to runs/bench-engine-*.json.
+after its own warm-up. The ceiling is the read bandwidth of a large reduction (torch's sum over
+1 GiB of f32, same thread budget) divided by the weight bytes read per decoded token; bandwidth is
+measured right before every timed run, by each engine's process, because on a shared machine it
+drifts by tens of percent within minutes. Each run's efficiency is its tokens/s over the ceiling of
+its own moment. Raw records go to runs/bench-engine-*.json.
 """
 import argparse
 import json
@@ -29,18 +32,24 @@ CASES = {
 }
 
 
-def read_bandwidth(device: str, reps: int = 7) -> float:
-    x = torch.ones(256 * 1024 * 1024, dtype=torch.float32, device=device)  # 1 GiB
-    sync = (lambda: torch.cuda.synchronize()) if device.startswith("cuda") else (lambda: None)
-    times = []
-    for _ in range(reps + 2):
-        sync()
-        t = time.perf_counter()
-        x.sum().item()
-        sync()
-        times.append(time.perf_counter() - t)
-    del x
-    return 256 * 1024 * 1024 * 4 / statistics.median(times[2:])
+class Bandwidth:
+    """Read bandwidth of a 1 GiB f32 sum: median of `reps` after one warm-up (as casrap-actor's probe)."""
+
+    def __init__(self, device: str):
+        self.x = torch.ones(256 * 1024 * 1024, dtype=torch.float32, device=device)
+        self.cuda = device.startswith("cuda")
+
+    def measure(self, reps: int = 3) -> float:
+        rates = []
+        for _ in range(reps + 1):
+            if self.cuda:
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+            self.x.sum().item()
+            if self.cuda:
+                torch.cuda.synchronize()
+            rates.append(self.x.numel() * 4 / (time.perf_counter() - t))
+        return statistics.median(rates[1:])
 
 
 class Clock:
@@ -59,10 +68,11 @@ class Clock:
         pass
 
 
-def hf_runs(model, ids, new_tokens, warmup, runs, device):
+def hf_runs(model, ids, new_tokens, warmup, runs, device, probe):
     x = torch.tensor([ids], device=device)
     out = []
     for i in range(warmup + runs):
+        bw = probe.measure() if i >= warmup else None
         clock = Clock(device)
         t0 = time.perf_counter()
         with torch.no_grad():
@@ -70,7 +80,7 @@ def hf_runs(model, ids, new_tokens, warmup, runs, device):
                                  min_new_tokens=new_tokens, do_sample=False, streamer=clock, pad_token_id=0)
         t = clock.t  # t[0]: prompt, t[1]: first new token, t[-1]: last
         if i >= warmup:
-            out.append({"prefill_ms": (t[1] - t0) * 1e3, "decode_steps": len(t) - 2,
+            out.append({"read_bandwidth_bytes_s": bw, "prefill_ms": (t[1] - t0) * 1e3, "decode_steps": len(t) - 2,
                         "decode_s": t[-1] - t[1], "tokens": gen[0, len(ids):].tolist()})
     return out
 
@@ -78,7 +88,7 @@ def hf_runs(model, ids, new_tokens, warmup, runs, device):
 def ours_runs(binary, preset, dtype, ids, new_tokens, warmup, runs, threads, device, seed):
     cmd = [binary, "bench-decode", "--model", f"synthetic:{preset}", "--seed", str(seed), "--dtype", dtype,
            "--device", device, "--threads", str(threads), "--new-tokens", str(new_tokens),
-           "--warmup", str(warmup), "--runs", str(runs), "--prompt-ids", ",".join(map(str, ids))]
+           "--warmup", str(warmup), "--runs", str(runs), "--bandwidth", "--prompt-ids", ",".join(map(str, ids))]
     res = subprocess.run(cmd, check=True, capture_output=True, text=True)
     return json.loads(res.stdout)
 
@@ -104,9 +114,8 @@ def main():
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
-    bw = read_bandwidth(args.device)
-    print(f"read bandwidth (1 GiB f32 sum, {args.device}, {args.threads} threads): {bw / 1e9:.1f} GB/s", flush=True)
-    record = {"device": args.device, "threads": args.threads, "read_bandwidth_bytes_s": bw,
+    probe = Bandwidth(args.device)
+    record = {"device": args.device, "threads": args.threads,
               "prompt_tokens": args.prompt_tokens, "new_tokens": args.new_tokens, "cases": {}}
     rows = []
     for name in args.cases.split(","):
@@ -125,8 +134,8 @@ def main():
         common = (ids, args.new_tokens, args.warmup, args.runs)
         print(f"[{name}] ours / HF / HF / ours", flush=True)
         a1 = ours_runs(args.bin, preset, dtype, *common, args.threads, args.device, args.seed)
-        b1 = hf_runs(model, *common, args.device)
-        b2 = hf_runs(model, *common, args.device)
+        b1 = hf_runs(model, *common, args.device, probe)
+        b2 = hf_runs(model, *common, args.device, probe)
         a2 = ours_runs(args.bin, preset, dtype, *common, args.threads, args.device, args.seed)
         del model
         ours = a1["runs"] + a2["runs"]
@@ -136,9 +145,11 @@ def main():
                                  "ours": ours, "hf": hf}
         o = statistics.median(map(tps, ours))
         h = statistics.median(map(tps, hf))
-        ceiling = bw / wbytes
+        bws = [r["read_bandwidth_bytes_s"] for r in ours + hf]
+        ceiling = statistics.median(bws) / wbytes
+        frac = statistics.median(tps(r) / (r["read_bandwidth_bytes_s"] / wbytes) for r in ours)
         same = all(r["tokens"] == hf[0]["tokens"] for r in ours)
-        rows.append((name, o, min(map(tps, ours)), max(map(tps, ours)), h, o / h, ceiling, o / ceiling,
+        rows.append((name, o, min(map(tps, ours)), max(map(tps, ours)), h, o / h, ceiling, frac, min(bws) / 1e9, max(bws) / 1e9,
                      statistics.median(r["prefill_ms"] for r in ours), statistics.median(r["prefill_ms"] for r in hf),
                      same, min_ratio, min_ceiling))
 
@@ -148,13 +159,13 @@ def main():
     print()
     print(f"decode tokens/s, batch 1, greedy, {args.prompt_tokens}-token prompt, {args.new_tokens} new tokens, "
           f"{args.threads} threads, {args.device}; medians of {2 * args.runs} runs each (ABBA)")
-    print("| case | ours tok/s (min-max) | HF tok/s | ours/HF | ceiling tok/s | ours/ceiling | prefill ms ours / HF | same greedy tokens | target |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for (name, o, lo, hi, h, ratio, ceil, frac, po, ph, same, min_ratio, min_ceil) in rows:
+    print("| case | ours tok/s (min-max) | HF tok/s | ours/HF | ceiling tok/s | ours/ceiling | read GB/s (min-max) | prefill ms ours / HF | same greedy tokens | target |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for (name, o, lo, hi, h, ratio, ceil, frac, bw_lo, bw_hi, po, ph, same, min_ratio, min_ceil) in rows:
         target = f">= {min_ratio}x HF" + (f", >= {min_ceil:.0%} ceiling" if min_ceil else "")
         ok = ratio >= min_ratio and (min_ceil is None or frac >= min_ceil)
         print(f"| {name} | {o:.1f} ({lo:.1f}-{hi:.1f}) | {h:.1f} | {ratio:.2f}x | {ceil:.1f} | {frac:.0%} | "
-              f"{po:.1f} / {ph:.1f} | {'yes' if same else 'no'} | {target}: {'met' if ok else 'NOT met'} |")
+              f"{bw_lo:.0f}-{bw_hi:.0f} | {po:.1f} / {ph:.1f} | {'yes' if same else 'no'} | {target}: {'met' if ok else 'NOT met'} |")
     print(f"\nraw records: {out}")
 
 

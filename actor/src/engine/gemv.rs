@@ -4,7 +4,7 @@
 //! bound by memory bandwidth (large models) or by per-call overhead (small ones). MKL's sgemv, which
 //! torch calls for `[1, K] x [K, N]`, runs these on one thread and reaches about half of the read
 //! bandwidth a plain reduction gets (see `scripts/bench-engine`). Here every output row is a dot
-//! product of one contiguous weight row with `x`, four rows at a time with AVX-512 (or AVX2+FMA),
+//! product of one contiguous weight row with `x`, eight rows at a time with AVX-512 (or AVX2+FMA),
 //! rows split evenly over the pool's threads. f32 and bf16 weights; `x` and accumulation in f32.
 //!
 //! The pool's workers spin between calls (a decode step issues hundreds of them microseconds
@@ -72,9 +72,9 @@ struct Job {
 }
 
 impl Job {
-    /// Rows `[r0, r1)` of thread `t` of `threads` (multiples of 4 so blocks stay whole).
+    /// Rows `[r0, r1)` of thread `t` of `threads` (multiples of 8 so blocks stay whole).
     fn rows(&self, t: usize, threads: usize) -> (usize, usize) {
-        let per = (self.n.div_ceil(threads)).div_ceil(4) * 4;
+        let per = (self.n.div_ceil(threads)).div_ceil(8) * 8;
         ((t * per).min(self.n), ((t + 1) * per).min(self.n))
     }
 
@@ -347,32 +347,32 @@ mod x86 {
 
     macro_rules! rows_kernel {
         ($name:ident, $feat:literal, $wty:ty, $lanes:expr, $zero:ident, $load_w:ident, $load_x:ident, $fma:ident, $reduce:ident) => {
-            /// `y[r] = dot(w[r, :], x)` for rows `r0..r1`, four rows per pass over `x`.
+            /// `y[r] = dot(w[r, :], x)` for rows `r0..r1`, eight rows per pass over `x` (eight
+            /// concurrent read streams keep the memory system busy; fewer leave bandwidth unused).
             ///
             /// # Safety
             /// The CPU supports the target features; `w` holds rows `r0..r1` of length `k`, `x`
             /// holds `k` values, `y` at least `r1` values.
             #[target_feature(enable = $feat)]
             pub unsafe fn $name(w: *const $wty, x: *const f32, y: *mut f32, k: usize, r0: usize, r1: usize) {
+                const R: usize = 8;
                 let full = k / $lanes * $lanes;
                 let mut r = r0;
-                while r + 4 <= r1 {
-                    let (mut a0, mut a1, mut a2, mut a3) = ($zero(), $zero(), $zero(), $zero());
+                while r + R <= r1 {
+                    let mut acc = [$zero(); R];
                     let p = w.add(r * k);
                     let mut j = 0;
                     while j < full {
                         let xv = $load_x(x.add(j));
-                        a0 = $fma($load_w(p.add(j)), xv, a0);
-                        a1 = $fma($load_w(p.add(k + j)), xv, a1);
-                        a2 = $fma($load_w(p.add(2 * k + j)), xv, a2);
-                        a3 = $fma($load_w(p.add(3 * k + j)), xv, a3);
+                        for (i, a) in acc.iter_mut().enumerate() {
+                            *a = $fma($load_w(p.add(i * k + j)), xv, *a);
+                        }
                         j += $lanes;
                     }
-                    *y.add(r) = $reduce(a0) + tail(p, x, full, k);
-                    *y.add(r + 1) = $reduce(a1) + tail(p.add(k), x, full, k);
-                    *y.add(r + 2) = $reduce(a2) + tail(p.add(2 * k), x, full, k);
-                    *y.add(r + 3) = $reduce(a3) + tail(p.add(3 * k), x, full, k);
-                    r += 4;
+                    for (i, a) in acc.iter().enumerate() {
+                        *y.add(r + i) = $reduce(*a) + tail(p.add(i * k), x, full, k);
+                    }
+                    r += R;
                 }
                 while r < r1 {
                     let mut a = $zero();

@@ -1,5 +1,6 @@
 //! The LLaMA inference engine (tch): config, weights, model, KV cache, RoPE, sampling, generation.
 
+pub mod bandwidth;
 pub mod config;
 mod cpu_decode;
 pub mod gemv;
