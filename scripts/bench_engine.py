@@ -9,9 +9,9 @@ passes after the first new token, over the time from the first new token to the 
 engines (HF's time points come from a streamer). Order is ABBA (ours, HF, HF, ours), each block
 after its own warm-up. The ceiling is the read bandwidth of a large reduction (torch's sum over
 1 GiB of f32, same thread budget) divided by the weight bytes read per decoded token; bandwidth is
-measured right before every timed run, by each engine's process, because on a shared machine it
-drifts by tens of percent within minutes. Each run's efficiency is its tokens/s over the ceiling of
-its own moment. Raw records go to runs/bench-engine-*.json.
+measured right before and right after every timed run, by each engine's process, because on a
+shared machine it drifts by tens of percent within minutes. Each run's ceiling uses the mean of its
+two probes, and its efficiency is its tokens/s over that ceiling. Raw records go to runs/bench-engine-*.json.
 """
 import argparse
 import json
@@ -72,7 +72,7 @@ def hf_runs(model, ids, new_tokens, warmup, runs, device, probe):
     x = torch.tensor([ids], device=device)
     out = []
     for i in range(warmup + runs):
-        bw = probe.measure() if i >= warmup else None
+        before = probe.measure() if i >= warmup else None
         clock = Clock(device)
         t0 = time.perf_counter()
         with torch.no_grad():
@@ -80,7 +80,7 @@ def hf_runs(model, ids, new_tokens, warmup, runs, device, probe):
                                  min_new_tokens=new_tokens, do_sample=False, streamer=clock, pad_token_id=0)
         t = clock.t  # t[0]: prompt, t[1]: first new token, t[-1]: last
         if i >= warmup:
-            out.append({"read_bandwidth_bytes_s": bw, "prefill_ms": (t[1] - t0) * 1e3, "decode_steps": len(t) - 2,
+            out.append({"read_bandwidth_bytes_s": [before, probe.measure()], "prefill_ms": (t[1] - t0) * 1e3, "decode_steps": len(t) - 2,
                         "decode_s": t[-1] - t[1], "tokens": gen[0, len(ids):].tolist()})
     return out
 
@@ -95,6 +95,10 @@ def ours_runs(binary, preset, dtype, ids, new_tokens, warmup, runs, threads, dev
 
 def tps(r):
     return r["decode_steps"] / r["decode_s"]
+
+
+def bandwidth(r):
+    return statistics.mean(r["read_bandwidth_bytes_s"])
 
 
 def main():
@@ -145,9 +149,9 @@ def main():
                                  "ours": ours, "hf": hf}
         o = statistics.median(map(tps, ours))
         h = statistics.median(map(tps, hf))
-        bws = [r["read_bandwidth_bytes_s"] for r in ours + hf]
+        bws = [b for r in ours + hf for b in r["read_bandwidth_bytes_s"]]
         ceiling = statistics.median(bws) / wbytes
-        frac = statistics.median(tps(r) / (r["read_bandwidth_bytes_s"] / wbytes) for r in ours)
+        frac = statistics.median(tps(r) / (bandwidth(r) / wbytes) for r in ours)
         same = all(r["tokens"] == hf[0]["tokens"] for r in ours)
         rows.append((name, o, min(map(tps, ours)), max(map(tps, ours)), h, o / h, ceiling, frac, min(bws) / 1e9, max(bws) / 1e9,
                      statistics.median(r["prefill_ms"] for r in ours), statistics.median(r["prefill_ms"] for r in hf),

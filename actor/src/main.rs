@@ -55,7 +55,7 @@ struct BenchArgs {
     /// Intra-op CPU threads (default: torch's choice).
     #[arg(long, env = "CASRAP_THREADS")]
     threads: Option<i32>,
-    /// Measure read bandwidth (1 GiB f32 sum) right before each timed run.
+    /// Measure read bandwidth (1 GiB f32 sum) right before and right after each timed run.
     #[arg(long)]
     bandwidth: bool,
 }
@@ -149,10 +149,11 @@ fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
     let probe = args.bandwidth.then(|| engine::bandwidth::BandwidthProbe::new(device));
     let mut runs = Vec::with_capacity(args.runs);
     for _ in 0..args.runs {
-        let bandwidth = probe.as_ref().map(|p| p.measure(3));
+        let before = probe.as_ref().map(|p| p.measure(3));
         let g = generate::generate(&loaded.model, &args.prompt_ids, &opts)?;
+        let after = probe.as_ref().map(|p| p.measure(3));
         runs.push(serde_json::json!({
-            "read_bandwidth_bytes_s": bandwidth,
+            "read_bandwidth_bytes_s": [before, after],
             "prefill_ms": g.prefill.as_secs_f64() * 1e3,
             "decode_steps": g.decode_steps,
             "decode_s": g.decode.as_secs_f64(),
