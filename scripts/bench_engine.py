@@ -103,7 +103,8 @@ def bandwidth(r):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bin", required=True)
+    ap.add_argument("--bin")
+    ap.add_argument("--report", help="print the table of a saved raw record and exit")
     ap.add_argument("--cases", default=",".join(CASES))
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=2)
@@ -116,14 +117,18 @@ def main():
                     os.path.join(os.environ.get("CASRAP_CACHE", os.path.expanduser("~/.cache/casrap")), "bench-models")))
     ap.add_argument("--out", default="runs")
     args = ap.parse_args()
+    if args.report:
+        print_table(json.loads(Path(args.report).read_text()))
+        return
+    if not args.bin:
+        ap.error("--bin is required unless --report is given")
 
     torch.set_num_threads(args.threads)
     probe = Bandwidth(args.device)
     record = {"device": args.device, "threads": args.threads,
               "prompt_tokens": args.prompt_tokens, "new_tokens": args.new_tokens, "cases": {}}
-    rows = []
     for name in args.cases.split(","):
-        preset, dtype, tdtype, min_ratio, min_ceiling = CASES[name]
+        preset, dtype, tdtype, _, _ = CASES[name]
         folder = Path(args.cache) / f"{preset}-seed{args.seed}-{dtype}"
         if not (folder / "model.safetensors").exists():
             print(f"[{name}] exporting {folder}", flush=True)
@@ -142,35 +147,41 @@ def main():
         b2 = hf_runs(model, *common, args.device, probe)
         a2 = ours_runs(args.bin, preset, dtype, *common, args.threads, args.device, args.seed)
         del model
-        ours = a1["runs"] + a2["runs"]
-        hf = b1 + b2
-        wbytes = a1["weight_bytes_per_token"]
-        record["cases"][name] = {"preset": preset, "dtype": dtype, "weight_bytes_per_token": wbytes,
-                                 "ours": ours, "hf": hf}
-        o = statistics.median(map(tps, ours))
-        h = statistics.median(map(tps, hf))
-        bws = [b for r in ours + hf for b in r["read_bandwidth_bytes_s"]]
-        ceiling = statistics.median(bws) / wbytes
-        frac = statistics.median(tps(r) / (bandwidth(r) / wbytes) for r in ours)
-        same = all(r["tokens"] == hf[0]["tokens"] for r in ours)
-        rows.append((name, o, min(map(tps, ours)), max(map(tps, ours)), h, o / h, ceiling, frac, min(bws) / 1e9, max(bws) / 1e9,
-                     statistics.median(r["prefill_ms"] for r in ours), statistics.median(r["prefill_ms"] for r in hf),
-                     same, min_ratio, min_ceiling))
+        record["cases"][name] = {"preset": preset, "dtype": dtype,
+                                 "weight_bytes_per_token": a1["weight_bytes_per_token"],
+                                 "ours": a1["runs"] + a2["runs"], "hf": b1 + b2}
 
     Path(args.out).mkdir(parents=True, exist_ok=True)
     out = Path(args.out) / f"bench-engine-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(record, indent=1))
     print()
-    print(f"decode tokens/s, batch 1, greedy, {args.prompt_tokens}-token prompt, {args.new_tokens} new tokens, "
-          f"{args.threads} threads, {args.device}; medians of {2 * args.runs} runs each (ABBA)")
+    print_table(record)
+    print(f"\nraw records: {out} (reprint with: scripts/bench-engine --report {out})")
+
+
+def print_table(record):
+    """The table, computed from a raw record only (so a saved record reprints the same table)."""
+    runs = len(next(iter(record["cases"].values()))["ours"])
+    print(f"decode tokens/s, batch 1, greedy, {record['prompt_tokens']}-token prompt, {record['new_tokens']} new tokens, "
+          f"{record['threads']} threads, {record['device']}; medians of {runs} runs each (ABBA)")
     print("| case | ours tok/s (min-max) | HF tok/s | ours/HF | ceiling tok/s | ours/ceiling | read GB/s (min-max) | prefill ms ours / HF | same greedy tokens | target |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for (name, o, lo, hi, h, ratio, ceil, frac, bw_lo, bw_hi, po, ph, same, min_ratio, min_ceil) in rows:
+    for name, c in record["cases"].items():
+        _, _, _, min_ratio, min_ceil = CASES[name]
+        ours, hf, wbytes = c["ours"], c["hf"], c["weight_bytes_per_token"]
+        o = statistics.median(map(tps, ours))
+        h = statistics.median(map(tps, hf))
+        bws = [b for r in ours + hf for b in r["read_bandwidth_bytes_s"]]
+        ceil = statistics.median(bws) / wbytes
+        frac = statistics.median(tps(r) / (bandwidth(r) / wbytes) for r in ours)
+        same = all(r["tokens"] == hf[0]["tokens"] for r in ours)
+        po = statistics.median(r["prefill_ms"] for r in ours)
+        ph = statistics.median(r["prefill_ms"] for r in hf)
         target = f">= {min_ratio}x HF" + (f", >= {min_ceil:.0%} ceiling" if min_ceil else "")
-        ok = ratio >= min_ratio and (min_ceil is None or frac >= min_ceil)
-        print(f"| {name} | {o:.1f} ({lo:.1f}-{hi:.1f}) | {h:.1f} | {ratio:.2f}x | {ceil:.1f} | {frac:.0%} | "
-              f"{bw_lo:.0f}-{bw_hi:.0f} | {po:.1f} / {ph:.1f} | {'yes' if same else 'no'} | {target}: {'met' if ok else 'NOT met'} |")
-    print(f"\nraw records: {out}")
+        ok = o / h >= min_ratio and (min_ceil is None or frac >= min_ceil)
+        print(f"| {name} | {o:.1f} ({min(map(tps, ours)):.1f}-{max(map(tps, ours)):.1f}) | {h:.1f} | {o / h:.2f}x | "
+              f"{ceil:.1f} | {frac:.0%} | {min(bws) / 1e9:.0f}-{max(bws) / 1e9:.0f} | {po:.1f} / {ph:.1f} | "
+              f"{'yes' if same else 'no'} | {target}: {'met' if ok else 'NOT met'} |")
 
 
 if __name__ == "__main__":
