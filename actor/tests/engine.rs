@@ -329,3 +329,48 @@ fn cpu_decode_path_matches_torch_path() {
         assert!(diff <= 1e-4, "decode step differs from the torch path by {diff}");
     }
 }
+
+/// bf16 on CPU: the torch-free step keeps activations in f32, the torch path rounds them to bf16
+/// after every op (as HF does). Teacher-forced on the f32 model's tokens, the torch-free step must
+/// stay about as close to the f32 model as the torch path does, and agree with its top-1 token at
+/// least as often.
+#[test]
+fn cpu_decode_path_in_bf16_is_at_least_as_close_to_f32() {
+    if !engine::gemv::enabled() {
+        return;
+    }
+    let reference = load(&fixture(), Kind::Float).expect("f32");
+    let fast = load(&fixture(), Kind::BFloat16).expect("bf16");
+    let mut slow = load(&fixture(), Kind::BFloat16).expect("bf16");
+    assert!(fast.model.uses_cpu_decode(), "bf16 on CPU should take the torch-free decode path");
+    slow.model.disable_cpu_decode();
+    let ids = &expected().0.inputs[1].ids;
+    let opts = generate::GenerateOptions { max_new_tokens: 24, sampling: Sampling::Greedy, ignore_eos: true };
+    let tokens = generate::generate(&reference.model, ids, &opts).expect("f32 greedy").tokens;
+    let _g = tch::no_grad_guard();
+    let t = |s: &[u32]| Tensor::from_slice(&s.iter().map(|&x| x as i64).collect::<Vec<_>>()).view([1, -1]);
+    let mut caches: Vec<_> = [&reference, &fast, &slow].iter().map(|m| m.model.new_cache(1, 64)).collect();
+    for (m, c) in [&reference, &fast, &slow].iter().zip(caches.iter_mut()) {
+        let _ = m.model.forward(&t(ids), c, Logits::Last);
+    }
+    let (mut worst_fast, mut worst_slow, mut agree_fast, mut agree_slow) = (0f64, 0f64, 0usize, 0usize);
+    for &tok in &tokens {
+        let step: Vec<Tensor> = [&reference, &fast, &slow]
+            .iter()
+            .zip(caches.iter_mut())
+            .map(|(m, c)| m.model.forward(&t(&[tok]), c, Logits::Last).to_kind(Kind::Float))
+            .collect();
+        worst_fast = worst_fast.max(max_abs_diff(&step[1], &step[0]));
+        worst_slow = worst_slow.max(max_abs_diff(&step[2], &step[0]));
+        let top = |x: &Tensor| x.argmax(-1, false).int64_value(&[0]);
+        agree_fast += usize::from(top(&step[1]) == top(&step[0]));
+        agree_slow += usize::from(top(&step[2]) == top(&step[0]));
+    }
+    eprintln!(
+        "bf16 decode vs f32: max |diff| torch-free {worst_fast:.4}, torch path {worst_slow:.4}; \
+         top-1 agreement {agree_fast} vs {agree_slow} of {}",
+        tokens.len()
+    );
+    assert!(worst_fast <= worst_slow * 1.1, "torch-free bf16 step strays {worst_fast} from f32, torch path {worst_slow}");
+    assert!(agree_fast >= agree_slow, "top-1 agreement with f32: torch-free {agree_fast}, torch path {agree_slow}");
+}

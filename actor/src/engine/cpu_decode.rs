@@ -1,11 +1,13 @@
-//! One decode step (batch 1, one token) of an f32 model on CPU without torch ops.
+//! One decode step (batch 1, one token) of an f32 or bf16 model on CPU without torch ops.
 //!
 //! At batch 1 a small model spends more time dispatching torch ops (about 60 per layer, each a few
 //! microseconds) than computing. This path runs the same arithmetic as [`Llama::forward`] on plain
-//! `f32` buffers: RMSNorm, the fused projections through [`gemv`], RoPE, grouped-query attention
-//! over the KV cache (written in place), SwiGLU. It reads the same weight and cache tensors, so the
-//! two paths interleave freely (prefill through torch, decode here). Tests hold it to the torch path
-//! and to Hugging Face.
+//! `f32` buffers (bf16 weights and cache entries widened exactly, cache writes rounded): RMSNorm,
+//! the fused projections through [`gemv`], RoPE, grouped-query attention over the KV cache (written
+//! in place), SwiGLU. For bf16 models activations stay f32 between ops where HF's bf16 path rounds
+//! after each one, so this path is the more precise of the two. It reads the same weight and cache
+//! tensors, so the two paths interleave freely (prefill through torch, decode here). Tests hold it
+//! to the torch path and to Hugging Face.
 
 #![allow(unsafe_code)]
 
@@ -14,24 +16,59 @@ use tch::{Device, Kind, Tensor};
 use super::gemv::{self, WeightView};
 use super::model::{KvCache, Llama};
 
-/// `t` as a slice when it is a contiguous f32 CPU tensor.
+/// How weights and the KV cache are stored: f32, or bf16 kept as its bit pattern. Arithmetic is
+/// always f32; bf16 values are widened exactly and rounded to nearest-even when stored.
+pub(crate) trait Elem: Copy + 'static {
+    const KIND: Kind;
+    fn get(self) -> f32;
+    fn put(v: f32) -> Self;
+}
+
+impl Elem for f32 {
+    const KIND: Kind = Kind::Float;
+    fn get(self) -> f32 {
+        self
+    }
+    fn put(v: f32) -> Self {
+        v
+    }
+}
+
+impl Elem for u16 {
+    const KIND: Kind = Kind::BFloat16;
+    fn get(self) -> f32 {
+        f32::from_bits((self as u32) << 16)
+    }
+    fn put(v: f32) -> Self {
+        half::bf16::from_f32(v).to_bits()
+    }
+}
+
+/// `t` as a slice of `E` when it is a contiguous CPU tensor of that kind.
 ///
 /// # Safety
 /// The caller keeps `t` alive and unwritten for as long as the slice is used (the lifetime is free).
-unsafe fn f32_slice<'a>(t: &Tensor) -> Option<&'a [f32]> {
-    if t.kind() != Kind::Float || t.device() != Device::Cpu || !t.is_contiguous() {
+unsafe fn slice<'a, E: Elem>(t: &Tensor) -> Option<&'a [E]> {
+    if t.kind() != E::KIND || t.device() != Device::Cpu || !t.is_contiguous() {
         return None;
     }
-    Some(std::slice::from_raw_parts(t.data_ptr() as *const f32, t.numel()))
+    Some(std::slice::from_raw_parts(t.data_ptr() as *const E, t.numel()))
 }
 
-/// `t` as a mutable slice (see [`f32_slice`]); the KV cache is written only by one model call at a time.
-fn f32_slice_mut(t: &mut Tensor) -> Option<&mut [f32]> {
-    if t.kind() != Kind::Float || t.device() != Device::Cpu || !t.is_contiguous() {
+/// `t` as a mutable slice (see [`slice`]); the KV cache is written only by one model call at a time.
+fn slice_mut<E: Elem>(t: &mut Tensor) -> Option<&mut [E]> {
+    if t.kind() != E::KIND || t.device() != Device::Cpu || !t.is_contiguous() {
         return None;
     }
-    // SAFETY: as above, and `&mut Tensor` gives this call exclusive use of the storage.
-    Some(unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut f32, t.numel()) })
+    // SAFETY: contiguous storage of numel elements of E, and `&mut Tensor` gives this call
+    // exclusive use of it for the returned borrow.
+    Some(unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut E, t.numel()) })
+}
+
+/// A norm weight widened to f32 (they are small; copying them keeps the hot loop simple).
+fn widened<E: Elem>(t: &Tensor) -> Option<Vec<f32>> {
+    // SAFETY: the slice is used only inside this call, while `t` is borrowed.
+    Some(unsafe { slice::<E>(t)? }.iter().map(|v| v.get()).collect())
 }
 
 fn rms_norm(x: &[f32], w: &[f32], eps: f64, out: &mut [f32]) {
@@ -43,8 +80,8 @@ fn rms_norm(x: &[f32], w: &[f32], eps: f64, out: &mut [f32]) {
 }
 
 struct LayerViews {
-    input_norm: &'static [f32],
-    post_norm: &'static [f32],
+    input_norm: Vec<f32>,
+    post_norm: Vec<f32>,
     qkv: WeightView<'static>,
     o: WeightView<'static>,
     gate_up: WeightView<'static>,
@@ -57,32 +94,58 @@ struct LayerViews {
 /// rebuilds or drops it whenever it replaces a weight (which takes `&mut self`), so the views
 /// never outlive or disagree with the tensors; tensor storage lives on libtorch's heap and does not
 /// move with the `Llama`.
-pub(crate) struct DecodePlan {
-    embed: &'static [f32],
+pub(crate) enum DecodePlan {
+    F32(Plan<f32>),
+    Bf16(Plan<u16>),
+}
+
+pub(crate) struct Plan<E: Elem> {
+    embed: &'static [E],
     head: WeightView<'static>,
-    norm: &'static [f32],
+    norm: Vec<f32>,
     layers: Vec<LayerViews>,
     inv_freq: Vec<f32>,
 }
 
 impl DecodePlan {
-    /// `None` unless the model is f32 on CPU and the gemv kernels run here.
+    /// `None` unless the model is f32 or bf16 on CPU and the gemv kernels run here.
     ///
     /// # Safety
     /// See the type: the plan must be dropped or rebuilt before any of `model`'s weight tensors is
     /// freed or replaced.
     pub(crate) unsafe fn build(model: &Llama) -> Option<Self> {
-        if !gemv::enabled() || model.device() != Device::Cpu || model.kind() != Kind::Float {
+        if !gemv::enabled() || model.device() != Device::Cpu {
             return None;
         }
+        match model.kind() {
+            Kind::Float => Plan::build(model).map(DecodePlan::F32),
+            Kind::BFloat16 => Plan::build(model).map(DecodePlan::Bf16),
+            _ => None,
+        }
+    }
+
+    /// Logits `[1, V]` (in the model's dtype) of `token` at position `cache.len()`, appending its
+    /// K/V to `cache`. `None` (nothing changed) when the cache does not fit this path.
+    pub(crate) fn step(&self, model: &Llama, token: usize, cache: &mut KvCache) -> Option<Tensor> {
+        match self {
+            DecodePlan::F32(p) => p.step(model, token, cache),
+            DecodePlan::Bf16(p) => p.step(model, token, cache),
+        }
+    }
+}
+
+impl<E: Elem> Plan<E> {
+    /// # Safety
+    /// As [`DecodePlan::build`].
+    unsafe fn build(model: &Llama) -> Option<Self> {
         let p = model.parts();
         let layers = p
             .layers
             .iter()
             .map(|b| {
                 Some(LayerViews {
-                    input_norm: f32_slice(b.input_norm_weight())?,
-                    post_norm: f32_slice(b.post_norm_weight())?,
+                    input_norm: widened::<E>(b.input_norm_weight())?,
+                    post_norm: widened::<E>(b.post_norm_weight())?,
                     qkv: WeightView::of(b.qkv_weight())?.detach(),
                     o: WeightView::of(b.o_weight())?.detach(),
                     gate_up: WeightView::of(b.gate_up_weight())?.detach(),
@@ -91,17 +154,15 @@ impl DecodePlan {
             })
             .collect::<Option<Vec<_>>>()?;
         Some(Self {
-            embed: f32_slice(p.embed)?,
+            embed: slice::<E>(p.embed)?,
             head: WeightView::of(p.head)?.detach(),
-            norm: f32_slice(p.norm)?,
+            norm: widened::<E>(p.norm)?,
             layers,
             inv_freq: Vec::<f32>::try_from(&p.inv_freq.to_device(Device::Cpu)).ok()?,
         })
     }
 
-    /// Logits `[1, V]` of `token` at position `cache.len()`, appending its K/V to `cache`.
-    /// `None` (nothing changed) when the cache is not an f32 CPU batch-1 cache.
-    pub(crate) fn step(&self, model: &Llama, token: usize, cache: &mut KvCache) -> Option<Tensor> {
+    fn step(&self, model: &Llama, token: usize, cache: &mut KvCache) -> Option<Tensor> {
         let cfg = model.config();
         let (d, nh, nkv, hd, f) = (cfg.hidden_size, cfg.num_heads, cfg.num_kv_heads, cfg.head_dim, cfg.intermediate_size);
         let (g, half, pos, cap) = (nh / nkv, hd / 2, cache.len(), cache.capacity());
@@ -115,7 +176,7 @@ impl DecodePlan {
                 (a.cos(), a.sin())
             })
             .unzip();
-        let mut x = self.embed[token * d..(token + 1) * d].to_vec();
+        let mut x: Vec<f32> = self.embed[token * d..(token + 1) * d].iter().map(|v| v.get()).collect();
         let mut h = vec![0f32; d];
         let mut qkv = vec![0f32; (nh + 2 * nkv) * hd];
         let mut att = vec![0f32; nh * hd];
@@ -124,12 +185,12 @@ impl DecodePlan {
         let mut scores = vec![0f32; pos + 1];
         let caches = cache.layers_mut();
         for (l, (ck, cv)) in self.layers.iter().zip(caches.iter_mut()) {
-            let ck = f32_slice_mut(ck)?;
-            let cv = f32_slice_mut(cv)?;
+            let ck = slice_mut::<E>(ck)?;
+            let cv = slice_mut::<E>(cv)?;
             if ck.len() != nkv * cap * hd || cv.len() != ck.len() {
                 return None;
             }
-            rms_norm(&x, l.input_norm, cfg.rms_norm_eps, &mut h);
+            rms_norm(&x, &l.input_norm, cfg.rms_norm_eps, &mut h);
             l.qkv.matvec(&h, &mut qkv);
             // RoPE (HF's rotate_half layout) on every q and k head; q also takes 1/sqrt(head_dim).
             for head in 0..nh + nkv {
@@ -145,8 +206,12 @@ impl DecodePlan {
             let (k, v) = kv.split_at(nkv * hd);
             for kvh in 0..nkv {
                 let at = (kvh * cap + pos) * hd;
-                ck[at..at + hd].copy_from_slice(&k[kvh * hd..(kvh + 1) * hd]);
-                cv[at..at + hd].copy_from_slice(&v[kvh * hd..(kvh + 1) * hd]);
+                for (dst, &src) in ck[at..at + hd].iter_mut().zip(&k[kvh * hd..(kvh + 1) * hd]) {
+                    *dst = E::put(src);
+                }
+                for (dst, &src) in cv[at..at + hd].iter_mut().zip(&v[kvh * hd..(kvh + 1) * hd]) {
+                    *dst = E::put(src);
+                }
             }
             for head in 0..nh {
                 let kvh = head / g;
@@ -154,7 +219,7 @@ impl DecodePlan {
                 let keys = &ck[kvh * cap * hd..];
                 let mut max = f32::NEG_INFINITY;
                 for (j, s) in scores.iter_mut().enumerate() {
-                    *s = qh.iter().zip(&keys[j * hd..(j + 1) * hd]).map(|(a, b)| a * b).sum();
+                    *s = qh.iter().zip(&keys[j * hd..(j + 1) * hd]).map(|(a, b)| a * b.get()).sum();
                     max = max.max(*s);
                 }
                 let mut total = 0f32;
@@ -167,14 +232,14 @@ impl DecodePlan {
                 let values = &cv[kvh * cap * hd..];
                 for (j, &p) in scores.iter().enumerate() {
                     let p = p / total;
-                    for (o, &vv) in out.iter_mut().zip(&values[j * hd..(j + 1) * hd]) {
-                        *o += p * vv;
+                    for (o, vv) in out.iter_mut().zip(&values[j * hd..(j + 1) * hd]) {
+                        *o += p * vv.get();
                     }
                 }
             }
             l.o.matvec(&att, &mut proj);
             x.iter_mut().zip(&proj).for_each(|(a, b)| *a += b);
-            rms_norm(&x, l.post_norm, cfg.rms_norm_eps, &mut h);
+            rms_norm(&x, &l.post_norm, cfg.rms_norm_eps, &mut h);
             l.gate_up.matvec(&h, &mut gu);
             let (gate, up) = gu.split_at_mut(f);
             for (a, &u) in gate.iter_mut().zip(up.iter()) {
@@ -183,10 +248,11 @@ impl DecodePlan {
             l.down.matvec(gate, &mut proj);
             x.iter_mut().zip(&proj).for_each(|(a, b)| *a += b);
         }
-        rms_norm(&x, self.norm, cfg.rms_norm_eps, &mut h);
+        rms_norm(&x, &self.norm, cfg.rms_norm_eps, &mut h);
         let mut logits = vec![0f32; cfg.vocab_size];
         self.head.matvec(&h, &mut logits);
         cache.advance(1);
-        Some(Tensor::from_slice(&logits).view([1, cfg.vocab_size as i64]))
+        let out = Tensor::from_slice(&logits).view([1, cfg.vocab_size as i64]);
+        Some(if E::KIND == Kind::Float { out } else { out.to_kind(E::KIND) })
     }
 }
