@@ -258,7 +258,7 @@ pub struct Llama {
     sin_scale: Tensor,
     kind: Kind,
     device: Device,
-    /// Torch-free batch-1 decode for f32 on CPU (see [`cpu_decode`]); `None` elsewhere.
+    /// Torch-free batch-1 decode for f32 and bf16 on CPU (see [`cpu_decode`]); `None` elsewhere.
     decode_plan: Option<DecodePlan>,
 }
 
