@@ -52,7 +52,7 @@ struct BenchArgs {
     /// Seed for synthetic weights.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Intra-op CPU threads (default: torch's choice).
+    /// CPU thread budget for decode kernels and torch (default: one per core).
     #[arg(long, env = "CASRAP_THREADS")]
     threads: Option<i32>,
     /// Measure read bandwidth (1 GiB f32 sum) right before and right after each timed run.
@@ -106,7 +106,7 @@ struct GenerateArgs {
     /// Keep decoding past EOS (fixed-length decode, for timing).
     #[arg(long)]
     ignore_eos: bool,
-    /// Intra-op CPU threads (default: torch's choice, one per core).
+    /// CPU thread budget for decode kernels and torch (default: one per core).
     #[arg(long, env = "CASRAP_THREADS")]
     threads: Option<i32>,
 }
