@@ -182,7 +182,7 @@ impl LlamaConfig {
             }
         }
         let num_kv_heads = self.num_key_value_heads.unwrap_or(self.num_attention_heads);
-        if num_kv_heads == 0 || self.num_attention_heads % num_kv_heads != 0 {
+        if num_kv_heads == 0 || !self.num_attention_heads.is_multiple_of(num_kv_heads) {
             return Err(bad(
                 "num_key_value_heads",
                 format!("{num_kv_heads} does not divide num_attention_heads {}", self.num_attention_heads),
@@ -191,7 +191,7 @@ impl LlamaConfig {
         let head_dim = match self.head_dim {
             Some(hd) => hd,
             None => {
-                if self.hidden_size % self.num_attention_heads != 0 {
+                if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
                     return Err(bad(
                         "hidden_size",
                         format!("{} not divisible by num_attention_heads {}", self.hidden_size, self.num_attention_heads),
@@ -200,7 +200,7 @@ impl LlamaConfig {
                 self.hidden_size / self.num_attention_heads
             }
         };
-        if head_dim == 0 || head_dim % 2 != 0 {
+        if head_dim == 0 || !head_dim.is_multiple_of(2) {
             return Err(bad("head_dim", format!("{head_dim} must be positive and even")));
         }
         if !(self.rms_norm_eps.is_finite() && self.rms_norm_eps > 0.0) {

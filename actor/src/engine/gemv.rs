@@ -174,7 +174,7 @@ fn worker(shared: Arc<Shared>, t: usize, threads: usize) {
         let mut spins = 0u32;
         while shared.epoch.load(Ordering::Acquire) == seen {
             spins = spins.wrapping_add(1);
-            if spins % 1024 == 0 && since.elapsed() > SPIN {
+            if spins.is_multiple_of(1024) && since.elapsed() > SPIN {
                 std::thread::park_timeout(Duration::from_millis(50));
                 since = Instant::now();
             } else {
