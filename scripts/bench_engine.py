@@ -138,7 +138,10 @@ def main():
         vocab = cfg["vocab_size"]
         ids = [(i * 7919 + 13) % (vocab - 3) + 3 for i in range(args.prompt_tokens)]
         print(f"[{name}] loading HF model", flush=True)
-        model = LlamaForCausalLM.from_pretrained(folder, dtype=tdtype).to(args.device).eval()
+        model = LlamaForCausalLM.from_pretrained(folder, dtype=tdtype)
+        if next(model.parameters()).dtype != tdtype:  # transformers < 4.56 ignores `dtype`
+            model = model.to(tdtype)
+        model = model.to(args.device).eval()
         model.generation_config.eos_token_id = None
         common = (ids, args.new_tokens, args.warmup, args.runs)
         print(f"[{name}] ours / HF / HF / ours", flush=True)
