@@ -79,7 +79,7 @@ fn kv_cache_decode_matches_full_recomputation() {
     let _g = tch::no_grad_guard();
     // Prefill a prefix of 5, then one token at a time; then a chunked prefill (two chunks of T > 1).
     let mut cache = m.model.new_cache(1, ids.len());
-    let t = |s: &[u32]| Tensor::from_slice(&s.iter().map(|&x| x as i64).collect::<Vec<_>>()).view([1, -1]);
+    let t = |s: &[u32]| generate::token_batch(s, Device::Cpu);
     let pre = m.model.forward(&t(&ids[..5]), &mut cache, Logits::All).squeeze_dim(0);
     // Different matmul shapes round differently in f32: the bar is the HF parity bar, 1e-4.
     assert!(max_abs_diff(&pre, &full.narrow(0, 0, 5)) <= 1e-4);
@@ -318,7 +318,7 @@ fn cpu_decode_path_matches_torch_path() {
     let b = generate::generate(&slow.model, ids, &opts).expect("slow");
     assert_eq!(a.tokens, b.tokens);
     let _g = tch::no_grad_guard();
-    let t = |s: &[u32]| Tensor::from_slice(&s.iter().map(|&x| x as i64).collect::<Vec<_>>()).view([1, -1]);
+    let t = |s: &[u32]| generate::token_batch(s, Device::Cpu);
     let (mut ca, mut cb) = (fast.model.new_cache(1, 64), slow.model.new_cache(1, 64));
     let _ = fast.model.forward(&t(ids), &mut ca, Logits::Last);
     let _ = slow.model.forward(&t(ids), &mut cb, Logits::Last);
@@ -348,7 +348,7 @@ fn cpu_decode_path_in_bf16_is_at_least_as_close_to_f32() {
     let opts = generate::GenerateOptions { max_new_tokens: 24, sampling: Sampling::Greedy, ignore_eos: true };
     let tokens = generate::generate(&reference.model, ids, &opts).expect("f32 greedy").tokens;
     let _g = tch::no_grad_guard();
-    let t = |s: &[u32]| Tensor::from_slice(&s.iter().map(|&x| x as i64).collect::<Vec<_>>()).view([1, -1]);
+    let t = |s: &[u32]| generate::token_batch(s, Device::Cpu);
     let mut caches: Vec<_> = [&reference, &fast, &slow].iter().map(|m| m.model.new_cache(1, 64)).collect();
     for (m, c) in [&reference, &fast, &slow].iter().zip(caches.iter_mut()) {
         let _ = m.model.forward(&t(ids), c, Logits::Last);

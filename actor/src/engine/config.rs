@@ -126,12 +126,7 @@ impl Config {
 
     /// Number of parameters, embeddings counted once when tied.
     pub fn num_parameters(&self) -> usize {
-        let (d, f, hd) = (self.hidden_size, self.intermediate_size, self.head_dim);
-        let attn = d * (self.num_heads + 2 * self.num_kv_heads) * hd + self.num_heads * hd * d;
-        let per_layer = attn + 3 * d * f + 2 * d;
-        let embed = self.vocab_size * d;
-        let head = if self.tie_word_embeddings { 0 } else { embed };
-        embed + head + self.num_layers * per_layer + d
+        super::model::hf_parameter_shapes(self).iter().map(|(_, s)| s.iter().product::<i64>() as usize).sum()
     }
 
     /// Reads and resolves `config.json`.

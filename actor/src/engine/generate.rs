@@ -52,6 +52,12 @@ pub fn synchronize(device: Device) {
     }
 }
 
+/// `tokens` as a `[1, T]` int64 tensor on `device`.
+pub fn token_batch(tokens: &[u32], device: Device) -> Tensor {
+    let ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
+    Tensor::from_slice(&ids).to_device(device).view([1, -1])
+}
+
 /// Greedy or sampled generation for one prompt (batch 1).
 pub fn generate(model: &Llama, prompt: &[u32], opts: &GenerateOptions) -> Result<Generation> {
     if prompt.is_empty() {
@@ -84,9 +90,7 @@ pub fn generate(model: &Llama, prompt: &[u32], opts: &GenerateOptions) -> Result
 
     synchronize(device);
     let start = Instant::now();
-    let ids: Vec<i64> = prompt.iter().map(|&t| t as i64).collect();
-    let input = Tensor::from_slice(&ids).to_device(device).view([1, -1]);
-    let logits = model.forward(&input, &mut cache, Logits::Last);
+    let logits = model.forward(&token_batch(prompt, device), &mut cache, Logits::Last);
     let first = sampler.sample(&logits)[0];
     let prefill = start.elapsed();
 
@@ -95,8 +99,7 @@ pub fn generate(model: &Llama, prompt: &[u32], opts: &GenerateOptions) -> Result
     let start = Instant::now();
     let mut last = first;
     while stop != StopReason::Eos && tokens.len() < opts.max_new_tokens {
-        let input = Tensor::from_slice(&[last as i64]).to_device(device).view([1, 1]);
-        let logits = model.forward(&input, &mut cache, Logits::Last);
+        let logits = model.forward(&token_batch(&[last], device), &mut cache, Logits::Last);
         last = sampler.sample(&logits)[0];
         tokens.push(last);
         if is_eos(last) {
@@ -111,8 +114,6 @@ pub fn generate(model: &Llama, prompt: &[u32], opts: &GenerateOptions) -> Result
 /// Logits (`[T, V]`, f32, on CPU) of every position of `tokens` in one forward pass.
 pub fn full_logits(model: &Llama, tokens: &[u32]) -> Tensor {
     let _guard = tch::no_grad_guard();
-    let ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
     let mut cache = model.new_cache(1, tokens.len());
-    let input = Tensor::from_slice(&ids).to_device(model.device()).view([1, -1]);
-    model.forward(&input, &mut cache, Logits::All).squeeze_dim(0).to_kind(Kind::Float).to_device(Device::Cpu)
+    model.forward(&token_batch(tokens, model.device()), &mut cache, Logits::All).squeeze_dim(0).to_kind(Kind::Float).to_device(Device::Cpu)
 }
