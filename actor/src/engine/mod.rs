@@ -6,6 +6,7 @@ mod cpu_decode;
 pub mod gemv;
 pub mod generate;
 pub mod model;
+pub mod perplexity;
 pub mod rope;
 pub mod sampling;
 pub mod synthetic;

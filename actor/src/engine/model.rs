@@ -135,6 +135,21 @@ impl Attention {
         let (ck, cv) = layer_cache;
         ck.narrow(2, pos, t).copy_(&k);
         cv.narrow(2, pos, t).copy_(&v);
+        if pos == 0 && t > 1 {
+            // A prefill from an empty cache (and training): torch's fused causal attention, which
+            // maps query heads to their KV group itself. q already carries 1/sqrt(head_dim).
+            let out = Tensor::scaled_dot_product_attention::<&Tensor>(
+                &q.transpose(1, 2),
+                &k,
+                &v,
+                None,
+                0.0,
+                true,
+                1.0,
+                true,
+            );
+            return self.o.forward(&out.transpose(1, 2).reshape([b, t, nh * hd]));
+        }
         let keys = ck.narrow(2, 0, pos + t);
         let values = cv.narrow(2, 0, pos + t);
         // Query heads of one KV group attend as one [g*T, hd] block against that group's K/V.
@@ -314,71 +329,156 @@ pub fn hf_parameter_shapes(cfg: &Config) -> Vec<(String, Vec<i64>)> {
     out
 }
 
-impl Llama {
-    /// Builds the model from HF-named parameters (`model.layers.N.self_attn.q_proj.weight`, ...).
-    pub fn load(cfg: &Config, params: &impl ParamSource, kind: Kind, device: Device) -> Result<Self> {
+/// The weights of one transformer block, with q|k|v and gate|up already fused (HF layout, `[out, in]`).
+pub struct LayerWeights {
+    pub input_norm: Tensor,
+    /// `[(num_heads + 2 * num_kv_heads) * head_dim, hidden]`: q rows, then k, then v.
+    pub qkv: Tensor,
+    pub o: Tensor,
+    pub post_norm: Tensor,
+    /// `[2 * intermediate, hidden]`: gate rows, then up.
+    pub gate_up: Tensor,
+    pub down: Tensor,
+}
+
+/// Every weight of a model in the engine's fused layout.
+pub struct Weights {
+    pub embed: Tensor,
+    /// `None` when the embedding is tied to the LM head.
+    pub lm_head: Option<Tensor>,
+    pub layers: Vec<LayerWeights>,
+    pub norm: Tensor,
+}
+
+impl Weights {
+    /// Reads HF-named parameters (`model.layers.N.self_attn.q_proj.weight`, ...) and fuses them.
+    pub fn from_hf(cfg: &Config, params: &impl ParamSource, kind: Kind, device: Device) -> Result<Self> {
         let _guard = tch::no_grad_guard();
-        if device == Device::Cpu {
-            gemv::ensure_configured();
-        }
         let (d, f) = (cfg.hidden_size as i64, cfg.intermediate_size as i64);
         let (nh, nkv, hd) = (cfg.num_heads as i64, cfg.num_kv_heads as i64, cfg.head_dim as i64);
         let get = |name: &str, shape: &[i64]| params.get(name, shape, kind, device);
-        let embed = Linear::new(get("model.embed_tokens.weight", &[cfg.vocab_size as i64, d])?);
-        let lm_head = if cfg.tie_word_embeddings {
-            None
-        } else {
-            Some(Linear::new(get("lm_head.weight", &[cfg.vocab_size as i64, d])?))
-        };
+        let embed = get("model.embed_tokens.weight", &[cfg.vocab_size as i64, d])?;
+        let lm_head =
+            if cfg.tie_word_embeddings { None } else { Some(get("lm_head.weight", &[cfg.vocab_size as i64, d])?) };
         let mut layers = Vec::with_capacity(cfg.num_layers);
         for i in 0..cfg.num_layers {
             let p = |s: &str| format!("model.layers.{i}.{s}");
             let q = get(&p("self_attn.q_proj.weight"), &[nh * hd, d])?;
             let k = get(&p("self_attn.k_proj.weight"), &[nkv * hd, d])?;
             let v = get(&p("self_attn.v_proj.weight"), &[nkv * hd, d])?;
-            let o = get(&p("self_attn.o_proj.weight"), &[d, nh * hd])?;
             let gate = get(&p("mlp.gate_proj.weight"), &[f, d])?;
             let up = get(&p("mlp.up_proj.weight"), &[f, d])?;
-            let down = get(&p("mlp.down_proj.weight"), &[d, f])?;
-            layers.push(Block {
-                input_norm: RmsNorm::new(get(&p("input_layernorm.weight"), &[d])?, cfg.rms_norm_eps),
-                attn: Attention {
-                    qkv: Linear::new(Tensor::cat(&[q, k, v], 0)),
-                    o: Linear::new(o),
-                    num_heads: nh,
-                    num_kv_heads: nkv,
-                    head_dim: hd,
-                },
-                post_norm: RmsNorm::new(get(&p("post_attention_layernorm.weight"), &[d])?, cfg.rms_norm_eps),
-                mlp: Mlp { gate_up: Linear::new(Tensor::cat(&[gate, up], 0)), down: Linear::new(down), intermediate: f },
+            layers.push(LayerWeights {
+                input_norm: get(&p("input_layernorm.weight"), &[d])?,
+                qkv: Tensor::cat(&[q, k, v], 0),
+                o: get(&p("self_attn.o_proj.weight"), &[d, nh * hd])?,
+                post_norm: get(&p("post_attention_layernorm.weight"), &[d])?,
+                gate_up: Tensor::cat(&[gate, up], 0),
+                down: get(&p("mlp.down_proj.weight"), &[d, f])?,
             });
         }
-        let norm = RmsNorm::new(get("model.norm.weight", &[d])?, cfg.rms_norm_eps);
-        let scale = 1.0 / (hd as f64).sqrt();
-        let head_scale: Vec<f32> =
-            (0..nh + nkv).map(|h| if h < nh { scale as f32 } else { 1.0 }).collect();
-        let cos_scale = Tensor::from_slice(&head_scale).view([1, nh + nkv, 1]).to_device(device);
-        let sign: Vec<f32> = (0..hd).map(|j| if j < hd / 2 { -1.0 } else { 1.0 }).collect();
-        let sin_scale = &cos_scale * Tensor::from_slice(&sign).view([1, 1, hd]).to_device(device);
-        let mut model = Self {
-            cfg: cfg.clone(),
-            embed,
-            lm_head,
-            layers,
-            norm,
-            inv_freq: rope::inv_freq(cfg, device),
-            cos_scale,
-            sin_scale,
-            kind,
-            device,
-            decode_plan: None,
-        };
+        let norm = get("model.norm.weight", &[d])?;
+        Ok(Self { embed, lm_head, layers, norm })
+    }
+
+    /// The HF-named tensors (fused projections split again), in [`hf_parameter_shapes`] order.
+    pub fn to_hf(&self, cfg: &Config) -> Vec<(String, Tensor)> {
+        let (nh, nkv, hd, f) =
+            (cfg.num_heads as i64, cfg.num_kv_heads as i64, cfg.head_dim as i64, cfg.intermediate_size as i64);
+        let mut out = vec![("model.embed_tokens.weight".to_string(), self.embed.shallow_clone())];
+        for (i, l) in self.layers.iter().enumerate() {
+            let p = |s: &str| format!("model.layers.{i}.{s}");
+            out.extend([
+                (p("input_layernorm.weight"), l.input_norm.shallow_clone()),
+                (p("self_attn.q_proj.weight"), l.qkv.narrow(0, 0, nh * hd).contiguous()),
+                (p("self_attn.k_proj.weight"), l.qkv.narrow(0, nh * hd, nkv * hd).contiguous()),
+                (p("self_attn.v_proj.weight"), l.qkv.narrow(0, (nh + nkv) * hd, nkv * hd).contiguous()),
+                (p("self_attn.o_proj.weight"), l.o.shallow_clone()),
+                (p("post_attention_layernorm.weight"), l.post_norm.shallow_clone()),
+                (p("mlp.gate_proj.weight"), l.gate_up.narrow(0, 0, f).contiguous()),
+                (p("mlp.up_proj.weight"), l.gate_up.narrow(0, f, f).contiguous()),
+                (p("mlp.down_proj.weight"), l.down.shallow_clone()),
+            ]);
+        }
+        out.push(("model.norm.weight".into(), self.norm.shallow_clone()));
+        if let Some(head) = &self.lm_head {
+            out.push(("lm_head.weight".into(), head.shallow_clone()));
+        }
+        out
+    }
+
+    /// The same weights with every tensor mapped through `f` (a dtype cast for training, say).
+    pub fn map(&self, f: impl Fn(&Tensor) -> Tensor) -> Self {
+        Self {
+            embed: f(&self.embed),
+            lm_head: self.lm_head.as_ref().map(&f),
+            layers: self
+                .layers
+                .iter()
+                .map(|l| LayerWeights {
+                    input_norm: f(&l.input_norm),
+                    qkv: f(&l.qkv),
+                    o: f(&l.o),
+                    post_norm: f(&l.post_norm),
+                    gate_up: f(&l.gate_up),
+                    down: f(&l.down),
+                })
+                .collect(),
+            norm: f(&self.norm),
+        }
+    }
+}
+
+impl Llama {
+    /// Builds the model from HF-named parameters (`model.layers.N.self_attn.q_proj.weight`, ...),
+    /// with the torch-free decode step where it applies.
+    pub fn load(cfg: &Config, params: &impl ParamSource, kind: Kind, device: Device) -> Result<Self> {
+        if device == Device::Cpu {
+            gemv::ensure_configured();
+        }
+        let mut model = Self::from_weights(cfg, Weights::from_hf(cfg, params, kind, device)?, kind, device);
         // SAFETY: the plan lives in `model` beside the tensors it views; every method that replaces
         // a weight takes `&mut self` and drops or rebuilds the plan.
         #[allow(unsafe_code)]
         let plan = unsafe { DecodePlan::build(&model) };
         model.decode_plan = plan;
         Ok(model)
+    }
+
+    /// Wraps fused weights as they are (no copy, no decode plan): gradients flow through the
+    /// forward pass to them, which is how training reuses this model.
+    pub fn from_weights(cfg: &Config, w: Weights, kind: Kind, device: Device) -> Self {
+        let (nh, nkv, hd, f) =
+            (cfg.num_heads as i64, cfg.num_kv_heads as i64, cfg.head_dim as i64, cfg.intermediate_size as i64);
+        let layers = w
+            .layers
+            .into_iter()
+            .map(|l| Block {
+                input_norm: RmsNorm::new(l.input_norm, cfg.rms_norm_eps),
+                attn: Attention { qkv: Linear::new(l.qkv), o: Linear::new(l.o), num_heads: nh, num_kv_heads: nkv, head_dim: hd },
+                post_norm: RmsNorm::new(l.post_norm, cfg.rms_norm_eps),
+                mlp: Mlp { gate_up: Linear::new(l.gate_up), down: Linear::new(l.down), intermediate: f },
+            })
+            .collect();
+        let _guard = tch::no_grad_guard();
+        let scale = 1.0 / (hd as f64).sqrt();
+        let head_scale: Vec<f32> = (0..nh + nkv).map(|h| if h < nh { scale as f32 } else { 1.0 }).collect();
+        let cos_scale = Tensor::from_slice(&head_scale).view([1, nh + nkv, 1]).to_device(device);
+        let sign: Vec<f32> = (0..hd).map(|j| if j < hd / 2 { -1.0 } else { 1.0 }).collect();
+        let sin_scale = &cos_scale * Tensor::from_slice(&sign).view([1, 1, hd]).to_device(device);
+        Self {
+            cfg: cfg.clone(),
+            embed: Linear::new(w.embed),
+            lm_head: w.lm_head.map(Linear::new),
+            layers,
+            norm: RmsNorm::new(w.norm, cfg.rms_norm_eps),
+            inv_freq: rope::inv_freq(cfg, device),
+            cos_scale,
+            sin_scale,
+            kind,
+            device,
+            decode_plan: None,
+        }
     }
 
     pub(crate) fn parts(&self) -> Parts<'_> {
@@ -432,7 +532,8 @@ impl Llama {
         let (cos, sin) = rope::cos_sin(&self.inv_freq, pos, t);
         let cos = (cos.unsqueeze(1) * &self.cos_scale).to_kind(self.kind);
         let sin = (sin.unsqueeze(1) * &self.sin_scale).to_kind(self.kind);
-        let mask = (t > 1).then(|| {
+        // Only a multi-token step after cached positions needs the explicit mask (see Attention).
+        let mask = (t > 1 && pos > 0).then(|| {
             let g = (self.cfg.num_heads / self.cfg.num_kv_heads) as i64;
             let total = (pos + t) as i64;
             let rows = Tensor::arange_start(pos as i64, total, (Kind::Int64, self.device)).unsqueeze(1);
@@ -449,10 +550,16 @@ impl Llama {
     /// Panics if the cache is too small or the batch differs; callers size the cache up front
     /// (see [`Llama::new_cache`]).
     pub fn forward(&self, tokens: &Tensor, cache: &mut KvCache, logits: Logits) -> Tensor {
+        self.forward_skipping(tokens, cache, logits, &[])
+    }
+
+    /// As [`Llama::forward`], with the layers whose index is in `skip` left out (their residual
+    /// stream passes through unchanged; their cache entries are not written).
+    pub fn forward_skipping(&self, tokens: &Tensor, cache: &mut KvCache, logits: Logits, skip: &[usize]) -> Tensor {
         let (b, t) = (tokens.size()[0], tokens.size()[1] as usize);
         assert_eq!(b as usize, cache.batch, "batch does not match the cache");
         assert!(cache.len + t <= cache.capacity, "KV cache capacity {} exceeded", cache.capacity);
-        if t == 1 && b == 1 && logits == Logits::Last {
+        if t == 1 && b == 1 && logits == Logits::Last && skip.is_empty() {
             if let Some(plan) = &self.decode_plan {
                 let token = tokens.reshape([-1]).int64_value(&[0]);
                 if let Some(out) = usize::try_from(token).ok().and_then(|tok| plan.step(self, tok, cache)) {
@@ -466,8 +573,10 @@ impl Llama {
         let tables = self.tables(pos, t);
         let ids = tokens.reshape([-1]);
         let mut x = self.embed.rows(&ids).view([b, t as i64, -1]);
-        for (block, layer_cache) in self.layers.iter().zip(cache.layers.iter_mut()) {
-            x = block.forward(&x, layer_cache, pos as i64, &tables);
+        for (i, (block, layer_cache)) in self.layers.iter().zip(cache.layers.iter_mut()).enumerate() {
+            if !skip.contains(&i) {
+                x = block.forward(&x, layer_cache, pos as i64, &tables);
+            }
         }
         cache.len += t;
         let x = match logits {
