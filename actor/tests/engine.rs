@@ -374,3 +374,44 @@ fn cpu_decode_path_in_bf16_is_at_least_as_close_to_f32() {
     assert!(worst_fast <= worst_slow * 1.1, "torch-free bf16 step strays {worst_fast} from f32, torch path {worst_slow}");
     assert!(agree_fast >= agree_slow, "top-1 agreement with f32: torch-free {agree_fast}, torch path {agree_slow}");
 }
+
+#[test]
+fn skipping_a_layer_equals_the_model_without_it() {
+    use casrap_actor::engine::model::Weights;
+    use casrap_actor::engine::weights::SafeTensorFiles;
+    let m = load(&fixture(), Kind::Float).expect("fixture loads");
+    let (e, _) = expected();
+    let ids = &e.inputs[2].ids;
+    let cfg = m.model.config().clone();
+    let files = SafeTensorFiles::open_dir(&fixture()).expect("weights");
+    let _g = tch::no_grad_guard();
+    let batch = generate::token_batch(ids, Device::Cpu);
+    for layer in 0..cfg.num_layers {
+        let mut w = Weights::from_hf(&cfg, &files, Kind::Float, Device::Cpu).expect("weights");
+        w.layers.remove(layer);
+        let mut short_cfg = cfg.clone();
+        short_cfg.num_layers -= 1;
+        let short = engine::Llama::from_weights(&short_cfg, w, Kind::Float, Device::Cpu);
+        let want = short.forward(&batch, &mut short.new_cache(1, ids.len()), Logits::All);
+        let got = m.model.forward_skipping(&batch, &mut m.model.new_cache(1, ids.len()), Logits::All, &[layer]);
+        assert_eq!(max_abs_diff(&got, &want), 0.0, "layer {layer}");
+        let dense = m.model.forward(&batch, &mut m.model.new_cache(1, ids.len()), Logits::All);
+        assert!(max_abs_diff(&got, &dense) > 1e-3, "skipping layer {layer} changed nothing");
+    }
+}
+
+#[test]
+fn fused_weights_split_back_into_the_hf_tensors() {
+    use casrap_actor::engine::model::Weights;
+    use casrap_actor::engine::weights::SafeTensorFiles;
+    let m = load(&fixture(), Kind::Float).expect("fixture loads");
+    let files = SafeTensorFiles::open_dir(&fixture()).expect("weights");
+    let w = Weights::from_hf(m.model.config(), &files, Kind::Float, Device::Cpu).expect("weights");
+    let hf = w.to_hf(m.model.config());
+    let originals = fixture_tensors();
+    assert_eq!(hf.len(), originals.len());
+    for (name, t) in &hf {
+        let (_, want) = originals.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("{name} not in the fixture"));
+        assert_eq!(max_abs_diff(t, &want.to_kind(Kind::Float)), 0.0, "{name}");
+    }
+}
