@@ -1,8 +1,9 @@
 //! Domain types shared by the CASRAP actor and learner.
-//!
-//! For now: tracing setup. Config, state/action/reward, telemetry and the Q-network arrive with
-//! their issues.
 
+pub mod error;
 pub mod logging;
+pub mod prompts;
+pub mod text;
 
+pub use error::{Error, Result};
 pub use logging::init_tracing;
