@@ -4,5 +4,6 @@ pub mod engine;
 pub mod error;
 pub mod resolve;
 pub mod tokenizer;
+pub mod train;
 
 pub use error::{Error, Result};

@@ -3,7 +3,10 @@
 use std::io::Write;
 
 use anyhow::Context;
-use casrap_actor::engine::{self, generate, sampling::Sampling};
+use casrap_actor::engine::{self, generate, perplexity, sampling::Sampling};
+use casrap_actor::train::export::Shape;
+use casrap_actor::train::lm::TrainOptions;
+use casrap_actor::train::pipeline::{self, Progress, Recipe};
 use casrap_actor::resolve::Resolver;
 use clap::{Parser, Subcommand};
 
@@ -24,6 +27,92 @@ enum Command {
     BenchDecode(BenchArgs),
     /// Write a synthetic preset's random weights as an HF folder (config.json, model.safetensors).
     ExportSynthetic(ExportArgs),
+    /// Train the embedded model: a byte-level BPE tokenizer and a small LLaMA on a folder of
+    /// documents (scripts/fetch-corpus makes it), written as an HF folder.
+    TrainModel(TrainArgs),
+    /// Perplexity of a model on a text (plain or WikiText raw) next to the best unigram model on
+    /// the same tokens, optionally with each single layer skipped.
+    EvalPpl(EvalArgs),
+}
+
+#[derive(clap::Args)]
+struct TrainArgs {
+    /// Folder of UTF-8 `.txt` documents (default: where scripts/fetch-corpus puts them).
+    #[arg(long)]
+    corpus: Option<std::path::PathBuf>,
+    /// Output folder.
+    #[arg(long, default_value = casrap_actor::resolve::DEFAULT_MODEL)]
+    out: std::path::PathBuf,
+    /// Seed of the initial weights and of the batch order.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Optimiser steps.
+    #[arg(long, default_value_t = TrainOptions::default().steps)]
+    steps: usize,
+    /// Sequences per step.
+    #[arg(long, default_value_t = TrainOptions::default().batch)]
+    batch: usize,
+    /// Tokens per sequence.
+    #[arg(long, default_value_t = TrainOptions::default().seq_len)]
+    seq_len: usize,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = TrainOptions::default().lr)]
+    lr: f64,
+    /// Compute dtype: bf16 (mixed precision, f32 master weights) or f32.
+    #[arg(long, default_value = "bf16")]
+    compute: String,
+    /// Layers (the other dimensions are the embedded model's; see `models/README.md`).
+    #[arg(long, default_value_t = Shape::default().layers)]
+    layers: usize,
+    /// Hidden size.
+    #[arg(long, default_value_t = Shape::default().hidden)]
+    hidden: usize,
+    /// FFN width.
+    #[arg(long, default_value_t = Shape::default().ffn)]
+    ffn: usize,
+    /// Vocabulary size of the BPE tokenizer.
+    #[arg(long, default_value_t = Shape::default().vocab)]
+    vocab: usize,
+    /// Torch threads (default: one per core).
+    #[arg(long, env = "CASRAP_THREADS")]
+    threads: Option<i32>,
+}
+
+#[derive(clap::Args)]
+struct EvalArgs {
+    /// Model, as for `generate`.
+    #[arg(long, env = "CASRAP_MODEL", default_value = casrap_actor::resolve::DEFAULT_MODEL)]
+    model: String,
+    /// Text to evaluate on (default: the embedded model's held-out text).
+    #[arg(long, default_value = casrap_actor::resolve::DEFAULT_EVAL_TEXT)]
+    text: String,
+    /// Format of --text: plain, or wikitext (WikiText raw: ` = Title = ` headings).
+    #[arg(long, default_value = "plain")]
+    format: String,
+    /// Tokens per evaluation window.
+    #[arg(long, default_value_t = 256)]
+    window: usize,
+    /// Windows per forward pass.
+    #[arg(long, default_value_t = 8)]
+    batch: usize,
+    /// Use only the first N tokens of the text (0: all).
+    #[arg(long, default_value_t = 0)]
+    max_tokens: usize,
+    /// Also evaluate with each single layer skipped.
+    #[arg(long)]
+    skip_each_layer: bool,
+    /// Weight and activation dtype: f32, bf16 or f16.
+    #[arg(long, default_value = "f32")]
+    dtype: String,
+    /// Device: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Write the raw figures as JSON to this file too.
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
+    /// CPU thread budget (default: one per core).
+    #[arg(long, env = "CASRAP_THREADS")]
+    threads: Option<i32>,
 }
 
 #[derive(clap::Args)]
@@ -80,7 +169,7 @@ struct ExportArgs {
 struct GenerateArgs {
     /// Model: a local HF folder, an HF repo id (from the local HF cache; downloaded only when
     /// HF_HUB_OFFLINE is unset), or synthetic:<preset> (tiny, llama-3.2-1b) with random weights.
-    #[arg(long, env = "CASRAP_MODEL", default_value = "synthetic:tiny")]
+    #[arg(long, env = "CASRAP_MODEL", default_value = casrap_actor::resolve::DEFAULT_MODEL)]
     model: String,
     /// Prompt text.
     #[arg(long, default_value = "The quick brown fox")]
@@ -123,7 +212,105 @@ fn main() -> anyhow::Result<()> {
             println!("wrote {}", args.out.display());
             Ok(())
         }
+        Command::TrainModel(args) => run_train(args),
+        Command::EvalPpl(args) => run_eval(args),
     }
+}
+
+fn run_train(args: TrainArgs) -> anyhow::Result<()> {
+    if let Some(n) = args.threads {
+        anyhow::ensure!(n > 0, "--threads must be positive, got {n}");
+        tch::set_num_threads(n);
+    }
+    let corpus = match args.corpus {
+        Some(c) => c,
+        None => {
+            let cache = std::env::var_os("CASRAP_CACHE")
+                .map(std::path::PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache/casrap")))
+                .context("neither CASRAP_CACHE nor HOME is set; pass --corpus")?;
+            cache.join("corpus/python3.11-doc/train")
+        }
+    };
+    anyhow::ensure!(corpus.is_dir(), "corpus folder {} not found; run scripts/fetch-corpus first", corpus.display());
+    let shape = Shape { layers: args.layers, hidden: args.hidden, ffn: args.ffn, vocab: args.vocab, ..Shape::default() };
+    let options = TrainOptions {
+        seed: args.seed,
+        steps: args.steps,
+        batch: args.batch,
+        seq_len: args.seq_len,
+        lr: args.lr,
+        min_lr: args.lr / 10.0,
+        compute: match args.compute.as_str() {
+            "bf16" => "bf16",
+            "f32" => "f32",
+            other => anyhow::bail!("--compute `{other}`: expected bf16 or f32"),
+        },
+        ..TrainOptions::default()
+    };
+    let recipe = Recipe { corpus, out: args.out.clone(), shape, options };
+    let tokens_per_step = (recipe.options.batch * recipe.options.seq_len) as f64;
+    let mut ema: Option<f64> = None;
+    let record = pipeline::run(&recipe, |p| match p {
+        Progress::Stage(s) => tracing::info!("{s}"),
+        Progress::Step(s, eta) => {
+            let e = ema.map_or(s.loss, |e| 0.95 * e + 0.05 * s.loss);
+            ema = Some(e);
+            if s.step % 20 == 0 || s.step + 1 == recipe.options.steps {
+                tracing::info!(
+                    step = s.step + 1,
+                    of = recipe.options.steps,
+                    loss = format!("{e:.3}"),
+                    lr = format!("{:.2e}", s.lr),
+                    tokens_per_s = (tokens_per_step * (s.step + 1) as f64 / s.elapsed_s) as u64,
+                    eta_s = eta.as_secs(),
+                    "training"
+                );
+            }
+        }
+    })?;
+    println!(
+        "wrote {} ({} parameters, {} corpus tokens, tokenizer {:.0} s, training {:.0} s)",
+        args.out.display(),
+        record.parameters,
+        record.corpus_tokens,
+        record.tokenizer_s,
+        record.train_s
+    );
+    Ok(())
+}
+
+fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
+    let kind = engine::parse_dtype(&args.dtype)?;
+    let device = engine::parse_device(&args.device)?;
+    set_threads(args.threads)?;
+    let text_path = casrap_actor::resolve::repo_path(&args.text);
+    let text = match args.format.as_str() {
+        "plain" => casrap_common::text::read_plain(&text_path)?,
+        "wikitext" => casrap_common::text::wikitext_as_text(&text_path)?,
+        other => anyhow::bail!("--format `{other}`: expected plain or wikitext"),
+    };
+    let source = Resolver::from_env().resolve(&args.model)?;
+    let loaded = engine::load(&source, kind, device, 0)
+        .with_context(|| format!("loading model {}", engine::describe(&source)))?;
+    let mut tokens = loaded.tokenizer.encode(&text)?;
+    if args.max_tokens > 0 {
+        tokens.truncate(args.max_tokens);
+    }
+    let report = perplexity::report(&loaded.model, &tokens, args.window, args.batch, args.skip_each_layer)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "model: {}  text: {}  dtype: {}", engine::describe(&source), text_path.display(), args.dtype)?;
+    writeln!(out, "{} tokens predicted in windows of {}", report.dense.tokens, args.window)?;
+    write!(out, "{}", report.table())?;
+    if let Some(path) = args.json {
+        let json = serde_json::json!({
+            "model": engine::describe(&source), "text": text_path.display().to_string(),
+            "dtype": args.dtype, "window": args.window, "report": report,
+        });
+        std::fs::write(&path, serde_json::to_string_pretty(&json)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
 }
 
 fn set_threads(threads: Option<i32>) -> anyhow::Result<()> {

@@ -56,6 +56,29 @@ impl Resolver {
     }
 }
 
+/// The embedded default model, committed in the repository (see `models/README.md`).
+pub const DEFAULT_MODEL: &str = "models/pydoc-llama-7m";
+
+/// The held-out evaluation text of the embedded model's corpus.
+pub const DEFAULT_EVAL_TEXT: &str = "data/eval/python-doc-heldout.txt";
+
+/// A path relative to the repository: as given when it exists from the working directory,
+/// otherwise under the checkout this binary was built from (so the committed model and data are
+/// found from any directory).
+pub fn repo_path(rel: &str) -> PathBuf {
+    let p = Path::new(rel);
+    if p.is_absolute() || p.exists() {
+        return p.into();
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let under_root = root.join(rel);
+    if under_root.exists() {
+        under_root
+    } else {
+        p.into()
+    }
+}
+
 fn looks_like_repo_id(spec: &str) -> bool {
     let parts: Vec<&str> = spec.split('/').collect();
     parts.len() == 2
@@ -80,7 +103,8 @@ fn resolve_in(spec: &str, hub_cache: &Path, download: Download) -> Result<ModelS
         return Ok(ModelSource::Synthetic { preset: preset.into() });
     }
     let mut looked = Vec::new();
-    let local = Path::new(spec);
+    let local = repo_path(spec);
+    let local = local.as_path();
     if local.is_dir() {
         // A folder given explicitly is used as is; its missing files are reported when loading.
         return Ok(ModelSource::Dir(local.into()));

@@ -1,0 +1,109 @@
+//! The committed default model (models/pydoc-llama-7m): it loads through the normal `--model`
+//! path, its tokenizer round-trips, it beats the unigram baseline by the margin its README claims,
+//! and skipping layers costs quality unevenly.
+
+use casrap_actor::engine::{self, generate, perplexity, sampling::Sampling};
+use casrap_actor::resolve::{repo_path, ModelSource, Resolver, DEFAULT_EVAL_TEXT, DEFAULT_MODEL};
+use tch::{Device, Kind};
+
+fn load() -> engine::LoadedModel {
+    let source = Resolver::from_env().resolve(DEFAULT_MODEL).expect("the default model resolves");
+    assert!(matches!(source, ModelSource::Dir(_)), "default model is a folder");
+    engine::load(&source, Kind::Float, Device::Cpu, 0).expect("the default model loads")
+}
+
+fn heldout_tokens(m: &engine::LoadedModel, n: usize) -> Vec<u32> {
+    let text = casrap_common::text::read_plain(&repo_path(DEFAULT_EVAL_TEXT)).expect("held-out text");
+    let mut ids = m.tokenizer.encode(&text).expect("encode");
+    ids.truncate(n);
+    ids
+}
+
+#[test]
+fn default_model_has_the_promised_shape() {
+    let m = load();
+    let c = m.model.config();
+    assert!(c.num_layers >= 8, "{} layers", c.num_layers);
+    assert!(c.group_size() >= 2, "GQA group of {}", c.group_size());
+    assert!(c.tie_word_embeddings);
+    let p = c.num_parameters();
+    assert!((5_000_000..=10_000_000).contains(&p), "{p} parameters");
+    let dir = repo_path(DEFAULT_MODEL);
+    for f in ["config.json", "tokenizer.json", "model.safetensors", "generation_config.json"] {
+        assert!(dir.join(f).is_file(), "{f} missing");
+    }
+    let bytes: u64 = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
+    assert!(bytes <= 20 * 1024 * 1024, "model folder is {bytes} bytes");
+}
+
+#[test]
+fn tokenizer_round_trips_text_exactly() {
+    let m = load();
+    for text in [
+        "The quick brown fox jumps over the lazy dog.",
+        "def f(x):\n    return x ** 2  # square\n",
+        "  leading and trailing spaces  ",
+        "Unicode: naïve café, 東京, emoji 🦀, math ∑∫.",
+        "tabs\tand\r\nwindows newlines",
+        "",
+    ] {
+        let ids = m.tokenizer.encode(text).expect("encode");
+        assert_eq!(ids.first(), Some(&0), "BOS first for {text:?}");
+        assert_eq!(m.tokenizer.decode(&ids).expect("decode"), text);
+    }
+}
+
+#[test]
+fn default_model_generates_from_the_command_line_in_any_directory() {
+    let cwd = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_casrap-actor"))
+        .args(["generate", "--prompt", "The list type in Python", "--max-new-tokens", "12"])
+        .current_dir(cwd.path())
+        .env_remove("CASRAP_MODEL")
+        .output()
+        .expect("run casrap-actor");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.starts_with("The list type in Python"), "{stdout}");
+    assert!(stdout.contains("new tokens:      12") || stdout.contains("stop: Eos"), "{stdout}");
+}
+
+#[test]
+fn greedy_text_is_english_like() {
+    let m = load();
+    let prompt = m.tokenizer.encode("The dictionary").unwrap();
+    let g = generate::generate(
+        &m.model,
+        &prompt,
+        &generate::GenerateOptions { max_new_tokens: 24, sampling: Sampling::Greedy, ignore_eos: true },
+    )
+    .unwrap();
+    let text = m.tokenizer.decode(&g.tokens).unwrap();
+    let words = text.split_whitespace().filter(|w| w.chars().all(|c| c.is_ascii_alphabetic())).count();
+    assert!(words >= 5, "few words in {text:?}");
+}
+
+#[test]
+fn heldout_perplexity_is_under_a_quarter_of_the_unigram_baseline() {
+    let m = load();
+    let ids = heldout_tokens(&m, 16 * 1024);
+    let r = perplexity::report(&m.model, &ids, 256, 8, false).unwrap();
+    let (ppl, uni) = (r.dense.perplexity(), r.unigram.perplexity());
+    eprintln!("held-out perplexity {ppl:.2}, unigram {uni:.2} on {} tokens", r.dense.tokens);
+    assert!(ppl * 4.0 <= uni, "perplexity {ppl} vs unigram {uni}");
+}
+
+#[test]
+fn skipping_a_layer_costs_quality_and_unevenly() {
+    let m = load();
+    let ids = heldout_tokens(&m, 4 * 1024);
+    let r = perplexity::report(&m.model, &ids, 256, 8, true).unwrap();
+    let dense = r.dense.perplexity();
+    let costs: Vec<f64> = r.skip_layer.iter().map(|(_, n)| n.perplexity() / dense).collect();
+    eprintln!("dense {dense:.2}; skip cost per layer {costs:.3?}");
+    assert_eq!(costs.len(), m.model.config().num_layers);
+    assert!(costs.iter().all(|&c| c > 1.0), "a skipped layer did not cost quality: {costs:?}");
+    let (lo, hi) = costs.iter().fold((f64::MAX, 0f64), |(lo, hi), &c| (lo.min(c), hi.max(c)));
+    assert!(hi - 1.0 >= 3.0 * (lo - 1.0), "costs are too even: {costs:?}");
+}
+
