@@ -62,6 +62,9 @@ pub const DEFAULT_MODEL: &str = "models/pydoc-llama-7m";
 /// The held-out evaluation text of the embedded model's corpus.
 pub const DEFAULT_EVAL_TEXT: &str = "data/eval/python-doc-heldout.txt";
 
+/// The project's prompt set.
+pub const DEFAULT_PROMPTS: &str = "data/prompts/prompts.csv";
+
 /// A path relative to the repository: as given when it exists from the working directory,
 /// otherwise under the checkout this binary was built from (so the committed model and data are
 /// found from any directory).
