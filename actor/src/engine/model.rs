@@ -6,6 +6,13 @@
 //! chosen for it: q/k/v are one fused projection and gate/up another (one weight read, one kernel
 //! call each), RoPE for q and k is one fused step with the attention scale folded into q's
 //! tables, and grouped-query attention never copies K/V per query head.
+//!
+//! A model holds any number of [`Profile`]s besides the dense one: per layer the dense block, a
+//! pruned block of its own (fewer heads or FFN channels, sliced once and contiguous) or nothing
+//! (skipped), and optionally an attention window. Switching profiles is a pointer change; the
+//! dense weights are never written.
+
+use std::collections::HashMap;
 
 use tch::{Device, Kind, Tensor};
 
@@ -14,7 +21,7 @@ use super::cpu_decode::DecodePlan;
 use super::gemv;
 use super::rope;
 use super::weights::SafeTensorFiles;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// A bias-free linear layer holding HF's `[out, in]` weight, contiguous. A single row on CPU (batch-1
 /// decode) goes through [`gemv`], everything else through torch.
@@ -69,6 +76,10 @@ impl RmsNorm {
         Self { weight, eps }
     }
 
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
     pub fn forward(&self, x: &Tensor) -> Tensor {
         let kind = x.kind();
         if kind == Kind::Float {
@@ -90,24 +101,53 @@ pub struct Mlp {
 }
 
 impl Mlp {
-    pub fn forward(&self, x: &Tensor) -> Tensor {
+    /// `silu(gate) * up`: the input of the down projection.
+    fn hidden(&self, x: &Tensor) -> Tensor {
         let gu = self.gate_up.forward(x);
         let f = self.intermediate;
-        let gate = gu.narrow(-1, 0, f);
-        let up = gu.narrow(-1, f, f);
-        self.down.forward(&(gate.silu() * up))
+        gu.narrow(-1, 0, f).silu() * gu.narrow(-1, f, f)
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        self.down.forward(&self.hidden(x))
     }
 }
 
-/// Per-forward tables shared by every layer: RoPE for the fused q|k heads and the causal mask.
-pub struct StepTables {
-    cos: Tensor,
-    sin: Tensor,
-    /// `[group * T, L]` additive mask, `None` when `T == 1`.
-    mask: Option<Tensor>,
+/// Attention restricted to the first `sinks` positions and the last `window` ones (the query's
+/// own position included): StreamingLLM's attention sinks plus a recent window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct KvWindow {
+    pub sinks: usize,
+    pub window: usize,
 }
 
-/// Grouped-query self-attention with fused qkv projection.
+impl KvWindow {
+    /// Whether the query at absolute position `i` sees the key at position `j`.
+    pub fn visible(&self, i: usize, j: usize) -> bool {
+        j <= i && (j < self.sinks || j + self.window > i)
+    }
+}
+
+/// Per-forward tables shared by every layer: RoPE per attention shape, the mask, which keys are read.
+pub struct StepTables {
+    /// `(num_heads, num_kv_heads) -> (cos, sin)`, each `[T, H, head_dim]` with q's scale folded in.
+    rope: HashMap<(i64, i64), (Tensor, Tensor)>,
+    /// Boolean `[T, keys]` (true = attend) when neither "all keys" nor plain causality describes it.
+    mask: Option<Tensor>,
+    /// Plain causal attention from position 0 (torch's fused causal kernel).
+    causal: bool,
+    /// Key positions read: `0..len`, or (one-token steps in a window) `0..sinks` then `start..len`.
+    keys: KeySpan,
+}
+
+#[derive(Clone, Copy)]
+enum KeySpan {
+    All { len: i64 },
+    SinksAndRecent { sinks: i64, start: i64, len: i64 },
+}
+
+/// Grouped-query self-attention with fused qkv projection. After head pruning a KV head may serve
+/// fewer query heads than the others; then `kv_index` maps each query head to its KV head.
 #[derive(Debug)]
 pub struct Attention {
     qkv: Linear,
@@ -115,62 +155,73 @@ pub struct Attention {
     num_heads: i64,
     num_kv_heads: i64,
     head_dim: i64,
+    /// For each query head, the index of its KV head (within this block's KV heads).
+    kv_of_head: Vec<usize>,
+    /// `kv_of_head` as an int64 tensor when the groups are not all the same size.
+    kv_index: Option<Tensor>,
 }
 
 impl Attention {
-    pub fn forward(&self, x: &Tensor, layer_cache: &mut (Tensor, Tensor), pos: i64, tables: &StepTables) -> Tensor {
+    fn new(qkv: Linear, o: Linear, head_dim: i64, kv_of_head: Vec<usize>, device: Device) -> Self {
+        let num_heads = kv_of_head.len() as i64;
+        let num_kv_heads = kv_of_head.iter().max().map_or(0, |&m| m + 1) as i64;
+        let uniform = num_kv_heads > 0 && num_heads % num_kv_heads == 0 && {
+            let g = (num_heads / num_kv_heads) as usize;
+            kv_of_head.iter().enumerate().all(|(h, &k)| k == h / g)
+        };
+        let kv_index = (!uniform).then(|| {
+            let idx: Vec<i64> = kv_of_head.iter().map(|&k| k as i64).collect();
+            Tensor::from_slice(&idx).to_device(device)
+        });
+        Self { qkv, o, num_heads, num_kv_heads, head_dim, kv_of_head, kv_index }
+    }
+
+    /// The attention output before `o_proj` (`[B, T, heads * head_dim]`).
+    fn context(&self, x: &Tensor, layer_cache: &mut (Tensor, Tensor), pos: i64, tables: &StepTables) -> Tensor {
         let (b, t) = (x.size()[0], x.size()[1]);
         let (nh, nkv, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
-        let g = nh / nkv;
         let qkv = self.qkv.forward(x);
         // RoPE on q and k together: rot = qk*cos + swap_halves(qk)*sin, where the sign of
         // rotate_half and q's 1/sqrt(head_dim) are folded into the tables.
+        let (cos, sin) = &tables.rope[&(nh, nkv)];
         let qk = qkv.narrow(-1, 0, (nh + nkv) * hd).view([b, t, nh + nkv, hd]);
         let swapped = qk.view([b, t, nh + nkv, 2, hd / 2]).flip([3]).view([b, t, nh + nkv, hd]);
-        let mut rot = &qk * &tables.cos;
-        let _ = rot.addcmul_(&swapped, &tables.sin);
-        let q = rot.narrow(2, 0, nh);
+        let mut rot = &qk * cos;
+        let _ = rot.addcmul_(&swapped, sin);
+        let q = rot.narrow(2, 0, nh).transpose(1, 2);
         let k = rot.narrow(2, nh, nkv).transpose(1, 2);
         let v = qkv.narrow(-1, (nh + nkv) * hd, nkv * hd).view([b, t, nkv, hd]).transpose(1, 2);
         let (ck, cv) = layer_cache;
         ck.narrow(2, pos, t).copy_(&k);
         cv.narrow(2, pos, t).copy_(&v);
-        if pos == 0 && t > 1 {
-            // A prefill from an empty cache (and training): torch's fused causal attention, which
-            // maps query heads to their KV group itself. q already carries 1/sqrt(head_dim).
-            let out = Tensor::scaled_dot_product_attention::<&Tensor>(
-                &q.transpose(1, 2),
-                &k,
-                &v,
-                None,
-                0.0,
-                true,
-                1.0,
-                true,
-            );
-            return self.o.forward(&out.transpose(1, 2).reshape([b, t, nh * hd]));
-        }
-        let keys = ck.narrow(2, 0, pos + t);
-        let values = cv.narrow(2, 0, pos + t);
-        // Query heads of one KV group attend as one [g*T, hd] block against that group's K/V.
-        let q = if t == 1 {
-            q.reshape([b, nkv, g, hd])
-        } else {
-            q.reshape([b, t, nkv, g, hd]).permute([0, 2, 3, 1, 4]).reshape([b, nkv, g * t, hd])
+        let (keys, values) = match tables.keys {
+            KeySpan::All { len } => (ck.narrow(2, 0, len), cv.narrow(2, 0, len)),
+            KeySpan::SinksAndRecent { sinks, start, len } => (
+                Tensor::cat(&[ck.narrow(2, 0, sinks), ck.narrow(2, start, len - start)], 2),
+                Tensor::cat(&[cv.narrow(2, 0, sinks), cv.narrow(2, start, len - start)], 2),
+            ),
         };
-        let mut scores = q.matmul(&keys.transpose(-1, -2));
-        if let Some(mask) = &tables.mask {
-            scores += mask;
-        }
-        let probs = scores.softmax(-1, Kind::Float).to_kind(x.kind());
-        let out = probs.matmul(&values);
-        let out = if t == 1 {
-            out.reshape([b, 1, nh * hd])
-        } else {
-            out.view([b, nkv, g, t, hd]).permute([0, 3, 1, 2, 4]).reshape([b, t, nh * hd])
+        let (keys, values, gqa) = match &self.kv_index {
+            Some(idx) => (keys.index_select(1, idx), values.index_select(1, idx), false),
+            None => (keys, values, nh != nkv),
         };
-        self.o.forward(&out)
+        // q already carries 1/sqrt(head_dim).
+        let out =
+            Tensor::scaled_dot_product_attention(&q, &keys, &values, tables.mask.as_ref(), 0.0, tables.causal, 1.0, gqa);
+        out.transpose(1, 2).reshape([b, t, nh * hd])
     }
+}
+
+/// Sums of activation magnitudes one calibration pass collects for a layer.
+#[derive(Debug)]
+pub struct LayerCapture {
+    /// `[heads]`: sum over tokens of |o_proj input| over each head's slice.
+    pub head_abs: Tensor,
+    /// `[intermediate]`: sum over tokens of |down_proj input| per channel.
+    pub channel_abs: Tensor,
+    /// Sum over tokens of `1 - cos(layer input, layer output)` (block influence).
+    pub influence: f64,
+    pub tokens: usize,
 }
 
 /// One transformer block.
@@ -182,6 +233,15 @@ pub struct Block {
     mlp: Mlp,
 }
 
+/// The shape of one block, which pruning changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockShape {
+    pub num_heads: usize,
+    pub num_kv_heads: usize,
+    pub kv_of_head: Vec<usize>,
+    pub intermediate: usize,
+}
+
 impl Block {
     pub(crate) fn input_norm_weight(&self) -> &Tensor {
         &self.input_norm.weight
@@ -189,41 +249,117 @@ impl Block {
     pub(crate) fn post_norm_weight(&self) -> &Tensor {
         &self.post_norm.weight
     }
-    pub(crate) fn qkv_weight(&self) -> &Tensor {
+    pub fn qkv_weight(&self) -> &Tensor {
         self.attn.qkv.weight()
     }
-    pub(crate) fn o_weight(&self) -> &Tensor {
+    pub fn o_weight(&self) -> &Tensor {
         self.attn.o.weight()
     }
-    pub(crate) fn gate_up_weight(&self) -> &Tensor {
+    pub fn gate_up_weight(&self) -> &Tensor {
         self.mlp.gate_up.weight()
     }
-    pub(crate) fn down_weight(&self) -> &Tensor {
+    pub fn down_weight(&self) -> &Tensor {
         self.mlp.down.weight()
     }
 
-    pub fn forward(&self, x: &Tensor, layer_cache: &mut (Tensor, Tensor), pos: i64, tables: &StepTables) -> Tensor {
-        let h = x + self.attn.forward(&self.input_norm.forward(x), layer_cache, pos, tables);
-        let m = self.mlp.forward(&self.post_norm.forward(&h));
-        h + m
+    pub fn shape(&self) -> BlockShape {
+        BlockShape {
+            num_heads: self.attn.num_heads as usize,
+            num_kv_heads: self.attn.num_kv_heads as usize,
+            kv_of_head: self.attn.kv_of_head.clone(),
+            intermediate: self.mlp.intermediate as usize,
+        }
+    }
+
+    /// Bytes of the block's weights (all of which one decode step reads).
+    pub fn bytes(&self) -> usize {
+        let norms = (self.input_norm.weight.numel() + self.post_norm.weight.numel()) * self.input_norm.weight.kind().elt_size_in_bytes();
+        self.attn.qkv.bytes() + self.attn.o.bytes() + self.mlp.gate_up.bytes() + self.mlp.down.bytes() + norms
+    }
+
+    /// A block from fused weights, `kv_of_head` giving each query head's KV head.
+    pub fn from_weights(w: LayerWeights, eps: f64, head_dim: usize, kv_of_head: Vec<usize>) -> Self {
+        let device = w.qkv.device();
+        let intermediate = w.down.size()[1];
+        Block {
+            input_norm: RmsNorm::new(w.input_norm, eps),
+            attn: Attention::new(Linear::new(w.qkv), Linear::new(w.o), head_dim as i64, kv_of_head, device),
+            post_norm: RmsNorm::new(w.post_norm, eps),
+            mlp: Mlp { gate_up: Linear::new(w.gate_up), down: Linear::new(w.down), intermediate },
+        }
+    }
+
+    /// The block's weights (shallow: the same storage).
+    pub fn weights(&self) -> LayerWeights {
+        LayerWeights {
+            input_norm: self.input_norm.weight.shallow_clone(),
+            qkv: self.attn.qkv.weight().shallow_clone(),
+            o: self.attn.o.weight().shallow_clone(),
+            post_norm: self.post_norm.weight.shallow_clone(),
+            gate_up: self.mlp.gate_up.weight().shallow_clone(),
+            down: self.mlp.down.weight().shallow_clone(),
+        }
+    }
+
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        layer_cache: &mut (Tensor, Tensor),
+        pos: i64,
+        tables: &StepTables,
+        capture: Option<&mut LayerCapture>,
+    ) -> Tensor {
+        let ctx = self.attn.context(&self.input_norm.forward(x), layer_cache, pos, tables);
+        let h = x + self.attn.o.forward(&ctx);
+        let hidden = self.mlp.hidden(&self.post_norm.forward(&h));
+        let out = h + self.mlp.down.forward(&hidden);
+        if let Some(c) = capture {
+            let (b, t) = (x.size()[0], x.size()[1]);
+            let (nh, hd) = (self.attn.num_heads, self.attn.head_dim);
+            let head_abs = ctx.to_kind(Kind::Float).abs().view([b * t, nh, hd]).sum_dim_intlist([0i64, 2].as_slice(), false, Kind::Float);
+            let channel_abs = hidden.to_kind(Kind::Float).abs().view([b * t, -1]).sum_dim_intlist([0i64].as_slice(), false, Kind::Float);
+            let cos = Tensor::cosine_similarity(&x.to_kind(Kind::Float), &out.to_kind(Kind::Float), -1, 1e-8);
+            c.head_abs += head_abs.to_device(Device::Cpu);
+            c.channel_abs += channel_abs.to_device(Device::Cpu);
+            c.influence += (cos.ones_like() - cos).sum(Kind::Double).double_value(&[]);
+            c.tokens += (b * t) as usize;
+        }
+        out
     }
 }
 
-/// The key/value cache of every layer, preallocated to a fixed capacity.
+/// The key/value cache of every layer of one profile, preallocated to a fixed capacity.
 pub struct KvCache {
     layers: Vec<(Tensor, Tensor)>,
     len: usize,
     capacity: usize,
     batch: usize,
+    profile: ProfileId,
 }
 
 impl KvCache {
+    /// A cache for `cfg`'s dense shape.
     pub fn new(cfg: &Config, batch: usize, capacity: usize, kind: Kind, device: Device) -> Self {
-        let shape = [batch as i64, cfg.num_kv_heads as i64, capacity as i64, cfg.head_dim as i64];
-        let layers = (0..cfg.num_layers)
-            .map(|_| (Tensor::zeros(shape, (kind, device)), Tensor::zeros(shape, (kind, device))))
+        Self::for_kv_heads(&vec![cfg.num_kv_heads; cfg.num_layers], cfg.head_dim, batch, capacity, kind, device, ProfileId::DENSE)
+    }
+
+    fn for_kv_heads(
+        kv_heads: &[usize],
+        head_dim: usize,
+        batch: usize,
+        capacity: usize,
+        kind: Kind,
+        device: Device,
+        profile: ProfileId,
+    ) -> Self {
+        let layers = kv_heads
+            .iter()
+            .map(|&n| {
+                let shape = [batch as i64, n as i64, capacity as i64, head_dim as i64];
+                (Tensor::zeros(shape, (kind, device)), Tensor::zeros(shape, (kind, device)))
+            })
             .collect();
-        Self { layers, len: 0, capacity, batch }
+        Self { layers, len: 0, capacity, batch, profile }
     }
     /// Number of positions already cached.
     pub fn len(&self) -> usize {
@@ -237,6 +373,14 @@ impl KvCache {
     }
     pub fn batch(&self) -> usize {
         self.batch
+    }
+    /// The profile this cache was made for.
+    pub fn profile(&self) -> ProfileId {
+        self.profile
+    }
+    /// Bytes the cache holds.
+    pub fn bytes(&self) -> usize {
+        self.layers.iter().map(|(k, v)| (k.numel() + v.numel()) * k.kind().elt_size_in_bytes()).sum()
     }
     pub(crate) fn layers_mut(&mut self) -> &mut [(Tensor, Tensor)] {
         &mut self.layers
@@ -259,31 +403,74 @@ pub enum Logits {
     All,
 }
 
+/// Identifies a profile of one model; [`ProfileId::DENSE`] is the unpruned model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProfileId(pub u64);
+
+impl ProfileId {
+    pub const DENSE: ProfileId = ProfileId(0);
+}
+
+/// What a profile runs at one layer.
+pub enum LayerRef {
+    /// The dense block of that layer (shared, not copied).
+    Dense,
+    /// A pruned block the profile owns.
+    Own(Block),
+    /// Nothing: the residual stream passes through.
+    Skip,
+}
+
+/// A pruned variant of the model.
+pub struct Profile {
+    pub name: String,
+    layers: Vec<LayerRef>,
+    kv_window: Option<KvWindow>,
+    decode_plan: Option<DecodePlan>,
+}
+
+impl Profile {
+    pub fn layers(&self) -> &[LayerRef] {
+        &self.layers
+    }
+    pub fn kv_window(&self) -> Option<KvWindow> {
+        self.kv_window
+    }
+    /// Bytes of weights this profile holds beyond the dense model (its own pruned blocks).
+    pub fn own_bytes(&self) -> usize {
+        self.layers.iter().map(|l| if let LayerRef::Own(b) = l { b.bytes() } else { 0 }).sum()
+    }
+}
+
 /// A LLaMA causal language model.
 pub struct Llama {
     cfg: Config,
     embed: Linear,
     lm_head: Option<Linear>,
-    layers: Vec<Block>,
+    blocks: Vec<Block>,
     norm: RmsNorm,
     inv_freq: Tensor,
-    /// `[1, H, 1]`: 1/sqrt(head_dim) for query heads, 1 for key heads.
-    cos_scale: Tensor,
-    /// `[1, H, head_dim]`: as `cos_scale`, times -1 on the first half (rotate_half's sign).
-    sin_scale: Tensor,
+    /// RoPE factors per block shape `(heads, kv_heads)` (see [`rope_scales`]).
+    rope: HashMap<(i64, i64), (Tensor, Tensor)>,
     kind: Kind,
     device: Device,
-    /// Torch-free batch-1 decode for f32 and bf16 on CPU (see [`cpu_decode`]); `None` elsewhere.
-    decode_plan: Option<DecodePlan>,
+    /// Profile 0 is the dense model.
+    profiles: Vec<(ProfileId, Profile)>,
+    active: usize,
+    next_id: u64,
+    /// Torch-free batch-1 decode for f32 and bf16 on CPU (see [`cpu_decode`]); off when false.
+    cpu_decode: bool,
 }
 
-/// Borrowed parts of a model, for the CPU decode plan.
+/// Borrowed parts of a model under one profile, for the CPU decode plan.
 pub(crate) struct Parts<'a> {
     pub embed: &'a Tensor,
     pub head: &'a Tensor,
     pub norm: &'a Tensor,
-    pub layers: &'a [Block],
+    /// Per layer, the block run there (`None`: skipped).
+    pub layers: Vec<Option<&'a Block>>,
     pub inv_freq: &'a Tensor,
+    pub kv_window: Option<KvWindow>,
 }
 
 /// Where model parameters come from: HF files, or anything else that yields HF-named tensors.
@@ -429,6 +616,29 @@ impl Weights {
     }
 }
 
+impl LayerCapture {
+    /// Zeroed sums for a block of `shape`.
+    pub fn zeros(shape: &BlockShape) -> Self {
+        Self {
+            head_abs: Tensor::zeros([shape.num_heads as i64], (Kind::Float, Device::Cpu)),
+            channel_abs: Tensor::zeros([shape.intermediate as i64], (Kind::Float, Device::Cpu)),
+            influence: 0.0,
+            tokens: 0,
+        }
+    }
+}
+
+/// RoPE table factors for a block shape: `[1, H, 1]` (q heads scaled by 1/sqrt(head_dim)) and
+/// `[1, H, head_dim]` (the same times rotate_half's sign).
+fn rope_scales(nh: i64, nkv: i64, hd: i64, device: Device) -> (Tensor, Tensor) {
+    let scale = 1.0 / (hd as f64).sqrt();
+    let head_scale: Vec<f32> = (0..nh + nkv).map(|h| if h < nh { scale as f32 } else { 1.0 }).collect();
+    let cos_scale = Tensor::from_slice(&head_scale).view([1, nh + nkv, 1]).to_device(device);
+    let sign: Vec<f32> = (0..hd).map(|j| if j < hd / 2 { -1.0 } else { 1.0 }).collect();
+    let sin_scale = &cos_scale * Tensor::from_slice(&sign).view([1, 1, hd]).to_device(device);
+    (cos_scale, sin_scale)
+}
+
 impl Llama {
     /// Builds the model from HF-named parameters (`model.layers.N.self_attn.q_proj.weight`, ...),
     /// with the torch-free decode step where it applies.
@@ -437,68 +647,95 @@ impl Llama {
             gemv::ensure_configured();
         }
         let mut model = Self::from_weights(cfg, Weights::from_hf(cfg, params, kind, device)?, kind, device);
-        // SAFETY: the plan lives in `model` beside the tensors it views; every method that replaces
-        // a weight takes `&mut self` and drops or rebuilds the plan.
-        #[allow(unsafe_code)]
-        let plan = unsafe { DecodePlan::build(&model) };
-        model.decode_plan = plan;
+        model.cpu_decode = true;
+        model.rebuild_plan(0);
         Ok(model)
     }
 
     /// Wraps fused weights as they are (no copy, no decode plan): gradients flow through the
     /// forward pass to them, which is how training reuses this model.
     pub fn from_weights(cfg: &Config, w: Weights, kind: Kind, device: Device) -> Self {
-        let (nh, nkv, hd, f) =
-            (cfg.num_heads as i64, cfg.num_kv_heads as i64, cfg.head_dim as i64, cfg.intermediate_size as i64);
-        let layers = w
+        let g = cfg.group_size();
+        let kv_of_head: Vec<usize> = (0..cfg.num_heads).map(|h| h / g).collect();
+        let blocks: Vec<Block> = w
             .layers
             .into_iter()
-            .map(|l| Block {
-                input_norm: RmsNorm::new(l.input_norm, cfg.rms_norm_eps),
-                attn: Attention { qkv: Linear::new(l.qkv), o: Linear::new(l.o), num_heads: nh, num_kv_heads: nkv, head_dim: hd },
-                post_norm: RmsNorm::new(l.post_norm, cfg.rms_norm_eps),
-                mlp: Mlp { gate_up: Linear::new(l.gate_up), down: Linear::new(l.down), intermediate: f },
-            })
+            .map(|l| Block::from_weights(l, cfg.rms_norm_eps, cfg.head_dim, kv_of_head.clone()))
             .collect();
         let _guard = tch::no_grad_guard();
-        let scale = 1.0 / (hd as f64).sqrt();
-        let head_scale: Vec<f32> = (0..nh + nkv).map(|h| if h < nh { scale as f32 } else { 1.0 }).collect();
-        let cos_scale = Tensor::from_slice(&head_scale).view([1, nh + nkv, 1]).to_device(device);
-        let sign: Vec<f32> = (0..hd).map(|j| if j < hd / 2 { -1.0 } else { 1.0 }).collect();
-        let sin_scale = &cos_scale * Tensor::from_slice(&sign).view([1, 1, hd]).to_device(device);
+        let dense = Profile {
+            name: "none".into(),
+            layers: blocks.iter().map(|_| LayerRef::Dense).collect(),
+            kv_window: None,
+            decode_plan: None,
+        };
+        let mut rope = HashMap::new();
+        let (nh, nkv) = (cfg.num_heads as i64, cfg.num_kv_heads as i64);
+        rope.insert((nh, nkv), rope_scales(nh, nkv, cfg.head_dim as i64, device));
         Self {
             cfg: cfg.clone(),
             embed: Linear::new(w.embed),
             lm_head: w.lm_head.map(Linear::new),
-            layers,
+            blocks,
             norm: RmsNorm::new(w.norm, cfg.rms_norm_eps),
             inv_freq: rope::inv_freq(cfg, device),
-            cos_scale,
-            sin_scale,
+            rope,
             kind,
             device,
-            decode_plan: None,
+            profiles: vec![(ProfileId::DENSE, dense)],
+            active: 0,
+            next_id: 1,
+            cpu_decode: false,
         }
     }
 
-    pub(crate) fn parts(&self) -> Parts<'_> {
+    fn rebuild_plan(&mut self, idx: usize) {
+        let plan = if self.cpu_decode {
+            // SAFETY: the plan lives in the profile, beside (or inside the model with) the tensors
+            // it views; profiles and weights are only replaced or dropped through `&mut self`,
+            // which drops or rebuilds the plan with them.
+            #[allow(unsafe_code)]
+            unsafe {
+                DecodePlan::build(self, &self.parts_of(idx))
+            }
+        } else {
+            None
+        };
+        self.profiles[idx].1.decode_plan = plan;
+    }
+
+    pub(crate) fn parts_of(&self, idx: usize) -> Parts<'_> {
+        let p = &self.profiles[idx].1;
         Parts {
             embed: self.embed.weight(),
             head: self.lm_head.as_ref().unwrap_or(&self.embed).weight(),
             norm: &self.norm.weight,
-            layers: &self.layers,
+            layers: p
+                .layers
+                .iter()
+                .zip(&self.blocks)
+                .map(|(r, dense)| match r {
+                    LayerRef::Dense => Some(dense),
+                    LayerRef::Own(b) => Some(b),
+                    LayerRef::Skip => None,
+                })
+                .collect(),
             inv_freq: &self.inv_freq,
+            kv_window: p.kv_window,
         }
     }
 
     /// Turns the torch-free CPU decode path off (so tests can compare it with the torch path).
     pub fn disable_cpu_decode(&mut self) {
-        self.decode_plan = None;
+        self.cpu_decode = false;
+        for (_, p) in &mut self.profiles {
+            p.decode_plan = None;
+        }
     }
 
-    /// Whether one-token steps take the torch-free CPU path.
+    /// Whether one-token steps of the active profile take the torch-free CPU path.
     pub fn uses_cpu_decode(&self) -> bool {
-        self.decode_plan.is_some()
+        self.profiles[self.active].1.decode_plan.is_some()
     }
 
     pub fn config(&self) -> &Config {
@@ -510,57 +747,168 @@ impl Llama {
     pub fn device(&self) -> Device {
         self.device
     }
-
-    /// A cache for `batch` sequences of up to `capacity` positions, in this model's dtype/device.
-    pub fn new_cache(&self, batch: usize, capacity: usize) -> KvCache {
-        KvCache::new(&self.cfg, batch, capacity, self.kind, self.device)
+    /// The dense blocks, one per layer.
+    pub fn dense_blocks(&self) -> &[Block] {
+        &self.blocks
     }
 
-    /// Bytes of weights read to decode one token (embedding row excluded, LM head included).
+    /// Adds a profile (one entry per layer) and builds its decode plan, so the first use is warm.
+    pub fn add_profile(&mut self, name: &str, layers: Vec<LayerRef>, kv_window: Option<KvWindow>) -> Result<ProfileId> {
+        let n = self.cfg.num_layers;
+        if layers.len() != n {
+            return Err(Error::arg("profile", format!("`{name}` has {} layers, the model {n}", layers.len())));
+        }
+        if layers.iter().all(|l| matches!(l, LayerRef::Skip)) {
+            return Err(Error::arg("profile", format!("`{name}` skips every layer")));
+        }
+        if kv_window.is_some_and(|w| w.window == 0) {
+            return Err(Error::arg("profile", format!("`{name}`: the attention window must keep at least the current token")));
+        }
+        for l in &layers {
+            if let LayerRef::Own(b) = l {
+                let (nh, nkv) = (b.attn.num_heads, b.attn.num_kv_heads);
+                if nh == 0 || b.mlp.intermediate == 0 {
+                    return Err(Error::arg("profile", format!("`{name}` has a block with no heads or no FFN channels")));
+                }
+                self.rope.entry((nh, nkv)).or_insert_with(|| rope_scales(nh, nkv, self.cfg.head_dim as i64, self.device));
+            }
+        }
+        let id = ProfileId(self.next_id);
+        self.next_id += 1;
+        self.profiles.push((id, Profile { name: name.into(), layers, kv_window, decode_plan: None }));
+        self.rebuild_plan(self.profiles.len() - 1);
+        Ok(id)
+    }
+
+    fn index_of(&self, id: ProfileId) -> Result<usize> {
+        self.profiles.iter().position(|(i, _)| *i == id).ok_or_else(|| Error::arg("profile", format!("no profile {id:?}")))
+    }
+
+    /// Drops a profile and its pruned weights. The dense and the active profile cannot be removed.
+    pub fn remove_profile(&mut self, id: ProfileId) -> Result<()> {
+        let idx = self.index_of(id)?;
+        if idx == 0 || idx == self.active {
+            return Err(Error::arg("profile", format!("profile {id:?} is dense or active")));
+        }
+        self.profiles.remove(idx);
+        if self.active > idx {
+            self.active -= 1;
+        }
+        Ok(())
+    }
+
+    /// Makes `id` the profile every forward pass runs (a pointer change: nothing is copied).
+    pub fn activate(&mut self, id: ProfileId) -> Result<()> {
+        self.active = self.index_of(id)?;
+        Ok(())
+    }
+
+    /// Back to the dense model.
+    pub fn activate_dense(&mut self) {
+        self.active = 0;
+    }
+
+    pub fn active(&self) -> ProfileId {
+        self.profiles[self.active].0
+    }
+
+    pub fn profile(&self, id: ProfileId) -> Option<&Profile> {
+        self.profiles.iter().find(|(i, _)| *i == id).map(|(_, p)| p)
+    }
+
+    /// Every profile but the dense one, oldest first.
+    pub fn profile_ids(&self) -> Vec<ProfileId> {
+        self.profiles.iter().skip(1).map(|(i, _)| *i).collect()
+    }
+
+    /// Per layer, the block `p` runs there (`None`: skipped).
+    fn layers_of<'a>(&'a self, p: &'a Profile) -> impl Iterator<Item = Option<&'a Block>> {
+        p.layers.iter().zip(&self.blocks).map(|(r, dense)| match r {
+            LayerRef::Dense => Some(dense),
+            LayerRef::Own(b) => Some(b),
+            LayerRef::Skip => None,
+        })
+    }
+
+    fn active_layers(&self) -> impl Iterator<Item = Option<&Block>> {
+        self.layers_of(&self.profiles[self.active].1)
+    }
+
+    /// A cache for `batch` sequences of up to `capacity` positions of the active profile.
+    pub fn new_cache(&self, batch: usize, capacity: usize) -> KvCache {
+        let kv: Vec<usize> = self.active_layers().map(|b| b.map_or(0, |b| b.attn.num_kv_heads as usize)).collect();
+        KvCache::for_kv_heads(&kv, self.cfg.head_dim, batch, capacity, self.kind, self.device, self.active())
+    }
+
+    /// Bytes of weights the active profile reads to decode one token (embedding row excluded, LM
+    /// head included).
     pub fn weight_bytes_per_token(&self) -> usize {
         let head = self.lm_head.as_ref().unwrap_or(&self.embed).bytes();
-        let norms = (2 * self.layers.len() + 1) * self.cfg.hidden_size * self.kind.elt_size_in_bytes();
-        let layers: usize = self
-            .layers
-            .iter()
-            .map(|b| b.attn.qkv.bytes() + b.attn.o.bytes() + b.mlp.gate_up.bytes() + b.mlp.down.bytes())
-            .sum();
-        head + layers + norms
+        let norm = self.norm.weight.numel() * self.kind.elt_size_in_bytes();
+        head + norm + self.active_layers().flatten().map(Block::bytes).sum::<usize>()
     }
 
-    fn tables(&self, pos: usize, t: usize) -> StepTables {
+    /// Bytes of K/V the active profile reads for one decode step after `context` positions.
+    pub fn kv_bytes_per_token(&self, context: usize) -> usize {
+        let keys = match self.profiles[self.active].1.kv_window {
+            Some(w) => context.min(w.sinks + w.window),
+            None => context,
+        };
+        let per = 2 * keys * self.cfg.head_dim * self.kind.elt_size_in_bytes();
+        self.active_layers().flatten().map(|b| b.attn.num_kv_heads as usize * per).sum()
+    }
+
+    fn tables(&self, pos: usize, t: usize, p: &Profile) -> StepTables {
         let (cos, sin) = rope::cos_sin(&self.inv_freq, pos, t);
-        let cos = (cos.unsqueeze(1) * &self.cos_scale).to_kind(self.kind);
-        let sin = (sin.unsqueeze(1) * &self.sin_scale).to_kind(self.kind);
-        // Only a multi-token step after cached positions needs the explicit mask (see Attention).
-        let mask = (t > 1 && pos > 0).then(|| {
-            let g = (self.cfg.num_heads / self.cfg.num_kv_heads) as i64;
-            let total = (pos + t) as i64;
-            let rows = Tensor::arange_start(pos as i64, total, (Kind::Int64, self.device)).unsqueeze(1);
-            let cols = Tensor::arange(total, (Kind::Int64, self.device)).unsqueeze(0);
-            let m = Tensor::zeros([t as i64, total], (self.kind, self.device))
-                .masked_fill(&cols.gt_tensor(&rows), f64::NEG_INFINITY);
-            m.repeat([g, 1])
-        });
-        StepTables { cos, sin, mask }
+        let (cos, sin) = (cos.unsqueeze(1), sin.unsqueeze(1));
+        let mut rope = HashMap::new();
+        for block in self.layers_of(p).flatten() {
+            let key = (block.attn.num_heads, block.attn.num_kv_heads);
+            rope.entry(key).or_insert_with(|| {
+                let (cs, ss) = &self.rope[&key];
+                ((&cos * cs).to_kind(self.kind), (&sin * ss).to_kind(self.kind))
+            });
+        }
+        let len = pos + t;
+        let causal_mask = |visible: &dyn Fn(usize, usize) -> bool| {
+            let m: Vec<u8> = (0..t).flat_map(|i| (0..len).map(move |j| (i, j))).map(|(i, j)| u8::from(visible(pos + i, j))).collect();
+            Tensor::from_slice(&m).view([t as i64, len as i64]).to_kind(Kind::Bool).to_device(self.device)
+        };
+        let all = KeySpan::All { len: len as i64 };
+        match p.kv_window {
+            None if t == 1 => StepTables { rope, mask: None, causal: false, keys: all },
+            None if pos == 0 => StepTables { rope, mask: None, causal: true, keys: all },
+            None => StepTables { rope, mask: Some(causal_mask(&|i, j| j <= i)), causal: false, keys: all },
+            Some(w) if t == 1 => {
+                let keys = if len <= w.sinks + w.window {
+                    all
+                } else {
+                    KeySpan::SinksAndRecent { sinks: w.sinks as i64, start: (len - w.window) as i64, len: len as i64 }
+                };
+                StepTables { rope, mask: None, causal: false, keys }
+            }
+            Some(w) => StepTables { rope, mask: Some(causal_mask(&|i, j| w.visible(i, j))), causal: false, keys: all },
+        }
     }
 
     /// Runs `tokens` (`[B, T]`, int64) at positions `cache.len()..`, appending to the cache.
     ///
-    /// Panics if the cache is too small or the batch differs; callers size the cache up front
-    /// (see [`Llama::new_cache`]).
+    /// Panics if the cache is too small, the batch differs or the cache was made for another
+    /// profile; callers size the cache up front (see [`Llama::new_cache`]).
     pub fn forward(&self, tokens: &Tensor, cache: &mut KvCache, logits: Logits) -> Tensor {
         self.forward_skipping(tokens, cache, logits, &[])
     }
 
-    /// As [`Llama::forward`], with the layers whose index is in `skip` left out (their residual
-    /// stream passes through unchanged; their cache entries are not written).
+    /// As [`Llama::forward`], with the layers whose index is in `skip` left out as well (their
+    /// residual stream passes through unchanged; their cache entries are not written).
     pub fn forward_skipping(&self, tokens: &Tensor, cache: &mut KvCache, logits: Logits, skip: &[usize]) -> Tensor {
         let (b, t) = (tokens.size()[0], tokens.size()[1] as usize);
+        let (id, profile) = &self.profiles[self.active];
+        assert_eq!(cache.profile, *id, "the KV cache was made for another profile");
         assert_eq!(b as usize, cache.batch, "batch does not match the cache");
         assert!(cache.len + t <= cache.capacity, "KV cache capacity {} exceeded", cache.capacity);
         if t == 1 && b == 1 && logits == Logits::Last && skip.is_empty() {
-            if let Some(plan) = &self.decode_plan {
+            if let Some(plan) = &profile.decode_plan {
                 let token = tokens.reshape([-1]).int64_value(&[0]);
                 if let Some(out) = usize::try_from(token).ok().and_then(|tok| plan.step(self, tok, cache)) {
                     return out;
@@ -570,12 +918,12 @@ impl Llama {
         let pos = cache.len;
         // Prefill is compute-bound GEMM: torch gets the whole CPU thread budget for it.
         let _threads = (t > 1 && self.device == Device::Cpu).then(gemv::TorchThreads::lend);
-        let tables = self.tables(pos, t);
+        let tables = self.tables(pos, t, profile);
         let ids = tokens.reshape([-1]);
         let mut x = self.embed.rows(&ids).view([b, t as i64, -1]);
-        for (i, (block, layer_cache)) in self.layers.iter().zip(cache.layers.iter_mut()).enumerate() {
-            if !skip.contains(&i) {
-                x = block.forward(&x, layer_cache, pos as i64, &tables);
+        for (i, (block, layer_cache)) in self.layers_of(profile).zip(cache.layers.iter_mut()).enumerate() {
+            if let Some(block) = block.filter(|_| !skip.contains(&i)) {
+                x = block.forward(&x, layer_cache, pos as i64, &tables, None);
             }
         }
         cache.len += t;
@@ -583,6 +931,23 @@ impl Llama {
             Logits::Last => x.select(1, t as i64 - 1),
             Logits::All => x,
         };
+        let x = self.norm.forward(&x);
+        self.lm_head.as_ref().unwrap_or(&self.embed).forward(&x)
+    }
+
+    /// A dense forward pass over `tokens` (`[B, T]`) that adds each layer's activation statistics
+    /// to `captures` (one per layer, from [`LayerCapture::zeros`]). Returns the logits of every position.
+    pub fn forward_capture(&self, tokens: &Tensor, captures: &mut [LayerCapture]) -> Tensor {
+        let _guard = tch::no_grad_guard();
+        let (b, t) = (tokens.size()[0], tokens.size()[1] as usize);
+        let dense = &self.profiles[0].1;
+        let tables = self.tables(0, t, dense);
+        let mut cache = KvCache::new(&self.cfg, b as usize, t, self.kind, self.device);
+        let _threads = (self.device == Device::Cpu).then(gemv::TorchThreads::lend);
+        let mut x = self.embed.rows(&tokens.reshape([-1])).view([b, t as i64, -1]);
+        for ((block, layer_cache), capture) in self.blocks.iter().zip(cache.layers.iter_mut()).zip(captures.iter_mut()) {
+            x = block.forward(&x, layer_cache, 0, &tables, Some(capture));
+        }
         let x = self.norm.forward(&x);
         self.lm_head.as_ref().unwrap_or(&self.embed).forward(&x)
     }
