@@ -3,6 +3,7 @@
 pub mod engine;
 pub mod error;
 pub mod resolve;
+pub mod prune;
 pub mod tokenizer;
 pub mod train;
 

@@ -733,6 +733,14 @@ impl Llama {
         }
     }
 
+    /// Turns the torch-free CPU decode path on for every profile (where it applies).
+    pub fn enable_cpu_decode(&mut self) {
+        self.cpu_decode = true;
+        for idx in 0..self.profiles.len() {
+            self.rebuild_plan(idx);
+        }
+    }
+
     /// Whether one-token steps of the active profile take the torch-free CPU path.
     pub fn uses_cpu_decode(&self) -> bool {
         self.profiles[self.active].1.decode_plan.is_some()

@@ -1,0 +1,12 @@
+//! Structured pruning at run time: the actions ([`action`]), the importances that rank what to
+//! remove ([`importance`]), pruned profiles built once and switched by pointer ([`profiles`]),
+//! and the measurement harness that compares dense and pruned runs honestly ([`harness`]).
+
+pub mod action;
+pub mod harness;
+pub mod importance;
+pub mod profiles;
+
+pub use action::Action;
+pub use importance::Importance;
+pub use profiles::ProfileCache;

@@ -1,0 +1,272 @@
+//! Pruning: sliced profiles against references that mask the same heads or channels to zero,
+//! GQA mapping, layer choice, bit-identical restore, the rebuild after a failed check, and errors.
+
+use std::path::PathBuf;
+
+use casrap_actor::engine::model::{Weights, LayerRef};
+use casrap_actor::engine::weights::SafeTensorFiles;
+use casrap_actor::engine::{self, generate, Llama, Logits};
+use casrap_actor::prune::importance::Importance;
+use casrap_actor::prune::profiles::{self, ProfileCache};
+use casrap_actor::prune::Action;
+use casrap_actor::resolve::{repo_path, Resolver, DEFAULT_MODEL};
+use tch::{Device, Kind, Tensor};
+
+fn fixture() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-llama")
+}
+
+fn load(dir: &std::path::Path) -> Llama {
+    let source = Resolver::from_env().resolve(dir.to_str().unwrap()).unwrap();
+    engine::load(&source, Kind::Float, Device::Cpu, 0).unwrap().model
+}
+
+fn ids(n: usize, vocab: usize) -> Vec<u32> {
+    (0..n).map(|i| ((i * 37 + 11) % vocab) as u32).collect()
+}
+
+fn logits(m: &Llama, tokens: &[u32]) -> Tensor {
+    let _g = tch::no_grad_guard();
+    m.forward(&generate::token_batch(tokens, Device::Cpu), &mut m.new_cache(1, tokens.len()), Logits::All)
+}
+
+/// Prefill of `tokens[..split]`, then one token at a time: every position's logits, `[T-1, V]`
+/// from position 1 on (exercises the CPU decode plan when the model has one).
+fn stepped(m: &Llama, tokens: &[u32], split: usize) -> Tensor {
+    let _g = tch::no_grad_guard();
+    let mut cache = m.new_cache(1, tokens.len());
+    let t = |s: &[u32]| generate::token_batch(s, Device::Cpu);
+    let mut out = vec![m.forward(&t(&tokens[..split]), &mut cache, Logits::All).squeeze_dim(0)];
+    for &tok in &tokens[split..] {
+        out.push(m.forward(&t(&[tok]), &mut cache, Logits::Last));
+    }
+    Tensor::cat(&out, 0)
+}
+
+fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+    (a - b).abs().max().double_value(&[])
+}
+
+/// A dense model from the fixture with `edit` applied to its fused weights, on the same decode
+/// path (CPU plan or torch) as `like`.
+fn edited_fixture(like: &Llama, edit: impl Fn(usize, &mut engine::model::LayerWeights)) -> Llama {
+    let m = load(&fixture());
+    let cfg = m.config().clone();
+    let files = SafeTensorFiles::open_dir(&fixture()).unwrap();
+    let mut w = Weights::from_hf(&cfg, &files, Kind::Float, Device::Cpu).unwrap();
+    let _g = tch::no_grad_guard();
+    for (i, l) in w.layers.iter_mut().enumerate() {
+        edit(i, l);
+    }
+    let mut m = Llama::from_weights(&cfg, w, Kind::Float, Device::Cpu);
+    if like.uses_cpu_decode() {
+        m.enable_cpu_decode();
+    }
+    m
+}
+
+fn flat_importance(m: &Llama) -> Importance {
+    let c = m.config();
+    Importance {
+        model: "test".into(),
+        source: "test".into(),
+        heads: vec![vec![1.0; c.num_heads]; c.num_layers],
+        channels: vec![vec![1.0; c.intermediate_size]; c.num_layers],
+        layers: vec![1.0; c.num_layers],
+    }
+}
+
+#[test]
+fn sliced_heads_match_a_reference_with_those_heads_masked_and_keep_gqa_mapping() {
+    for cpu_decode in [true, false] {
+        let mut m = load(&fixture());
+        if !cpu_decode {
+            m.disable_cpu_decode();
+        }
+        let mut imp = flat_importance(&m);
+        // Layer 0 loses both query heads of KV group 0 (so KV head 0 goes too); layer 1 loses
+        // head 3 only (groups of 2 and 1 remain).
+        imp.heads[0] = vec![0.1, 0.1, 1.0, 1.0];
+        imp.heads[1] = vec![1.0, 1.0, 1.0, 0.1];
+        let action = Action::Heads { intensity: 3.0 / 16.0 };
+        assert_eq!(profiles::heads_kept(&imp, 3.0 / 16.0, &action).unwrap(), vec![vec![2, 3], vec![0, 1, 2], vec![0, 1, 2, 3], vec![0, 1, 2, 3]]);
+        let mut cache = ProfileCache::new(imp, usize::MAX);
+        let built = cache.ensure(&mut m, &action).unwrap().unwrap();
+        let shapes: Vec<_> = m.profile(built.id).unwrap().layers().iter().map(|l| match l {
+            LayerRef::Own(b) => Some(b.shape()),
+            _ => None,
+        }).collect();
+        let s0 = shapes[0].clone().unwrap();
+        assert_eq!((s0.num_heads, s0.num_kv_heads, s0.kv_of_head.clone()), (2, 1, vec![0, 0]));
+        let s1 = shapes[1].clone().unwrap();
+        assert_eq!((s1.num_heads, s1.num_kv_heads, s1.kv_of_head.clone()), (3, 2, vec![0, 0, 1]));
+        assert!(shapes[2].is_none() && shapes[3].is_none(), "untouched layers share the dense blocks");
+        assert_eq!(m.new_cache(1, 4).bytes(), {
+            m.activate(built.id).unwrap();
+            m.new_cache(1, 4).bytes() * 8 / 7
+        }, "the pruned profile's cache holds 7 of 8 KV heads");
+
+        let hd = m.config().head_dim as i64;
+        let reference = edited_fixture(&m, |i, l| {
+            let masked: &[i64] = match i {
+                0 => &[0, 1],
+                1 => &[3],
+                _ => &[],
+            };
+            for &h in masked {
+                let _ = l.o.narrow(1, h * hd, hd).fill_(0.0);
+            }
+        });
+        let tokens = ids(24, m.config().vocab_size);
+        let d_all = max_diff(&logits(&m, &tokens), &logits(&reference, &tokens));
+        let d_step = max_diff(&stepped(&m, &tokens, 5), &stepped(&reference, &tokens, 5));
+        assert!(d_all <= 1e-5 && d_step <= 1e-5, "cpu_decode={cpu_decode}: prefill {d_all}, stepped {d_step}");
+        m.activate_dense();
+        assert!(max_diff(&logits(&m, &tokens), &logits(&reference, &tokens)) > 1e-3, "masking changed nothing");
+    }
+}
+
+#[test]
+fn sliced_ffn_matches_a_reference_with_those_channels_masked() {
+    let mut m = load(&fixture());
+    let mut imp = flat_importance(&m);
+    let f = m.config().intermediate_size;
+    // Channels with odd index are the least important in every layer.
+    for c in &mut imp.channels {
+        *c = (0..f).map(|i| if i % 2 == 1 { 0.5 } else { 1.0 }).collect();
+    }
+    let action = Action::Ffn { intensity: 0.5 };
+    let kept = profiles::channels_kept(&imp, 0.5, &action).unwrap();
+    assert!(kept.iter().all(|k| k.len() == 64 && k.iter().all(|c| c % 2 == 0)));
+    let mut cache = ProfileCache::new(imp, usize::MAX);
+    let before = m.weight_bytes_per_token();
+    cache.apply(&mut m, &action).unwrap();
+    assert!(m.weight_bytes_per_token() < before);
+    let reference = edited_fixture(&m, |_, l| {
+        for c in (1..f as i64).step_by(2) {
+            let _ = l.down.narrow(1, c, 1).fill_(0.0);
+        }
+    });
+    let tokens = ids(20, m.config().vocab_size);
+    let d_all = max_diff(&logits(&m, &tokens), &logits(&reference, &tokens));
+    let d_step = max_diff(&stepped(&m, &tokens, 4), &stepped(&reference, &tokens, 4));
+    assert!(d_all <= 1e-5 && d_step <= 1e-5, "prefill {d_all}, stepped {d_step}");
+}
+
+#[test]
+fn layers_are_chosen_by_influence_never_first_or_last() {
+    let m = load(&fixture());
+    let mut imp = flat_importance(&m);
+    imp.layers = vec![0.0, 0.5, 0.2, 0.0];
+    let a = |i| Action::Layers { intensity: i };
+    assert_eq!(profiles::layers_skipped(&imp, 0.25, &a(0.25)).unwrap(), vec![2]);
+    assert_eq!(profiles::layers_skipped(&imp, 0.1, &a(0.1)).unwrap(), vec![2], "at least one layer");
+    assert_eq!(profiles::layers_skipped(&imp, 0.5, &a(0.5)).unwrap(), vec![1, 2]);
+    let e = profiles::layers_skipped(&imp, 0.75, &a(0.75)).unwrap_err().to_string();
+    assert!(e.contains("never the first or the last"), "{e}");
+}
+
+#[test]
+fn pruning_that_would_remove_everything_is_refused() {
+    let m = load(&fixture());
+    let imp = flat_importance(&m);
+    let e = profiles::heads_kept(&imp, 0.9, &Action::Heads { intensity: 0.9 }).unwrap_err().to_string();
+    assert!(e.contains("one stays per layer"), "{e}");
+    let mut small = imp.clone();
+    small.channels = vec![vec![1.0; 100]; 4];
+    let e = profiles::channels_kept(&small, 0.5, &Action::Ffn { intensity: 0.5 }).unwrap_err().to_string();
+    assert!(e.contains("multiple of 64"), "{e}");
+    // The widest cut still keeps 64 channels; the smallest still removes 64.
+    assert!(profiles::channels_kept(&imp, 0.99, &Action::Ffn { intensity: 0.99 }).unwrap().iter().all(|k| k.len() == 64));
+    assert!(profiles::channels_kept(&imp, 0.01, &Action::Ffn { intensity: 0.01 }).unwrap().iter().all(|k| k.len() == 64));
+}
+
+fn embedded() -> (Llama, Importance) {
+    let m = load(&repo_path(DEFAULT_MODEL));
+    let imp = Importance::weight_norm(&m, "embedded");
+    (m, imp)
+}
+
+#[test]
+fn restore_is_bit_identical_for_every_action_kind() {
+    let (mut m, imp) = embedded();
+    let tokens = ids(40, m.config().vocab_size);
+    let dense = logits(&m, &tokens);
+    let dense_stepped = stepped(&m, &tokens, 30);
+    let mut cache = ProfileCache::new(imp, usize::MAX);
+    cache.set_probe(&mut m, &tokens[..16]);
+    let src = repo_path(DEFAULT_MODEL);
+    let mut reload = || Ok(load(&src));
+    for action in ["heads:0.1", "ffn:0.25", "layers:0.25", "kv_window:2+8"] {
+        let action = Action::parse(action).unwrap();
+        for _ in 0..2 {
+            cache.apply(&mut m, &action).unwrap();
+            assert!(max_diff(&stepped(&m, &tokens, 30), &dense_stepped) > 1e-4, "{} changed nothing", action.label());
+            let r = cache.restore(&mut m, &mut reload).unwrap();
+            assert!(r.identical && !r.rebuilt, "{}", action.label());
+            assert!(logits(&m, &tokens).equal(&dense), "{}: prefill logits differ after restore", action.label());
+            assert!(stepped(&m, &tokens, 30).equal(&dense_stepped), "{}: decode logits differ after restore", action.label());
+        }
+    }
+}
+
+#[test]
+fn a_failed_restore_check_rebuilds_the_dense_model() {
+    let (mut m, imp) = embedded();
+    let tokens = ids(16, m.config().vocab_size);
+    let dense = logits(&m, &tokens);
+    let mut cache = ProfileCache::new(imp, usize::MAX);
+    cache.set_probe(&mut m, &tokens);
+    cache.apply(&mut m, &Action::parse("layers:0.25").unwrap()).unwrap();
+    {
+        // Something scribbles on a dense weight while pruned.
+        let _g = tch::no_grad_guard();
+        let _ = m.dense_blocks()[3].down_weight().shallow_clone().narrow(0, 0, 1).fill_(0.0);
+    }
+    let src = repo_path(DEFAULT_MODEL);
+    let r = cache.restore(&mut m, &mut || Ok(load(&src))).unwrap();
+    assert!(!r.identical && r.rebuilt);
+    assert!(logits(&m, &tokens).equal(&dense));
+    assert!(m.profile_ids().is_empty(), "profiles of the old model are gone");
+}
+
+#[test]
+fn kv_window_decode_matches_between_paths_and_is_dense_when_wide() {
+    let (mut fast, imp) = embedded();
+    let (mut slow, _) = embedded();
+    slow.disable_cpu_decode();
+    let tokens = ids(48, fast.config().vocab_size);
+    let dense = stepped(&fast, &tokens, 8);
+    let mut cf = ProfileCache::new(imp.clone(), usize::MAX);
+    let mut cs = ProfileCache::new(imp, usize::MAX);
+    for (spec, same_as_dense) in [("kv_window:2+8", false), ("kv_window:4+64", true)] {
+        let a = Action::parse(spec).unwrap();
+        cf.apply(&mut fast, &a).unwrap();
+        cs.apply(&mut slow, &a).unwrap();
+        let (x, y) = (stepped(&fast, &tokens, 8), stepped(&slow, &tokens, 8));
+        assert!(max_diff(&x, &y) <= 1e-4, "{spec}: CPU decode vs torch path {}", max_diff(&x, &y));
+        assert_eq!(max_diff(&x, &dense) <= 1e-4, same_as_dense, "{spec}");
+        fast.activate_dense();
+        slow.activate_dense();
+    }
+}
+
+#[test]
+fn the_profile_cache_evicts_least_recently_used_within_its_budget() {
+    let (mut m, imp) = embedded();
+    let mut probe = ProfileCache::new(imp.clone(), usize::MAX);
+    let one = probe.ensure(&mut m, &Action::parse("ffn:0.25").unwrap()).unwrap().unwrap().bytes;
+    assert!(one > 0);
+    let (mut m, _) = embedded();
+    let mut cache = ProfileCache::new(imp, one * 2 + one / 2);
+    for a in ["ffn:0.25", "ffn:0.5", "ffn:0.25", "ffn:0.125"] {
+        cache.ensure(&mut m, &Action::parse(a).unwrap()).unwrap();
+    }
+    // ffn:0.5 was least recently used when ffn:0.125 arrived.
+    let names: Vec<String> = m.profile_ids().iter().map(|&id| m.profile(id).unwrap().name.clone()).collect();
+    assert_eq!(names, vec!["ffn:0.25", "ffn:0.125"]);
+    assert!(cache.bytes() <= cache.max_bytes);
+    let mut tiny = ProfileCache::new(cache.importance.clone(), 10);
+    let e = tiny.ensure(&mut m, &Action::parse("ffn:0.25").unwrap()).unwrap_err().to_string();
+    assert!(e.contains("cache budget"), "{e}");
+}
