@@ -36,6 +36,66 @@ enum Command {
     /// Per-category statistics of a prompt CSV under a model: counts, the train/test split, token
     /// lengths and the model's perplexity on the prompts (the complexity features' raw inputs).
     PromptStats(PromptStatsArgs),
+    /// Measure every pruning action against the dense model over N prompts (interleaved ABBA,
+    /// fixed-length decode) and print one table: speedup, ceiling, efficiency, quality, apply and
+    /// restore time. Raw records go to a JSON file.
+    PruneBench(PruneBenchArgs),
+}
+
+#[derive(clap::Args)]
+struct PruneBenchArgs {
+    /// Model, as for `generate`.
+    #[arg(long, env = "CASRAP_MODEL", default_value = casrap_actor::resolve::DEFAULT_MODEL)]
+    model: String,
+    /// Comma-separated actions: none, heads:F, ffn:F, layers:F, kv_window:[S+]W.
+    #[arg(long, default_value = "none,heads:0.1,heads:0.15,ffn:0.25,layers:0.125,kv_window:4+32")]
+    actions: String,
+    /// Prompts measured (spread over the test split of --prompt-file).
+    #[arg(long, default_value_t = 8)]
+    prompts: usize,
+    /// Prompt CSV.
+    #[arg(long, default_value = casrap_actor::resolve::DEFAULT_PROMPTS)]
+    prompt_file: String,
+    /// Tokens decoded per run (EOS ignored).
+    #[arg(long, default_value_t = 32)]
+    new_tokens: usize,
+    /// Cut longer prompts to this many tokens (synthetic models tokenize bytes).
+    #[arg(long, default_value_t = 256)]
+    max_prompt_tokens: usize,
+    /// Dense/pruned pairs per prompt and action (order alternates: ABBA).
+    #[arg(long, default_value_t = 2)]
+    pairs: usize,
+    /// Importances from calibration windows cut from the train prompts (`prompts`) or from
+    /// weight norms (`none`).
+    #[arg(long, default_value = "prompts")]
+    calibration: String,
+    /// Calibration windows.
+    #[arg(long, default_value_t = 64)]
+    calibration_windows: usize,
+    /// Tokens per calibration window.
+    #[arg(long, default_value_t = 128)]
+    calibration_seq: usize,
+    /// Budget for pruned weights held by cached profiles, in MB (default: twice the dense weights).
+    #[arg(long)]
+    max_profile_mb: Option<f64>,
+    /// Weight and activation dtype: f32, bf16 or f16.
+    #[arg(long, default_value = "f32")]
+    dtype: String,
+    /// Device: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Seed for synthetic weights.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// CPU thread budget (default: one per core).
+    #[arg(long, env = "CASRAP_THREADS")]
+    threads: Option<i32>,
+    /// Raw records file (default: runs/prune-bench-<unix time>.json).
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
+    /// Print the table of a saved raw-records file instead of measuring.
+    #[arg(long)]
+    report: Option<std::path::PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -240,7 +300,121 @@ fn main() -> anyhow::Result<()> {
         Command::TrainModel(args) => run_train(args),
         Command::EvalPpl(args) => run_eval(args),
         Command::PromptStats(args) => run_prompt_stats(args),
+        Command::PruneBench(args) => run_prune_bench(args),
     }
+}
+
+fn run_prune_bench(args: PruneBenchArgs) -> anyhow::Result<()> {
+    use casrap_actor::prune::harness::{self, Harness, Measurement, MeasureOptions};
+    use casrap_actor::prune::importance::{model_identity, Importance};
+    use casrap_actor::prune::{Action, ProfileCache};
+    use casrap_common::prompts::{BadRows, PromptSet};
+    if let Some(path) = &args.report {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        let ms: Vec<Measurement> = serde_json::from_value(v["measurements"].clone())
+            .with_context(|| format!("{}: field `measurements`", path.display()))?;
+        println!("{}", v["header"].as_str().unwrap_or_default());
+        print!("{}", harness::table(&harness::summarize(&ms)));
+        return Ok(());
+    }
+    let actions = Action::parse_list(&args.actions)?;
+    anyhow::ensure!(!actions.is_empty(), "--actions is empty");
+    let kind = engine::parse_dtype(&args.dtype)?;
+    let device = engine::parse_device(&args.device)?;
+    set_threads(args.threads)?;
+    let source = Resolver::from_env().resolve(&args.model)?;
+    let loaded = engine::load(&source, kind, device, args.seed)
+        .with_context(|| format!("loading model {}", engine::describe(&source)))?;
+    let mut model = loaded.model;
+    let tokenizer = loaded.tokenizer;
+    let prompts = PromptSet::load(&casrap_actor::resolve::repo_path(&args.prompt_file), BadRows::Skip)?;
+    let split = prompts.split(0.2, 0);
+    anyhow::ensure!(!split.test.is_empty(), "no test prompts");
+    let n = args.prompts.max(1).min(split.test.len());
+    let chosen: Vec<Vec<u32>> = (0..n)
+        .map(|i| {
+            tokenizer.encode(&split.test[i * split.test.len() / n].prompt).map(|mut ids| {
+                ids.truncate(args.max_prompt_tokens.max(2));
+                ids
+            })
+        })
+        .collect::<Result<_, _>>()?;
+
+    let identity = match &source {
+        casrap_actor::resolve::ModelSource::Dir(d) => model_identity(d)?,
+        casrap_actor::resolve::ModelSource::Synthetic { preset } => format!("synthetic-{preset}-seed{}", args.seed),
+    };
+    let identity = format!("{identity}-{}", args.dtype);
+    let importance = match args.calibration.as_str() {
+        "none" => Importance::weight_norm(&model, &identity),
+        "prompts" => {
+            let desc = format!("{} windows of {} tokens from the train split of {}", args.calibration_windows, args.calibration_seq, args.prompt_file);
+            let key = casrap_common::prompts::stable_hash(0, desc.as_bytes());
+            let cache_dir = std::env::var_os("CASRAP_CACHE")
+                .map(std::path::PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache/casrap")))
+                .context("neither CASRAP_CACHE nor HOME is set")?;
+            let path = cache_dir.join("importance").join(format!("{identity}-{key:016x}.json"));
+            let mut stream = Vec::new();
+            for p in &split.train {
+                stream.extend(tokenizer.encode(&p.prompt)?);
+            }
+            let windows: Vec<Vec<u32>> =
+                stream.chunks_exact(args.calibration_seq.max(2)).take(args.calibration_windows).map(<[u32]>::to_vec).collect();
+            let t = std::time::Instant::now();
+            let (imp, reused) = Importance::load_or(&path, &model, &identity, || Importance::calibrate(&model, &identity, &windows, &desc))?;
+            tracing::info!(file = %path.display(), reused, seconds = t.elapsed().as_secs_f64(), "importances");
+            imp
+        }
+        other => anyhow::bail!("--calibration `{other}`: expected prompts or none"),
+    };
+    let budget = match args.max_profile_mb {
+        Some(mb) => (mb * 1e6) as usize,
+        None => 2 * model.weight_bytes_per_token(),
+    };
+    let mut cache = ProfileCache::new(importance, budget);
+    // A short probe: any change to any weight shows in its logits, and checking stays cheap.
+    cache.set_probe(&mut model, &chosen[0][..chosen[0].len().min(4)]);
+    let reload_source = source.clone();
+    let seed = args.seed;
+    let mut harness = Harness::new(cache, Box::new(move || Ok(engine::load(&reload_source, kind, device, seed)?.model)));
+    let opts = MeasureOptions { new_tokens: args.new_tokens, pairs: args.pairs };
+    let header = format!(
+        "model {} ({} params), {} {:?}, {} threads; {} prompts from the test split (tokens {}-{}), {} new tokens, {} ABBA pairs; importances: {}",
+        engine::describe(&source),
+        model.config().num_parameters(),
+        args.dtype,
+        device,
+        engine::gemv::threads(),
+        n,
+        chosen.iter().map(Vec::len).min().unwrap_or(0),
+        chosen.iter().map(Vec::len).max().unwrap_or(0),
+        args.new_tokens,
+        args.pairs,
+        harness.cache.importance.source,
+    );
+    let mut measurements = Vec::new();
+    for (i, prompt) in chosen.iter().enumerate() {
+        for action in &actions {
+            let m = harness.measure(&mut model, action, prompt, &opts, i)?;
+            tracing::info!(prompt = i, action = %m.action, speedup = format!("{:.3}", m.speedup()), ceiling = format!("{:.3}", m.ceiling()), "measured");
+            measurements.push(m);
+        }
+    }
+    let out = args.out.unwrap_or_else(|| {
+        let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        std::path::PathBuf::from(format!("runs/prune-bench-{secs}.json"))
+    });
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let record = serde_json::json!({ "header": header, "options": opts, "actions": args.actions, "measurements": measurements });
+    std::fs::write(&out, serde_json::to_string(&record)? + "\n").with_context(|| format!("writing {}", out.display()))?;
+    println!("{header}");
+    print!("{}", harness::table(&harness::summarize(&measurements)));
+    println!("raw records: {}", out.display());
+    Ok(())
 }
 
 fn quantile(sorted: &[f64], q: f64) -> f64 {

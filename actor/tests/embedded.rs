@@ -107,3 +107,32 @@ fn skipping_a_layer_costs_quality_and_unevenly() {
     assert!(hi - 1.0 >= 3.0 * (lo - 1.0), "costs are too even: {costs:?}");
 }
 
+
+#[test]
+fn prune_bench_prints_a_table_and_reprints_it_from_its_raw_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("bench.json");
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_casrap-actor"))
+            .args(args)
+            .env("CASRAP_CACHE", dir.path())
+            .output()
+            .expect("run casrap-actor");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let first = run(&[
+        "prune-bench", "--prompts", "2", "--new-tokens", "4", "--pairs", "1", "--calibration-windows", "4",
+        "--actions", "none,heads:0.1,ffn:0.25,layers:0.125,kv_window:2+8", "--out", out.to_str().unwrap(),
+    ]);
+    for action in ["none", "heads:0.1", "ffn:0.25", "layers:0.125", "kv_window:2+8"] {
+        assert!(first.contains(&format!("| {action} | 2 |")), "{action} missing:\n{first}");
+    }
+    assert!(first.contains("calibration (4 windows"), "{first}");
+    let again = run(&["prune-bench", "--report", out.to_str().unwrap()]);
+    let table = |s: &str| s.lines().filter(|l| l.starts_with('|')).map(String::from).collect::<Vec<_>>();
+    assert_eq!(table(&first), table(&again));
+    // A second run reuses the saved importances.
+    let cached = std::fs::read_dir(dir.path().join("importance")).unwrap().count();
+    assert_eq!(cached, 1);
+}

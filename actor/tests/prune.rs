@@ -270,3 +270,35 @@ fn the_profile_cache_evicts_least_recently_used_within_its_budget() {
     let e = tiny.ensure(&mut m, &Action::parse("ffn:0.25").unwrap()).unwrap_err().to_string();
     assert!(e.contains("cache budget"), "{e}");
 }
+
+#[test]
+fn harness_interleaves_runs_and_judges_quality_on_dense_tokens() {
+    use casrap_actor::prune::harness::{summarize, table, Harness, MeasureOptions, Measurement};
+    let (mut m, imp) = embedded();
+    let tokens = ids(24, m.config().vocab_size);
+    let mut cache = ProfileCache::new(imp, usize::MAX);
+    cache.set_probe(&mut m, &tokens[..8]);
+    let src = repo_path(DEFAULT_MODEL);
+    let mut h = Harness::new(cache, Box::new(move || Ok(load(&src))));
+    let o = MeasureOptions { new_tokens: 8, pairs: 2 };
+    let none = h.measure(&mut m, &Action::None, &tokens, &o, 0).unwrap();
+    let order: Vec<bool> = none.runs.iter().map(|r| r.pruned).collect();
+    assert_eq!(order, vec![false, true, true, false], "ABBA");
+    assert_eq!((none.ppl_dense, none.top1_agreement, none.ceiling()), (none.ppl_pruned, 1.0, 1.0));
+    assert!(none.runs.iter().all(|r| r.decode_steps == 7));
+    let layers = h.measure(&mut m, &Action::parse("layers:0.25").unwrap(), &tokens, &o, 1).unwrap();
+    let order: Vec<bool> = layers.runs.iter().map(|r| r.pruned).collect();
+    assert_eq!(order, vec![true, false, false, true], "the next measurement starts with the other side");
+    assert!(layers.ceiling() > 1.2 && layers.ceiling() < 1.4, "2 of 8 layers skipped: ceiling {}", layers.ceiling());
+    assert!(layers.ppl_pruned != layers.ppl_dense && layers.top1_agreement < 1.0);
+    assert!(layers.restore_identical && !layers.rebuilt);
+    assert_eq!(layers.runs.iter().filter(|r| r.apply_s.is_some() && r.restore_s.is_some()).count(), 2);
+    assert_eq!(m.active(), casrap_actor::engine::model::ProfileId::DENSE);
+    // The table is computed from the raw records alone.
+    let ms = vec![none, layers];
+    let json = serde_json::to_string(&ms).unwrap();
+    let back: Vec<Measurement> = serde_json::from_str(&json).unwrap();
+    let t = table(&summarize(&back));
+    assert_eq!(t, table(&summarize(&ms)));
+    assert!(t.contains("| none | 1 |") && t.contains("| layers:0.25 | 1 |"), "{t}");
+}

@@ -71,6 +71,20 @@ fn widened<E: Elem>(t: &Tensor) -> Option<Vec<f32>> {
     Some(unsafe { slice::<E>(t)? }.iter().map(|v| v.get()).collect())
 }
 
+/// `a · b` with 16 independent partial sums, so the compiler can keep them in vector registers.
+fn dot<E: Elem>(a: &[f32], b: &[E]) -> f32 {
+    const W: usize = 16;
+    let mut acc = [0f32; W];
+    let (ca, cb) = (a.chunks_exact(W), b.chunks_exact(W));
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y.get()).sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..W {
+            acc[i] += x[i] * y[i].get();
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
 fn rms_norm(x: &[f32], w: &[f32], eps: f64, out: &mut [f32]) {
     let var = x.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>() / x.len() as f64;
     let r = (1.0 / (var + eps).sqrt()) as f32;
@@ -248,7 +262,7 @@ impl<E: Elem> Plan<E> {
                 let cached_keys = &ck[kvh * cap * hd..];
                 let mut max = f32::NEG_INFINITY;
                 for (s, &j) in scores.iter_mut().zip(&keys) {
-                    *s = qh.iter().zip(&cached_keys[j * hd..(j + 1) * hd]).map(|(a, b)| a * b.get()).sum();
+                    *s = dot(qh, &cached_keys[j * hd..(j + 1) * hd]);
                     max = max.max(*s);
                 }
                 let mut total = 0f32;

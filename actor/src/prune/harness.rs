@@ -1,0 +1,350 @@
+//! The measurement harness: dense and pruned runs of the same prompt, by DESIGN.md's rules.
+//!
+//! - Every profile (the dense one included) is warmed up once before its first timed use.
+//! - Dense and pruned runs alternate in pairs whose order flips from pair to pair and from one
+//!   measurement to the next (ABBA), so drift cancels.
+//! - Decode has a fixed length (EOS ignored); prefill, decode, apply, restore and the restore
+//!   check are timed apart.
+//! - Quality is judged on the dense model's tokens: perplexity of each model on prompt + dense
+//!   continuation (teacher forced), and top-1 agreement with the dense continuation.
+//! - Each side's bytes read per decoded token (weights plus K/V at the mean context) give the
+//!   ceiling of the speedup.
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Tensor};
+
+use super::action::Action;
+use super::profiles::{ProfileCache, Restore};
+use crate::engine::generate::{self, GenerateOptions};
+use crate::engine::sampling::Sampling;
+use crate::engine::{Llama, Logits};
+use crate::error::{Error, Result};
+
+/// How to measure.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MeasureOptions {
+    /// Tokens decoded per run (fixed; EOS ignored).
+    pub new_tokens: usize,
+    /// Dense/pruned pairs per measurement.
+    pub pairs: usize,
+}
+
+impl Default for MeasureOptions {
+    fn default() -> Self {
+        Self { new_tokens: 32, pairs: 2 }
+    }
+}
+
+/// One timed generation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Run {
+    pub pruned: bool,
+    pub prefill_s: f64,
+    pub decode_s: f64,
+    pub decode_steps: usize,
+    /// Pruned runs: switching to the profile.
+    pub apply_s: Option<f64>,
+    /// Pruned runs: switching back.
+    pub restore_s: Option<f64>,
+    /// Pruned runs: checking the probe after restoring.
+    pub verify_s: Option<f64>,
+}
+
+impl Run {
+    pub fn decode_tokens_per_s(&self) -> f64 {
+        self.decode_steps as f64 / self.decode_s.max(1e-12)
+    }
+}
+
+/// Everything measured for one action on one prompt (the raw record; summaries derive from it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Measurement {
+    pub action: String,
+    pub prompt_tokens: usize,
+    pub new_tokens: usize,
+    pub runs: Vec<Run>,
+    /// Seconds spent building the profile, when this measurement built it.
+    pub build_s: Option<f64>,
+    /// Bytes of pruned weights the profile holds beyond the dense model.
+    pub profile_bytes: usize,
+    pub dense_bytes_per_token: usize,
+    pub pruned_bytes_per_token: usize,
+    /// Perplexity on prompt + dense continuation, teacher forced.
+    pub ppl_dense: f64,
+    pub ppl_pruned: f64,
+    /// Share of continuation positions where the pruned model's top-1 token is the dense model's
+    /// (both teacher forced on prompt + dense continuation).
+    pub top1_agreement: f64,
+    /// Every restore's probe matched the dense reference bit for bit (or the model was rebuilt).
+    pub restore_identical: bool,
+    pub rebuilt: bool,
+}
+
+pub fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+impl Measurement {
+    fn side(&self, pruned: bool) -> impl Iterator<Item = &Run> {
+        self.runs.iter().filter(move |r| r.pruned == pruned)
+    }
+    pub fn decode_tokens_per_s(&self, pruned: bool) -> f64 {
+        median(self.side(pruned).map(Run::decode_tokens_per_s).collect())
+    }
+    /// Decode speedup: the geometric mean over pairs of pruned tokens/s over the adjacent dense
+    /// run's (runs are stored pair by pair, so adjacent runs share the machine's state).
+    pub fn speedup(&self) -> f64 {
+        let logs: Vec<f64> = self
+            .runs
+            .chunks_exact(2)
+            .filter_map(|pair| {
+                let (d, p) = match pair {
+                    [a, b] if !a.pruned && b.pruned => (a, b),
+                    [a, b] if a.pruned && !b.pruned => (b, a),
+                    _ => return None,
+                };
+                Some((p.decode_tokens_per_s() / d.decode_tokens_per_s()).ln())
+            })
+            .collect();
+        (logs.iter().sum::<f64>() / logs.len().max(1) as f64).exp()
+    }
+    /// Bytes ratio: the speedup a memory-bound decode could reach at best.
+    pub fn ceiling(&self) -> f64 {
+        self.dense_bytes_per_token as f64 / self.pruned_bytes_per_token as f64
+    }
+    pub fn ppl_change(&self) -> f64 {
+        (self.ppl_pruned - self.ppl_dense) / self.ppl_dense
+    }
+    pub fn median_of(&self, f: impl Fn(&Run) -> Option<f64>) -> f64 {
+        median(self.runs.iter().filter_map(f).collect())
+    }
+}
+
+/// Runs measurements against one model, keeping its profiles and warm-up state.
+pub struct Harness {
+    pub cache: ProfileCache,
+    warmed: HashSet<String>,
+    reload: Box<dyn FnMut() -> Result<Llama>>,
+}
+
+/// Model NLL summed over positions `from..n-1` predicting `seq[from+1..]`, and the argmaxes there.
+fn teacher_forced(model: &Llama, seq: &[u32]) -> (Tensor, Tensor) {
+    let _guard = tch::no_grad_guard();
+    let ids = generate::token_batch(seq, model.device());
+    let logits = model.forward(&ids, &mut model.new_cache(1, seq.len()), Logits::All).squeeze_dim(0);
+    let logp = logits.to_kind(Kind::Float).log_softmax(-1, Kind::Float);
+    let n = seq.len() as i64;
+    let targets = ids.squeeze_dim(0).narrow(0, 1, n - 1).unsqueeze(-1);
+    let nll = -logp.narrow(0, 0, n - 1).gather(-1, &targets, false).squeeze_dim(-1);
+    (nll, logits.argmax(-1, false))
+}
+
+impl Harness {
+    /// `reload` rebuilds the dense model from its files if a restore check fails.
+    pub fn new(cache: ProfileCache, reload: Box<dyn FnMut() -> Result<Llama>>) -> Self {
+        Self { cache, warmed: HashSet::new(), reload }
+    }
+
+    fn restore(&mut self, model: &mut Llama) -> Result<Restore> {
+        let r = self.cache.restore(model, &mut self.reload)?;
+        if r.rebuilt {
+            self.warmed.clear();
+        }
+        Ok(r)
+    }
+
+    fn warm(&mut self, model: &mut Llama, action: &Action, prompt: &[u32], opts: &GenerateOptions) -> Result<()> {
+        if self.warmed.insert("none".into()) {
+            generate::generate(model, prompt, opts)?;
+        }
+        if self.warmed.insert(action.label()) {
+            self.cache.apply(model, action)?;
+            let out = generate::generate(model, prompt, opts);
+            self.restore(model)?;
+            out?;
+        }
+        Ok(())
+    }
+
+    /// Measures `action` against the dense model on `prompt`. `episode` sets which side goes first.
+    pub fn measure(&mut self, model: &mut Llama, action: &Action, prompt: &[u32], o: &MeasureOptions, episode: usize) -> Result<Measurement> {
+        if o.pairs == 0 || o.new_tokens < 2 {
+            return Err(Error::arg("measure", "needs at least one pair and two new tokens"));
+        }
+        let gen = GenerateOptions { max_new_tokens: o.new_tokens, sampling: Sampling::Greedy, ignore_eos: true };
+        let built = self.cache.ensure(model, action)?;
+        self.warm(model, action, prompt, &gen)?;
+        let mut runs = Vec::with_capacity(2 * o.pairs);
+        let mut dense_tokens: Option<Vec<u32>> = None;
+        let (mut identical, mut rebuilt) = (true, false);
+        for pair in 0..o.pairs {
+            let order = if (pair + episode) % 2 == 0 { [false, true] } else { [true, false] };
+            for pruned in order {
+                if !pruned {
+                    let g = generate::generate(model, prompt, &gen)?;
+                    runs.push(Run { pruned, prefill_s: g.prefill.as_secs_f64(), decode_s: g.decode.as_secs_f64(), decode_steps: g.decode_steps, apply_s: None, restore_s: None, verify_s: None });
+                    dense_tokens.get_or_insert(g.tokens);
+                    continue;
+                }
+                let apply = self.cache.apply(model, action)?;
+                let g = generate::generate(model, prompt, &gen);
+                let r = self.restore(model)?;
+                let g = g?;
+                identical &= r.identical;
+                rebuilt |= r.rebuilt;
+                runs.push(Run {
+                    pruned,
+                    prefill_s: g.prefill.as_secs_f64(),
+                    decode_s: g.decode.as_secs_f64(),
+                    decode_steps: g.decode_steps,
+                    apply_s: Some(apply.as_secs_f64()),
+                    restore_s: Some(r.restore.as_secs_f64()),
+                    verify_s: Some(r.verify.as_secs_f64()),
+                });
+            }
+        }
+        let continuation = dense_tokens.unwrap_or_default();
+        let seq: Vec<u32> = prompt.iter().chain(&continuation).copied().collect();
+        let context = prompt.len() + o.new_tokens / 2;
+        let (dense_nll, dense_top) = teacher_forced(model, &seq);
+        let dense_bytes = model.weight_bytes_per_token() + model.kv_bytes_per_token(context);
+        self.cache.apply(model, action)?;
+        let (pruned_nll, pruned_top) = teacher_forced(model, &seq);
+        let pruned_bytes = model.weight_bytes_per_token() + model.kv_bytes_per_token(context);
+        let r = self.restore(model)?;
+        identical &= r.identical;
+        rebuilt |= r.rebuilt;
+        let ppl = |nll: &Tensor| nll.mean(Kind::Double).double_value(&[]).exp();
+        let from = prompt.len() as i64 - 1;
+        let k = continuation.len() as i64;
+        // Both sides teacher forced on the same tokens, so `none` agrees exactly.
+        let agree = pruned_top
+            .narrow(0, from, k)
+            .eq_tensor(&dense_top.narrow(0, from, k))
+            .to_kind(Kind::Double)
+            .mean(Kind::Double)
+            .double_value(&[]);
+        Ok(Measurement {
+            action: action.label(),
+            prompt_tokens: prompt.len(),
+            new_tokens: o.new_tokens,
+            runs,
+            build_s: built.and_then(|b| b.build).map(|d| d.as_secs_f64()),
+            profile_bytes: built.map_or(0, |b| b.bytes),
+            dense_bytes_per_token: dense_bytes,
+            pruned_bytes_per_token: pruned_bytes,
+            ppl_dense: ppl(&dense_nll),
+            ppl_pruned: ppl(&pruned_nll),
+            top1_agreement: agree,
+            restore_identical: identical,
+            rebuilt,
+        })
+    }
+}
+
+/// One row of the prune-bench table, computed from raw measurements of one action.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub action: String,
+    pub prompts: usize,
+    pub profile_mb: f64,
+    pub dense_tok_s: f64,
+    pub pruned_tok_s: f64,
+    pub speedup_median: f64,
+    pub speedup_min: f64,
+    pub speedup_max: f64,
+    pub ceiling: f64,
+    /// Median speedup over the ceiling.
+    pub efficiency: f64,
+    /// Share of the ceiling's gain reached: (speedup - 1) / (ceiling - 1).
+    pub gain_efficiency: Option<f64>,
+    pub ppl_change_median: f64,
+    pub top1_median: f64,
+    pub apply_ms: f64,
+    pub restore_ms: f64,
+    pub verify_ms: f64,
+    pub build_s: Option<f64>,
+    pub restores_identical: bool,
+}
+
+pub fn summarize(ms: &[Measurement]) -> Vec<Summary> {
+    let mut labels: Vec<&str> = Vec::new();
+    for m in ms {
+        if !labels.contains(&m.action.as_str()) {
+            labels.push(&m.action);
+        }
+    }
+    labels
+        .into_iter()
+        .map(|label| {
+            let group: Vec<&Measurement> = ms.iter().filter(|m| m.action == label).collect();
+            let col = |f: &dyn Fn(&Measurement) -> f64| median(group.iter().map(|m| f(m)).collect());
+            let speedups: Vec<f64> = group.iter().map(|m| m.speedup()).collect();
+            let speedup = median(speedups.clone());
+            let ceiling = col(&|m| m.ceiling());
+            Summary {
+                action: label.to_string(),
+                prompts: group.len(),
+                profile_mb: group.iter().map(|m| m.profile_bytes).max().unwrap_or(0) as f64 / 1e6,
+                dense_tok_s: col(&|m| m.decode_tokens_per_s(false)),
+                pruned_tok_s: col(&|m| m.decode_tokens_per_s(true)),
+                speedup_median: speedup,
+                speedup_min: speedups.iter().copied().fold(f64::INFINITY, f64::min),
+                speedup_max: speedups.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                ceiling,
+                efficiency: speedup / ceiling,
+                gain_efficiency: (ceiling > 1.005).then(|| (speedup - 1.0) / (ceiling - 1.0)),
+                ppl_change_median: col(&|m| m.ppl_change()),
+                top1_median: col(&|m| m.top1_agreement),
+                apply_ms: median(group.iter().flat_map(|m| m.runs.iter().filter_map(|r| r.apply_s)).collect()) * 1e3,
+                restore_ms: median(group.iter().flat_map(|m| m.runs.iter().filter_map(|r| r.restore_s)).collect()) * 1e3,
+                verify_ms: median(group.iter().flat_map(|m| m.runs.iter().filter_map(|r| r.verify_s)).collect()) * 1e3,
+                build_s: group.iter().filter_map(|m| m.build_s).next(),
+                restores_identical: group.iter().all(|m| m.restore_identical),
+            }
+        })
+        .collect()
+}
+
+/// The Markdown table of [`summarize`]'s rows.
+pub fn table(rows: &[Summary]) -> String {
+    let mut s = String::from(
+        "| action | prompts | extra MB | decode tok/s dense -> pruned | speedup median (min-max) | ceiling | speedup/ceiling | share of ceiling gain | ppl change | top-1 agree | apply ms | restore ms | check ms | build s | restore bit-identical |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        s += &format!(
+            "| {} | {} | {:.1} | {:.1} -> {:.1} | {:.3}x ({:.3}-{:.3}) | {:.3}x | {:.0}% | {} | {:+.1}% | {:.0}% | {:.4} | {:.4} | {:.2} | {} | {} |\n",
+            r.action,
+            r.prompts,
+            r.profile_mb,
+            r.dense_tok_s,
+            r.pruned_tok_s,
+            r.speedup_median,
+            r.speedup_min,
+            r.speedup_max,
+            r.ceiling,
+            r.efficiency * 100.0,
+            r.gain_efficiency.map_or("-".into(), |g| format!("{:.0}%", g * 100.0)),
+            r.ppl_change_median * 100.0,
+            r.top1_median * 100.0,
+            r.apply_ms,
+            r.restore_ms,
+            r.verify_ms,
+            r.build_s.map_or("-".into(), |b| format!("{b:.2}")),
+            if r.restores_identical { "yes" } else { "NO" },
+        );
+    }
+    s
+}
