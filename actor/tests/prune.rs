@@ -1,6 +1,8 @@
 //! Pruning: sliced profiles against references that mask the same heads or channels to zero,
 //! GQA mapping, layer choice, bit-identical restore, the rebuild after a failed check, and errors.
 
+#![allow(clippy::unwrap_used)] // test helpers, like the tests, stop at the first failure
+
 use std::path::PathBuf;
 
 use casrap_actor::engine::model::{Weights, LayerRef};

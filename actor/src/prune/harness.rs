@@ -189,7 +189,7 @@ impl Harness {
         let mut dense_tokens: Option<Vec<u32>> = None;
         let (mut identical, mut rebuilt) = (true, false);
         for pair in 0..o.pairs {
-            let order = if (pair + episode) % 2 == 0 { [false, true] } else { [true, false] };
+            let order = if (pair + episode).is_multiple_of(2) { [false, true] } else { [true, false] };
             for pruned in order {
                 if !pruned {
                     let g = generate::generate(model, prompt, &gen)?;
