@@ -3,6 +3,7 @@
 pub mod error;
 pub mod logging;
 pub mod prompts;
+pub mod rl;
 pub mod text;
 
 pub use error::{Error, Result};

@@ -1,6 +1,7 @@
-//! The CASRAP learner.
-//!
-//! Thin for now: the gRPC service, sled replay store and Double-DQN trainer land with the learner
-//! issue. It already depends on the shared crates so that the workspace's shape is fixed.
+//! The CASRAP learner: replay store (sled); the gRPC service, Double-DQN trainer, policy
+//! broadcast and checkpoints follow.
 
-pub use casrap_proto::PACKAGE as PROTO_PACKAGE;
+pub mod error;
+pub mod replay;
+
+pub use error::{Error, Result};

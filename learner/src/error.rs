@@ -1,0 +1,19 @@
+//! The learner's error type.
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("replay store {path}: {source}")]
+    Store {
+        path: PathBuf,
+        #[source]
+        source: sled::Error,
+    },
+    #[error("replay store {path}: corrupt record {key}: {reason}")]
+    Corrupt { path: PathBuf, key: String, reason: String },
+    #[error("invalid transition from `{actor}` (seq {seq}): {reason}")]
+    InvalidTransition { actor: String, seq: u64, reason: String },
+}

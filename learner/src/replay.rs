@@ -1,0 +1,280 @@
+//! The replay store on sled: transitions in insertion order with FIFO eviction at a capacity,
+//! uniform sampling, exactly-once storage per `(actor_id, seq)`, and per-episode metric records
+//! kept (never evicted) in their own tree for reports.
+//!
+//! Trees (keys big-endian so ranges are ordered):
+//! - `transitions`: insertion index → encoded transition (actor id included);
+//! - `actors`: actor id → highest seq stored;
+//! - `episodes`: insertion index → the episode's metrics JSON;
+//! - `meta`: `head` (oldest index kept) and `next` (next index to assign).
+//!
+//! Each batch is one sled transaction over all four trees, so a crash keeps a batch whole or not
+//! at all, and a seq at or below the actor's mark is a duplicate (acknowledged, not stored).
+//! [`Replay::insert`] returns after the write is durable (flushed): only then may it be acked.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use casrap_common::rl::Transition;
+use rand::Rng;
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+use sled::Tree;
+
+use crate::error::{Error, Result};
+
+/// What one batch did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stored {
+    pub stored: u32,
+    pub duplicates: u32,
+    /// Highest seq of the actor now durable.
+    pub durable_seq: u64,
+}
+
+/// A transition read back, with the actor that sent it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub index: u64,
+    pub actor: String,
+    pub transition: Transition,
+}
+
+pub struct Replay {
+    path: PathBuf,
+    db: sled::Db,
+    transitions: Tree,
+    actors: Tree,
+    episodes: Tree,
+    meta: Tree,
+    capacity: u64,
+    /// Serialises writers: index assignment and eviction need one writer at a time.
+    write: Mutex<()>,
+}
+
+fn be(v: u64) -> [u8; 8] {
+    v.to_be_bytes()
+}
+
+fn read_u64(bytes: Option<sled::IVec>) -> u64 {
+    bytes.and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok()).map_or(0, u64::from_be_bytes)
+}
+
+/// `[version 1][actor len u16][actor][seq u64][action u32][reward f32][done u8][n u32][state][m u32][next]`, little-endian.
+fn encode(actor: &str, t: &Transition) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32 + actor.len() + 4 * (t.state.len() + t.next_state.len()));
+    out.push(1u8);
+    out.extend((actor.len() as u16).to_le_bytes());
+    out.extend(actor.as_bytes());
+    out.extend(t.seq.to_le_bytes());
+    out.extend(t.action.to_le_bytes());
+    out.extend(t.reward.to_le_bytes());
+    out.push(u8::from(t.done));
+    for v in [&t.state, &t.next_state] {
+        out.extend((v.len() as u32).to_le_bytes());
+        for x in v.iter() {
+            out.extend(x.to_le_bytes());
+        }
+    }
+    out
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Some(a)
+    }
+    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
+        self.take(N).and_then(|s| s.try_into().ok())
+    }
+    fn floats(&mut self) -> Option<Vec<f32>> {
+        let n = u32::from_le_bytes(self.array()?) as usize;
+        let raw = self.take(n.checked_mul(4)?)?;
+        Some(raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+    }
+}
+
+fn decode(bytes: &[u8]) -> Option<(String, Transition)> {
+    let mut r = Reader(bytes);
+    if r.array::<1>()? != [1] {
+        return None;
+    }
+    let n = u16::from_le_bytes(r.array()?) as usize;
+    let actor = String::from_utf8(r.take(n)?.to_vec()).ok()?;
+    let seq = u64::from_le_bytes(r.array()?);
+    let action = u32::from_le_bytes(r.array()?);
+    let reward = f32::from_le_bytes(r.array()?);
+    let done = r.array::<1>()?[0] != 0;
+    let state = r.floats()?;
+    let next_state = r.floats()?;
+    Some((actor, Transition { seq, state, action, reward, next_state, done, metrics: None }))
+}
+
+impl Replay {
+    /// Opens (or creates) the store at `path`, keeping at most `capacity` transitions.
+    pub fn open(path: &Path, capacity: u64) -> Result<Self> {
+        let err = |source| Error::Store { path: path.into(), source };
+        let db = sled::open(path).map_err(err)?;
+        let tree = |name: &str| db.open_tree(name).map_err(err);
+        Ok(Self {
+            path: path.into(),
+            transitions: tree("transitions")?,
+            actors: tree("actors")?,
+            episodes: tree("episodes")?,
+            meta: tree("meta")?,
+            db,
+            capacity: capacity.max(1),
+            write: Mutex::new(()),
+        })
+    }
+
+    fn err(&self, source: sled::Error) -> Error {
+        Error::Store { path: self.path.clone(), source }
+    }
+
+    /// Stores the transitions of `actor` not stored before, evicting the oldest beyond capacity,
+    /// and returns once they are durable.
+    pub fn insert(&self, actor: &str, batch: &[Transition]) -> Result<Stored> {
+        let guard = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        let result = (&self.transitions, &self.actors, &self.episodes, &self.meta).transaction(|(t, a, e, m)| {
+            let mut high = read_u64(a.get(actor.as_bytes())?);
+            let mut head = read_u64(m.get("head")?);
+            let mut next = read_u64(m.get("next")?);
+            let (mut stored, mut duplicates) = (0u32, 0u32);
+            for tr in batch {
+                if tr.seq <= high {
+                    duplicates += 1;
+                    continue;
+                }
+                t.insert(&be(next), encode(actor, tr))?;
+                if let Some(json) = &tr.metrics {
+                    e.insert(&be(next), json.as_bytes())?;
+                }
+                next += 1;
+                high = tr.seq;
+                stored += 1;
+                while next - head > self.capacity {
+                    t.remove(&be(head))?;
+                    head += 1;
+                }
+            }
+            if stored > 0 {
+                a.insert(actor.as_bytes(), &be(high))?;
+                m.insert("head", &be(head))?;
+                m.insert("next", &be(next))?;
+            }
+            Ok::<_, ConflictableTransactionError<()>>(Stored { stored, duplicates, durable_seq: high })
+        });
+        let stored = match result {
+            Ok(s) => s,
+            Err(TransactionError::Storage(e)) => return Err(self.err(e)),
+            Err(TransactionError::Abort(())) => unreachable!("the transaction never aborts"),
+        };
+        drop(guard);
+        self.db.flush().map_err(|e| self.err(e))?;
+        Ok(stored)
+    }
+
+    /// Highest seq of `actor` stored (0: none).
+    pub fn durable_seq(&self, actor: &str) -> Result<u64> {
+        Ok(read_u64(self.actors.get(actor.as_bytes()).map_err(|e| self.err(e))?))
+    }
+
+    /// `(head, next)`: the oldest index kept and the next one to assign.
+    fn bounds(&self) -> Result<(u64, u64)> {
+        let m = |k: &str| self.meta.get(k).map(read_u64).map_err(|e| self.err(e));
+        Ok((m("head")?, m("next")?))
+    }
+
+    /// Transitions kept.
+    pub fn len(&self) -> Result<u64> {
+        let (head, next) = self.bounds()?;
+        Ok(next - head)
+    }
+
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Transitions stored since the store was created (evicted ones included).
+    pub fn total(&self) -> Result<u64> {
+        Ok(self.bounds()?.1)
+    }
+
+    fn record(&self, index: u64, bytes: &[u8]) -> Result<Record> {
+        let (actor, transition) = decode(bytes).ok_or_else(|| Error::Corrupt {
+            path: self.path.clone(),
+            key: format!("transitions/{index}"),
+            reason: "cannot be decoded".into(),
+        })?;
+        Ok(Record { index, actor, transition })
+    }
+
+    /// `n` transitions drawn uniformly with replacement (empty when the store is).
+    pub fn sample(&self, n: usize, rng: &mut impl Rng) -> Result<Vec<Record>> {
+        let mut out = Vec::with_capacity(n);
+        let mut misses = 0;
+        while out.len() < n {
+            let (head, next) = self.bounds()?;
+            if next == head {
+                break;
+            }
+            let index = rng.gen_range(head..next);
+            match self.transitions.get(be(index)).map_err(|e| self.err(e))? {
+                Some(bytes) => out.push(self.record(index, &bytes)?),
+                // Evicted between reading the bounds and the read: draw again.
+                None if misses < 1000 => misses += 1,
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every transition kept, oldest first.
+    pub fn records(&self) -> Result<Vec<Record>> {
+        self.transitions
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv.map_err(|e| self.err(e))?;
+                self.record(read_u64(Some(k)), &v)
+            })
+            .collect()
+    }
+
+    /// Every episode record (JSON), in insertion order, evicted transitions' included.
+    pub fn episodes(&self) -> Result<Vec<(u64, String)>> {
+        self.episodes
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv.map_err(|e| self.err(e))?;
+                let index = read_u64(Some(k));
+                let json = String::from_utf8(v.to_vec()).map_err(|_| Error::Corrupt {
+                    path: self.path.clone(),
+                    key: format!("episodes/{index}"),
+                    reason: "not UTF-8".into(),
+                })?;
+                Ok((index, json))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codec_round_trips_and_rejects_truncation() {
+        let t = Transition { seq: 7, state: vec![0.5, -1.0], action: 3, reward: -0.25, next_state: vec![1.0, 2.0], done: true, metrics: None };
+        let bytes = encode("actor-1", &t);
+        assert_eq!(decode(&bytes), Some(("actor-1".to_string(), t)));
+        for cut in 0..bytes.len() {
+            assert!(decode(&bytes[..cut]).is_none(), "truncated at {cut}");
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! Compiles `casrap.proto` with protox (a protobuf compiler in Rust: no protoc needed) and
+//! generates prost messages and tonic client/server code.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=casrap.proto");
+    let fds = protox::compile(["casrap.proto"], ["."])?;
+    tonic_prost_build::configure().compile_fds(fds)?;
+    Ok(())
+}
