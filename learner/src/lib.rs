@@ -3,5 +3,6 @@
 
 pub mod error;
 pub mod replay;
+pub mod service;
 
 pub use error::{Error, Result};

@@ -1,0 +1,270 @@
+//! The `casrap.v1.Learner` gRPC service: registration, durable transition ingest with in-band
+//! rejections, policy broadcast and status.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use casrap_common::rl::Transition;
+use casrap_proto::v1;
+use casrap_proto::MAX_WEIGHT_CHUNK;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Code, Request, Response, Status, Streaming};
+
+use crate::replay::Replay;
+
+/// What every actor must agree on with the learner.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Contract {
+    pub state_layout_version: u32,
+    pub state_dim: usize,
+    /// Action labels in policy order.
+    pub actions: Vec<String>,
+    /// Most transitions in one batch.
+    pub max_batch: usize,
+}
+
+/// A published policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    pub version: u64,
+    pub epsilon: f32,
+    pub weights: Arc<Vec<u8>>,
+}
+
+/// State shared by the service, the trainer and the tests.
+pub struct Shared {
+    pub contract: Contract,
+    pub replay: Arc<Replay>,
+    policy: watch::Sender<Option<Policy>>,
+    actors: Mutex<HashMap<String, v1::ActorInfo>>,
+    pub inserted: AtomicU64,
+    pub updates: AtomicU64,
+}
+
+impl Shared {
+    pub fn new(contract: Contract, replay: Arc<Replay>) -> Arc<Self> {
+        let (policy, _) = watch::channel(None);
+        Arc::new(Self { contract, replay, policy, actors: Mutex::new(HashMap::new()), inserted: AtomicU64::new(0), updates: AtomicU64::new(0) })
+    }
+
+    /// Makes `policy` the current one; every watcher receives it. Versions must increase.
+    pub fn publish(&self, policy: Policy) {
+        self.policy.send_if_modified(|cur| {
+            if cur.as_ref().is_some_and(|c| c.version >= policy.version) {
+                tracing::warn!(version = policy.version, "ignoring a policy version that does not increase");
+                return false;
+            }
+            *cur = Some(policy);
+            true
+        });
+    }
+
+    pub fn policy_version(&self) -> u64 {
+        self.policy.borrow().as_ref().map_or(0, |p| p.version)
+    }
+
+    fn registered(&self, actor: &str) -> bool {
+        self.actors.lock().unwrap_or_else(|e| e.into_inner()).contains_key(actor)
+    }
+}
+
+/// Checks a batch against the contract; the message names the transition and the field.
+pub fn validate(contract: &Contract, batch: &v1::TransitionBatch) -> Result<Vec<Transition>, String> {
+    if batch.transitions.len() > contract.max_batch {
+        return Err(format!("batch of {} transitions is over the limit of {}", batch.transitions.len(), contract.max_batch));
+    }
+    let mut out = Vec::with_capacity(batch.transitions.len());
+    let mut last = 0u64;
+    for (i, t) in batch.transitions.iter().enumerate() {
+        let at = |field: &str, why: String| format!("transition {i} (seq {}): `{field}` {why}", t.seq);
+        if t.seq == 0 || t.seq <= last {
+            return Err(at("seq", "must start at 1 and increase within a batch".into()));
+        }
+        last = t.seq;
+        for (field, v) in [("state", &t.state), ("next_state", &t.next_state)] {
+            if v.len() != contract.state_dim {
+                return Err(at(field, format!("has {} values, the state layout has {}", v.len(), contract.state_dim)));
+            }
+            if let Some(j) = v.iter().position(|x| !x.is_finite()) {
+                return Err(at(field, format!("value {j} is {}", v[j])));
+            }
+        }
+        if t.action as usize >= contract.actions.len() {
+            return Err(at("action", format!("{} is out of range (0..{})", t.action, contract.actions.len())));
+        }
+        if !t.reward.is_finite() {
+            return Err(at("reward", format!("is {}", t.reward)));
+        }
+        let metrics = match &t.metrics {
+            Some(m) => match serde_json::from_str::<serde_json::Value>(&m.json) {
+                Ok(serde_json::Value::Object(_)) => Some(m.json.clone()),
+                _ => return Err(at("metrics", "is not a JSON object".into())),
+            },
+            None => None,
+        };
+        out.push(Transition {
+            seq: t.seq,
+            state: t.state.clone(),
+            action: t.action,
+            reward: t.reward,
+            next_state: t.next_state.clone(),
+            done: t.done,
+            metrics,
+        });
+    }
+    Ok(out)
+}
+
+/// The service.
+#[derive(Clone)]
+pub struct LearnerService {
+    pub shared: Arc<Shared>,
+}
+
+fn rejection(actor: &str, durable_seq: u64, code: Code, message: String) -> v1::Ack {
+    v1::Ack { actor_id: actor.into(), durable_seq, stored: 0, duplicates: 0, rejected: Some(v1::Rejection { code: code as i32, message }) }
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl casrap_proto::Learner for LearnerService {
+    async fn register(&self, request: Request<v1::ActorInfo>) -> Result<Response<v1::Registration>, Status> {
+        let info = request.into_inner();
+        let c = &self.shared.contract;
+        let refuse = |reason: String| {
+            tracing::warn!(actor = %info.actor_id, %reason, "registration refused");
+            Ok(Response::new(v1::Registration { accepted: false, reason, ..Default::default() }))
+        };
+        if info.actor_id.is_empty() || info.actor_id.len() > 200 {
+            return refuse("actor_id must be 1 to 200 bytes".into());
+        }
+        if info.state_layout_version != c.state_layout_version || info.state_dim as usize != c.state_dim {
+            return refuse(format!(
+                "state layout {} with {} features; the learner uses layout {} with {}",
+                info.state_layout_version, info.state_dim, c.state_layout_version, c.state_dim
+            ));
+        }
+        if info.actions != c.actions {
+            return refuse(format!("action set [{}]; the learner uses [{}]", info.actions.join(", "), c.actions.join(", ")));
+        }
+        let durable_seq = self.shared.replay.durable_seq(&info.actor_id).map_err(|e| Status::internal(e.to_string()))?;
+        tracing::info!(actor = %info.actor_id, durable_seq, "actor registered");
+        self.shared.actors.lock().unwrap_or_else(|e| e.into_inner()).insert(info.actor_id.clone(), info);
+        Ok(Response::new(v1::Registration {
+            accepted: true,
+            reason: String::new(),
+            policy_version: self.shared.policy_version(),
+            durable_seq,
+            max_batch: c.max_batch as u32,
+        }))
+    }
+
+    type StreamTransitionsStream = BoxStream<v1::Ack>;
+
+    async fn stream_transitions(
+        &self,
+        request: Request<Streaming<v1::TransitionBatch>>,
+    ) -> Result<Response<Self::StreamTransitionsStream>, Status> {
+        let mut incoming = request.into_inner();
+        let shared = self.shared.clone();
+        let (tx, rx) = mpsc::channel(16);
+        tokio::spawn(async move {
+            while let Some(batch) = incoming.next().await {
+                let batch = match batch {
+                    Ok(b) => b,
+                    Err(status) => {
+                        tracing::debug!(%status, "transition stream ended");
+                        break;
+                    }
+                };
+                let actor = batch.actor_id.clone();
+                let ack = if !shared.registered(&actor) {
+                    rejection(&actor, 0, Code::FailedPrecondition, format!("actor `{actor}` is not registered"))
+                } else {
+                    match validate(&shared.contract, &batch) {
+                        Err(message) => {
+                            let durable = shared.replay.durable_seq(&actor).unwrap_or(0);
+                            rejection(&actor, durable, Code::InvalidArgument, message)
+                        }
+                        Ok(transitions) => {
+                            let replay = shared.replay.clone();
+                            let a = actor.clone();
+                            match tokio::task::spawn_blocking(move || replay.insert(&a, &transitions)).await {
+                                Ok(Ok(s)) => {
+                                    shared.inserted.fetch_add(u64::from(s.stored), Ordering::Relaxed);
+                                    v1::Ack { actor_id: actor, durable_seq: s.durable_seq, stored: s.stored, duplicates: s.duplicates, rejected: None }
+                                }
+                                Ok(Err(e)) => rejection(&actor, 0, Code::Internal, e.to_string()),
+                                Err(e) => rejection(&actor, 0, Code::Internal, e.to_string()),
+                            }
+                        }
+                    }
+                };
+                if tx.send(Ok(ack)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    type WatchPolicyStream = BoxStream<v1::PolicyUpdate>;
+
+    async fn watch_policy(&self, request: Request<v1::PolicyRequest>) -> Result<Response<Self::WatchPolicyStream>, Status> {
+        let have = request.into_inner().have_version;
+        let mut rx = self.shared.policy.subscribe();
+        let (tx, out) = mpsc::channel(8);
+        tokio::spawn(async move {
+            let mut sent = have;
+            loop {
+                let policy = rx.borrow_and_update().clone();
+                if let Some(p) = policy.filter(|p| p.version > sent) {
+                    let chunks: Vec<&[u8]> = if p.weights.is_empty() { vec![&[]] } else { p.weights.chunks(MAX_WEIGHT_CHUNK).collect() };
+                    let n = chunks.len() as u32;
+                    for (i, c) in chunks.into_iter().enumerate() {
+                        let update = v1::PolicyUpdate { version: p.version, epsilon: p.epsilon, weights: c.to_vec(), chunk: i as u32, chunks: n };
+                        if tx.send(Ok(update)).await.is_err() {
+                            return;
+                        }
+                    }
+                    sent = p.version;
+                }
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(out))))
+    }
+
+    async fn status(&self, _request: Request<v1::StatusRequest>) -> Result<Response<v1::LearnerStatus>, Status> {
+        let s = &self.shared;
+        let internal = |e: crate::Error| Status::internal(e.to_string());
+        let actors = s
+            .actors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(|a| v1::ConnectedActor { actor_id: a.actor_id.clone(), hardware: a.hardware.clone(), durable_seq: 0 })
+            .collect::<Vec<_>>();
+        let actors = actors
+            .into_iter()
+            .map(|mut a| {
+                a.durable_seq = s.replay.durable_seq(&a.actor_id).unwrap_or(0);
+                a
+            })
+            .collect();
+        Ok(Response::new(v1::LearnerStatus {
+            transitions_stored: s.replay.total().map_err(internal)?,
+            replay_size: s.replay.len().map_err(internal)?,
+            updates: s.updates.load(Ordering::Relaxed),
+            policy_version: s.policy_version(),
+            actors,
+        }))
+    }
+}

@@ -1,0 +1,267 @@
+//! The learner service over real gRPC on 127.0.0.1 (port 0): registration, durable acks, resends,
+//! a restart on the same sled path, in-band rejections, and policy broadcast.
+
+#![allow(clippy::unwrap_used)] // test helpers, like the tests, stop at the first failure
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use casrap_learner::replay::Replay;
+use casrap_learner::service::{Contract, LearnerService, Policy, Shared};
+use casrap_proto::v1;
+use casrap_proto::{LearnerClient, LearnerServer};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_stream::StreamExt;
+use tonic::transport::{Channel, Server};
+
+const DIM: usize = 4;
+
+fn contract() -> Contract {
+    Contract { state_layout_version: 1, state_dim: DIM, actions: vec!["none".into(), "layers:0.125".into(), "ffn:0.25".into()], max_batch: 64 }
+}
+
+struct Running {
+    url: String,
+    stop: oneshot::Sender<()>,
+    handle: tokio::task::JoinHandle<()>,
+    shared: Arc<Shared>,
+}
+
+async fn start(path: &Path) -> Running {
+    let replay = Arc::new(Replay::open(path, 100_000).unwrap());
+    let shared = Shared::new(contract(), replay);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, rx) = oneshot::channel::<()>();
+    let svc = LearnerServer::new(LearnerService { shared: shared.clone() });
+    let handle = tokio::spawn(async move {
+        Server::builder()
+            .add_service(svc)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+    });
+    Running { url: format!("http://{addr}"), stop, handle, shared }
+}
+
+impl Running {
+    /// Stops the server and waits until nothing holds the store any more.
+    async fn shutdown(self) {
+        let _ = self.stop.send(());
+        self.handle.await.unwrap();
+        let mut shared = self.shared;
+        for _ in 0..200 {
+            match Arc::try_unwrap(shared) {
+                Ok(s) => {
+                    drop(s);
+                    return;
+                }
+                Err(s) => shared = s,
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the learner's state is still referenced after shutdown");
+    }
+}
+
+fn info(actor: &str) -> v1::ActorInfo {
+    let c = contract();
+    v1::ActorInfo {
+        actor_id: actor.into(),
+        hardware: Some(v1::HardwareProfile { device_kind: "cpu".into(), device_name: "test".into(), memory_bytes: 1, cpu_model: "test".into(), cpu_cores: 2 }),
+        model_identity: "test-model".into(),
+        actions: c.actions,
+        state_layout_version: c.state_layout_version,
+        state_dim: DIM as u32,
+    }
+}
+
+fn transition(seq: u64) -> v1::Transition {
+    let x = seq as f32 / 100.0;
+    v1::Transition {
+        seq,
+        state: vec![x; DIM],
+        action: (seq % 3) as u32,
+        reward: x,
+        next_state: vec![x + 0.01; DIM],
+        done: seq.is_multiple_of(4),
+        metrics: seq.is_multiple_of(4).then(|| v1::EpisodeMetrics { json: format!("{{\"seq\":{seq}}}") }),
+    }
+}
+
+fn batch(actor: &str, seqs: std::ops::RangeInclusive<u64>) -> v1::TransitionBatch {
+    v1::TransitionBatch { actor_id: actor.into(), transitions: seqs.map(transition).collect() }
+}
+
+/// An open transition stream: send a batch, read its ack.
+struct Stream {
+    tx: mpsc::Sender<v1::TransitionBatch>,
+    acks: tonic::Streaming<v1::Ack>,
+}
+
+impl Stream {
+    async fn open(client: &mut LearnerClient<Channel>) -> Self {
+        let (tx, rx) = mpsc::channel(4);
+        let acks = client.stream_transitions(ReceiverStream::new(rx)).await.unwrap().into_inner();
+        Self { tx, acks }
+    }
+    async fn send(&mut self, b: v1::TransitionBatch) -> v1::Ack {
+        self.tx.send(b).await.unwrap();
+        self.acks.next().await.unwrap().unwrap()
+    }
+}
+
+fn stored_seqs(replay: &Replay, actor: &str) -> Vec<u64> {
+    replay.records().unwrap().into_iter().filter(|r| r.actor == actor).map(|r| r.transition.seq).collect()
+}
+
+#[tokio::test]
+async fn registration_checks_the_state_layout_and_action_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let mut client = LearnerClient::connect(server.url.clone()).await.unwrap();
+    let ok = client.register(info("a")).await.unwrap().into_inner();
+    assert!(ok.accepted && ok.durable_seq == 0 && ok.max_batch == 64);
+    let mut other_layout = info("b");
+    other_layout.state_layout_version = 2;
+    let r = client.register(other_layout).await.unwrap().into_inner();
+    assert!(!r.accepted && r.reason.contains("layout 2"), "{}", r.reason);
+    let mut other_actions = info("c");
+    other_actions.actions.pop();
+    let r = client.register(other_actions).await.unwrap().into_inner();
+    assert!(!r.accepted && r.reason.contains("action set"), "{}", r.reason);
+    let status = client.status(v1::StatusRequest {}).await.unwrap().into_inner();
+    assert_eq!(status.actors.iter().map(|a| a.actor_id.as_str()).collect::<Vec<_>>(), vec!["a"]);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn acks_are_durable_and_resends_are_stored_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let mut client = LearnerClient::connect(server.url.clone()).await.unwrap();
+    client.register(info("a")).await.unwrap();
+    let mut s = Stream::open(&mut client).await;
+    let ack = s.send(batch("a", 1..=5)).await;
+    assert_eq!((ack.durable_seq, ack.stored, ack.duplicates, ack.rejected.is_none()), (5, 5, 0, true));
+    // Acknowledged means durable: the store already holds it.
+    assert_eq!(server.shared.replay.durable_seq("a").unwrap(), 5);
+    s.send(batch("a", 6..=10)).await;
+    // Reconnect and resend from an older point: only the new ones are stored.
+    drop(s);
+    let mut s = Stream::open(&mut client).await;
+    let ack = s.send(batch("a", 6..=15)).await;
+    assert_eq!((ack.durable_seq, ack.stored, ack.duplicates), (15, 5, 5));
+    assert_eq!(stored_seqs(&server.shared.replay, "a"), (1..=15).collect::<Vec<_>>(), "no duplicates, no gaps");
+    assert_eq!(server.shared.replay.episodes().unwrap().len(), 3);
+    drop(s);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_restart_on_the_same_store_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let mut client = LearnerClient::connect(server.url.clone()).await.unwrap();
+    client.register(info("a")).await.unwrap();
+    let mut s = Stream::open(&mut client).await;
+    for k in 0..4 {
+        let ack = s.send(batch("a", k * 5 + 1..=k * 5 + 5)).await;
+        assert_eq!(ack.durable_seq, k * 5 + 5);
+    }
+    drop(s);
+    drop(client);
+    server.shutdown().await;
+
+    let server = start(dir.path()).await;
+    let mut client = LearnerClient::connect(server.url.clone()).await.unwrap();
+    let reg = client.register(info("a")).await.unwrap().into_inner();
+    assert_eq!(reg.durable_seq, 20, "the actor learns where to resume");
+    let mut s = Stream::open(&mut client).await;
+    let ack = s.send(batch("a", 16..=25)).await;
+    assert_eq!((ack.stored, ack.duplicates, ack.durable_seq), (5, 5, 25));
+    assert_eq!(stored_seqs(&server.shared.replay, "a"), (1..=25).collect::<Vec<_>>());
+    drop(s);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_batches_are_rejected_in_band_and_nothing_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let mut client = LearnerClient::connect(server.url.clone()).await.unwrap();
+    client.register(info("a")).await.unwrap();
+    let mut s = Stream::open(&mut client).await;
+    let invalid = tonic::Code::InvalidArgument as i32;
+    let mut cases: Vec<(&str, v1::TransitionBatch, i32)> = Vec::new();
+    let mut b = batch("a", 1..=2);
+    b.transitions[1].state.pop();
+    cases.push(("has 3 values", b, invalid));
+    let mut b = batch("a", 1..=2);
+    b.transitions[0].next_state[2] = f32::NAN;
+    cases.push(("`next_state` value 2 is NaN", b, invalid));
+    let mut b = batch("a", 1..=1);
+    b.transitions[0].reward = f32::INFINITY;
+    cases.push(("`reward` is inf", b, invalid));
+    let mut b = batch("a", 1..=1);
+    b.transitions[0].action = 3;
+    cases.push(("`action` 3 is out of range", b, invalid));
+    cases.push(("over the limit of 64", batch("a", 1..=65), invalid));
+    let mut b = batch("a", 1..=1);
+    b.transitions[0].metrics = Some(v1::EpisodeMetrics { json: "[1, 2]".into() });
+    cases.push(("not a JSON object", b, invalid));
+    cases.push(("not registered", batch("stranger", 1..=2), tonic::Code::FailedPrecondition as i32));
+    for (want, b, code) in cases {
+        let ack = s.send(b).await;
+        let r = ack.rejected.unwrap_or_else(|| panic!("not rejected: {want}"));
+        assert_eq!(r.code, code, "{want}: {}", r.message);
+        assert!(r.message.contains(want), "{want}: {}", r.message);
+        assert_eq!(ack.stored, 0);
+    }
+    assert!(server.shared.replay.is_empty().unwrap(), "nothing stored");
+    let ack = s.send(batch("a", 1..=3)).await;
+    assert_eq!((ack.stored, ack.rejected.is_none()), (3, true), "the stream stays up");
+    drop(s);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn policy_versions_arrive_in_order_and_large_weights_in_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let mut client = LearnerClient::connect(server.url.clone()).await.unwrap();
+    let mut updates = client.watch_policy(v1::PolicyRequest { actor_id: "a".into(), have_version: 0 }).await.unwrap().into_inner();
+    let big: Vec<u8> = (0..(2 * casrap_proto::MAX_WEIGHT_CHUNK + 123)).map(|i| (i % 251) as u8).collect();
+    server.shared.publish(Policy { version: 1, epsilon: 0.5, weights: Arc::new(vec![1, 2, 3]) });
+    let u = updates.next().await.unwrap().unwrap();
+    assert_eq!((u.version, u.chunk, u.chunks, u.weights), (1, 0, 1, vec![1, 2, 3]));
+    server.shared.publish(Policy { version: 2, epsilon: 0.4, weights: Arc::new(big.clone()) });
+    server.shared.publish(Policy { version: 2, epsilon: 0.3, weights: Arc::new(vec![]) }); // not newer: ignored
+    let mut got = Vec::new();
+    for i in 0..3 {
+        let u = updates.next().await.unwrap().unwrap();
+        assert_eq!((u.version, u.chunk, u.chunks, u.epsilon), (2, i, 3, 0.4));
+        got.extend(u.weights);
+    }
+    assert_eq!(got, big);
+    for v in 3..=6 {
+        server.shared.publish(Policy { version: v, epsilon: 0.1, weights: Arc::new(vec![v as u8]) });
+    }
+    let mut last = 2;
+    while last < 6 {
+        let u = updates.next().await.unwrap().unwrap();
+        assert!(u.version > last, "version {} after {last}", u.version);
+        last = u.version;
+    }
+    // A late watcher that already has version 6 gets only newer ones.
+    let mut late = client.watch_policy(v1::PolicyRequest { actor_id: "b".into(), have_version: 6 }).await.unwrap().into_inner();
+    server.shared.publish(Policy { version: 7, epsilon: 0.1, weights: Arc::new(vec![7]) });
+    assert_eq!(late.next().await.unwrap().unwrap().version, 7);
+    drop((updates, late, client));
+    server.shutdown().await;
+}
