@@ -3,6 +3,7 @@
 pub mod error;
 pub mod logging;
 pub mod prompts;
+pub mod qnet;
 pub mod rl;
 pub mod text;
 

@@ -14,6 +14,8 @@ pub enum Error {
     },
     #[error("replay store {path}: corrupt record {key}: {reason}")]
     Corrupt { path: PathBuf, key: String, reason: String },
+    #[error("checkpoint {path}: {reason}")]
+    Checkpoint { path: PathBuf, reason: String },
     #[error("invalid transition from `{actor}` (seq {seq}): {reason}")]
     InvalidTransition { actor: String, seq: u64, reason: String },
 }

@@ -4,5 +4,6 @@
 pub mod error;
 pub mod replay;
 pub mod service;
+pub mod trainer;
 
 pub use error::{Error, Result};

@@ -1,0 +1,421 @@
+//! Double DQN: the online network picks the next action, the target network values it; Huber loss,
+//! Adam (written out, so its state can be checkpointed), gradient-norm clipping, a hard target
+//! update every `target_update` updates, and an ε schedule published with the weights.
+//!
+//! A rate limiter ties updates to inserts as Reverb's `SampleToInsertRatio` does: an update may
+//! draw its batch only while `sampled + batch <= samples_per_insert * inserted + tolerance` and
+//! the store holds at least `min_replay` transitions, so a small buffer is not overfitted; when
+//! actors outpace it the learner trains flat out (the lag is visible in the status counters).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use casrap_common::qnet::QNet;
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Reduction, Tensor};
+
+use crate::error::{Error, Result};
+use crate::replay::Record;
+use crate::service::{Policy, Shared};
+
+/// ε decays linearly from `start` to `end` over `decay_updates` updates.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Epsilon {
+    pub start: f64,
+    pub end: f64,
+    pub decay_updates: u64,
+}
+
+/// Trainer settings (the `trainer:` section of a run config).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainerConfig {
+    pub hidden: Vec<usize>,
+    pub gamma: f64,
+    pub batch: usize,
+    pub lr: f64,
+    /// Copy online to target every this many updates.
+    pub target_update: u64,
+    pub huber_delta: f64,
+    pub grad_clip: f64,
+    pub samples_per_insert: f64,
+    /// Samples the learner may run ahead of `samples_per_insert * inserted`.
+    pub spi_tolerance: f64,
+    pub min_replay: u64,
+    /// Publish the online weights every this many updates.
+    pub publish_every: u64,
+    /// Write a checkpoint every this many updates (0: only on shutdown).
+    pub checkpoint_every: u64,
+    /// Checkpoints kept.
+    pub keep_checkpoints: usize,
+    pub epsilon: Epsilon,
+    pub seed: u64,
+}
+
+impl Default for TrainerConfig {
+    fn default() -> Self {
+        Self {
+            hidden: vec![64, 64],
+            gamma: 0.9,
+            batch: 64,
+            lr: 1e-3,
+            target_update: 100,
+            huber_delta: 1.0,
+            grad_clip: 10.0,
+            samples_per_insert: 8.0,
+            spi_tolerance: 4096.0,
+            min_replay: 64,
+            publish_every: 10,
+            checkpoint_every: 1000,
+            keep_checkpoints: 3,
+            epsilon: Epsilon { start: 1.0, end: 0.05, decay_updates: 5000 },
+            seed: 0,
+        }
+    }
+}
+
+impl TrainerConfig {
+    /// Checks values a config file could get wrong; the message names the field.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        let bad = |f: &str, why: &str| Err(format!("trainer.{f}: {why}"));
+        if !(0.0..=1.0).contains(&self.gamma) {
+            return bad("gamma", "must be in [0, 1]");
+        }
+        if self.batch == 0 {
+            return bad("batch", "must be positive");
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return bad("lr", "must be positive");
+        }
+        if self.target_update == 0 || self.publish_every == 0 {
+            return bad("target_update / publish_every", "must be positive");
+        }
+        if !(self.samples_per_insert > 0.0) || self.spi_tolerance < self.batch as f64 {
+            return bad("samples_per_insert / spi_tolerance", "ratio must be positive and the tolerance at least one batch");
+        }
+        let e = &self.epsilon;
+        if !(0.0..=1.0).contains(&e.start) || !(0.0..=1.0).contains(&e.end) {
+            return bad("epsilon", "start and end must be in [0, 1]");
+        }
+        Ok(())
+    }
+}
+
+/// Reverb-style sample-to-insert limiter.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimiter {
+    pub samples_per_insert: f64,
+    pub tolerance: f64,
+    pub min_size: u64,
+}
+
+impl RateLimiter {
+    /// Whether `batch` more samples may be drawn now.
+    pub fn can_sample(&self, inserted: u64, sampled: u64, size: u64, batch: usize) -> bool {
+        size >= self.min_size.max(1) && (sampled + batch as u64) as f64 <= self.samples_per_insert * inserted as f64 + self.tolerance
+    }
+}
+
+/// The learning state: networks, Adam moments and counters.
+pub struct Trainer {
+    pub cfg: TrainerConfig,
+    online: QNet,
+    target: QNet,
+    m: Vec<Tensor>,
+    v: Vec<Tensor>,
+    pub updates: u64,
+    pub version: u64,
+    pub sampled: u64,
+    pub rng: SmallRng,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CheckpointState {
+    updates: u64,
+    version: u64,
+    sampled: u64,
+    dims: Vec<usize>,
+    tensors_hash: String,
+}
+
+fn hash_hex(bytes: &[u8]) -> String {
+    format!("{:016x}", casrap_common::prompts::stable_hash(0, bytes))
+}
+
+impl Trainer {
+    pub fn new(cfg: TrainerConfig, state_dim: usize, actions: usize) -> Self {
+        let dims: Vec<usize> = std::iter::once(state_dim).chain(cfg.hidden.iter().copied()).chain([actions]).collect();
+        let online = QNet::new(&dims, cfg.seed);
+        let mut target = QNet::new(&dims, cfg.seed);
+        target.copy_from(&online);
+        let zeros = |q: &QNet| q.parameters().iter().map(|p| p.zeros_like()).collect::<Vec<_>>();
+        let (m, v) = (zeros(&online), zeros(&online));
+        let rng = SmallRng::seed_from_u64(cfg.seed);
+        Self { cfg, online, target, m, v, updates: 0, version: 0, sampled: 0, rng }
+    }
+
+    pub fn dims(&self) -> &[usize] {
+        self.online.dims()
+    }
+
+    pub fn online(&self) -> &QNet {
+        &self.online
+    }
+
+    pub fn epsilon(&self) -> f32 {
+        let e = &self.cfg.epsilon;
+        let f = (self.updates as f64 / e.decay_updates.max(1) as f64).min(1.0);
+        (e.start + (e.end - e.start) * f) as f32
+    }
+
+    /// One Double-DQN step on `batch`; returns the loss.
+    pub fn update(&mut self, batch: &[Record]) -> f64 {
+        let n = batch.len() as i64;
+        let d = self.online.dims()[0] as i64;
+        let flat = |f: &dyn Fn(&Record) -> &[f32]| Tensor::from_slice(&batch.iter().flat_map(|r| f(r).iter().copied()).collect::<Vec<f32>>()).view([n, d]);
+        let s = flat(&|r| &r.transition.state);
+        let s2 = flat(&|r| &r.transition.next_state);
+        let a = Tensor::from_slice(&batch.iter().map(|r| i64::from(r.transition.action)).collect::<Vec<_>>()).view([n, 1]);
+        let r = Tensor::from_slice(&batch.iter().map(|r| r.transition.reward).collect::<Vec<_>>());
+        let not_done = Tensor::from_slice(&batch.iter().map(|r| if r.transition.done { 0f32 } else { 1.0 }).collect::<Vec<_>>());
+        let y = tch::no_grad(|| {
+            let next_a = self.online.forward(&s2).argmax(-1, true);
+            let next_q = self.target.forward(&s2).gather(1, &next_a, false).squeeze_dim(1);
+            &r + next_q * not_done * self.cfg.gamma
+        });
+        let q = self.online.forward(&s).gather(1, &a, false).squeeze_dim(1);
+        let loss = q.huber_loss(&y, Reduction::Mean, self.cfg.huber_delta);
+        for p in self.online.parameters() {
+            let mut g = p.grad();
+            if g.defined() {
+                let _ = g.zero_();
+            }
+        }
+        loss.backward();
+        self.adam_step();
+        self.updates += 1;
+        self.sampled += batch.len() as u64;
+        if self.updates.is_multiple_of(self.cfg.target_update) {
+            self.target.copy_from(&self.online);
+        }
+        loss.double_value(&[])
+    }
+
+    fn adam_step(&mut self) {
+        let _guard = tch::no_grad_guard();
+        let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8);
+        let params = self.online.parameters();
+        let grads: Vec<Tensor> = params.iter().map(|p| p.grad()).collect();
+        let norm = grads.iter().filter(|g| g.defined()).map(|g| g.square().sum(Kind::Double).double_value(&[])).sum::<f64>().sqrt();
+        let scale = if norm > self.cfg.grad_clip { self.cfg.grad_clip / (norm + 1e-12) } else { 1.0 };
+        let t = (self.updates + 1) as i32;
+        let (c1, c2) = (1.0 - b1.powi(t), 1.0 - b2.powi(t));
+        for (((p, g), m), v) in params.into_iter().zip(grads).zip(self.m.iter_mut()).zip(self.v.iter_mut()) {
+            if !g.defined() {
+                continue;
+            }
+            let g = g * scale;
+            *m *= b1;
+            *m += &g * (1.0 - b1);
+            *v *= b2;
+            *v += g.square() * (1.0 - b2);
+            let step = (&*m / c1) / ((&*v / c2).sqrt() + eps) * self.cfg.lr;
+            let mut p = p.shallow_clone();
+            p -= step;
+        }
+    }
+
+    /// The online network as a policy with the next version number.
+    pub fn next_policy(&mut self) -> Policy {
+        self.version += 1;
+        Policy { version: self.version, epsilon: self.epsilon(), weights: Arc::new(self.online.encode()) }
+    }
+
+    fn named_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut out = Vec::new();
+        for (name, ts) in [
+            ("online", self.online.parameters().into_iter().map(Tensor::shallow_clone).collect::<Vec<_>>()),
+            ("target", self.target.parameters().into_iter().map(Tensor::shallow_clone).collect()),
+            ("adam_m", self.m.iter().map(Tensor::shallow_clone).collect()),
+            ("adam_v", self.v.iter().map(Tensor::shallow_clone).collect()),
+        ] {
+            out.extend(ts.into_iter().enumerate().map(|(i, t)| (format!("{name}.{i}"), t.detach().contiguous())));
+        }
+        out
+    }
+
+    /// Writes `dir/ckpt-<updates>/` atomically (a temp folder renamed into place) and prunes old ones.
+    pub fn save_checkpoint(&self, dir: &Path) -> Result<PathBuf> {
+        let io = |p: &Path, e: std::io::Error| Error::Checkpoint { path: p.into(), reason: e.to_string() };
+        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        let name = format!("ckpt-{:012}", self.updates);
+        let tmp = dir.join(format!("{name}.tmp"));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
+        let tensors_path = tmp.join("tensors.safetensors");
+        let named = self.named_tensors();
+        let refs: Vec<(&str, &Tensor)> = named.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        Tensor::write_safetensors(&refs, &tensors_path).map_err(|e| Error::Checkpoint { path: tensors_path.clone(), reason: e.to_string() })?;
+        let bytes = std::fs::read(&tensors_path).map_err(|e| io(&tensors_path, e))?;
+        let state = CheckpointState {
+            updates: self.updates,
+            version: self.version,
+            sampled: self.sampled,
+            dims: self.online.dims().to_vec(),
+            tensors_hash: hash_hex(&bytes),
+        };
+        let state_path = tmp.join("state.json");
+        let json = serde_json::to_string_pretty(&state).map_err(|e| Error::Checkpoint { path: state_path.clone(), reason: e.to_string() })?;
+        std::fs::write(&state_path, json).map_err(|e| io(&state_path, e))?;
+        for f in [&tensors_path, &state_path] {
+            std::fs::File::open(f).and_then(|f| f.sync_all()).map_err(|e| io(f, e))?;
+        }
+        let final_dir = dir.join(&name);
+        let _ = std::fs::remove_dir_all(&final_dir);
+        std::fs::rename(&tmp, &final_dir).map_err(|e| io(&final_dir, e))?;
+        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io(dir, e))?;
+        let mut all = list_checkpoints(dir);
+        while all.len() > self.cfg.keep_checkpoints.max(1) {
+            let old = all.remove(0);
+            let _ = std::fs::remove_dir_all(old);
+        }
+        Ok(final_dir)
+    }
+
+    fn load_checkpoint(path: &Path, cfg: &TrainerConfig, state_dim: usize, actions: usize) -> Result<Self> {
+        let bad = |reason: String| Error::Checkpoint { path: path.into(), reason };
+        let json = std::fs::read_to_string(path.join("state.json")).map_err(|e| bad(format!("state.json: {e}")))?;
+        let state: CheckpointState = serde_json::from_str(&json).map_err(|e| bad(format!("state.json: {e}")))?;
+        let mut t = Self::new(cfg.clone(), state_dim, actions);
+        if state.dims != t.online.dims() {
+            return Err(bad(format!("network widths {:?}, the config gives {:?}", state.dims, t.online.dims())));
+        }
+        let tensors_path = path.join("tensors.safetensors");
+        let bytes = std::fs::read(&tensors_path).map_err(|e| bad(format!("tensors.safetensors: {e}")))?;
+        if hash_hex(&bytes) != state.tensors_hash {
+            return Err(bad("tensors.safetensors does not match the hash in state.json".into()));
+        }
+        let named = Tensor::read_safetensors(&tensors_path).map_err(|e| bad(format!("tensors.safetensors: {e}")))?;
+        let _guard = tch::no_grad_guard();
+        let want = t.named_tensors();
+        if named.len() != want.len() {
+            return Err(bad(format!("{} tensors, expected {}", named.len(), want.len())));
+        }
+        for (name, dst) in &want {
+            let (_, src) = named.iter().find(|(n, _)| n == name).ok_or_else(|| bad(format!("tensor `{name}` missing")))?;
+            if src.size() != dst.size() {
+                return Err(bad(format!("tensor `{name}` has shape {:?}, expected {:?}", src.size(), dst.size())));
+            }
+            // `dst` shares storage with the live parameter or moment.
+            let mut d = dst.shallow_clone();
+            d.copy_(src);
+        }
+        // named_tensors detached copies for online/target params share storage (detach keeps it).
+        t.updates = state.updates;
+        t.version = state.version;
+        t.sampled = state.sampled;
+        t.rng = SmallRng::seed_from_u64(cfg.seed ^ state.updates);
+        Ok(t)
+    }
+
+    /// The newest valid checkpoint in `dir`, trying older ones when one is corrupt (each failure
+    /// is logged). `None` when there is none.
+    pub fn resume(dir: &Path, cfg: &TrainerConfig, state_dim: usize, actions: usize) -> Option<(Self, PathBuf)> {
+        for path in list_checkpoints(dir).into_iter().rev() {
+            match Self::load_checkpoint(&path, cfg, state_dim, actions) {
+                Ok(t) => {
+                    tracing::info!(checkpoint = %path.display(), updates = t.updates, version = t.version, "resumed from checkpoint");
+                    return Some((t, path));
+                }
+                Err(e) => tracing::error!(error = %e, "checkpoint unusable; trying the previous one"),
+            }
+        }
+        None
+    }
+}
+
+/// Finished checkpoint folders in `dir`, oldest first.
+pub fn list_checkpoints(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_dir() && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("ckpt-") && !n.ends_with(".tmp")))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Runs the training loop on the calling thread until `stop` is set: rate-limited updates from
+/// the replay store, publishing every `publish_every` updates (and once at start), checkpoints
+/// every `checkpoint_every` and on stop.
+pub fn run(mut trainer: Trainer, shared: Arc<Shared>, checkpoints: Option<PathBuf>, stop: Arc<AtomicBool>) -> Result<Trainer> {
+    let limiter = RateLimiter {
+        samples_per_insert: trainer.cfg.samples_per_insert,
+        tolerance: trainer.cfg.spi_tolerance,
+        min_size: trainer.cfg.min_replay,
+    };
+    shared.publish(trainer.next_policy());
+    shared.updates.store(trainer.updates, Ordering::Relaxed);
+    while !stop.load(Ordering::Relaxed) {
+        let inserted = shared.replay.total()?;
+        let size = shared.replay.len()?;
+        if !limiter.can_sample(inserted, trainer.sampled, size, trainer.cfg.batch) {
+            std::thread::sleep(Duration::from_millis(2));
+            continue;
+        }
+        let batch = shared.replay.sample(trainer.cfg.batch, &mut trainer.rng)?;
+        if batch.is_empty() {
+            continue;
+        }
+        let loss = trainer.update(&batch);
+        if !loss.is_finite() {
+            tracing::error!(updates = trainer.updates, loss, "non-finite loss; stopping the trainer");
+            break;
+        }
+        shared.updates.store(trainer.updates, Ordering::Relaxed);
+        if trainer.updates.is_multiple_of(trainer.cfg.publish_every) {
+            shared.publish(trainer.next_policy());
+        }
+        if let Some(dir) = &checkpoints {
+            if trainer.cfg.checkpoint_every > 0 && trainer.updates.is_multiple_of(trainer.cfg.checkpoint_every) {
+                trainer.save_checkpoint(dir)?;
+            }
+        }
+    }
+    if let Some(dir) = &checkpoints {
+        let path = trainer.save_checkpoint(dir)?;
+        tracing::info!(checkpoint = %path.display(), "final checkpoint written");
+    }
+    Ok(trainer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limiter_ties_samples_to_inserts() {
+        let l = RateLimiter { samples_per_insert: 4.0, tolerance: 64.0, min_size: 10 };
+        assert!(!l.can_sample(5, 0, 5, 32), "below the minimum size");
+        assert!(l.can_sample(10, 0, 10, 32));
+        assert!(l.can_sample(10, 72, 10, 32), "4 * 10 + 64 = 104 >= 72 + 32");
+        assert!(!l.can_sample(10, 73, 10, 32));
+    }
+
+    #[test]
+    fn epsilon_decays_linearly_then_holds() {
+        let mut t = Trainer::new(TrainerConfig { epsilon: Epsilon { start: 1.0, end: 0.1, decay_updates: 100 }, ..Default::default() }, 3, 2);
+        assert!((t.epsilon() - 1.0).abs() < 1e-6);
+        t.updates = 50;
+        assert!((t.epsilon() - 0.55).abs() < 1e-6);
+        t.updates = 500;
+        assert!((t.epsilon() - 0.1).abs() < 1e-6);
+    }
+}
