@@ -15,6 +15,12 @@ pub enum Error {
     /// A malformed line or row; `line` is 1-based.
     #[error("{path}:{line}: {reason}")]
     Line { path: PathBuf, line: u64, reason: String },
+    /// A value that breaks a rule (an action's intensity, a config field).
+    #[error("invalid {what}: {reason}")]
+    Invalid { what: String, reason: String },
+    /// A config file that does not parse or check; `field` is the path of the offending key.
+    #[error("{path}: {field}: {reason}")]
+    Config { path: PathBuf, field: String, reason: String },
     /// A problem with a whole file (missing column, no data).
     #[error("{path}: {reason}")]
     File { path: PathBuf, reason: String },

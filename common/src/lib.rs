@@ -1,10 +1,13 @@
 //! Domain types shared by the CASRAP actor and learner.
 
+pub mod action;
+pub mod config;
 pub mod error;
 pub mod logging;
 pub mod prompts;
 pub mod qnet;
 pub mod rl;
+pub mod state;
 pub mod text;
 
 pub use error::{Error, Result};

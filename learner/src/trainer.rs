@@ -18,93 +18,11 @@ use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Reduction, Tensor};
 
+pub use casrap_common::config::{Epsilon, TrainerConfig};
+
 use crate::error::{Error, Result};
 use crate::replay::Record;
 use crate::service::{Policy, Shared};
-
-/// ε decays linearly from `start` to `end` over `decay_updates` updates.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Epsilon {
-    pub start: f64,
-    pub end: f64,
-    pub decay_updates: u64,
-}
-
-/// Trainer settings (the `trainer:` section of a run config).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct TrainerConfig {
-    pub hidden: Vec<usize>,
-    pub gamma: f64,
-    pub batch: usize,
-    pub lr: f64,
-    /// Copy online to target every this many updates.
-    pub target_update: u64,
-    pub huber_delta: f64,
-    pub grad_clip: f64,
-    pub samples_per_insert: f64,
-    /// Samples the learner may run ahead of `samples_per_insert * inserted`.
-    pub spi_tolerance: f64,
-    pub min_replay: u64,
-    /// Publish the online weights every this many updates.
-    pub publish_every: u64,
-    /// Write a checkpoint every this many updates (0: only on shutdown).
-    pub checkpoint_every: u64,
-    /// Checkpoints kept.
-    pub keep_checkpoints: usize,
-    pub epsilon: Epsilon,
-    pub seed: u64,
-}
-
-impl Default for TrainerConfig {
-    fn default() -> Self {
-        Self {
-            hidden: vec![64, 64],
-            gamma: 0.9,
-            batch: 64,
-            lr: 1e-3,
-            target_update: 100,
-            huber_delta: 1.0,
-            grad_clip: 10.0,
-            samples_per_insert: 8.0,
-            spi_tolerance: 4096.0,
-            min_replay: 64,
-            publish_every: 10,
-            checkpoint_every: 1000,
-            keep_checkpoints: 3,
-            epsilon: Epsilon { start: 1.0, end: 0.05, decay_updates: 5000 },
-            seed: 0,
-        }
-    }
-}
-
-impl TrainerConfig {
-    /// Checks values a config file could get wrong; the message names the field.
-    pub fn check(&self) -> std::result::Result<(), String> {
-        let bad = |f: &str, why: &str| Err(format!("trainer.{f}: {why}"));
-        if !(0.0..=1.0).contains(&self.gamma) {
-            return bad("gamma", "must be in [0, 1]");
-        }
-        if self.batch == 0 {
-            return bad("batch", "must be positive");
-        }
-        if !(self.lr > 0.0 && self.lr.is_finite()) {
-            return bad("lr", "must be positive");
-        }
-        if self.target_update == 0 || self.publish_every == 0 {
-            return bad("target_update / publish_every", "must be positive");
-        }
-        if !(self.samples_per_insert > 0.0) || self.spi_tolerance < self.batch as f64 {
-            return bad("samples_per_insert / spi_tolerance", "ratio must be positive and the tolerance at least one batch");
-        }
-        let e = &self.epsilon;
-        if !(0.0..=1.0).contains(&e.start) || !(0.0..=1.0).contains(&e.end) {
-            return bad("epsilon", "start and end must be in [0, 1]");
-        }
-        Ok(())
-    }
-}
 
 /// Reverb-style sample-to-insert limiter.
 #[derive(Debug, Clone, Copy)]
