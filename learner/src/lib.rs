@@ -1,9 +1,11 @@
 //! The CASRAP learner: replay store (sled); the gRPC service, Double-DQN trainer, policy
 //! broadcast and checkpoints follow.
 
+pub mod bench;
 pub mod error;
 pub mod replay;
 pub mod service;
+pub mod server;
 pub mod trainer;
 
 pub use error::{Error, Result};

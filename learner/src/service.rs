@@ -43,17 +43,28 @@ pub struct Shared {
     actors: Mutex<HashMap<String, v1::ActorInfo>>,
     pub inserted: AtomicU64,
     pub updates: AtomicU64,
+    /// When each recent version was published (for push-latency measurements).
+    published_at: Mutex<std::collections::VecDeque<(u64, std::time::Instant)>>,
 }
 
 impl Shared {
     pub fn new(contract: Contract, replay: Arc<Replay>) -> Arc<Self> {
         let (policy, _) = watch::channel(None);
-        Arc::new(Self { contract, replay, policy, actors: Mutex::new(HashMap::new()), inserted: AtomicU64::new(0), updates: AtomicU64::new(0) })
+        Arc::new(Self {
+            contract,
+            replay,
+            policy,
+            actors: Mutex::new(HashMap::new()),
+            inserted: AtomicU64::new(0),
+            updates: AtomicU64::new(0),
+            published_at: Mutex::new(Default::default()),
+        })
     }
 
     /// Makes `policy` the current one; every watcher receives it. Versions must increase.
     pub fn publish(&self, policy: Policy) {
-        self.policy.send_if_modified(|cur| {
+        let version = policy.version;
+        let sent = self.policy.send_if_modified(|cur| {
             if cur.as_ref().is_some_and(|c| c.version >= policy.version) {
                 tracing::warn!(version = policy.version, "ignoring a policy version that does not increase");
                 return false;
@@ -61,6 +72,18 @@ impl Shared {
             *cur = Some(policy);
             true
         });
+        if sent {
+            let mut log = self.published_at.lock().unwrap_or_else(|e| e.into_inner());
+            log.push_back((version, std::time::Instant::now()));
+            while log.len() > 4096 {
+                log.pop_front();
+            }
+        }
+    }
+
+    /// When `version` was published, if it is recent.
+    pub fn published_at(&self, version: u64) -> Option<std::time::Instant> {
+        self.published_at.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|(v, _)| *v == version).map(|(_, t)| *t)
     }
 
     pub fn policy_version(&self) -> u64 {

@@ -1,0 +1,51 @@
+//! `casrap-learner`: serve a run's learner, or load-test one with simulated actors.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// CASRAP learner: replay store, Double-DQN trainer and policy broadcast over gRPC.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the learner of a run until SIGINT/SIGTERM (then flush, checkpoint and stop).
+    Serve(ServeArgs),
+    /// Start a learner in-process and drive simulated actors against it at full speed; print one
+    /// table (durable ingest rate, ack latency, policy push latency).
+    Bench(casrap_learner::bench::BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Run config (deploy/*.yaml).
+    #[arg(long)]
+    config: PathBuf,
+    /// Override `learner.listen` (host:port; port 0 picks one, printed on stdout).
+    #[arg(long)]
+    listen: Option<String>,
+    /// Override `learner.dir` (replay store and checkpoints).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    casrap_common::init_tracing();
+    match Cli::parse().command {
+        Command::Serve(args) => {
+            let cfg = casrap_common::config::RunConfig::from_file(&args.config)?;
+            let listen = args.listen.unwrap_or_else(|| cfg.learner.listen.clone());
+            let dir = args.dir.unwrap_or_else(|| PathBuf::from(&cfg.learner.dir));
+            let learner = casrap_learner::server::start(&cfg, &listen, &dir, casrap_learner::server::shutdown_signal()).await?;
+            println!("listening on {}", learner.addr);
+            Ok(learner.wait().await?)
+        }
+        Command::Bench(args) => casrap_learner::bench::run(args).await,
+    }
+}
