@@ -18,6 +18,22 @@ pub struct Epsilon {
     pub decay_updates: u64,
 }
 
+/// Proportional prioritised replay (Schaul et al., 2016): transition i is drawn with probability
+/// `p_i^alpha / sum p^alpha`, where `p_i = |TD error| + eps` (new ones enter at the highest
+/// priority seen), and its loss is weighted by `(N * P(i))^-beta`, normalised by the largest weight.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Prioritized {
+    pub alpha: f64,
+    pub beta: f64,
+    #[serde(default = "default_priority_eps")]
+    pub eps: f64,
+}
+
+fn default_priority_eps() -> f64 {
+    1e-3
+}
+
 /// Trainer settings (the `trainer:` section of a run config).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -41,6 +57,8 @@ pub struct TrainerConfig {
     /// Checkpoints kept.
     pub keep_checkpoints: usize,
     pub epsilon: Epsilon,
+    /// Prioritised sampling; uniform when absent.
+    pub prioritized: Option<Prioritized>,
     pub seed: u64,
 }
 
@@ -61,6 +79,7 @@ impl Default for TrainerConfig {
             checkpoint_every: 1000,
             keep_checkpoints: 3,
             epsilon: Epsilon { start: 1.0, end: 0.05, decay_updates: 5000 },
+            prioritized: None,
             seed: 0,
         }
     }
@@ -84,6 +103,11 @@ impl TrainerConfig {
         }
         if self.samples_per_insert.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) || self.spi_tolerance < self.batch as f64 {
             return bad("samples_per_insert / spi_tolerance", "ratio must be positive and the tolerance at least one batch");
+        }
+        if let Some(p) = &self.prioritized {
+            if !(0.0..=1.0).contains(&p.alpha) || !(0.0..=1.0).contains(&p.beta) || p.eps.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
+                return bad("prioritized", "alpha and beta must be in [0, 1] and eps positive");
+            }
         }
         let e = &self.epsilon;
         if !(0.0..=1.0).contains(&e.start) || !(0.0..=1.0).contains(&e.end) {

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod error;
+pub mod priority;
 pub mod replay;
 pub mod service;
 pub mod server;

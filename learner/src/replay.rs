@@ -289,6 +289,24 @@ impl Replay {
         Ok(Record { index, actor, transition })
     }
 
+    /// The transition at `index`, if it is still kept.
+    pub fn get(&self, index: u64) -> Result<Option<Record>> {
+        match self.tree.get(key(b't', &be(index))).map_err(|e| self.err(e))? {
+            Some(bytes) => Ok(Some(self.record(index, &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The most transitions kept.
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    /// The next index to be assigned (every smaller one was stored at some point).
+    pub fn next_index(&self) -> u64 {
+        self.next.load(Ordering::Acquire)
+    }
+
     /// `n` transitions drawn uniformly with replacement (empty when the store is).
     pub fn sample(&self, n: usize, rng: &mut impl Rng) -> Result<Vec<Record>> {
         let mut out = Vec::with_capacity(n);

@@ -6,6 +6,7 @@
 //! draw its batch only while `sampled + batch <= samples_per_insert * inserted + tolerance` and
 //! the store holds at least `min_replay` transitions, so a small buffer is not overfitted; when
 //! actors outpace it the learner trains flat out (the lag is visible in the status counters).
+//! Sampling is uniform, or prioritised (`trainer.prioritized`, see [`crate::priority`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,6 +22,7 @@ use tch::{Kind, Reduction, Tensor};
 pub use casrap_common::config::{Epsilon, TrainerConfig};
 
 use crate::error::{Error, Result};
+use crate::priority::Priorities;
 use crate::replay::Record;
 use crate::service::{Policy, Shared};
 
@@ -93,6 +95,12 @@ impl Trainer {
 
     /// One Double-DQN step on `batch`; returns the loss.
     pub fn update(&mut self, batch: &[Record]) -> f64 {
+        self.update_weighted(batch, None).0
+    }
+
+    /// One step with per-transition loss weights (prioritised replay's importance weights);
+    /// returns the loss and each transition's TD error.
+    pub fn update_weighted(&mut self, batch: &[Record], weights: Option<&[f32]>) -> (f64, Vec<f32>) {
         let n = batch.len() as i64;
         let d = self.online.dims()[0] as i64;
         let flat = |f: &dyn Fn(&Record) -> &[f32]| Tensor::from_slice(&batch.iter().flat_map(|r| f(r).iter().copied()).collect::<Vec<f32>>()).view([n, d]);
@@ -107,7 +115,11 @@ impl Trainer {
             &r + next_q * not_done * self.cfg.gamma
         });
         let q = self.online.forward(&s).gather(1, &a, false).squeeze_dim(1);
-        let loss = q.huber_loss(&y, Reduction::Mean, self.cfg.huber_delta);
+        let td = Vec::<f32>::try_from(&(&q - &y).detach()).unwrap_or_default();
+        let loss = match weights {
+            None => q.huber_loss(&y, Reduction::Mean, self.cfg.huber_delta),
+            Some(w) => (q.huber_loss(&y, Reduction::None, self.cfg.huber_delta) * Tensor::from_slice(w)).mean(Kind::Float),
+        };
         for p in self.online.parameters() {
             let mut g = p.grad();
             if g.defined() {
@@ -121,7 +133,7 @@ impl Trainer {
         if self.updates.is_multiple_of(self.cfg.target_update) {
             self.target.copy_from(&self.online);
         }
-        loss.double_value(&[])
+        (loss.double_value(&[]), td)
     }
 
     fn adam_step(&mut self) {
@@ -279,6 +291,7 @@ pub fn run(mut trainer: Trainer, shared: Arc<Shared>, checkpoints: Option<PathBu
         tolerance: trainer.cfg.spi_tolerance,
         min_size: trainer.cfg.min_replay,
     };
+    let mut priorities = trainer.cfg.prioritized.clone().map(|p| Priorities::new(p, shared.replay.capacity()));
     shared.publish(trainer.next_policy());
     shared.updates.store(trainer.updates, Ordering::Relaxed);
     while !stop.load(Ordering::Relaxed) {
@@ -288,11 +301,21 @@ pub fn run(mut trainer: Trainer, shared: Arc<Shared>, checkpoints: Option<PathBu
             std::thread::sleep(Duration::from_millis(2));
             continue;
         }
-        let batch = shared.replay.sample(trainer.cfg.batch, &mut trainer.rng)?;
+        let (batch, drawn) = match &mut priorities {
+            Some(p) => {
+                let beta = p.cfg.beta;
+                let d = p.sample(&shared.replay, trainer.cfg.batch, beta, &mut trainer.rng)?;
+                (d.records, Some((d.slots, d.weights)))
+            }
+            None => (shared.replay.sample(trainer.cfg.batch, &mut trainer.rng)?, None),
+        };
         if batch.is_empty() {
             continue;
         }
-        let loss = trainer.update(&batch);
+        let (loss, td) = trainer.update_weighted(&batch, drawn.as_ref().map(|(_, w)| w.as_slice()));
+        if let (Some(p), Some((slots, _))) = (&mut priorities, &drawn) {
+            p.update(slots, &td);
+        }
         if !loss.is_finite() {
             tracing::error!(updates = trainer.updates, loss, "non-finite loss; stopping the trainer");
             break;

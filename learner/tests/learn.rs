@@ -50,6 +50,16 @@ fn config() -> TrainerConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trainer_learns_a_contextual_bandit_through_grpc() {
+    learn_bandit(config()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trainer_with_prioritised_replay_learns_it_too() {
+    let prioritized = Some(casrap_common::config::Prioritized { alpha: 0.6, beta: 0.4, eps: 1e-3 });
+    learn_bandit(TrainerConfig { prioritized, ..config() }).await;
+}
+
+async fn learn_bandit(cfg: TrainerConfig) {
     let dir = tempfile::tempdir().unwrap();
     let replay = Arc::new(Replay::open(&dir.path().join("replay"), 100_000).unwrap());
     let shared = Shared::new(contract(), replay);
@@ -61,7 +71,7 @@ async fn trainer_learns_a_contextual_bandit_through_grpc() {
     let stop = Arc::new(AtomicBool::new(false));
     let (s, st) = (shared.clone(), stop.clone());
     let ckpt = dir.path().join("checkpoints");
-    let trainer = std::thread::spawn(move || trainer::run(Trainer::new(config(), CONTEXTS, ACTIONS), s, Some(ckpt), st));
+    let trainer = std::thread::spawn(move || trainer::run(Trainer::new(cfg, CONTEXTS, ACTIONS), s, Some(ckpt), st));
 
     // Two actors explore uniformly and stream 1,500 one-step episodes each.
     let mut actors = Vec::new();
