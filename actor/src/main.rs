@@ -351,11 +351,7 @@ fn run_prune_bench(args: PruneBenchArgs) -> anyhow::Result<()> {
         "prompts" => {
             let desc = format!("{} windows of {} tokens from the train split of {}", args.calibration_windows, args.calibration_seq, args.prompt_file);
             let key = casrap_common::prompts::stable_hash(0, desc.as_bytes());
-            let cache_dir = std::env::var_os("CASRAP_CACHE")
-                .map(std::path::PathBuf::from)
-                .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache/casrap")))
-                .context("neither CASRAP_CACHE nor HOME is set")?;
-            let path = cache_dir.join("importance").join(format!("{identity}-{key:016x}.json"));
+            let path = cache_dir()?.join("importance").join(format!("{identity}-{key:016x}.json"));
             let mut stream = Vec::new();
             for p in &split.train {
                 stream.extend(tokenizer.encode(&p.prompt)?);
@@ -478,13 +474,7 @@ fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     }
     let corpus = match args.corpus {
         Some(c) => c,
-        None => {
-            let cache = std::env::var_os("CASRAP_CACHE")
-                .map(std::path::PathBuf::from)
-                .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache/casrap")))
-                .context("neither CASRAP_CACHE nor HOME is set; pass --corpus")?;
-            cache.join("corpus/python3.11-doc/train")
-        }
+        None => cache_dir().context("pass --corpus")?.join("corpus/python3.11-doc/train"),
     };
     anyhow::ensure!(corpus.is_dir(), "corpus folder {} not found; run scripts/fetch-corpus first", corpus.display());
     let shape = Shape { layers: args.layers, hidden: args.hidden, ffn: args.ffn, vocab: args.vocab, ..Shape::default() };
@@ -565,6 +555,14 @@ fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+/// The project's per-user cache (`CASRAP_CACHE`, else `~/.cache/casrap`), as scripts/bootstrap uses.
+fn cache_dir() -> anyhow::Result<std::path::PathBuf> {
+    std::env::var_os("CASRAP_CACHE")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache/casrap")))
+        .context("neither CASRAP_CACHE nor HOME is set")
 }
 
 fn set_threads(threads: Option<i32>) -> anyhow::Result<()> {
