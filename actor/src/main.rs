@@ -430,7 +430,7 @@ fn run_prompt_stats(args: PromptStatsArgs) -> anyhow::Result<()> {
     let mut per: std::collections::BTreeMap<String, (Vec<f64>, Vec<f64>)> = Default::default();
     for p in &set.prompts {
         let ids = loaded.tokenizer.encode(&p.prompt)?;
-        let nll = perplexity::evaluate(&loaded.model, &ids, ids.len(), 1, &[])?;
+        let nll = perplexity::evaluate(&loaded.model, &ids, ids.len(), 1)?;
         for key in [p.category.clone(), "all".to_string()] {
             let e = per.entry(key).or_default();
             e.0.push(ids.len() as f64);
@@ -541,7 +541,8 @@ fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
     if args.max_tokens > 0 {
         tokens.truncate(args.max_tokens);
     }
-    let report = perplexity::report(&loaded.model, &tokens, args.window, args.batch, args.skip_each_layer)?;
+    let mut model = loaded.model;
+    let report = perplexity::report(&mut model, &tokens, args.window, args.batch, args.skip_each_layer)?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "model: {}  text: {}  dtype: {}", engine::describe(&source), text_path.display(), args.dtype)?;
     writeln!(out, "{} tokens predicted in windows of {}", report.dense.tokens, args.window)?;

@@ -85,9 +85,9 @@ fn greedy_text_is_english_like() {
 
 #[test]
 fn heldout_perplexity_is_under_a_quarter_of_the_unigram_baseline() {
-    let m = load();
+    let mut m = load();
     let ids = heldout_tokens(&m, 16 * 1024);
-    let r = perplexity::report(&m.model, &ids, 256, 8, false).unwrap();
+    let r = perplexity::report(&mut m.model, &ids, 256, 8, false).unwrap();
     let (ppl, uni) = (r.dense.perplexity(), r.unigram.perplexity());
     eprintln!("held-out perplexity {ppl:.2}, unigram {uni:.2} on {} tokens", r.dense.tokens);
     assert!(ppl * 4.0 <= uni, "perplexity {ppl} vs unigram {uni}");
@@ -95,13 +95,14 @@ fn heldout_perplexity_is_under_a_quarter_of_the_unigram_baseline() {
 
 #[test]
 fn skipping_a_layer_costs_quality_and_unevenly() {
-    let m = load();
+    let mut m = load();
     let ids = heldout_tokens(&m, 4 * 1024);
-    let r = perplexity::report(&m.model, &ids, 256, 8, true).unwrap();
+    let r = perplexity::report(&mut m.model, &ids, 256, 8, true).unwrap();
     let dense = r.dense.perplexity();
     let costs: Vec<f64> = r.skip_layer.iter().map(|(_, n)| n.perplexity() / dense).collect();
     eprintln!("dense {dense:.2}; skip cost per layer {costs:.3?}");
     assert_eq!(costs.len(), m.model.config().num_layers);
+    assert!(m.model.profile_ids().is_empty(), "the skip profiles are removed");
     assert!(costs.iter().all(|&c| c > 1.0), "a skipped layer did not cost quality: {costs:?}");
     let (lo, hi) = costs.iter().fold((f64::MAX, 0f64), |(lo, hi), &c| (lo.min(c), hi.max(c)));
     assert!(hi - 1.0 >= 3.0 * (lo - 1.0), "costs are too even: {costs:?}");

@@ -377,9 +377,9 @@ fn cpu_decode_path_in_bf16_is_at_least_as_close_to_f32() {
 
 #[test]
 fn skipping_a_layer_equals_the_model_without_it() {
-    use casrap_actor::engine::model::Weights;
+    use casrap_actor::engine::model::{LayerRef, Weights};
     use casrap_actor::engine::weights::SafeTensorFiles;
-    let m = load(&fixture(), Kind::Float).expect("fixture loads");
+    let mut m = load(&fixture(), Kind::Float).expect("fixture loads");
     let (e, _) = expected();
     let ids = &e.inputs[2].ids;
     let cfg = m.model.config().clone();
@@ -393,8 +393,13 @@ fn skipping_a_layer_equals_the_model_without_it() {
         short_cfg.num_layers -= 1;
         let short = engine::Llama::from_weights(&short_cfg, w, Kind::Float, Device::Cpu);
         let want = short.forward(&batch, &mut short.new_cache(1, ids.len()), Logits::All);
-        let got = m.model.forward_skipping(&batch, &mut m.model.new_cache(1, ids.len()), Logits::All, &[layer]);
+        let layers = (0..cfg.num_layers).map(|i| if i == layer { LayerRef::Skip } else { LayerRef::Dense }).collect();
+        let id = m.model.add_profile("skip", layers, None).expect("profile");
+        m.model.activate(id).expect("activate");
+        let got = m.model.forward(&batch, &mut m.model.new_cache(1, ids.len()), Logits::All);
         assert_eq!(max_abs_diff(&got, &want), 0.0, "layer {layer}");
+        m.model.activate_dense();
+        m.model.remove_profile(id).expect("remove");
         let dense = m.model.forward(&batch, &mut m.model.new_cache(1, ids.len()), Logits::All);
         assert!(max_abs_diff(&got, &dense) > 1e-3, "skipping layer {layer} changed nothing");
     }

@@ -904,18 +904,12 @@ impl Llama {
     /// Panics if the cache is too small, the batch differs or the cache was made for another
     /// profile; callers size the cache up front (see [`Llama::new_cache`]).
     pub fn forward(&self, tokens: &Tensor, cache: &mut KvCache, logits: Logits) -> Tensor {
-        self.forward_skipping(tokens, cache, logits, &[])
-    }
-
-    /// As [`Llama::forward`], with the layers whose index is in `skip` left out as well (their
-    /// residual stream passes through unchanged; their cache entries are not written).
-    pub fn forward_skipping(&self, tokens: &Tensor, cache: &mut KvCache, logits: Logits, skip: &[usize]) -> Tensor {
         let (b, t) = (tokens.size()[0], tokens.size()[1] as usize);
         let (id, profile) = &self.profiles[self.active];
         assert_eq!(cache.profile, *id, "the KV cache was made for another profile");
         assert_eq!(b as usize, cache.batch, "batch does not match the cache");
         assert!(cache.len + t <= cache.capacity, "KV cache capacity {} exceeded", cache.capacity);
-        if t == 1 && b == 1 && logits == Logits::Last && skip.is_empty() {
+        if t == 1 && b == 1 && logits == Logits::Last {
             if let Some(plan) = &profile.decode_plan {
                 let token = tokens.reshape([-1]).int64_value(&[0]);
                 if let Some(out) = usize::try_from(token).ok().and_then(|tok| plan.step(self, tok, cache)) {
@@ -929,8 +923,8 @@ impl Llama {
         let tables = self.tables(pos, t, profile);
         let ids = tokens.reshape([-1]);
         let mut x = self.embed.rows(&ids).view([b, t as i64, -1]);
-        for (i, (block, layer_cache)) in self.layers_of(profile).zip(cache.layers.iter_mut()).enumerate() {
-            if let Some(block) = block.filter(|_| !skip.contains(&i)) {
+        for (block, layer_cache) in self.layers_of(profile).zip(cache.layers.iter_mut()) {
+            if let Some(block) = block {
                 x = block.forward(&x, layer_cache, pos as i64, &tables, None);
             }
         }

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use tch::{Kind, Tensor};
 
-use super::model::{Llama, Logits};
+use super::model::{LayerRef, Llama, Logits};
 use crate::error::{Error, Result, TorchContext};
 
 /// Summed negative log-likelihood over a number of predicted tokens.
@@ -33,8 +33,8 @@ pub fn windows(tokens: &[u32], window: usize) -> Vec<&[u32]> {
     tokens.chunks(window.max(2)).filter(|w| w.len() >= 2).collect()
 }
 
-/// The model's NLL on `tokens`, `batch` windows per forward pass, with the layers in `skip` left out.
-pub fn evaluate(model: &Llama, tokens: &[u32], window: usize, batch: usize, skip: &[usize]) -> Result<Nll> {
+/// The active profile's NLL on `tokens`, `batch` windows per forward pass.
+pub fn evaluate(model: &Llama, tokens: &[u32], window: usize, batch: usize) -> Result<Nll> {
     let _guard = tch::no_grad_guard();
     let vocab = model.config().vocab_size;
     if let Some(bad) = tokens.iter().find(|&&t| t as usize >= vocab) {
@@ -54,7 +54,7 @@ pub fn evaluate(model: &Llama, tokens: &[u32], window: usize, batch: usize, skip
         let b = (j - i) as i64;
         let ids = Tensor::from_slice(&flat).view([b, len as i64]).to_device(model.device());
         let mut cache = model.new_cache(b as usize, len);
-        let logits = model.forward_skipping(&ids, &mut cache, Logits::All, skip);
+        let logits = model.forward(&ids, &mut cache, Logits::All);
         let logp = logits.narrow(1, 0, len as i64 - 1).to_kind(Kind::Float).log_softmax(-1, Kind::Float);
         let targets = ids.narrow(1, 1, len as i64 - 1).unsqueeze(-1);
         let picked = logp.gather(-1, &targets, false);
@@ -89,13 +89,22 @@ pub struct Report {
     pub skip_layer: Vec<(usize, Nll)>,
 }
 
-/// Evaluates `model` on `tokens` (see the module's notes on windows).
-pub fn report(model: &Llama, tokens: &[u32], window: usize, batch: usize, skip_each_layer: bool) -> Result<Report> {
-    let dense = evaluate(model, tokens, window, batch, &[])?;
+/// Evaluates the dense `model` on `tokens` (see the module's notes on windows); with
+/// `skip_each_layer`, also through a profile per layer that skips it (removed afterwards).
+pub fn report(model: &mut Llama, tokens: &[u32], window: usize, batch: usize, skip_each_layer: bool) -> Result<Report> {
+    model.activate_dense();
+    let dense = evaluate(model, tokens, window, batch)?;
     let mut skip_layer = Vec::new();
     if skip_each_layer {
-        for layer in 0..model.config().num_layers {
-            skip_layer.push((layer, evaluate(model, tokens, window, batch, &[layer])?));
+        let n = model.config().num_layers;
+        for layer in 0..n {
+            let layers = (0..n).map(|i| if i == layer { LayerRef::Skip } else { LayerRef::Dense }).collect();
+            let id = model.add_profile(&format!("skip layer {layer}"), layers, None)?;
+            model.activate(id)?;
+            let nll = evaluate(model, tokens, window, batch);
+            model.activate_dense();
+            model.remove_profile(id)?;
+            skip_layer.push((layer, nll?));
         }
     }
     Ok(Report { dense, unigram: unigram(tokens, window), skip_layer })

@@ -126,9 +126,6 @@ impl Measurement {
     pub fn ppl_change(&self) -> f64 {
         (self.ppl_pruned - self.ppl_dense) / self.ppl_dense
     }
-    pub fn median_of(&self, f: impl Fn(&Run) -> Option<f64>) -> f64 {
-        median(self.runs.iter().filter_map(f).collect())
-    }
 }
 
 /// Runs measurements against one model, keeping its profiles and warm-up state.
