@@ -41,7 +41,6 @@ pub struct Shared {
     pub replay: Arc<Replay>,
     policy: watch::Sender<Option<Policy>>,
     actors: Mutex<HashMap<String, v1::ActorInfo>>,
-    pub inserted: AtomicU64,
     pub updates: AtomicU64,
     /// When each recent version was published (for push-latency measurements).
     published_at: Mutex<std::collections::VecDeque<(u64, std::time::Instant)>>,
@@ -55,7 +54,6 @@ impl Shared {
             replay,
             policy,
             actors: Mutex::new(HashMap::new()),
-            inserted: AtomicU64::new(0),
             updates: AtomicU64::new(0),
             published_at: Mutex::new(Default::default()),
         })
@@ -95,14 +93,15 @@ impl Shared {
     }
 }
 
-/// Checks a batch against the contract; the message names the transition and the field.
-pub fn validate(contract: &Contract, batch: &v1::TransitionBatch) -> Result<Vec<Transition>, String> {
+/// Checks a batch against the contract and takes its transitions (moved, not copied); the
+/// message names the transition and the field.
+pub fn validate(contract: &Contract, batch: v1::TransitionBatch) -> Result<Vec<Transition>, String> {
     if batch.transitions.len() > contract.max_batch {
         return Err(format!("batch of {} transitions is over the limit of {}", batch.transitions.len(), contract.max_batch));
     }
     let mut out = Vec::with_capacity(batch.transitions.len());
     let mut last = 0u64;
-    for (i, t) in batch.transitions.iter().enumerate() {
+    for (i, t) in batch.transitions.into_iter().enumerate() {
         let at = |field: &str, why: String| format!("transition {i} (seq {}): `{field}` {why}", t.seq);
         if t.seq == 0 || t.seq <= last {
             return Err(at("seq", "must start at 1 and increase within a batch".into()));
@@ -122,19 +121,19 @@ pub fn validate(contract: &Contract, batch: &v1::TransitionBatch) -> Result<Vec<
         if !t.reward.is_finite() {
             return Err(at("reward", format!("is {}", t.reward)));
         }
-        let metrics = match &t.metrics {
+        let metrics = match t.metrics {
             Some(m) => match serde_json::from_str::<serde_json::Value>(&m.json) {
-                Ok(serde_json::Value::Object(_)) => Some(m.json.clone()),
+                Ok(serde_json::Value::Object(_)) => Some(m.json),
                 _ => return Err(at("metrics", "is not a JSON object".into())),
             },
             None => None,
         };
         out.push(Transition {
             seq: t.seq,
-            state: t.state.clone(),
+            state: t.state,
             action: t.action,
             reward: t.reward,
-            next_state: t.next_state.clone(),
+            next_state: t.next_state,
             done: t.done,
             metrics,
         });
@@ -209,7 +208,7 @@ impl casrap_proto::Learner for LearnerService {
                 let ack = if !shared.registered(&actor) {
                     rejection(&actor, 0, Code::FailedPrecondition, format!("actor `{actor}` is not registered"))
                 } else {
-                    match validate(&shared.contract, &batch) {
+                    match validate(&shared.contract, batch) {
                         Err(message) => {
                             let durable = shared.replay.durable_seq(&actor).unwrap_or(0);
                             rejection(&actor, durable, Code::InvalidArgument, message)
@@ -219,7 +218,6 @@ impl casrap_proto::Learner for LearnerService {
                             let a = actor.clone();
                             match tokio::task::spawn_blocking(move || replay.insert(&a, &transitions)).await {
                                 Ok(Ok(s)) => {
-                                    shared.inserted.fetch_add(u64::from(s.stored), Ordering::Relaxed);
                                     v1::Ack { actor_id: actor, durable_seq: s.durable_seq, stored: s.stored, duplicates: s.duplicates, rejected: None }
                                 }
                                 Ok(Err(e)) => rejection(&actor, 0, Code::Internal, e.to_string()),
@@ -268,20 +266,15 @@ impl casrap_proto::Learner for LearnerService {
     async fn status(&self, _request: Request<v1::StatusRequest>) -> Result<Response<v1::LearnerStatus>, Status> {
         let s = &self.shared;
         let internal = |e: crate::Error| Status::internal(e.to_string());
-        let actors = s
-            .actors
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .map(|a| v1::ConnectedActor { actor_id: a.actor_id.clone(), hardware: a.hardware.clone(), durable_seq: 0 })
-            .collect::<Vec<_>>();
-        let actors = actors
+        // Copy the registrations out, so the store is not read under the lock.
+        let registered: Vec<v1::ActorInfo> = s.actors.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        let actors = registered
             .into_iter()
-            .map(|mut a| {
-                a.durable_seq = s.replay.durable_seq(&a.actor_id).unwrap_or(0);
-                a
+            .map(|a| {
+                Ok(v1::ConnectedActor { durable_seq: s.replay.durable_seq(&a.actor_id)?, actor_id: a.actor_id, hardware: a.hardware })
             })
-            .collect();
+            .collect::<crate::Result<Vec<_>>>()
+            .map_err(internal)?;
         Ok(Response::new(v1::LearnerStatus {
             transitions_stored: s.replay.total().map_err(internal)?,
             replay_size: s.replay.len().map_err(internal)?,
