@@ -52,6 +52,11 @@ pub enum Error {
     ModelNotFound { spec: String, looked: Vec<String> },
     #[error("invalid argument `{name}`: {reason}")]
     Argument { name: &'static str, reason: String },
+    #[error(transparent)]
+    Common(#[from] casrap_common::Error),
+    /// The learner could not be reached, refused this actor, or rejected what it sent.
+    #[error("learner {url}: {reason}")]
+    Learner { url: String, reason: String },
     #[error("torch: {context}: {source}")]
     Torch {
         context: String,

@@ -1,6 +1,8 @@
 //! The CASRAP actor: LLaMA engine (tch), model resolution, tokenizer.
 
+pub mod client;
 pub mod engine;
+pub mod episodes;
 pub mod error;
 pub mod resolve;
 pub mod prune;

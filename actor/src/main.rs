@@ -20,6 +20,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run pruning episodes against a learner: telemetry, complexity, ε-greedy action from the
+    /// newest policy, dense vs pruned measurement, reward, transition. Resumes after the last
+    /// episode the learner holds for this actor id; Ctrl-C abandons the current episode, waits
+    /// briefly for acknowledgements and exits.
+    Run(RunArgs),
     /// Generate text from a prompt and print prefill and decode timing.
     Generate(GenerateArgs),
     /// Time fixed-length greedy decode (EOS ignored) and print one JSON object (used by
@@ -40,6 +45,32 @@ enum Command {
     /// fixed-length decode) and print one table: speedup, ceiling, efficiency, quality, apply and
     /// restore time. Raw records go to a JSON file.
     PruneBench(PruneBenchArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The learner's URL.
+    #[arg(long, env = "CASRAP_LEARNER")]
+    learner: String,
+    /// Run config (deploy/*.yaml); the actor uses its model, actions, state, reward and actors sections.
+    #[arg(long)]
+    config: std::path::PathBuf,
+    /// This actor's id; a restart with the same id continues its sequence (default: host-device).
+    #[arg(long, env = "CASRAP_ACTOR_ID")]
+    actor_id: Option<String>,
+    /// Run until this actor has this many episodes stored (default: the config's `actors.episodes`
+    /// divided among `actors.count`).
+    #[arg(long)]
+    episodes: Option<u64>,
+    /// Device: cpu, cuda or cuda:N (default: the config's first device).
+    #[arg(long)]
+    device: Option<String>,
+    /// Kernel and torch threads (default: `actors.threads`, 0 meaning one per core).
+    #[arg(long, env = "CASRAP_THREADS")]
+    threads: Option<usize>,
+    /// Seconds to wait at the end for the learner to acknowledge everything.
+    #[arg(long, default_value_t = 300)]
+    drain_timeout: u64,
 }
 
 #[derive(clap::Args)]
@@ -289,6 +320,7 @@ fn main() -> anyhow::Result<()> {
     casrap_common::init_tracing();
     let cli = Cli::parse();
     match cli.command {
+        Command::Run(args) => run_episodes(args),
         Command::Generate(args) => run_generate(args),
         Command::BenchDecode(args) => run_bench(args),
         Command::ExportSynthetic(args) => {
@@ -304,10 +336,47 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+fn run_episodes(args: RunArgs) -> anyhow::Result<()> {
+    use casrap_actor::episodes::{self, RunOptions};
+    let config = casrap_common::config::RunConfig::from_file(&args.config)?;
+    let device = args.device.unwrap_or_else(|| config.actors.device_of(0).to_string());
+    let options = RunOptions {
+        learner: args.learner,
+        actor_id: args.actor_id.unwrap_or_else(|| episodes::default_actor_id(&device)),
+        episodes: args.episodes.unwrap_or_else(|| config.actors.episodes_of(0)),
+        threads: args.threads.unwrap_or(config.actors.threads),
+        device,
+        drain_timeout: std::time::Duration::from_secs(args.drain_timeout),
+        config,
+    };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    // Ctrl-C / SIGTERM: finish cleanly (the current episode is abandoned); a second one exits at once.
+    std::thread::Builder::new().name("signals".into()).spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+        if let Ok(rt) = rt {
+            rt.block_on(async {
+                casrap_common::signals::shutdown().await;
+                tracing::warn!("stopping: abandoning the current episode, then waiting for acknowledgements");
+                flag.store(true, std::sync::atomic::Ordering::Relaxed);
+                casrap_common::signals::shutdown().await;
+                tracing::error!("second signal: exiting now");
+                std::process::exit(130);
+            });
+        }
+    })?;
+    let summary = episodes::run(&options, stop)?;
+    println!("{}", serde_json::to_string(&summary)?);
+    if summary.interrupted {
+        anyhow::bail!("interrupted after seq {} (the learner holds everything up to it)", summary.last_seq);
+    }
+    Ok(())
+}
+
 fn run_prune_bench(args: PruneBenchArgs) -> anyhow::Result<()> {
-    use casrap_actor::prune::harness::{self, Harness, Measurement, MeasureOptions};
-    use casrap_actor::prune::importance::{model_identity, Importance};
-    use casrap_actor::prune::{Action, ProfileCache};
+    use casrap_actor::prune::harness::{self, Measurement, MeasureOptions};
+    use casrap_actor::prune::setup::{Calibration, Setup, SetupOptions};
+    use casrap_actor::prune::Action;
     use casrap_common::prompts::{BadRows, PromptSet};
     if let Some(path) = &args.report {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -320,61 +389,42 @@ fn run_prune_bench(args: PruneBenchArgs) -> anyhow::Result<()> {
     }
     let actions = Action::parse_list(&args.actions)?;
     anyhow::ensure!(!actions.is_empty(), "--actions is empty");
-    let kind = engine::parse_dtype(&args.dtype)?;
-    let device = engine::parse_device(&args.device)?;
     set_threads(args.threads)?;
-    let source = Resolver::from_env().resolve(&args.model)?;
-    let loaded = engine::load(&source, kind, device, args.seed)
-        .with_context(|| format!("loading model {}", engine::describe(&source)))?;
-    let mut model = loaded.model;
-    let tokenizer = loaded.tokenizer;
     let prompts = PromptSet::load(&casrap_actor::resolve::repo_path(&args.prompt_file), BadRows::Skip)?;
     let split = prompts.split(0.2, 0);
     anyhow::ensure!(!split.test.is_empty(), "no test prompts");
+    let calibration = match args.calibration.as_str() {
+        "none" => Calibration::WeightNorm,
+        "prompts" => Calibration::Texts {
+            texts: split.train.iter().map(|p| p.prompt.clone()).collect(),
+            description: format!("the train split of {}", args.prompt_file),
+            windows: args.calibration_windows,
+            seq: args.calibration_seq,
+        },
+        other => anyhow::bail!("--calibration `{other}`: expected prompts or none"),
+    };
+    let setup = Setup::open(&SetupOptions {
+        model: args.model.clone(),
+        dtype: args.dtype.clone(),
+        device: args.device.clone(),
+        seed: args.seed,
+        calibration,
+        max_profile_bytes: args.max_profile_mb.map(|mb| (mb * 1e6) as usize),
+    })
+    .with_context(|| format!("loading model {}", args.model))?;
     let n = args.prompts.max(1).min(split.test.len());
     let chosen: Vec<Vec<u32>> = (0..n)
         .map(|i| {
-            tokenizer.encode(&split.test[i * split.test.len() / n].prompt).map(|mut ids| {
+            setup.tokenizer.encode(&split.test[i * split.test.len() / n].prompt).map(|mut ids| {
                 ids.truncate(args.max_prompt_tokens.max(2));
                 ids
             })
         })
         .collect::<Result<_, _>>()?;
-
-    let identity = match &source {
-        casrap_actor::resolve::ModelSource::Dir(d) => model_identity(d)?,
-        casrap_actor::resolve::ModelSource::Synthetic { preset } => format!("synthetic-{preset}-seed{}", args.seed),
-    };
-    let identity = format!("{identity}-{}", args.dtype);
-    let importance = match args.calibration.as_str() {
-        "none" => Importance::weight_norm(&model, &identity),
-        "prompts" => {
-            let desc = format!("{} windows of {} tokens from the train split of {}", args.calibration_windows, args.calibration_seq, args.prompt_file);
-            let key = casrap_common::prompts::stable_hash(0, desc.as_bytes());
-            let path = cache_dir()?.join("importance").join(format!("{identity}-{key:016x}.json"));
-            let mut stream = Vec::new();
-            for p in &split.train {
-                stream.extend(tokenizer.encode(&p.prompt)?);
-            }
-            let windows: Vec<Vec<u32>> =
-                stream.chunks_exact(args.calibration_seq.max(2)).take(args.calibration_windows).map(<[u32]>::to_vec).collect();
-            let t = std::time::Instant::now();
-            let (imp, reused) = Importance::load_or(&path, &model, &identity, || Importance::calibrate(&model, &identity, &windows, &desc))?;
-            tracing::info!(file = %path.display(), reused, seconds = t.elapsed().as_secs_f64(), "importances");
-            imp
-        }
-        other => anyhow::bail!("--calibration `{other}`: expected prompts or none"),
-    };
-    let budget = match args.max_profile_mb {
-        Some(mb) => (mb * 1e6) as usize,
-        None => 2 * model.weight_bytes_per_token(),
-    };
-    let mut cache = ProfileCache::new(importance, budget);
-    // A short probe: any change to any weight shows in its logits, and checking stays cheap.
-    cache.set_probe(&mut model, &chosen[0][..chosen[0].len().min(4)]);
-    let reload_source = source.clone();
-    let seed = args.seed;
-    let mut harness = Harness::new(cache, Box::new(move || Ok(engine::load(&reload_source, kind, device, seed)?.model)));
+    let mut setup = setup;
+    setup.set_probe(&chosen[0]);
+    let Setup { mut model, source, mut harness, .. } = setup;
+    let device = model.device();
     let opts = MeasureOptions { new_tokens: args.new_tokens, pairs: args.pairs };
     let header = format!(
         "model {} ({} params), {} {:?}, {} threads; {} prompts from the test split (tokens {}-{}), {} new tokens, {} ABBA pairs; importances: {}",
@@ -393,7 +443,7 @@ fn run_prune_bench(args: PruneBenchArgs) -> anyhow::Result<()> {
     let mut measurements = Vec::new();
     for (i, prompt) in chosen.iter().enumerate() {
         for action in &actions {
-            let m = harness.measure(&mut model, action, prompt, &opts, i)?;
+            let m = harness.measure(&mut model, action, prompt, None, &opts, i)?;
             tracing::info!(prompt = i, action = %m.action, speedup = format!("{:.3}", m.speedup()), ceiling = format!("{:.3}", m.ceiling()), "measured");
             measurements.push(m);
         }
@@ -474,7 +524,7 @@ fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     }
     let corpus = match args.corpus {
         Some(c) => c,
-        None => cache_dir().context("pass --corpus")?.join("corpus/python3.11-doc/train"),
+        None => casrap_actor::prune::setup::cache_dir().context("pass --corpus")?.join("corpus/python3.11-doc/train"),
     };
     anyhow::ensure!(corpus.is_dir(), "corpus folder {} not found; run scripts/fetch-corpus first", corpus.display());
     let shape = Shape { layers: args.layers, hidden: args.hidden, ffn: args.ffn, vocab: args.vocab, ..Shape::default() };
@@ -556,14 +606,6 @@ fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
-}
-
-/// The project's per-user cache (`CASRAP_CACHE`, else `~/.cache/casrap`), as scripts/bootstrap uses.
-fn cache_dir() -> anyhow::Result<std::path::PathBuf> {
-    std::env::var_os("CASRAP_CACHE")
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache/casrap")))
-        .context("neither CASRAP_CACHE nor HOME is set")
 }
 
 fn set_threads(threads: Option<i32>) -> anyhow::Result<()> {

@@ -283,12 +283,12 @@ fn harness_interleaves_runs_and_judges_quality_on_dense_tokens() {
     let src = repo_path(DEFAULT_MODEL);
     let mut h = Harness::new(cache, Box::new(move || Ok(load(&src))));
     let o = MeasureOptions { new_tokens: 8, pairs: 2 };
-    let none = h.measure(&mut m, &Action::None, &tokens, &o, 0).unwrap();
+    let none = h.measure(&mut m, &Action::None, &tokens, None, &o, 0).unwrap();
     let order: Vec<bool> = none.runs.iter().map(|r| r.pruned).collect();
     assert_eq!(order, vec![false, true, true, false], "ABBA");
     assert_eq!((none.ppl_dense, none.top1_agreement, none.ceiling()), (none.ppl_pruned, 1.0, 1.0));
     assert!(none.runs.iter().all(|r| r.decode_steps == 7));
-    let layers = h.measure(&mut m, &Action::parse("layers:0.25").unwrap(), &tokens, &o, 1).unwrap();
+    let layers = h.measure(&mut m, &Action::parse("layers:0.25").unwrap(), &tokens, None, &o, 1).unwrap();
     let order: Vec<bool> = layers.runs.iter().map(|r| r.pruned).collect();
     assert_eq!(order, vec![true, false, false, true], "the next measurement starts with the other side");
     assert!(layers.ceiling() > 1.2 && layers.ceiling() < 1.4, "2 of 8 layers skipped: ceiling {}", layers.ceiling());

@@ -136,6 +136,216 @@ impl Default for LearnerConfig {
     }
 }
 
+/// The reward of an episode (DESIGN.md's seed, generalised):
+/// `speed_gain = decode speedup - 1` (pruned over dense tokens/s, paired ABBA runs),
+/// `ppl_deg = (ppl_pruned - ppl_dense) / ppl_dense` (teacher forced on the dense continuation),
+/// `r = alpha * speed_gain - beta * max(0, ppl_deg) - slowdown_penalty * max(0, -speed_gain)`,
+/// then clipped to `clip` when given.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RewardConfig {
+    pub alpha: f64,
+    pub beta: f64,
+    /// Extra weight on a slowdown (pruned slower than dense).
+    pub slowdown_penalty: f64,
+    /// `[low, high]` bounds of the reward.
+    pub clip: Option<[f64; 2]>,
+}
+
+impl Default for RewardConfig {
+    fn default() -> Self {
+        Self { alpha: 0.7, beta: 0.3, slowdown_penalty: 0.0, clip: Some([-1.0, 1.0]) }
+    }
+}
+
+impl RewardConfig {
+    /// The reward of a measured speedup and perplexity change; `None` when either is not finite.
+    pub fn reward(&self, speedup: f64, ppl_change: f64) -> Option<f64> {
+        if !speedup.is_finite() || !ppl_change.is_finite() {
+            return None;
+        }
+        let gain = speedup - 1.0;
+        let mut r = self.alpha * gain - self.beta * ppl_change.max(0.0) - self.slowdown_penalty * (-gain).max(0.0);
+        if let Some([lo, hi]) = self.clip {
+            r = r.clamp(lo, hi);
+        }
+        Some(r)
+    }
+
+    fn check(&self) -> std::result::Result<(), String> {
+        for (f, v) in [("alpha", self.alpha), ("beta", self.beta), ("slowdown_penalty", self.slowdown_penalty)] {
+            if !v.is_finite() || v < 0.0 {
+                return Err(format!("reward.{f}: must be finite and not negative, got {v}"));
+            }
+        }
+        if let Some([lo, hi]) = self.clip {
+            if !(lo.is_finite() && hi.is_finite() && lo < hi) {
+                return Err(format!("reward.clip: needs finite [low, high] with low < high, got [{lo}, {hi}]"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How a prompt's perplexity is mapped to [0, 1].
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PplScale {
+    /// `min(1, ppl / max)` (the seed's, with max 50).
+    Linear,
+    /// `clamp(ln(ppl) / ln(max), 0, 1)`: spreads models whose prompt perplexities span decades.
+    Log,
+}
+
+/// Normalisation of the complexity features (see `state::FEATURES`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateConfig {
+    /// `prompt_tokens = min(1, tokens / tokens_max)`.
+    pub tokens_max: f64,
+    pub ppl_scale: PplScale,
+    /// Perplexity mapped to 1.
+    pub ppl_max: f64,
+    /// `complexity = w * prompt_tokens + (1 - w) * prompt_perplexity`.
+    pub complexity_token_weight: f64,
+}
+
+impl Default for StateConfig {
+    /// The embedded model's prompt perplexities run from about 100 to 2000 (median 304), so the
+    /// seed's `min(1, ppl/50)` would be 1 for every prompt; a log scale up to 2000 spreads them.
+    fn default() -> Self {
+        Self { tokens_max: 200.0, ppl_scale: PplScale::Log, ppl_max: 2000.0, complexity_token_weight: 0.6 }
+    }
+}
+
+impl StateConfig {
+    fn check(&self) -> std::result::Result<(), String> {
+        if !(self.tokens_max.is_finite() && self.tokens_max > 0.0) {
+            return Err("state.tokens_max: must be positive".into());
+        }
+        if !(self.ppl_max.is_finite() && self.ppl_max > 1.0) {
+            return Err("state.ppl_max: must be above 1".into());
+        }
+        if !(0.0..=1.0).contains(&self.complexity_token_weight) {
+            return Err("state.complexity_token_weight: must be in [0, 1]".into());
+        }
+        Ok(())
+    }
+}
+
+/// The actors of a run (`actors:`): how many, where, and what each episode does.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ActorsConfig {
+    /// Actor processes started by `casrap run`.
+    pub count: usize,
+    /// Devices, given to actors in turn (`cpu`, `cuda:0`, ...).
+    pub devices: Vec<String>,
+    /// Episodes (one prompt each) of the whole run, shared evenly between the actors.
+    pub episodes: u64,
+    /// Episodes per RL trajectory: `done` is set on every `horizon`-th (1: each prompt stands alone).
+    pub horizon: u64,
+    /// Prompt CSV; episodes draw from its train split, shuffled per actor.
+    pub prompts: String,
+    /// Fraction of each category held out as the test split.
+    pub test_fraction: f64,
+    /// Prompts longer than this are cut (tokens).
+    pub max_prompt_tokens: usize,
+    /// Tokens decoded per timed run (fixed length, EOS ignored).
+    pub new_tokens: usize,
+    /// Dense/pruned pairs per episode (ABBA).
+    pub pairs: usize,
+    /// Weight dtype: f32, bf16 or f16.
+    pub dtype: String,
+    /// Torch/kernel threads per actor (0: one per core divided by the actors on this machine).
+    pub threads: usize,
+    /// Transitions sent per batch (at most; a batch leaves as soon as one is ready).
+    pub batch: usize,
+    /// Transitions kept until the learner acknowledges them; when full the actor pauses.
+    pub max_unacked: usize,
+    /// Check the restored model against the dense reference every this many episodes (0: never).
+    pub restore_check_every: u64,
+    /// Budget for cached pruned profiles in MB (0: twice the dense weights).
+    pub max_profile_mb: f64,
+    /// Seed of prompt order and exploration (mixed with the actor id).
+    pub seed: u64,
+}
+
+impl Default for ActorsConfig {
+    fn default() -> Self {
+        Self {
+            count: 2,
+            devices: vec!["cpu".into()],
+            episodes: 200,
+            horizon: 1,
+            prompts: "data/prompts/prompts.csv".into(),
+            test_fraction: 0.2,
+            max_prompt_tokens: 256,
+            new_tokens: 16,
+            pairs: 1,
+            dtype: "f32".into(),
+            threads: 0,
+            batch: 8,
+            max_unacked: 4096,
+            restore_check_every: 1,
+            max_profile_mb: 0.0,
+            seed: 0,
+        }
+    }
+}
+
+impl ActorsConfig {
+    fn check(&self) -> std::result::Result<(), String> {
+        let bad = |f: &str, why: &str| Err(format!("actors.{f}: {why}"));
+        if self.count == 0 {
+            return bad("count", "must be at least 1");
+        }
+        if self.devices.is_empty() {
+            return bad("devices", "needs at least one device");
+        }
+        for (i, d) in self.devices.iter().enumerate() {
+            let ok = d == "cpu" || d == "cuda" || d.strip_prefix("cuda:").is_some_and(|n| n.parse::<u32>().is_ok());
+            if !ok {
+                return Err(format!("actors.devices[{i}]: `{d}` is not cpu, cuda or cuda:N"));
+            }
+        }
+        if self.horizon == 0 {
+            return bad("horizon", "must be at least 1");
+        }
+        if !(self.test_fraction > 0.0 && self.test_fraction < 1.0) {
+            return bad("test_fraction", "must be in (0, 1)");
+        }
+        if self.new_tokens < 2 || self.pairs == 0 {
+            return bad("new_tokens / pairs", "need at least two new tokens and one pair");
+        }
+        if self.max_prompt_tokens < 2 {
+            return bad("max_prompt_tokens", "must be at least 2");
+        }
+        if !matches!(self.dtype.as_str(), "f32" | "bf16" | "f16") {
+            return bad("dtype", "must be f32, bf16 or f16");
+        }
+        if self.batch == 0 || self.max_unacked < self.batch {
+            return bad("batch / max_unacked", "batch must be positive and max_unacked at least one batch");
+        }
+        if !(self.max_profile_mb.is_finite() && self.max_profile_mb >= 0.0) {
+            return bad("max_profile_mb", "must be 0 (default) or positive");
+        }
+        Ok(())
+    }
+
+    /// Episodes actor `index` (0-based) of the run's `count` runs: an even share, the remainder to
+    /// the first ones.
+    pub fn episodes_of(&self, index: usize) -> u64 {
+        let n = self.count.max(1) as u64;
+        self.episodes / n + u64::from((index as u64) < self.episodes % n)
+    }
+
+    /// Device of actor `index`.
+    pub fn device_of(&self, index: usize) -> &str {
+        self.devices.get(index % self.devices.len().max(1)).map_or("cpu", String::as_str)
+    }
+}
+
 /// A run: what every process of it agrees on.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -151,6 +361,12 @@ pub struct RunConfig {
     pub learner: LearnerConfig,
     #[serde(default)]
     pub trainer: TrainerConfig,
+    #[serde(default)]
+    pub reward: RewardConfig,
+    #[serde(default)]
+    pub state: StateConfig,
+    #[serde(default)]
+    pub actors: ActorsConfig,
 }
 
 fn default_model() -> String {
@@ -195,14 +411,21 @@ impl RunConfig {
             }
             labels.push(label);
         }
-        self.trainer.check().map_err(|e| {
-            let (field, reason) = e.split_once(": ").unwrap_or(("trainer", e.as_str()));
-            bad(field.into(), reason.into())
-        })?;
+        for checked in [self.trainer.check(), self.reward.check(), self.state.check(), self.actors.check()] {
+            checked.map_err(|e| {
+                let (field, reason) = e.split_once(": ").unwrap_or(("(top level)", e.as_str()));
+                bad(field.into(), reason.into())
+            })?;
+        }
         if self.learner.max_batch == 0 || self.learner.replay_capacity == 0 {
             return Err(bad("learner".into(), "max_batch and replay_capacity must be positive".into()));
         }
         Ok(())
+    }
+
+    /// The config as YAML (what a run folder keeps as `config.yaml`).
+    pub fn to_yaml(&self) -> Result<String> {
+        serde_yaml_ng::to_string(self).map_err(|e| Error::Invalid { what: "run config".into(), reason: e.to_string() })
     }
 
     /// The checked actions, in policy order.

@@ -7,7 +7,9 @@ pub mod logging;
 pub mod prompts;
 pub mod qnet;
 pub mod rl;
+pub mod signals;
 pub mod state;
+pub mod telemetry;
 pub mod text;
 
 pub use error::{Error, Result};

@@ -77,8 +77,11 @@ pub struct Measurement {
     /// Share of continuation positions where the pruned model's top-1 token is the dense model's
     /// (both teacher forced on prompt + dense continuation).
     pub top1_agreement: f64,
-    /// Every restore's probe matched the dense reference bit for bit (or the model was rebuilt).
+    /// Every checked restore's probe matched the dense reference bit for bit (or the model was rebuilt).
     pub restore_identical: bool,
+    /// Restores checked against the probe (see [`Harness::check_restores`]).
+    #[serde(default)]
+    pub restores_checked: usize,
     pub rebuilt: bool,
 }
 
@@ -131,8 +134,55 @@ impl Measurement {
 /// Runs measurements against one model, keeping its profiles and warm-up state.
 pub struct Harness {
     pub cache: ProfileCache,
+    /// Check each restore against the probe (a forward pass); when false a restore only switches
+    /// back, and the measurement says its restores went unchecked.
+    pub check_restores: bool,
     warmed: HashSet<String>,
     reload: Box<dyn FnMut() -> Result<Llama>>,
+}
+
+/// An episode's dense reference run: one prefill over the prompt that keeps every position's
+/// logits (the prompt's perplexity, a complexity feature) and the greedy continuation decoded from
+/// it (the tokens every pruned run is judged on). Untimed for speed comparisons.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Reference {
+    /// Perplexity of the dense model on the prompt (positions 1.. predicted from their prefix).
+    pub prompt_ppl: f64,
+    pub continuation: Vec<u32>,
+    pub prefill_s: f64,
+    pub decode_s: f64,
+}
+
+/// Runs the dense model (whatever profile is active) as [`Reference`] says.
+pub fn reference(model: &Llama, prompt: &[u32], new_tokens: usize) -> Result<Reference> {
+    if prompt.len() < 2 || new_tokens == 0 {
+        return Err(Error::arg("reference", "needs a prompt of at least two tokens and one new token"));
+    }
+    if prompt.len() + new_tokens > model.config().max_position_embeddings {
+        return Err(Error::arg("reference", format!("prompt ({}) + new tokens ({new_tokens}) exceed the model's positions", prompt.len())));
+    }
+    let _guard = tch::no_grad_guard();
+    let device = model.device();
+    let mut cache = model.new_cache(1, prompt.len() + new_tokens);
+    let t = std::time::Instant::now();
+    let ids = generate::token_batch(prompt, device);
+    let logits = model.forward(&ids, &mut cache, Logits::All).squeeze_dim(0).to_kind(Kind::Float);
+    let n = prompt.len() as i64;
+    let logp = logits.narrow(0, 0, n - 1).log_softmax(-1, Kind::Float);
+    let targets = ids.squeeze_dim(0).narrow(0, 1, n - 1).unsqueeze(-1);
+    let nll = -logp.gather(-1, &targets, false).mean(Kind::Double).double_value(&[]);
+    let mut last = logits.get(n - 1).argmax(-1, false).int64_value(&[]) as u32;
+    generate::synchronize(device);
+    let prefill_s = t.elapsed().as_secs_f64();
+    let t = std::time::Instant::now();
+    let mut continuation = vec![last];
+    while continuation.len() < new_tokens {
+        let logits = model.forward(&generate::token_batch(&[last], device), &mut cache, Logits::Last);
+        last = logits.reshape([-1]).argmax(-1, false).int64_value(&[]) as u32;
+        continuation.push(last);
+    }
+    generate::synchronize(device);
+    Ok(Reference { prompt_ppl: nll.exp(), continuation, prefill_s, decode_s: t.elapsed().as_secs_f64() })
 }
 
 /// Model NLL summed over positions `from..n-1` predicting `seq[from+1..]`, and the argmaxes there.
@@ -150,10 +200,13 @@ fn teacher_forced(model: &Llama, seq: &[u32]) -> (Tensor, Tensor) {
 impl Harness {
     /// `reload` rebuilds the dense model from its files if a restore check fails.
     pub fn new(cache: ProfileCache, reload: Box<dyn FnMut() -> Result<Llama>>) -> Self {
-        Self { cache, warmed: HashSet::new(), reload }
+        Self { cache, check_restores: true, warmed: HashSet::new(), reload }
     }
 
     fn restore(&mut self, model: &mut Llama) -> Result<Restore> {
+        if !self.check_restores {
+            return Ok(self.cache.switch_back(model));
+        }
         let r = self.cache.restore(model, &mut self.reload)?;
         if r.rebuilt {
             self.warmed.clear();
@@ -175,7 +228,17 @@ impl Harness {
     }
 
     /// Measures `action` against the dense model on `prompt`. `episode` sets which side goes first.
-    pub fn measure(&mut self, model: &mut Llama, action: &Action, prompt: &[u32], o: &MeasureOptions, episode: usize) -> Result<Measurement> {
+    /// Quality is judged on `continuation` when given (an episode's [`Reference`]), else on the
+    /// first timed dense run's tokens.
+    pub fn measure(
+        &mut self,
+        model: &mut Llama,
+        action: &Action,
+        prompt: &[u32],
+        continuation: Option<&[u32]>,
+        o: &MeasureOptions,
+        episode: usize,
+    ) -> Result<Measurement> {
         if o.pairs == 0 || o.new_tokens < 2 {
             return Err(Error::arg("measure", "needs at least one pair and two new tokens"));
         }
@@ -183,8 +246,8 @@ impl Harness {
         let built = self.cache.ensure(model, action)?;
         self.warm(model, action, prompt, &gen)?;
         let mut runs = Vec::with_capacity(2 * o.pairs);
-        let mut dense_tokens: Option<Vec<u32>> = None;
-        let (mut identical, mut rebuilt) = (true, false);
+        let mut dense_tokens: Option<Vec<u32>> = continuation.map(<[u32]>::to_vec);
+        let (mut identical, mut rebuilt, mut checked) = (true, false, 0);
         for pair in 0..o.pairs {
             let order = if (pair + episode).is_multiple_of(2) { [false, true] } else { [true, false] };
             for pruned in order {
@@ -200,6 +263,7 @@ impl Harness {
                 let g = g?;
                 identical &= r.identical;
                 rebuilt |= r.rebuilt;
+                checked += usize::from(r.checked);
                 runs.push(Run {
                     pruned,
                     prefill_s: g.prefill.as_secs_f64(),
@@ -222,6 +286,7 @@ impl Harness {
         let r = self.restore(model)?;
         identical &= r.identical;
         rebuilt |= r.rebuilt;
+        checked += usize::from(r.checked);
         let ppl = |nll: &Tensor| nll.mean(Kind::Double).double_value(&[]).exp();
         let from = prompt.len() as i64 - 1;
         let k = continuation.len() as i64;
@@ -245,6 +310,7 @@ impl Harness {
             ppl_pruned: ppl(&pruned_nll),
             top1_agreement: agree,
             restore_identical: identical,
+            restores_checked: checked,
             rebuilt,
         })
     }

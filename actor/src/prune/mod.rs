@@ -6,6 +6,7 @@ pub mod action;
 pub mod harness;
 pub mod importance;
 pub mod profiles;
+pub mod setup;
 
 pub use action::Action;
 pub use importance::Importance;

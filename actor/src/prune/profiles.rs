@@ -203,6 +203,8 @@ pub struct Restore {
     pub identical: bool,
     /// Whether the dense model had to be rebuilt (after which the probe matched).
     pub rebuilt: bool,
+    /// Whether the probe was run at all (see [`ProfileCache::switch_back`]).
+    pub checked: bool,
 }
 
 /// Every profile built so far for one model, within `max_bytes` of extra weights.
@@ -283,7 +285,7 @@ impl ProfileCache {
         let identical = self.verify(model);
         let verify = t.elapsed();
         if identical {
-            return Ok(Restore { restore, verify, identical, rebuilt: false });
+            return Ok(Restore { restore, verify, identical, rebuilt: false, checked: true });
         }
         tracing::error!("restored model's probe logits differ from the dense reference; rebuilding the dense model");
         *model = reload()?;
@@ -291,7 +293,15 @@ impl ProfileCache {
         if !self.verify(model) {
             return Err(Error::arg("restore", "the rebuilt dense model still differs from the reference logits"));
         }
-        Ok(Restore { restore, verify, identical, rebuilt: true })
+        Ok(Restore { restore, verify, identical, rebuilt: true, checked: true })
+    }
+
+    /// Switches back to the dense model without checking it (dense weights are never written, so
+    /// this is the restore; the check guards against bugs and memory faults).
+    pub fn switch_back(&self, model: &mut Llama) -> Restore {
+        let t = Instant::now();
+        model.activate_dense();
+        Restore { restore: t.elapsed(), verify: Duration::ZERO, identical: true, rebuilt: false, checked: false }
     }
 
     /// Whether the active model reproduces the probe's reference logits exactly (true without a probe).

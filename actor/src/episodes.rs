@@ -1,0 +1,391 @@
+//! The episode loop of `casrap-actor run`.
+//!
+//! One episode is one prompt from the train split (shuffled per actor by the run's seed and the
+//! actor id; episode `seq` takes the prompt at position `seq - 1`, so a restarted actor continues
+//! where its durable records end):
+//! 1. telemetry snapshot;
+//! 2. the dense reference run (prefill with every position's logits, greedy continuation), which
+//!    gives the prompt's token count and perplexity, i.e. the complexity features, without a
+//!    separate pass, and the continuation quality is judged on;
+//! 3. the state vector, then an ε-greedy action from the newest policy's Q-network (uniform while
+//!    no policy has arrived);
+//! 4. the harness: dense and pruned runs interleaved (ABBA), teacher-forced quality, restore
+//!    (checked against the probe every `restore_check_every` episodes);
+//! 5. the reward; the transition (its `next_state` is the next episode's state within a
+//!    trajectory of `horizon` episodes, `done` on the last) and the episode's record go to the
+//!    outbox; new policy weights are taken between episodes.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use casrap_common::action::Action;
+use casrap_common::config::RunConfig;
+use casrap_common::prompts::{stable_hash, BadRows, Prompt, PromptSet};
+use casrap_common::qnet::QNet;
+use casrap_common::state::{self, Complexity};
+use casrap_common::telemetry::{Hardware, Telemetry};
+use casrap_proto::v1;
+use rand::rngs::SmallRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+use tokio::sync::watch;
+
+use crate::client::{self, Identity, Outbox, PolicyBytes};
+use crate::error::{Error, Result};
+use crate::prune::harness::{self, MeasureOptions};
+use crate::prune::setup::{Calibration, Setup, SetupOptions};
+use crate::resolve::repo_path;
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The learner, e.g. `http://127.0.0.1:50051`.
+    pub learner: String,
+    pub config: RunConfig,
+    pub actor_id: String,
+    /// Run episodes until this actor's seq reaches this (resuming after its durable seq).
+    pub episodes: u64,
+    /// `cpu` or `cuda:N`.
+    pub device: String,
+    /// Kernel/torch threads (0: one per core).
+    pub threads: usize,
+    /// How long to wait at the end for the learner to acknowledge everything.
+    pub drain_timeout: Duration,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunSummary {
+    pub actor_id: String,
+    pub resumed_after: u64,
+    pub episodes_run: u64,
+    pub last_seq: u64,
+    pub policy_version: u64,
+    pub reconnects: u64,
+    pub interrupted: bool,
+    pub seconds: f64,
+}
+
+/// The actor's hostname-and-device id (stable across restarts on one machine).
+pub fn default_actor_id(device: &str) -> String {
+    format!("{}-{}", casrap_common::telemetry::host_name(), device.replace(':', ""))
+}
+
+struct Policy {
+    version: u64,
+    epsilon: f32,
+    net: QNet,
+}
+
+/// Runs episodes until `o.episodes` is reached or `stop` is raised (the current episode is then
+/// abandoned: nothing of it is sent, and a restart runs it again).
+pub fn run(o: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunSummary> {
+    let started = Instant::now();
+    let cfg = &o.config;
+    let a = &cfg.actors;
+    let actions = cfg.checked_actions();
+    let labels = cfg.action_labels();
+    if o.threads > 0 {
+        crate::engine::gemv::set_threads(o.threads);
+        tch::set_num_threads(o.threads as i32);
+    }
+    let cuda = match crate::engine::parse_device(&o.device)? {
+        tch::Device::Cuda(i) => Some(i as u32),
+        _ => None,
+    };
+
+    // Prompts: the train split, in this actor's order.
+    let prompt_path = repo_path(&a.prompts);
+    let set = PromptSet::load(&prompt_path, BadRows::Skip)?;
+    let mut train = set.split(a.test_fraction, a.seed).train;
+    if train.is_empty() {
+        return Err(Error::arg("actors.prompts", format!("{}: the train split is empty", prompt_path.display())));
+    }
+    let order_seed = a.seed ^ stable_hash(0, o.actor_id.as_bytes());
+    train.shuffle(&mut SmallRng::seed_from_u64(order_seed));
+
+    let mut setup = Setup::open(&SetupOptions {
+        model: cfg.model.clone(),
+        dtype: a.dtype.clone(),
+        device: o.device.clone(),
+        seed: 0,
+        calibration: Calibration::Texts {
+            texts: set.split(a.test_fraction, a.seed).train.iter().map(|p| p.prompt.clone()).collect(),
+            description: format!("the train split of {}", a.prompts),
+            windows: 64,
+            seq: 128,
+        },
+        max_profile_bytes: (a.max_profile_mb > 0.0).then(|| (a.max_profile_mb * 1e6) as usize),
+    })?;
+    let encode = |p: &Prompt, tok: &crate::tokenizer::TextTokenizer| -> Result<Vec<u32>> {
+        let mut ids = tok.encode(&p.prompt)?;
+        ids.truncate(a.max_prompt_tokens);
+        Ok(ids)
+    };
+    let probe = encode(&train[0], &setup.tokenizer)?;
+    setup.set_probe(&probe);
+
+    let mut telemetry = Telemetry::open(cuda);
+    let hardware = telemetry.hardware(cuda);
+    let info = v1::ActorInfo {
+        actor_id: o.actor_id.clone(),
+        hardware: Some(v1::HardwareProfile {
+            device_kind: hardware.device_kind.clone(),
+            device_name: hardware.device_name.clone(),
+            memory_bytes: hardware.memory_bytes,
+            cpu_model: hardware.cpu_model.clone(),
+            cpu_cores: hardware.cpu_cores,
+        }),
+        model_identity: setup.identity.clone(),
+        actions: labels.clone(),
+        state_layout_version: state::LAYOUT_VERSION,
+        state_dim: state::FEATURES.len() as u32,
+    };
+    let id = Identity { url: o.learner.clone(), info };
+
+    // The wire: a runtime of its own beside this (model) thread.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .thread_name("actor-net")
+        .build()
+        .map_err(|e| Error::arg("runtime", e.to_string()))?;
+    let outbox = Outbox::new(a.max_unacked);
+    let (reg_tx, reg_rx) = tokio::sync::oneshot::channel();
+    let sender = rt.spawn(client::run_sender(id.clone(), outbox.clone(), reg_tx, stop.clone()));
+    let (policy_tx, mut policy_rx) = watch::channel::<Option<Arc<PolicyBytes>>>(None);
+    let watcher = rt.spawn(client::run_watcher(id.clone(), policy_tx));
+    let resumed_after = rt
+        .block_on(reg_rx)
+        .map_err(|_| Error::Learner { url: o.learner.clone(), reason: "the connection task ended before registering".into() })??;
+    tracing::info!(actor = %o.actor_id, learner = %o.learner, resumed_after, target = o.episodes, hardware = %hardware.label(), "registered; running episodes");
+
+    let mut rng = SmallRng::seed_from_u64(order_seed ^ 0x5eed);
+    let mut policy: Option<Policy> = None;
+    let opts = MeasureOptions { new_tokens: a.new_tokens, pairs: a.pairs };
+    let mut pending: Option<v1::Transition> = None;
+    let mut seq = resumed_after;
+    let mut skipped = 0u64;
+    let mut interrupted = false;
+    let mut rewards = 0.0f64;
+    let run_start = Instant::now();
+    let first = seq + 1;
+    let mut outcome: Result<()> = Ok(());
+    while seq < o.episodes {
+        if stop.load(Ordering::Relaxed) {
+            interrupted = true;
+            break;
+        }
+        if policy_rx.has_changed().unwrap_or(false) {
+            if let Some(p) = policy_rx.borrow_and_update().clone() {
+                match QNet::decode(&p.weights, None) {
+                    Ok(net) if net.dims().first() == Some(&state::FEATURES.len()) && net.actions() == actions.len() => {
+                        tracing::debug!(version = p.version, epsilon = p.epsilon, "new policy");
+                        policy = Some(Policy { version: p.version, epsilon: p.epsilon, net });
+                    }
+                    Ok(net) => tracing::error!(version = p.version, dims = ?net.dims(), "policy has the wrong shape; keeping the previous one"),
+                    Err(e) => tracing::error!(version = p.version, error = %e, "policy does not decode; keeping the previous one"),
+                }
+            }
+        }
+        let next = seq + 1;
+        let cursor = ((next - 1 + skipped) % train.len() as u64) as usize;
+        let prompt = &train[cursor];
+        let episode = Episode { seq: next, prompt, actions: &actions, labels: &labels, hardware: &hardware, actor_id: &o.actor_id };
+        let tokens = encode(prompt, &setup.tokenizer)?;
+        setup.harness.check_restores = a.restore_check_every > 0 && next % a.restore_check_every == 0;
+        let step = match episode.run(&mut setup, &mut telemetry, &tokens, &opts, cfg, policy.as_ref(), &mut rng) {
+            Ok(s) => s,
+            Err(e) => {
+                // Bad input from one prompt (e.g. too long for the model) must not end the run.
+                tracing::warn!(seq = next, prompt = prompt.id, error = %e, "episode failed; skipping its prompt");
+                skipped += 1;
+                if skipped > 100 + next / 2 {
+                    outcome = Err(e);
+                    break;
+                }
+                continue;
+            }
+        };
+        if stop.load(Ordering::Relaxed) {
+            tracing::info!(seq = next, "interrupted: abandoning this episode (it runs again on restart)");
+            interrupted = true;
+            break;
+        }
+        if let Some(mut prev) = pending.take() {
+            prev.next_state = step.transition.state.clone();
+            if !push(&outbox, prev, &stop)? {
+                interrupted = true;
+                break;
+            }
+        }
+        rewards += f64::from(step.transition.reward);
+        let done = next % a.horizon == 0 || next == o.episodes;
+        let mut t = step.transition;
+        t.done = done;
+        if done {
+            t.next_state = t.state.clone();
+            if !push(&outbox, t, &stop)? {
+                interrupted = true;
+                break;
+            }
+        } else {
+            pending = Some(t);
+        }
+        seq = next;
+        let n = seq - first + 1;
+        if n % 10 == 0 || seq == o.episodes {
+            let s = outbox.stats();
+            tracing::info!(
+                seq,
+                of = o.episodes,
+                episodes_per_s = format!("{:.2}", n as f64 / run_start.elapsed().as_secs_f64()),
+                mean_reward = format!("{:.4}", rewards / n as f64),
+                policy = policy.as_ref().map_or(0, |p| p.version),
+                durable = s.durable,
+                unacknowledged = s.pending,
+                "progress"
+            );
+        }
+    }
+    // A trajectory cut short by a stop ends here.
+    if let Some(mut prev) = pending.take() {
+        prev.done = true;
+        prev.next_state = prev.state.clone();
+        let _ = push(&outbox, prev, &AtomicBool::new(false));
+    }
+    outbox.close();
+    let drain = if interrupted { o.drain_timeout.min(Duration::from_secs(10)) } else { o.drain_timeout };
+    let drained = outbox.wait_drained(drain);
+    let stats = outbox.stats();
+    sender.abort();
+    watcher.abort();
+    rt.shutdown_timeout(Duration::from_secs(1));
+    outcome?;
+    drained.map_err(|e| match e {
+        Error::Learner { reason, .. } => Error::Learner { url: o.learner.clone(), reason },
+        e => e,
+    })?;
+    let summary = RunSummary {
+        actor_id: o.actor_id.clone(),
+        resumed_after,
+        episodes_run: seq - resumed_after,
+        last_seq: stats.durable,
+        policy_version: policy.as_ref().map_or(0, |p| p.version),
+        reconnects: stats.reconnects,
+        interrupted,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    Ok(summary)
+}
+
+fn push(outbox: &Outbox, t: v1::Transition, stop: &AtomicBool) -> Result<bool> {
+    outbox.push(t, stop)
+}
+
+struct Episode<'a> {
+    seq: u64,
+    prompt: &'a Prompt,
+    actions: &'a [Action],
+    labels: &'a [String],
+    hardware: &'a Hardware,
+    actor_id: &'a str,
+}
+
+struct Step {
+    transition: v1::Transition,
+}
+
+impl Episode<'_> {
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &self,
+        setup: &mut Setup,
+        telemetry: &mut Telemetry,
+        tokens: &[u32],
+        opts: &MeasureOptions,
+        cfg: &RunConfig,
+        policy: Option<&Policy>,
+        rng: &mut SmallRng,
+    ) -> Result<Step> {
+        let snapshot = telemetry.snapshot();
+        let reference = harness::reference(&setup.model, tokens, opts.new_tokens)?;
+        let complexity = Complexity::new(tokens.len(), reference.prompt_ppl, &cfg.state);
+        let state = state::vector(&snapshot, &complexity);
+        let (epsilon, version) = policy.map_or((cfg.trainer.epsilon.start as f32, 0), |p| (p.epsilon, p.version));
+        let q_values: Option<Vec<f32>> = policy.map(|p| {
+            let _guard = tch::no_grad_guard();
+            let q = p.net.forward(&tch::Tensor::from_slice(&state).view([1, -1]));
+            Vec::<f32>::try_from(q.reshape([-1])).unwrap_or_default()
+        });
+        let explored = q_values.is_none() || rng.gen::<f32>() < epsilon;
+        let index = match (&q_values, explored) {
+            (Some(q), false) => q.iter().enumerate().fold(0, |best, (i, &v)| if v > q[best] { i } else { best }),
+            _ => rng.gen_range(0..self.actions.len()),
+        };
+        let action = &self.actions[index];
+        let m = setup.harness.measure(&mut setup.model, action, tokens, Some(&reference.continuation), opts, self.seq as usize)?;
+        let speedup = m.speedup();
+        let ppl_change = m.ppl_change();
+        let reward = cfg.reward.reward(speedup, ppl_change).ok_or_else(|| {
+            Error::arg("reward", format!("not finite (speedup {speedup}, perplexity change {ppl_change}) for `{}`", self.labels[index]))
+        })?;
+        let side = |pruned: bool| {
+            let runs: Vec<&harness::Run> = m.runs.iter().filter(|r| r.pruned == pruned).collect();
+            json!({
+                "prefill_s": harness::median(runs.iter().map(|r| r.prefill_s).collect()),
+                "decode_s": harness::median(runs.iter().map(|r| r.decode_s).collect()),
+                "decode_tokens_per_s": m.decode_tokens_per_s(pruned),
+                "ppl": if pruned { m.ppl_pruned } else { m.ppl_dense },
+                "bytes_per_token": if pruned { m.pruned_bytes_per_token } else { m.dense_bytes_per_token },
+            })
+        };
+        let record = json!({
+            "actor_id": self.actor_id,
+            "seq": self.seq,
+            "hardware": self.hardware,
+            "hardware_label": self.hardware.label(),
+            "prompt": {"id": self.prompt.id, "line": self.prompt.line, "category": self.prompt.category, "context_dependency": self.prompt.context_dependency},
+            "prompt_tokens": tokens.len(),
+            "prompt_perplexity": reference.prompt_ppl,
+            "complexity": complexity,
+            "telemetry": snapshot,
+            "state": state,
+            "action": self.labels[index],
+            "action_index": index,
+            "explored": explored,
+            "epsilon": epsilon,
+            "policy_version": version,
+            "q_values": q_values,
+            "reward": reward,
+            "speedup": speedup,
+            "ceiling": m.ceiling(),
+            "ppl_change": ppl_change,
+            "top1_agreement": m.top1_agreement,
+            "dense": side(false),
+            "pruned": side(true),
+            "reference": {"prefill_s": reference.prefill_s, "decode_s": reference.decode_s},
+            "apply_s": harness::median(m.runs.iter().filter_map(|r| r.apply_s).collect()),
+            "restore_s": harness::median(m.runs.iter().filter_map(|r| r.restore_s).collect()),
+            "verify_s": harness::median(m.runs.iter().filter_map(|r| r.verify_s).filter(|&v| v > 0.0).collect()),
+            "restores_checked": m.restores_checked,
+            "restore_identical": m.restore_identical,
+            "rebuilt": m.rebuilt,
+            "memory": {"profile_bytes": m.profile_bytes, "profiles_cached_bytes": setup.harness.cache.bytes()},
+            "measurement": m,
+            "time_unix_s": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()),
+        });
+        let transition = v1::Transition {
+            seq: self.seq,
+            state: state.clone(),
+            action: index as u32,
+            reward: reward as f32,
+            next_state: state,
+            done: true,
+            metrics: Some(v1::EpisodeMetrics { json: record.to_string() }),
+        };
+        Ok(Step { transition })
+    }
+}

@@ -1,0 +1,98 @@
+//! Everything an actor (or a benchmark) needs before its first measurement: the model loaded, its
+//! importances (calibrated once per model and calibration set, then read from the cache), the
+//! profile cache with its restore probe, and the harness.
+
+use std::path::PathBuf;
+
+use super::harness::Harness;
+use super::importance::{model_identity, Importance};
+use super::profiles::ProfileCache;
+use crate::engine::{self, Llama};
+use crate::error::{Error, Result};
+use crate::resolve::{ModelSource, Resolver};
+use crate::tokenizer::TextTokenizer;
+
+/// Where importances come from.
+#[derive(Debug, Clone)]
+pub enum Calibration {
+    /// Activation statistics on windows cut from these texts (the train prompts).
+    Texts { texts: Vec<String>, description: String, windows: usize, seq: usize },
+    /// Weight norms only.
+    WeightNorm,
+}
+
+/// What to load.
+#[derive(Debug, Clone)]
+pub struct SetupOptions {
+    /// A model folder, hub id or `synthetic:<preset>` (see [`Resolver`]).
+    pub model: String,
+    pub dtype: String,
+    pub device: String,
+    /// Seed of synthetic weights.
+    pub seed: u64,
+    pub calibration: Calibration,
+    /// Budget for pruned weights in bytes (`None`: twice the dense weights).
+    pub max_profile_bytes: Option<usize>,
+}
+
+/// A loaded model ready to be measured.
+pub struct Setup {
+    pub model: Llama,
+    pub tokenizer: TextTokenizer,
+    pub source: ModelSource,
+    /// Names the model's files and dtype (importance cache key, registration).
+    pub identity: String,
+    pub harness: Harness,
+}
+
+/// The project's per-user cache (`CASRAP_CACHE`, else `~/.cache/casrap`), as scripts/bootstrap uses.
+pub fn cache_dir() -> Result<PathBuf> {
+    std::env::var_os("CASRAP_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/casrap")))
+        .ok_or_else(|| Error::arg("cache", "neither CASRAP_CACHE nor HOME is set"))
+}
+
+impl Setup {
+    pub fn open(o: &SetupOptions) -> Result<Self> {
+        let kind = engine::parse_dtype(&o.dtype)?;
+        let device = engine::parse_device(&o.device)?;
+        let source = Resolver::from_env().resolve(&o.model)?;
+        let loaded = engine::load(&source, kind, device, o.seed)?;
+        let model = loaded.model;
+        let identity = match &source {
+            ModelSource::Dir(d) => model_identity(d)?,
+            ModelSource::Synthetic { preset } => format!("synthetic-{preset}-seed{}", o.seed),
+        };
+        let identity = format!("{identity}-{}", o.dtype);
+        let importance = match &o.calibration {
+            Calibration::WeightNorm => Importance::weight_norm(&model, &identity),
+            Calibration::Texts { texts, description, windows, seq } => {
+                let desc = format!("{windows} windows of {seq} tokens from {description}");
+                let key = casrap_common::prompts::stable_hash(0, desc.as_bytes());
+                let path = cache_dir()?.join("importance").join(format!("{identity}-{key:016x}.json"));
+                let mut stream = Vec::new();
+                for t in texts {
+                    stream.extend(loaded.tokenizer.encode(t)?);
+                }
+                let cut: Vec<Vec<u32>> = stream.chunks_exact((*seq).max(2)).take(*windows).map(<[u32]>::to_vec).collect();
+                let t = std::time::Instant::now();
+                let (imp, reused) = Importance::load_or(&path, &model, &identity, || Importance::calibrate(&model, &identity, &cut, &desc))?;
+                tracing::info!(file = %path.display(), reused, seconds = t.elapsed().as_secs_f64(), "importances");
+                imp
+            }
+        };
+        let budget = o.max_profile_bytes.unwrap_or(2 * model.weight_bytes_per_token());
+        let cache = ProfileCache::new(importance, budget);
+        let reload_source = source.clone();
+        let seed = o.seed;
+        let harness = Harness::new(cache, Box::new(move || Ok(engine::load(&reload_source, kind, device, seed)?.model)));
+        Ok(Self { model, tokenizer: loaded.tokenizer, source, identity, harness })
+    }
+
+    /// Records the restore probe: the dense logits on the first (at most) four tokens of `tokens`.
+    /// A short probe shows any change to any weight, and checking it stays cheap.
+    pub fn set_probe(&mut self, tokens: &[u32]) {
+        self.harness.cache.set_probe(&mut self.model, &tokens[..tokens.len().min(4)]);
+    }
+}

@@ -1,0 +1,9 @@
+//! `casrap`: runs described by `deploy/*.yaml`. A run starts one learner and N actors as separate
+//! processes, shows progress, stops everything cleanly and leaves its outputs in `runs/train-N/`.
+
+pub mod error;
+pub mod procs;
+pub mod records;
+pub mod run;
+
+pub use error::{Error, Result};

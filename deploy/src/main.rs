@@ -1,0 +1,87 @@
+//! `casrap`: the orchestrator. `casrap run deploy/local.yaml` starts a learner and N actors as
+//! processes, shows progress, stops them cleanly and says where the outputs are.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+/// CASRAP: runs of a learner and actors described by deploy/*.yaml.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train: start the learner and `actors.count` actors on this machine, run the episodes, stop
+    /// everything and export `episodes.jsonl`. Outputs go to a new `runs/train-N/`.
+    Run(RunArgs),
+    /// How the learned Q-values of a finished run rank the actions against the rewards observed
+    /// (per action: episodes, mean reward, mean Q; Spearman's rank correlation).
+    PolicyFit {
+        /// A run folder (`runs/train-N`).
+        run: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Run config (deploy/*.yaml).
+    config: PathBuf,
+    /// Episodes of the whole run (overrides `actors.episodes`).
+    #[arg(long)]
+    episodes: Option<u64>,
+    /// Actor processes (overrides `actors.count`).
+    #[arg(long)]
+    actors: Option<usize>,
+    /// Threads per actor (overrides `actors.threads`; 0: cores divided among the actors).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Seed of prompt order, exploration and the trainer (overrides `actors.seed` and `trainer.seed`).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Folder the run folder is made in.
+    #[arg(long, default_value = "runs")]
+    out: PathBuf,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    casrap_common::init_tracing();
+    match Cli::parse().command {
+        Command::Run(args) => {
+            let stop = Arc::new(AtomicBool::new(false));
+            let flag = stop.clone();
+            tokio::spawn(async move {
+                casrap_common::signals::shutdown().await;
+                flag.store(true, Ordering::Relaxed);
+            });
+            let overrides = casrap_deploy::run::Overrides { episodes: args.episodes, actors: args.actors, threads: args.threads, seed: args.seed };
+            let o = casrap_deploy::run::run(&args.config, &overrides, &args.out, stop).await?;
+            println!(
+                "{} episodes of {} in {:.1} s; final policy version {}",
+                o.episodes, o.expected, o.seconds, o.policy_version
+            );
+            println!("outputs: {}/ (config.yaml, episodes.jsonl, learner/, logs/)", o.dir.display());
+            if !o.failures.is_empty() {
+                for f in &o.failures {
+                    eprintln!("error: {f}");
+                }
+                anyhow::bail!("the run failed ({} part(s)); outputs so far are in {}", o.failures.len(), o.dir.display());
+            }
+            if o.interrupted {
+                anyhow::bail!("interrupted; the records so far are in {}", o.dir.display());
+            }
+            Ok(())
+        }
+        Command::PolicyFit { run } => {
+            let fit = casrap_deploy::records::policy_fit(&run)?;
+            print!("{}", fit.table());
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! A run's records: `episodes.jsonl` exported from the learner's replay store (the one place every
+//! actor's episodes meet, exactly once each), completeness checks, and how well the learned
+//! Q-values agree with the rewards the actors observed.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use casrap_common::config::RunConfig;
+use casrap_learner::replay::Replay;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+/// One episode record, with the fields every check needs pulled out.
+#[derive(Debug, Clone)]
+pub struct Episode {
+    pub actor_id: String,
+    pub seq: u64,
+    pub action: String,
+    pub reward: f64,
+    pub state: Vec<f32>,
+    pub policy_version: u64,
+    pub json: Value,
+}
+
+fn field<'a>(v: &'a Value, name: &str, path: &Path, at: &str) -> Result<&'a Value> {
+    v.get(name).ok_or_else(|| Error::Records { path: path.into(), reason: format!("{at}: no `{name}`") })
+}
+
+impl Episode {
+    /// Reads one record; `at` names it in errors.
+    pub fn parse(json: Value, path: &Path, at: &str) -> Result<Self> {
+        let bad = |f: &str| Error::Records { path: path.into(), reason: format!("{at}: `{f}` has the wrong type") };
+        let actor_id = field(&json, "actor_id", path, at)?.as_str().ok_or_else(|| bad("actor_id"))?.to_string();
+        let seq = field(&json, "seq", path, at)?.as_u64().ok_or_else(|| bad("seq"))?;
+        let action = field(&json, "action", path, at)?.as_str().ok_or_else(|| bad("action"))?.to_string();
+        let reward = field(&json, "reward", path, at)?.as_f64().ok_or_else(|| bad("reward"))?;
+        let state = field(&json, "state", path, at)?
+            .as_array()
+            .ok_or_else(|| bad("state"))?
+            .iter()
+            .map(|x| x.as_f64().map(|x| x as f32).ok_or_else(|| bad("state")))
+            .collect::<Result<Vec<f32>>>()?;
+        let policy_version = field(&json, "policy_version", path, at)?.as_u64().ok_or_else(|| bad("policy_version"))?;
+        Ok(Self { actor_id, seq, action, reward, state, policy_version, json })
+    }
+}
+
+/// Every episode record in the replay store under `learner_dir`, ordered by actor and seq.
+pub fn from_store(learner_dir: &Path, capacity: u64) -> Result<Vec<Episode>> {
+    let path = learner_dir.join("replay");
+    let replay = Replay::open(&path, capacity)?;
+    let mut out = Vec::new();
+    for (index, json) in replay.episodes()? {
+        let v: Value = serde_json::from_str(&json).map_err(|e| Error::Records { path: path.clone(), reason: format!("episode {index}: {e}") })?;
+        out.push(Episode::parse(v, &path, &format!("episode {index}"))?);
+    }
+    out.sort_by(|a, b| a.actor_id.cmp(&b.actor_id).then(a.seq.cmp(&b.seq)));
+    Ok(out)
+}
+
+/// Writes one JSON object per line (atomically: a temp file renamed into place).
+pub fn write_jsonl(path: &Path, episodes: &[Episode]) -> Result<()> {
+    let tmp = path.with_extension("jsonl.tmp");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?);
+    for e in episodes {
+        writeln!(f, "{}", e.json).map_err(|e| Error::io(&tmp, e))?;
+    }
+    f.into_inner().map_err(|e| Error::io(&tmp, e.into_error()))?.sync_all().map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+/// Reads `episodes.jsonl`; a bad line is named with its number.
+pub fn read_jsonl(path: &Path) -> Result<Vec<Episode>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            let v: Value = serde_json::from_str(l).map_err(|e| Error::Records { path: path.into(), reason: format!("line {}: {e}", i + 1) })?;
+            Episode::parse(v, path, &format!("line {}", i + 1))
+        })
+        .collect()
+}
+
+/// Checks that each actor's episodes are exactly seqs `1..=want[actor]`; the reason names the
+/// first gap or duplicate.
+pub fn check_complete(episodes: &[Episode], want: &BTreeMap<String, u64>) -> std::result::Result<(), String> {
+    let mut seen: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    for e in episodes {
+        seen.entry(&e.actor_id).or_default().push(e.seq);
+    }
+    for (actor, &n) in want {
+        let mut seqs = seen.remove(actor.as_str()).unwrap_or_default();
+        seqs.sort_unstable();
+        for (i, &s) in seqs.iter().enumerate() {
+            if s != i as u64 + 1 {
+                return Err(format!("{actor}: expected seq {} at position {}, found {s}", i + 1, i + 1));
+            }
+        }
+        if seqs.len() as u64 != n {
+            return Err(format!("{actor}: {} of {n} episodes stored", seqs.len()));
+        }
+    }
+    if let Some(actor) = seen.keys().next() {
+        return Err(format!("episodes from an actor this run did not start: {actor}"));
+    }
+    Ok(())
+}
+
+/// Per action: how often it was taken, its mean observed reward, and the learned Q-network's
+/// mean value for it over every recorded state.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ActionFit {
+    pub action: String,
+    pub episodes: usize,
+    pub mean_reward: f64,
+    pub mean_q: f64,
+}
+
+/// How the learned Q-values rank the actions against the observed rewards.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PolicyFit {
+    pub checkpoint: PathBuf,
+    pub updates: u64,
+    pub rows: Vec<ActionFit>,
+    /// Spearman rank correlation between `mean_q` and `mean_reward` over the actions taken.
+    pub spearman: f64,
+}
+
+fn ranks(v: &[f64]) -> Vec<f64> {
+    let mut idx: Vec<usize> = (0..v.len()).collect();
+    idx.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+    let mut r = vec![0.0; v.len()];
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && v[idx[j + 1]] == v[idx[i]] {
+            j += 1;
+        }
+        let mean = (i + j) as f64 / 2.0 + 1.0;
+        for k in i..=j {
+            r[idx[k]] = mean;
+        }
+        i = j + 1;
+    }
+    r
+}
+
+/// Spearman's rank correlation (Pearson on ranks, ties averaged); NaN for fewer than 2 points.
+pub fn spearman(a: &[f64], b: &[f64]) -> f64 {
+    if a.len() != b.len() || a.len() < 2 {
+        return f64::NAN;
+    }
+    let (ra, rb) = (ranks(a), ranks(b));
+    let n = ra.len() as f64;
+    let (ma, mb) = (ra.iter().sum::<f64>() / n, rb.iter().sum::<f64>() / n);
+    let cov: f64 = ra.iter().zip(&rb).map(|(x, y)| (x - ma) * (y - mb)).sum();
+    let va: f64 = ra.iter().map(|x| (x - ma).powi(2)).sum();
+    let vb: f64 = rb.iter().map(|y| (y - mb).powi(2)).sum();
+    cov / (va * vb).sqrt()
+}
+
+/// The fit of a finished run (`run_dir` holds `config.yaml`, `episodes.jsonl` and `learner/`).
+pub fn policy_fit(run_dir: &Path) -> Result<PolicyFit> {
+    let cfg = RunConfig::from_file(&run_dir.join("config.yaml"))?;
+    let episodes = read_jsonl(&run_dir.join("episodes.jsonl"))?;
+    let labels = cfg.action_labels();
+    let ckpts = run_dir.join("learner").join("checkpoints");
+    let (trainer, checkpoint) = casrap_learner::trainer::Trainer::resume(&ckpts, &cfg.trainer, cfg.state_dim(), labels.len())
+        .ok_or_else(|| Error::Records { path: ckpts.clone(), reason: "no usable checkpoint".into() })?;
+    let states: Vec<f32> = episodes.iter().flat_map(|e| e.state.iter().copied()).collect();
+    if episodes.is_empty() {
+        return Err(Error::Records { path: run_dir.join("episodes.jsonl"), reason: "no episodes".into() });
+    }
+    let q = {
+        let _guard = tch::no_grad_guard();
+        let x = tch::Tensor::from_slice(&states).view([episodes.len() as i64, -1]);
+        trainer.online().forward(&x).mean_dim(0, false, tch::Kind::Float)
+    };
+    let q = Vec::<f32>::try_from(q).map_err(|e: tch::TchError| Error::Records { path: checkpoint.clone(), reason: e.to_string() })?;
+    let rows: Vec<ActionFit> = labels
+        .iter()
+        .enumerate()
+        .filter_map(|(i, label)| {
+            let rewards: Vec<f64> = episodes.iter().filter(|e| &e.action == label).map(|e| e.reward).collect();
+            (!rewards.is_empty()).then(|| ActionFit {
+                action: label.clone(),
+                episodes: rewards.len(),
+                mean_reward: rewards.iter().sum::<f64>() / rewards.len() as f64,
+                mean_q: f64::from(q[i]),
+            })
+        })
+        .collect();
+    let rho = spearman(&rows.iter().map(|r| r.mean_q).collect::<Vec<_>>(), &rows.iter().map(|r| r.mean_reward).collect::<Vec<_>>());
+    Ok(PolicyFit { checkpoint, updates: trainer.updates, rows, spearman: rho })
+}
+
+impl PolicyFit {
+    pub fn table(&self) -> String {
+        let mut s = format!(
+            "checkpoint {} ({} updates)\n| action | episodes | mean reward | mean Q |\n|---|---|---|---|\n",
+            self.checkpoint.display(),
+            self.updates
+        );
+        for r in &self.rows {
+            s += &format!("| {} | {} | {:+.4} | {:+.4} |\n", r.action, r.episodes, r.mean_reward, r.mean_q);
+        }
+        s += &format!("Spearman rank correlation (mean Q vs mean reward): {:.3}\n", self.spearman);
+        s
+    }
+}

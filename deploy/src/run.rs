@@ -1,0 +1,231 @@
+//! `casrap run deploy/<file>.yaml`: a learner and `actors.count` actor processes on this machine.
+//!
+//! The run gets a new folder `runs/train-N/` (never reused) holding the resolved `config.yaml`,
+//! `learner/` (replay store and checkpoints), `logs/` (one file per process) and, at the end,
+//! `episodes.jsonl` exported from the replay store. Progress comes from the learner's `Status`.
+//! Ctrl-C (or SIGTERM) stops the actors (each abandons its current episode), then the learner.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use casrap_common::config::RunConfig;
+use casrap_proto::{v1, LearnerClient};
+
+use crate::error::{Error, Result};
+use crate::procs::{self, ActorSpec, Proc};
+use crate::records;
+
+/// Command-line overrides of the run config.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub episodes: Option<u64>,
+    pub actors: Option<usize>,
+    pub threads: Option<usize>,
+    pub seed: Option<u64>,
+}
+
+/// What a finished run left behind.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub dir: PathBuf,
+    pub episodes: usize,
+    pub expected: u64,
+    /// Why the run failed, one line per failing part (empty: success).
+    pub failures: Vec<String>,
+    pub interrupted: bool,
+    pub policy_version: u64,
+    pub seconds: f64,
+}
+
+/// Makes `base/<kind>-N` for the first N (from 1) not taken; never reuses one.
+pub fn new_run_dir(base: &Path, kind: &str) -> Result<PathBuf> {
+    std::fs::create_dir_all(base).map_err(|e| Error::io(base, e))?;
+    for n in 1..100_000 {
+        let dir = base.join(format!("{kind}-{n}"));
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(Error::io(&dir, e)),
+        }
+    }
+    Err(Error::process("run", format!("{}: no free run number", base.display())))
+}
+
+/// The config with `o` applied and the learner's folder inside the run.
+pub fn resolve(mut cfg: RunConfig, o: &Overrides, dir: &Path, source: &Path) -> Result<RunConfig> {
+    if let Some(n) = o.episodes {
+        cfg.actors.episodes = n;
+    }
+    if let Some(n) = o.actors {
+        cfg.actors.count = n;
+    }
+    if let Some(n) = o.threads {
+        cfg.actors.threads = n;
+    }
+    if let Some(s) = o.seed {
+        cfg.actors.seed = s;
+        cfg.trainer.seed = s;
+    }
+    cfg.learner.dir = dir.join("learner").display().to_string();
+    // Re-check everything an override could have broken (the message names the field).
+    let yaml = cfg.to_yaml()?;
+    Ok(RunConfig::from_yaml(&yaml, source)?)
+}
+
+async fn status(url: &str) -> Option<v1::LearnerStatus> {
+    let mut c = LearnerClient::connect(url.to_string()).await.ok()?;
+    c.status(v1::StatusRequest {}).await.ok().map(tonic::Response::into_inner)
+}
+
+fn describe(status: ExitStatus) -> String {
+    match status.code() {
+        Some(c) => format!("exit code {c}"),
+        None => format!("{status}"),
+    }
+}
+
+/// Runs `config` to completion (or until `stop`), printing progress to stdout.
+pub async fn run(config: &Path, o: &Overrides, runs: &Path, stop: Arc<AtomicBool>) -> Result<Outcome> {
+    let started = Instant::now();
+    let cfg = RunConfig::from_file(config)?;
+    let actor_bin = procs::locate("casrap-actor")?;
+    let learner_bin = procs::locate("casrap-learner")?;
+    let dir = new_run_dir(runs, "train")?;
+    let cfg = resolve(cfg, o, &dir, config)?;
+    let cfg_path = dir.join("config.yaml");
+    std::fs::write(&cfg_path, format!("# resolved from {}\n{}", config.display(), cfg.to_yaml()?)).map_err(|e| Error::io(&cfg_path, e))?;
+    let logs = dir.join("logs");
+    println!("run {} -> {}", cfg.name, dir.display());
+
+    let (mut learner, addr) = procs::spawn_learner(
+        &learner_bin,
+        &cfg_path,
+        "127.0.0.1:0",
+        Path::new(&cfg.learner.dir),
+        &logs.join("learner.log"),
+        Duration::from_secs(120),
+    )?;
+    let url = format!("http://{addr}");
+    let a = &cfg.actors;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = if a.threads > 0 { a.threads } else { (cores / a.count).max(1) };
+    let mut want = BTreeMap::new();
+    let mut actors: Vec<(Proc, Option<ExitStatus>)> = Vec::new();
+    for k in 0..a.count {
+        let spec = ActorSpec {
+            id: format!("actor-{k}"),
+            learner: url.clone(),
+            config: cfg_path.clone(),
+            episodes: a.episodes_of(k),
+            device: a.device_of(k).to_string(),
+            threads,
+            log: logs.join(format!("actor-{k}.log")),
+        };
+        want.insert(spec.id.clone(), spec.episodes);
+        match procs::spawn_actor(&actor_bin, &spec) {
+            Ok(p) => actors.push((p, None)),
+            Err(e) => {
+                for (p, _) in &mut actors {
+                    let _ = p.stop(Duration::from_secs(10));
+                }
+                let _ = learner.stop(Duration::from_secs(30));
+                return Err(e);
+            }
+        }
+    }
+    println!(
+        "learner {url} (pid {}), {} actors ({} threads each), {} episodes; logs in {}",
+        learner.pid(),
+        actors.len(),
+        threads,
+        a.episodes,
+        logs.display()
+    );
+
+    let mut failures = Vec::new();
+    let mut interrupted = false;
+    let mut last_line = String::new();
+    let mut last_print = Instant::now() - Duration::from_secs(60);
+    let mut version = 0;
+    loop {
+        if stop.load(Ordering::Relaxed) && !interrupted {
+            interrupted = true;
+            println!("stopping: actors finish or abandon their episode, then the learner stops");
+            for (p, s) in &actors {
+                if s.is_none() {
+                    let _ = p.signal("TERM");
+                }
+            }
+        }
+        for (p, s) in &mut actors {
+            if s.is_none() {
+                if let Some(status) = p.try_wait()? {
+                    *s = Some(status);
+                    if !status.success() && !interrupted {
+                        failures.push(format!("{} failed ({}); last log lines:\n{}", p.name, describe(status), p.log_tail(12)));
+                        println!("{} failed ({}); see {}", p.name, describe(status), p.log.display());
+                    }
+                }
+            }
+        }
+        if let Some(status) = learner.try_wait()? {
+            failures.push(format!("learner exited early ({}); last log lines:\n{}", describe(status), learner.log_tail(12)));
+            for (p, s) in &mut actors {
+                if s.is_none() {
+                    *s = Some(p.stop(Duration::from_secs(15))?);
+                }
+            }
+            break;
+        }
+        if let Some(st) = status(&url).await {
+            version = st.policy_version;
+            let line = format!(
+                "episodes {}/{} · policy v{} · updates {} · actors {}/{}",
+                st.transitions_stored,
+                a.episodes,
+                st.policy_version,
+                st.updates,
+                actors.iter().filter(|(_, s)| s.is_none()).count(),
+                actors.len()
+            );
+            if line != last_line && last_print.elapsed() >= Duration::from_secs(2) {
+                println!("[{:6.1} s] {line}", started.elapsed().as_secs_f64());
+                last_line = line;
+                last_print = Instant::now();
+            }
+        }
+        if actors.iter().all(|(_, s)| s.is_some()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    if let Some(st) = status(&url).await {
+        version = st.policy_version;
+    }
+    match learner.stop(Duration::from_secs(30))? {
+        s if s.success() => {}
+        s => failures.push(format!("learner stopped with {}; last log lines:\n{}", describe(s), learner.log_tail(12))),
+    }
+    let episodes = records::from_store(Path::new(&cfg.learner.dir), cfg.learner.replay_capacity)?;
+    let out = dir.join("episodes.jsonl");
+    records::write_jsonl(&out, &episodes)?;
+    if !interrupted && failures.is_empty() {
+        if let Err(reason) = records::check_complete(&episodes, &want) {
+            failures.push(format!("records incomplete: {reason}"));
+        }
+    }
+    Ok(Outcome {
+        dir,
+        episodes: episodes.len(),
+        expected: a.episodes,
+        failures,
+        interrupted,
+        policy_version: version,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
