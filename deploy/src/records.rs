@@ -110,7 +110,7 @@ pub fn check_complete(episodes: &[Episode], want: &BTreeMap<String, u64>) -> std
 }
 
 /// Per action: how often it was taken, its mean observed reward, and the learned Q-network's
-/// mean value for it over every recorded state.
+/// mean value for it in the states where it was taken.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ActionFit {
     pub action: String,
@@ -177,19 +177,24 @@ pub fn policy_fit(run_dir: &Path) -> Result<PolicyFit> {
     let q = {
         let _guard = tch::no_grad_guard();
         let x = tch::Tensor::from_slice(&states).view([episodes.len() as i64, -1]);
-        trainer.online().forward(&x).mean_dim(0, false, tch::Kind::Float)
+        trainer.online().forward(&x)
     };
-    let q = Vec::<f32>::try_from(q).map_err(|e: tch::TchError| Error::Records { path: checkpoint.clone(), reason: e.to_string() })?;
+    let q = Vec::<f32>::try_from(q.reshape([-1])).map_err(|e: tch::TchError| Error::Records { path: checkpoint.clone(), reason: e.to_string() })?;
+    let n = labels.len();
+    // Like with like: an action's Q-values in the states where it was taken, against the rewards
+    // it got there (a greedy policy takes actions in the states that favour them).
     let rows: Vec<ActionFit> = labels
         .iter()
         .enumerate()
-        .filter_map(|(i, label)| {
-            let rewards: Vec<f64> = episodes.iter().filter(|e| &e.action == label).map(|e| e.reward).collect();
-            (!rewards.is_empty()).then(|| ActionFit {
+        .filter_map(|(a, label)| {
+            let taken: Vec<(f64, f64)> =
+                episodes.iter().enumerate().filter(|(_, e)| &e.action == label).map(|(i, e)| (e.reward, f64::from(q[i * n + a]))).collect();
+            let k = taken.len() as f64;
+            (!taken.is_empty()).then(|| ActionFit {
                 action: label.clone(),
-                episodes: rewards.len(),
-                mean_reward: rewards.iter().sum::<f64>() / rewards.len() as f64,
-                mean_q: f64::from(q[i]),
+                episodes: taken.len(),
+                mean_reward: taken.iter().map(|t| t.0).sum::<f64>() / k,
+                mean_q: taken.iter().map(|t| t.1).sum::<f64>() / k,
             })
         })
         .collect();

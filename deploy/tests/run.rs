@@ -1,0 +1,185 @@
+//! End to end, with real processes: a learner and two actors on the embedded model over gRPC on
+//! loopback (port 0), a sled store on disk. The whole run through `casrap run`; an actor killed and
+//! restarted; the learner killed and restarted on the same address and folder.
+
+#![allow(clippy::unwrap_used)] // test helpers, like the tests, stop at the first failure
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use casrap_deploy::procs::{self, ActorSpec, Proc};
+use casrap_deploy::records;
+use casrap_proto::{v1, LearnerClient};
+
+/// Small, fast settings; `extra` is appended (YAML).
+fn config(dir: &Path, episodes: u64, extra: &str) -> PathBuf {
+    let path = dir.join("run.yaml");
+    let text = format!(
+        "name: e2e
+actions:
+  - {{kind: none}}
+  - {{kind: heads, intensity: 0.15}}
+  - {{kind: ffn, intensity: 0.25}}
+  - {{kind: layers, intensity: 0.125}}
+  - {{kind: kv_window, sinks: 4, window: 16}}
+learner: {{dir: {learner}}}
+actors: {{count: 2, episodes: {episodes}, new_tokens: 8, pairs: 1, threads: 1}}
+{extra}",
+        learner = dir.join("learner").display()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn status(url: &str) -> Option<v1::LearnerStatus> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let mut c = LearnerClient::connect(url.to_string()).await.ok()?;
+        c.status(v1::StatusRequest {}).await.ok().map(tonic::Response::into_inner)
+    })
+}
+
+fn durable(url: &str, actor: &str) -> u64 {
+    status(url).and_then(|s| s.actors.into_iter().find(|a| a.actor_id == actor)).map_or(0, |a| a.durable_seq)
+}
+
+/// Polls `f` every 100 ms until it holds; panics with `what` after `limit`.
+fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn actor(dir: &Path, url: &str, cfg: &Path, id: &str, episodes: u64) -> Proc {
+    let spec = ActorSpec {
+        id: id.into(),
+        learner: url.into(),
+        config: cfg.into(),
+        episodes,
+        device: "cpu".into(),
+        threads: 1,
+        log: dir.join(format!("{id}.log")),
+    };
+    procs::spawn_actor(&procs::locate("casrap-actor").unwrap(), &spec).unwrap()
+}
+
+fn learner(dir: &Path, cfg: &Path, listen: &str) -> (Proc, String) {
+    let (p, addr) = procs::spawn_learner(
+        &procs::locate("casrap-learner").unwrap(),
+        cfg,
+        listen,
+        &dir.join("learner"),
+        &dir.join("learner.log"),
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    (p, format!("http://{addr}"))
+}
+
+fn finish(p: &mut Proc) -> serde_json::Value {
+    let status = p.wait_timeout(Duration::from_secs(300)).unwrap().expect("actor still running after 300 s");
+    assert!(status.success(), "{} failed ({status}):\n{}", p.name, p.log_tail(30));
+    // The actor's last stdout line is its summary.
+    let tail = p.log_tail(1);
+    serde_json::from_str(&tail).unwrap_or_else(|e| panic!("{}: summary line `{tail}`: {e}", p.name))
+}
+
+#[test]
+fn casrap_run_stores_every_episode_once_advances_policies_and_learns_what_it_saw() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(
+        tmp.path(),
+        60,
+        // Quality-weighted, so that what the actions earn depends mostly on deterministic
+        // perplexity changes rather than on timing noise from two actors sharing two cores.
+        "reward: {alpha: 0.1, beta: 2.0}\n\
+         trainer: {batch: 32, lr: 0.003, min_replay: 8, samples_per_insert: 512, spi_tolerance: 4096, publish_every: 5, target_update: 50, checkpoint_every: 0, epsilon: {start: 1.0, end: 0.5, decay_updates: 200}, seed: 7}",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_casrap"))
+        .args(["run", cfg.to_str().unwrap(), "--out"])
+        .arg(tmp.path().join("runs"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "casrap run failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let run = tmp.path().join("runs/train-1");
+    assert!(stdout.contains(&format!("outputs: {}/", run.display())), "{stdout}");
+
+    // Every episode exactly once in the store and in episodes.jsonl, with the same records.
+    let stored = records::from_store(&run.join("learner"), 1_000_000).unwrap();
+    let exported = records::read_jsonl(&run.join("episodes.jsonl")).unwrap();
+    let want: BTreeMap<String, u64> = [("actor-0".to_string(), 30), ("actor-1".to_string(), 30)].into();
+    records::check_complete(&stored, &want).unwrap();
+    assert_eq!(stored.iter().map(|e| &e.json).collect::<Vec<_>>(), exported.iter().map(|e| &e.json).collect::<Vec<_>>());
+    for e in &exported {
+        for field in ["prompt_tokens", "prompt_perplexity", "complexity", "telemetry", "dense", "pruned", "top1_agreement", "hardware", "epsilon", "measurement"] {
+            assert!(e.json.get(field).is_some(), "{} seq {}: no `{field}`", e.actor_id, e.seq);
+        }
+        assert_eq!(e.state.len(), casrap_common::state::FEATURES.len());
+        assert!(e.state.iter().all(|x| (0.0..=1.0).contains(x)), "{:?}", e.state);
+        assert!(e.reward.is_finite());
+    }
+    // Both actors acted on policies the learner published while they ran.
+    for a in ["actor-0", "actor-1"] {
+        let newest = exported.iter().filter(|e| e.actor_id == a).map(|e| e.policy_version).max().unwrap();
+        assert!(newest > 1, "{a} never received a trained policy (newest version {newest})");
+    }
+    // The learned Q-values rank the actions as the observed mean rewards do.
+    let fit = records::policy_fit(&run).unwrap();
+    eprintln!("{}", fit.table());
+    assert!(fit.rows.len() >= 4, "too few actions observed:\n{}", fit.table());
+    assert!(fit.spearman >= 0.8, "Q-values do not order the actions as their rewards:\n{}", fit.table());
+}
+
+#[test]
+fn a_killed_actor_restarts_and_continues_its_sequence_while_the_rest_go_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path(), 30, "");
+    let (mut learner, url) = learner(tmp.path(), &cfg, "127.0.0.1:0");
+    let mut a0 = actor(tmp.path(), &url, &cfg, "actor-0", 15);
+    let mut a1 = actor(tmp.path(), &url, &cfg, "actor-1", 15);
+    wait_until("actor-1 to store 3 episodes", Duration::from_secs(120), || durable(&url, "actor-1") >= 3);
+    a1.signal("KILL").unwrap();
+    a1.wait_timeout(Duration::from_secs(10)).unwrap().expect("killed actor still running");
+    let killed_at = durable(&url, "actor-1");
+    let before = durable(&url, "actor-0");
+    wait_until("actor-0 to go on without actor-1", Duration::from_secs(60), || durable(&url, "actor-0") >= (before + 2).min(15));
+    assert_eq!(durable(&url, "actor-1"), killed_at, "a killed actor's count moved");
+    let mut a1 = actor(tmp.path(), &url, &cfg, "actor-1", 15);
+    let s0 = finish(&mut a0);
+    let s1 = finish(&mut a1);
+    assert_eq!(s0["resumed_after"], 0);
+    assert!(s1["resumed_after"].as_u64().unwrap() >= killed_at, "restart resumed after {} (stored: {killed_at})", s1["resumed_after"]);
+    assert!(learner.stop(Duration::from_secs(30)).unwrap().success(), "{}", learner.log_tail(20));
+    let stored = records::from_store(&tmp.path().join("learner"), 1_000_000).unwrap();
+    records::check_complete(&stored, &[("actor-0".to_string(), 15), ("actor-1".to_string(), 15)].into()).unwrap();
+}
+
+#[test]
+fn actors_survive_a_learner_crash_and_lose_nothing_acknowledged_or_buffered() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path(), 30, "");
+    let (mut first, url) = learner(tmp.path(), &cfg, "127.0.0.1:0");
+    let addr = url.trim_start_matches("http://").to_string();
+    let mut a0 = actor(tmp.path(), &url, &cfg, "actor-0", 15);
+    let mut a1 = actor(tmp.path(), &url, &cfg, "actor-1", 15);
+    wait_until("4 episodes stored", Duration::from_secs(120), || status(&url).is_some_and(|s| s.transitions_stored >= 4));
+    let acknowledged = status(&url).unwrap().transitions_stored;
+    first.signal("KILL").unwrap();
+    first.wait_timeout(Duration::from_secs(10)).unwrap().expect("killed learner still running");
+    // The actors keep running episodes into their outboxes while the learner is down.
+    std::thread::sleep(Duration::from_secs(2));
+    let (mut second, url2) = learner(tmp.path(), &cfg, &addr);
+    assert_eq!(url2, url);
+    assert!(status(&url).unwrap().transitions_stored >= acknowledged, "acknowledged transitions lost in the crash");
+    let s0 = finish(&mut a0);
+    let s1 = finish(&mut a1);
+    assert!(s0["reconnects"].as_u64().unwrap() + s1["reconnects"].as_u64().unwrap() >= 1, "no actor reconnected: {s0} {s1}");
+    assert!(second.stop(Duration::from_secs(30)).unwrap().success(), "{}", second.log_tail(20));
+    let stored = records::from_store(&tmp.path().join("learner"), 1_000_000).unwrap();
+    records::check_complete(&stored, &[("actor-0".to_string(), 15), ("actor-1".to_string(), 15)].into()).unwrap();
+}
