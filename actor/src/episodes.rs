@@ -117,7 +117,7 @@ pub fn run(o: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunSummary> {
             windows: 64,
             seq: 128,
         },
-        max_profile_bytes: (a.max_profile_mb > 0.0).then(|| (a.max_profile_mb * 1e6) as usize),
+        max_profile_bytes: (a.max_profile_mb > 0.0).then_some((a.max_profile_mb * 1e6) as usize),
     })?;
     let encode = |p: &Prompt, tok: &crate::tokenizer::TextTokenizer| -> Result<Vec<u32>> {
         let mut ids = tok.encode(&p.prompt)?;

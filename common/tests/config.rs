@@ -35,9 +35,31 @@ fn bad_files_name_the_key() {
         (format!("{base}learner:\n  max_batch: -1\n"), "learner.max_batch: invalid type: integer `-1`"),
         ("actions: [\n".to_string(), "deploy/x.yaml"),
         ("model: m\n".to_string(), "missing field `actions`"),
+        (format!("{base}actors:\n  devices: [cpu, gpu0]\n"), "actors.devices[1]: `gpu0` is not cpu, cuda or cuda:N"),
+        (format!("{base}actors:\n  count: 0\n"), "actors.count: must be at least 1"),
+        (format!("{base}actors:\n  episodes: many\n"), "actors.episodes: invalid type"),
+        (format!("{base}actors:\n  batch: 64\n  max_unacked: 8\n"), "actors.batch / max_unacked"),
+        (format!("{base}actors:\n  dtype: f64\n"), "actors.dtype: must be f32, bf16 or f16"),
+        (format!("{base}reward:\n  clip: [1.0, -1.0]\n"), "reward.clip: needs finite [low, high]"),
+        (format!("{base}reward:\n  alpha: -0.5\n"), "reward.alpha: must be finite and not negative"),
+        (format!("{base}reward:\n  gamma: 1\n"), "reward.gamma: unknown field `gamma`"),
+        (format!("{base}state:\n  ppl_scale: cubic\n"), "state.ppl_scale: unknown variant `cubic`"),
+        (format!("{base}state:\n  ppl_max: 1\n"), "state.ppl_max: must be above 1"),
     ] {
         let e = error(&yaml);
         eprintln!("{e}");
         assert!(e.contains(want), "for\n{yaml}\nwanted `{want}`, got `{e}`");
     }
+}
+
+#[test]
+fn overrides_survive_a_yaml_round_trip_and_episodes_are_shared_evenly() {
+    let mut cfg = RunConfig::from_file(&deploy("local.yaml")).unwrap();
+    cfg.actors.count = 3;
+    cfg.actors.episodes = 10;
+    cfg.actors.devices = vec!["cuda:0".into(), "cuda:1".into()];
+    let back = RunConfig::from_yaml(&cfg.to_yaml().unwrap(), Path::new("x.yaml")).unwrap();
+    assert_eq!(back, cfg);
+    assert_eq!((0..3).map(|k| back.actors.episodes_of(k)).collect::<Vec<_>>(), vec![4, 3, 3]);
+    assert_eq!((0..3).map(|k| back.actors.device_of(k)).collect::<Vec<_>>(), vec!["cuda:0", "cuda:1", "cuda:0"]);
 }

@@ -122,6 +122,33 @@ impl Proc {
     pub fn log_tail(&self, lines: usize) -> String {
         log_tail(&self.log, lines)
     }
+
+    /// Why the process failed, from its log: the last `Error: ...` report (with its causes, without
+    /// a backtrace), else the last lines.
+    pub fn failure(&self) -> String {
+        failure_reason(&log_tail(&self.log, 400))
+    }
+}
+
+/// A process still running when its handle goes (an error path, a failed test) is killed, so no
+/// run leaves orphans behind.
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            tracing::warn!(process = %self.name, pid = self.child.id(), "still running when dropped: killing it");
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The last `Error: ` report in `log` up to its backtrace, else its last 12 lines.
+pub fn failure_reason(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    match lines.iter().rposition(|l| l.starts_with("Error: ")) {
+        Some(i) => lines[i..].iter().take_while(|l| !l.starts_with("Stack backtrace:")).copied().collect::<Vec<_>>().join("\n").trim_end().to_string(),
+        None => lines[lines.len().saturating_sub(12)..].join("\n"),
+    }
 }
 
 /// The last `lines` lines of a file (at most its last 64 KiB are read).

@@ -166,14 +166,14 @@ pub async fn run(config: &Path, o: &Overrides, runs: &Path, stop: Arc<AtomicBool
                 if let Some(status) = p.try_wait()? {
                     *s = Some(status);
                     if !status.success() && !interrupted {
-                        failures.push(format!("{} failed ({}); last log lines:\n{}", p.name, describe(status), p.log_tail(12)));
+                        failures.push(format!("{} failed ({}): {}", p.name, describe(status), p.failure()));
                         println!("{} failed ({}); see {}", p.name, describe(status), p.log.display());
                     }
                 }
             }
         }
         if let Some(status) = learner.try_wait()? {
-            failures.push(format!("learner exited early ({}); last log lines:\n{}", describe(status), learner.log_tail(12)));
+            failures.push(format!("learner exited early ({}): {}", describe(status), learner.failure()));
             for (p, s) in &mut actors {
                 if s.is_none() {
                     *s = Some(p.stop(Duration::from_secs(15))?);
@@ -209,7 +209,7 @@ pub async fn run(config: &Path, o: &Overrides, runs: &Path, stop: Arc<AtomicBool
     }
     match learner.stop(Duration::from_secs(30))? {
         s if s.success() => {}
-        s => failures.push(format!("learner stopped with {}; last log lines:\n{}", describe(s), learner.log_tail(12))),
+        s => failures.push(format!("learner stopped with {}: {}", describe(s), learner.failure())),
     }
     let episodes = records::from_store(Path::new(&cfg.learner.dir), cfg.learner.replay_capacity)?;
     let out = dir.join("episodes.jsonl");

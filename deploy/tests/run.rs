@@ -183,3 +183,41 @@ fn actors_survive_a_learner_crash_and_lose_nothing_acknowledged_or_buffered() {
     let stored = records::from_store(&tmp.path().join("learner"), 1_000_000).unwrap();
     records::check_complete(&stored, &[("actor-0".to_string(), 15), ("actor-1".to_string(), 15)].into()).unwrap();
 }
+
+#[test]
+fn a_bad_config_fails_before_anything_starts_and_names_the_field() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path(), 4, "reward: {alpha: fast}");
+    let out = Command::new(env!("CARGO_BIN_EXE_casrap")).env("HF_HUB_OFFLINE", "1").args(["run", cfg.to_str().unwrap(), "--out"]).arg(tmp.path().join("runs")).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("run.yaml: reward.alpha: invalid type"), "{stderr}");
+    assert!(!tmp.path().join("runs").exists(), "a run folder was made for a config that does not parse");
+}
+
+#[test]
+fn a_failing_actor_fails_the_run_with_its_reason() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path(), 4, "model: models/no-such-model");
+    let out = Command::new(env!("CARGO_BIN_EXE_casrap")).env("HF_HUB_OFFLINE", "1").args(["run", cfg.to_str().unwrap(), "--out"]).arg(tmp.path().join("runs")).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("actor-0 failed (exit code 1)") && stderr.contains("no-such-model"), "{stderr}");
+    assert!(stderr.contains("the run failed"), "{stderr}");
+}
+
+#[test]
+fn an_actor_with_another_action_set_is_refused_with_the_difference() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path(), 4, "");
+    let other = tmp.path().join("other.yaml");
+    std::fs::write(&other, std::fs::read_to_string(&cfg).unwrap().replace("window: 16", "window: 32")).unwrap();
+    let (mut learner, url) = learner(tmp.path(), &cfg, "127.0.0.1:0");
+    let mut a = actor(tmp.path(), &url, &other, "odd", 2);
+    let status = a.wait_timeout(Duration::from_secs(120)).unwrap().expect("refused actor still running");
+    assert!(!status.success());
+    let log = a.failure();
+    assert!(log.contains("registration refused") && log.contains("kv_window:4+32") && log.contains("kv_window:4+16"), "{log}");
+    assert!(learner.stop(Duration::from_secs(30)).unwrap().success());
+    assert_eq!(records::from_store(&tmp.path().join("learner"), 1_000_000).unwrap().len(), 0);
+}

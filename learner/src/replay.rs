@@ -6,7 +6,7 @@
 //! one atomic `apply_batch` (a crash keeps a batch whole or not at all; sled transactions over
 //! several trees were measured about a third slower):
 //! - `t` + index: an encoded transition (actor id included);
-//! - `e` + index: the episode's metrics JSON, for transitions that end one;
+//! - `e` + index: the episode's metrics JSON, for transitions that carry one;
 //! - `a` + actor id: the highest seq stored for that actor;
 //! - `m` + `head` / `next`: the oldest index kept and the next one to assign.
 //!
