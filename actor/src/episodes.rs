@@ -196,7 +196,7 @@ pub fn run(o: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunSummary> {
         let episode = Episode { seq: next, prompt, actions: &actions, labels: &labels, hardware: &hardware, actor_id: &o.actor_id };
         let tokens = encode(prompt, &setup.tokenizer)?;
         setup.harness.check_restores = a.restore_check_every > 0 && next % a.restore_check_every == 0;
-        let step = match episode.run(&mut setup, &mut telemetry, &tokens, &opts, cfg, policy.as_ref(), &mut rng) {
+        let mut t = match episode.run(&mut setup, &mut telemetry, &tokens, &opts, cfg, policy.as_ref(), &mut rng) {
             Ok(s) => s,
             Err(e) => {
                 // Bad input from one prompt (e.g. too long for the model) must not end the run.
@@ -215,19 +215,18 @@ pub fn run(o: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunSummary> {
             break;
         }
         if let Some(mut prev) = pending.take() {
-            prev.next_state = step.transition.state.clone();
-            if !push(&outbox, prev, &stop)? {
+            prev.next_state = t.state.clone();
+            if !outbox.push(prev, &stop)? {
                 interrupted = true;
                 break;
             }
         }
-        rewards += f64::from(step.transition.reward);
+        rewards += f64::from(t.reward);
         let done = next % a.horizon == 0 || next == o.episodes;
-        let mut t = step.transition;
         t.done = done;
         if done {
             t.next_state = t.state.clone();
-            if !push(&outbox, t, &stop)? {
+            if !outbox.push(t, &stop)? {
                 interrupted = true;
                 break;
             }
@@ -254,7 +253,7 @@ pub fn run(o: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunSummary> {
     if let Some(mut prev) = pending.take() {
         prev.done = true;
         prev.next_state = prev.state.clone();
-        let _ = push(&outbox, prev, &AtomicBool::new(false));
+        let _ = outbox.push(prev, &stop);
     }
     outbox.close();
     let drain = if interrupted { o.drain_timeout.min(Duration::from_secs(10)) } else { o.drain_timeout };
@@ -281,10 +280,6 @@ pub fn run(o: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunSummary> {
     Ok(summary)
 }
 
-fn push(outbox: &Outbox, t: v1::Transition, stop: &AtomicBool) -> Result<bool> {
-    outbox.push(t, stop)
-}
-
 struct Episode<'a> {
     seq: u64,
     prompt: &'a Prompt,
@@ -292,10 +287,6 @@ struct Episode<'a> {
     labels: &'a [String],
     hardware: &'a Hardware,
     actor_id: &'a str,
-}
-
-struct Step {
-    transition: v1::Transition,
 }
 
 impl Episode<'_> {
@@ -309,7 +300,7 @@ impl Episode<'_> {
         cfg: &RunConfig,
         policy: Option<&Policy>,
         rng: &mut SmallRng,
-    ) -> Result<Step> {
+    ) -> Result<v1::Transition> {
         let snapshot = telemetry.snapshot();
         let reference = harness::reference(&setup.model, tokens, opts.new_tokens)?;
         let complexity = Complexity::new(tokens.len(), reference.prompt_ppl, &cfg.state);
@@ -377,7 +368,7 @@ impl Episode<'_> {
             "measurement": m,
             "time_unix_s": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()),
         });
-        let transition = v1::Transition {
+        Ok(v1::Transition {
             seq: self.seq,
             state: state.clone(),
             action: index as u32,
@@ -385,7 +376,6 @@ impl Episode<'_> {
             next_state: state,
             done: true,
             metrics: Some(v1::EpisodeMetrics { json: record.to_string() }),
-        };
-        Ok(Step { transition })
+        })
     }
 }

@@ -162,7 +162,10 @@ fn a_killed_actor_restarts_and_continues_its_sequence_while_the_rest_go_on() {
 #[test]
 fn actors_survive_a_learner_crash_and_lose_nothing_acknowledged_or_buffered() {
     let tmp = tempfile::tempdir().unwrap();
+    // Trajectories of two episodes, so `next_state` links episodes across the crash too.
     let cfg = config(tmp.path(), 30, "");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace("threads: 1}", "threads: 1, horizon: 2}");
+    std::fs::write(&cfg, text).unwrap();
     let (mut first, url) = learner(tmp.path(), &cfg, "127.0.0.1:0");
     let addr = url.trim_start_matches("http://").to_string();
     let mut a0 = actor(tmp.path(), &url, &cfg, "actor-0", 15);
@@ -182,6 +185,21 @@ fn actors_survive_a_learner_crash_and_lose_nothing_acknowledged_or_buffered() {
     assert!(second.stop(Duration::from_secs(30)).unwrap().success(), "{}", second.log_tail(20));
     let stored = records::from_store(&tmp.path().join("learner"), 1_000_000).unwrap();
     records::check_complete(&stored, &[("actor-0".to_string(), 15), ("actor-1".to_string(), 15)].into()).unwrap();
+    // horizon 2: odd seqs continue into the next episode's state, even seqs (and the last) end one.
+    let replay = casrap_learner::replay::Replay::open(&tmp.path().join("learner/replay"), 1_000_000).unwrap();
+    let mut by_actor: BTreeMap<String, BTreeMap<u64, casrap_common::rl::Transition>> = BTreeMap::new();
+    for r in replay.records().unwrap() {
+        by_actor.entry(r.actor).or_default().insert(r.transition.seq, r.transition);
+    }
+    for (actor, ts) in &by_actor {
+        for (seq, t) in ts {
+            let last = *seq == 15;
+            assert_eq!(t.done, seq % 2 == 0 || last, "{actor} seq {seq}");
+            if !t.done {
+                assert_eq!(t.next_state, ts[&(seq + 1)].state, "{actor} seq {seq}: next_state is not the next episode's state");
+            }
+        }
+    }
 }
 
 #[test]
