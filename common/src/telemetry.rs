@@ -76,12 +76,12 @@ pub struct Hardware {
 }
 
 impl Hardware {
-    /// A short label grouping actors of the same kind (`cuda:NVIDIA H200`, `cpu:AMD EPYC ...x2`).
+    /// A short label grouping actors of the same kind (`cuda NVIDIA H200`, `cpu AMD EPYC (2 cores)`).
     pub fn label(&self) -> String {
         if self.device_kind == "cuda" {
-            format!("cuda:{}", self.device_name)
+            format!("cuda {}", self.device_name)
         } else {
-            format!("cpu:{}x{}", self.cpu_model, self.cpu_cores)
+            format!("cpu {} ({} cores)", self.cpu_model, self.cpu_cores)
         }
     }
 }

@@ -4,6 +4,7 @@
 pub mod error;
 pub mod procs;
 pub mod records;
+pub mod report;
 pub mod run;
 
 pub use error::{Error, Result};

@@ -20,6 +20,11 @@ enum Command {
     /// Train: start the learner and `actors.count` actors on this machine, run the episodes, stop
     /// everything and export `episodes.jsonl`. Outputs go to a new `runs/train-N/`.
     Run(RunArgs),
+    /// Regenerate a run's summary.json, report.txt and plots/ from its records alone.
+    Report {
+        /// A run folder (`runs/train-N`).
+        run: PathBuf,
+    },
     /// How the learned Q-values of a finished run rank the actions against the rewards observed
     /// (per action: episodes, mean reward, mean Q; Spearman's rank correlation).
     PolicyFit {
@@ -66,7 +71,10 @@ async fn main() -> anyhow::Result<()> {
                 "{} episodes of {} in {:.1} s; final policy version {}",
                 o.episodes, o.expected, o.seconds, o.policy_version
             );
-            println!("outputs: {}/ (config.yaml, episodes.jsonl, learner/, logs/)", o.dir.display());
+            if let Some(text) = &o.report {
+                print!("{text}");
+            }
+            println!("outputs: {}/ (config.yaml, episodes.jsonl, summary.json, report.txt, plots/, learner/, logs/)", o.dir.display());
             if !o.failures.is_empty() {
                 for f in &o.failures {
                     eprintln!("error: {f}");
@@ -76,6 +84,12 @@ async fn main() -> anyhow::Result<()> {
             if o.interrupted {
                 anyhow::bail!("interrupted; the records so far are in {}", o.dir.display());
             }
+            Ok(())
+        }
+        Command::Report { run } => {
+            let w = casrap_deploy::report::write(&run)?;
+            print!("{}", w.text);
+            println!("wrote {}, {} and {} plots in {}", w.summary.display(), w.report.display(), w.plots.len(), run.join("plots").display());
             Ok(())
         }
         Command::PolicyFit { run } => {

@@ -39,6 +39,8 @@ pub struct Outcome {
     pub interrupted: bool,
     pub policy_version: u64,
     pub seconds: f64,
+    /// The report's text, when one was written.
+    pub report: Option<String>,
 }
 
 /// Makes `base/<kind>-N` for the first N (from 1) not taken; never reuses one.
@@ -219,7 +221,19 @@ pub async fn run(config: &Path, o: &Overrides, runs: &Path, stop: Arc<AtomicBool
             failures.push(format!("records incomplete: {reason}"));
         }
     }
+    let report = if episodes.is_empty() {
+        None
+    } else {
+        match crate::report::write(&dir) {
+            Ok(w) => Some(w.text),
+            Err(e) => {
+                failures.push(format!("report: {e}"));
+                None
+            }
+        }
+    };
     Ok(Outcome {
+        report,
         dir,
         episodes: episodes.len(),
         expected: a.episodes,

@@ -128,6 +128,12 @@ fn casrap_run_stores_every_episode_once_advances_policies_and_learns_what_it_saw
         let newest = exported.iter().filter(|e| e.actor_id == a).map(|e| e.policy_version).max().unwrap();
         assert!(newest > 1, "{a} never received a trained policy (newest version {newest})");
     }
+    // The run's summary is reproduced exactly from its records.
+    let summary = std::fs::read(run.join("summary.json")).unwrap();
+    let again = Command::new(env!("CARGO_BIN_EXE_casrap")).arg("report").arg(&run).output().unwrap();
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert_eq!(std::fs::read(run.join("summary.json")).unwrap(), summary, "casrap report changed summary.json");
+    assert!(run.join("plots/training_loss.png").is_file());
     // The learned Q-values rank the actions as the observed mean rewards do.
     let fit = records::policy_fit(&run).unwrap();
     eprintln!("{}", fit.table());

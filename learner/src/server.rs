@@ -48,6 +48,7 @@ pub async fn start(cfg: &RunConfig, listen: &str, dir: &Path, shutdown: impl Fut
     tracing::info!(path = %dir.join("replay").display(), stored = replay.total()?, kept = replay.len()?, "replay store open");
     let contract = contract(cfg);
     let checkpoints: PathBuf = dir.join("checkpoints");
+    let log = dir.join("training.jsonl");
     let trainer = match Trainer::resume(&checkpoints, &cfg.trainer, contract.state_dim, contract.actions.len()) {
         Some((t, _)) => t,
         None => {
@@ -65,7 +66,7 @@ pub async fn start(cfg: &RunConfig, listen: &str, dir: &Path, shutdown: impl Fut
     tch::set_num_threads(1);
     let trainer = std::thread::Builder::new()
         .name("trainer".into())
-        .spawn(move || trainer::run(trainer, s, Some(checkpoints), st))
+        .spawn(move || trainer::run(trainer, s, Some(checkpoints), Some(log), st))
         .map_err(|e| Error::Trainer(format!("cannot start its thread: {e}")))?;
     let svc = LearnerServer::new(LearnerService { shared: shared.clone() })
         .max_decoding_message_size(64 << 20);

@@ -282,10 +282,49 @@ pub fn list_checkpoints(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
+/// Appends one JSON line per published version to the training log (`training.jsonl`): updates,
+/// version, ε, the mean loss since the previous line, transitions inserted, seconds since start.
+struct TrainingLog {
+    file: std::io::BufWriter<std::fs::File>,
+    path: PathBuf,
+    started: std::time::Instant,
+    loss_sum: f64,
+    losses: u64,
+}
+
+impl TrainingLog {
+    fn open(path: PathBuf) -> Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| Error::Trainer(format!("{}: {e}", path.display())))?;
+        Ok(Self { file: std::io::BufWriter::new(file), path, started: std::time::Instant::now(), loss_sum: 0.0, losses: 0 })
+    }
+
+    fn line(&mut self, t: &Trainer, inserted: u64) {
+        use std::io::Write;
+        let loss = if self.losses > 0 { Some(self.loss_sum / self.losses as f64) } else { None };
+        let line = serde_json::json!({
+            "updates": t.updates,
+            "version": t.version,
+            "epsilon": t.epsilon(),
+            "loss": loss,
+            "inserted": inserted,
+            "time_s": self.started.elapsed().as_secs_f64(),
+        });
+        if let Err(e) = writeln!(self.file, "{line}").and_then(|()| self.file.flush()) {
+            tracing::warn!(file = %self.path.display(), error = %e, "cannot write the training log");
+        }
+        (self.loss_sum, self.losses) = (0.0, 0);
+    }
+}
+
 /// Runs the training loop on the calling thread until `stop` is set: rate-limited updates from
 /// the replay store, publishing every `publish_every` updates (and once at start), checkpoints
-/// every `checkpoint_every` and on stop.
-pub fn run(mut trainer: Trainer, shared: Arc<Shared>, checkpoints: Option<PathBuf>, stop: Arc<AtomicBool>) -> Result<Trainer> {
+/// every `checkpoint_every` and on stop; with `log`, a training log line per published version.
+pub fn run(mut trainer: Trainer, shared: Arc<Shared>, checkpoints: Option<PathBuf>, log: Option<PathBuf>, stop: Arc<AtomicBool>) -> Result<Trainer> {
+    let mut log = log.map(TrainingLog::open).transpose()?;
     let limiter = RateLimiter {
         samples_per_insert: trainer.cfg.samples_per_insert,
         tolerance: trainer.cfg.spi_tolerance,
@@ -293,6 +332,9 @@ pub fn run(mut trainer: Trainer, shared: Arc<Shared>, checkpoints: Option<PathBu
     };
     let mut priorities = trainer.cfg.prioritized.clone().map(|p| Priorities::new(p, shared.replay.capacity()));
     shared.publish(trainer.next_policy());
+    if let Some(l) = &mut log {
+        l.line(&trainer, shared.replay.total()?);
+    }
     shared.updates.store(trainer.updates, Ordering::Relaxed);
     while !stop.load(Ordering::Relaxed) {
         let inserted = shared.replay.total()?;
@@ -321,8 +363,15 @@ pub fn run(mut trainer: Trainer, shared: Arc<Shared>, checkpoints: Option<PathBu
             break;
         }
         shared.updates.store(trainer.updates, Ordering::Relaxed);
+        if let Some(l) = &mut log {
+            l.loss_sum += loss;
+            l.losses += 1;
+        }
         if trainer.updates.is_multiple_of(trainer.cfg.publish_every) {
             shared.publish(trainer.next_policy());
+            if let Some(l) = &mut log {
+                l.line(&trainer, inserted);
+            }
         }
         if let Some(dir) = &checkpoints {
             if trainer.cfg.checkpoint_every > 0 && trainer.updates.is_multiple_of(trainer.cfg.checkpoint_every) {

@@ -71,7 +71,7 @@ async fn learn_bandit(cfg: TrainerConfig) {
     let stop = Arc::new(AtomicBool::new(false));
     let (s, st) = (shared.clone(), stop.clone());
     let ckpt = dir.path().join("checkpoints");
-    let trainer = std::thread::spawn(move || trainer::run(Trainer::new(cfg, CONTEXTS, ACTIONS), s, Some(ckpt), st));
+    let trainer = std::thread::spawn(move || trainer::run(Trainer::new(cfg, CONTEXTS, ACTIONS), s, Some(ckpt), None, st));
 
     // Two actors explore uniformly and stream 1,500 one-step episodes each.
     let mut actors = Vec::new();

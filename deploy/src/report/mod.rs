@@ -1,0 +1,66 @@
+//! Reports: `summary.json`, `report.txt` and the plots of a run, regenerated from its raw records
+//! (`episodes.jsonl`, and the learner's `training.jsonl` for the loss plot) by `casrap report`.
+
+pub mod plots;
+pub mod summary;
+
+use std::path::{Path, PathBuf};
+
+use casrap_common::config::RunConfig;
+
+use crate::error::{Error, Result};
+use crate::records;
+use summary::Summary;
+
+/// What a report wrote.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub summary: PathBuf,
+    pub report: PathBuf,
+    pub plots: Vec<PathBuf>,
+    pub text: String,
+}
+
+fn write_file(path: &Path, text: &str) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+/// The learner's training log lines (`learner/training.jsonl`), if the run has one.
+pub fn training_log(run_dir: &Path) -> Result<Option<Vec<serde_json::Value>>> {
+    let path = run_dir.join("learner").join("training.jsonl");
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| serde_json::from_str(l).map_err(|e| Error::Records { path: path.clone(), reason: format!("line {}: {e}", i + 1) }))
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
+}
+
+/// Writes `summary.json`, `report.txt` and `plots/*.png` of the training run in `run_dir` from its
+/// records. The action order and the run's name come from `config.yaml` when it is there.
+pub fn write(run_dir: &Path) -> Result<Written> {
+    let episodes = records::read_jsonl(&run_dir.join("episodes.jsonl"))?;
+    let cfg_path = run_dir.join("config.yaml");
+    let (name, actions) = if cfg_path.is_file() {
+        let cfg = RunConfig::from_file(&cfg_path)?;
+        (cfg.name.clone(), cfg.action_labels())
+    } else {
+        (run_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), Vec::new())
+    };
+    let summary = Summary::from_episodes(&name, &episodes, &actions);
+    let json = serde_json::to_string_pretty(&summary).map_err(|e| Error::Records { path: run_dir.join("summary.json"), reason: e.to_string() })? + "\n";
+    let summary_path = run_dir.join("summary.json");
+    write_file(&summary_path, &json)?;
+    let text = summary.text();
+    let report = run_dir.join("report.txt");
+    write_file(&report, &text)?;
+    let training = training_log(run_dir)?;
+    let plots = plots::training_run(&run_dir.join("plots"), &episodes, &summary, training.as_deref())?;
+    Ok(Written { summary: summary_path, report, plots, text })
+}

@@ -1,0 +1,329 @@
+//! The run's plots (PNG, plotters), every one drawn from the raw records. The font is embedded
+//! (DejaVu Sans Condensed, `deploy/assets/`), so no system font is needed.
+
+use std::path::{Path, PathBuf};
+
+use plotters::coord::ranged1d::SegmentValue;
+use plotters::prelude::*;
+
+use super::summary::{by_time, gmean, mean, num, Summary};
+use crate::error::{Error, Result};
+use crate::records::Episode;
+
+const SIZE: (u32, u32) = (1100, 650);
+const FONT: &str = "sans-serif";
+const PALETTE: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(255, 127, 14),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(23, 190, 207),
+];
+
+fn color(i: usize) -> RGBColor {
+    PALETTE[i % PALETTE.len()]
+}
+
+fn init_font() -> Result<()> {
+    static INIT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let ok = *INIT.get_or_init(|| {
+        plotters::style::register_font(FONT, FontStyle::Normal, include_bytes!("../../assets/DejaVuSansCondensed.ttf")).is_ok()
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::process("plots", "the embedded font does not load"))
+    }
+}
+
+fn plot_err(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Records { path: path.into(), reason: format!("drawing: {e}") }
+}
+
+/// How a series is drawn.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Mark {
+    Line,
+    Dots,
+    /// A medium circle (one summary point).
+    Point,
+    /// A large triangle (an operating point).
+    Big,
+}
+
+/// One named series of an x-y chart.
+#[derive(Debug, Clone)]
+pub struct Series {
+    pub name: String,
+    pub points: Vec<(f64, f64)>,
+    pub mark: Mark,
+}
+
+impl Series {
+    pub fn new(name: impl Into<String>, points: Vec<(f64, f64)>, mark: Mark) -> Self {
+        Self { name: name.into(), points: points.into_iter().filter(|(x, y)| x.is_finite() && y.is_finite()).collect(), mark }
+    }
+}
+
+fn range(values: impl Iterator<Item = f64>, include_zero: bool) -> (f64, f64) {
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for v in values {
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    if include_zero {
+        lo = lo.min(0.0);
+        hi = hi.max(0.0);
+    }
+    if !lo.is_finite() || !hi.is_finite() {
+        return (0.0, 1.0);
+    }
+    let pad = ((hi - lo) * 0.06).max(1e-9);
+    (lo - pad, hi + pad)
+}
+
+/// An x-y chart with a legend.
+pub fn xy(path: &Path, title: &str, x_label: &str, y_label: &str, series: &[Series]) -> Result<()> {
+    xy_at(path, title, x_label, y_label, series, SeriesLabelPosition::UpperRight)
+}
+
+/// [`xy`] with the legend at `legend`.
+pub fn xy_at(path: &Path, title: &str, x_label: &str, y_label: &str, series: &[Series], legend: SeriesLabelPosition) -> Result<()> {
+    init_font()?;
+    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
+    let (x0, x1) = range(series.iter().flat_map(|s| s.points.iter().map(|p| p.0)), false);
+    let (y0, y1) = range(series.iter().flat_map(|s| s.points.iter().map(|p| p.1)), false);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, (FONT, 26))
+        .margin(18)
+        .x_label_area_size(55)
+        .y_label_area_size(90)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(|e| plot_err(path, e))?;
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc(y_label)
+        .label_style((FONT, 16))
+        .axis_desc_style((FONT, 19))
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()
+        .map_err(|e| plot_err(path, e))?;
+    for (i, s) in series.iter().enumerate() {
+        let c = color(i);
+        let drawn = match s.mark {
+            Mark::Line => chart.draw_series(LineSeries::new(s.points.iter().copied(), c.stroke_width(2))).map_err(|e| plot_err(path, e))?,
+            Mark::Dots => chart.draw_series(s.points.iter().map(|&p| Circle::new(p, 3, c.mix(0.6).filled()))).map_err(|e| plot_err(path, e))?,
+            Mark::Point => chart.draw_series(s.points.iter().map(|&p| Circle::new(p, 8, c.filled()))).map_err(|e| plot_err(path, e))?,
+            Mark::Big => chart.draw_series(s.points.iter().map(|&p| TriangleMarker::new(p, 11, c.filled()))).map_err(|e| plot_err(path, e))?,
+        };
+        drawn.label(s.name.clone()).legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 18, y + 6)], c.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .position(legend)
+        .label_font((FONT, 16))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .draw()
+        .map_err(|e| plot_err(path, e))?;
+    root.present().map_err(|e| plot_err(path, e))
+}
+
+/// Grouped bars: one cluster per category, one bar per group (with a legend).
+pub fn bars(path: &Path, title: &str, y_label: &str, categories: &[String], groups: &[(String, Vec<f64>)]) -> Result<()> {
+    init_font()?;
+    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
+    let g = groups.len().max(1) as i32;
+    let slot = g + 1;
+    let total = categories.len() as i32 * slot;
+    let (y0, y1) = range(groups.iter().flat_map(|(_, v)| v.iter().copied().filter(|x| x.is_finite())), true);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, (FONT, 26))
+        .margin(18)
+        .x_label_area_size(55)
+        .y_label_area_size(90)
+        .build_cartesian_2d((0..total.max(1)).into_segmented(), y0..y1)
+        .map_err(|e| plot_err(path, e))?;
+    let cats = categories.to_vec();
+    let formatter = move |v: &SegmentValue<i32>| match v {
+        SegmentValue::CenterOf(x) | SegmentValue::Exact(x) if x % slot == (g - 1) / 2 => cats.get((x / slot) as usize).cloned().unwrap_or_default(),
+        _ => String::new(),
+    };
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(total.max(1) as usize)
+        .x_label_formatter(&formatter)
+        .y_desc(y_label)
+        .label_style((FONT, 15))
+        .axis_desc_style((FONT, 19))
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()
+        .map_err(|e| plot_err(path, e))?;
+    for (gi, (name, values)) in groups.iter().enumerate() {
+        let c = color(gi);
+        let rects = values.iter().enumerate().filter(|(_, v)| v.is_finite()).map(move |(ci, &v)| {
+            let x = ci as i32 * slot + gi as i32;
+            Rectangle::new([(SegmentValue::Exact(x), 0.0), (SegmentValue::Exact(x + 1), v)], c.filled())
+        });
+        chart
+            .draw_series(rects)
+            .map_err(|e| plot_err(path, e))?
+            .label(name.clone())
+            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 18, y + 6)], c.filled()));
+    }
+    if groups.len() > 1 || !groups.first().is_some_and(|(n, _)| n.is_empty()) {
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .label_font((FONT, 16))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.4))
+            .draw()
+            .map_err(|e| plot_err(path, e))?;
+    }
+    root.present().map_err(|e| plot_err(path, e))
+}
+
+/// Least-squares line through `points`, drawn over their x range.
+pub fn trendline(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let pts: Vec<(f64, f64)> = points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
+    if pts.len() < 2 {
+        return Vec::new();
+    }
+    let n = pts.len() as f64;
+    let (mx, my) = (pts.iter().map(|p| p.0).sum::<f64>() / n, pts.iter().map(|p| p.1).sum::<f64>() / n);
+    let sxx: f64 = pts.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    let sxy: f64 = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
+    let (lo, hi) = pts.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), p| (l.min(p.0), h.max(p.0)));
+    vec![(lo, my + slope * (lo - mx)), (hi, my + slope * (hi - mx))]
+}
+
+fn moving_mean(v: &[f64], window: usize) -> Vec<(f64, f64)> {
+    (0..v.len()).map(|i| (i as f64 + 1.0, mean(&v[i.saturating_sub(window - 1)..=i]))).collect()
+}
+
+/// Writes every plot of a training run into `dir`; returns their paths. `training` is the
+/// learner's `training.jsonl` (for the loss plot), when present.
+pub fn training_run(dir: &Path, episodes: &[Episode], summary: &Summary, training: Option<&[serde_json::Value]>) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let mut out = Vec::new();
+    let mut emit = |name: &str, f: &dyn Fn(&Path) -> Result<()>| -> Result<()> {
+        let p = dir.join(name);
+        f(&p)?;
+        out.push(p);
+        Ok(())
+    };
+    let ordered = by_time(episodes);
+    let idx = |i: usize| i as f64 + 1.0;
+    let per_episode = |path: &[&str]| -> Vec<(f64, f64)> { ordered.iter().enumerate().map(|(i, e)| (idx(i), num(&e.json, path))).collect() };
+    let ms = |side: &str| -> Vec<(f64, f64)> {
+        ordered.iter().enumerate().map(|(i, e)| (idx(i), (num(&e.json, &[side, "prefill_s"]) + num(&e.json, &[side, "decode_s"])) * 1e3)).collect()
+    };
+
+    emit("tokens_per_s.png", &|p| {
+        xy(p, "Decode speed per episode", "episode", "decode tokens/s", &[
+            Series::new("dense", per_episode(&["dense", "decode_tokens_per_s"]), Mark::Dots),
+            Series::new("pruned", per_episode(&["pruned", "decode_tokens_per_s"]), Mark::Dots),
+        ])
+    })?;
+    emit("inference_time.png", &|p| {
+        xy(p, "Inference time per episode (prefill + decode, median run)", "episode", "milliseconds", &[
+            Series::new("dense", ms("dense"), Mark::Dots),
+            Series::new("pruned", ms("pruned"), Mark::Dots),
+        ])
+    })?;
+    emit("perplexity.png", &|p| {
+        let (d, q) = (per_episode(&["dense", "ppl"]), per_episode(&["pruned", "ppl"]));
+        xy(p, "Perplexity on prompt + dense continuation, per episode", "episode", "perplexity", &[
+            Series::new("dense", d.clone(), Mark::Dots),
+            Series::new("pruned", q.clone(), Mark::Dots),
+            Series::new("dense trend", trendline(&d), Mark::Line),
+            Series::new("pruned trend", trendline(&q), Mark::Line),
+        ])
+    })?;
+    emit("length_vs_perplexity.png", &|p| {
+        let pts = episodes.iter().map(|e| (num(&e.json, &["prompt_tokens"]), num(&e.json, &["prompt_perplexity"]))).collect::<Vec<_>>();
+        xy(p, "Prompt length vs the dense model's prompt perplexity", "prompt tokens", "prompt perplexity", &[
+            Series::new("prompts", pts.clone(), Mark::Dots),
+            Series::new("trend", trendline(&pts), Mark::Line),
+        ])
+    })?;
+    let actions: Vec<String> = summary.per_action.iter().map(|r| r.action.clone()).collect();
+    emit("action_usage.png", &|p| {
+        let n = ordered.len();
+        let groups: Vec<(String, Vec<f64>)> = (0..4)
+            .map(|q| {
+                let part = &ordered[q * n / 4..(q + 1) * n / 4];
+                let counts = actions.iter().map(|a| part.iter().filter(|e| &e.action == a).count() as f64).collect();
+                (format!("episodes {}-{}", q * n / 4 + 1, (q + 1) * n / 4), counts)
+            })
+            .collect();
+        bars(p, "Actions chosen, by quarter of the run", "episodes", &actions, &groups)
+    })?;
+    emit("time_per_action.png", &|p| {
+        bars(p, "Inference time per action (median, prefill + decode)", "milliseconds", &actions, &[
+            ("dense".into(), summary.per_action.iter().map(|r| r.dense_ms_median).collect()),
+            ("pruned".into(), summary.per_action.iter().map(|r| r.pruned_ms_median).collect()),
+        ])
+    })?;
+    emit("perplexity_per_action.png", &|p| {
+        bars(p, "Perplexity per action (median, on prompt + dense continuation)", "perplexity", &actions, &[
+            ("dense".into(), summary.per_action.iter().map(|r| r.ppl_dense_median).collect()),
+            ("pruned".into(), summary.per_action.iter().map(|r| r.ppl_pruned_median).collect()),
+        ])
+    })?;
+    emit("reward_epsilon.png", &|p| {
+        let rewards: Vec<f64> = ordered.iter().map(|e| e.reward).collect();
+        xy(p, "Reward (mean of the last 20 episodes) and exploration over the run", "episode", "reward / epsilon", &[
+            Series::new("reward, moving mean", moving_mean(&rewards, 20), Mark::Line),
+            Series::new("epsilon", per_episode(&["epsilon"]), Mark::Line),
+            Series::new("reward", ordered.iter().enumerate().map(|(i, e)| (idx(i), e.reward)).collect(), Mark::Dots),
+        ])
+    })?;
+    if let Some(lines) = training.filter(|t| !t.is_empty()) {
+        emit("training_loss.png", &|p| {
+            let pts = lines.iter().map(|l| (num(l, &["updates"]), num(l, &["loss"]))).collect::<Vec<_>>();
+            xy(p, "Double-DQN training loss (Huber, mean between published versions)", "updates", "loss", &[Series::new("loss", pts, Mark::Line)])
+        })?;
+    }
+    emit("quality_vs_speed.png", &|p| {
+        let mut series: Vec<Series> = summary
+            .per_action
+            .iter()
+            .map(|r| Series::new(r.action.clone(), vec![(r.stats.speedup, r.stats.ppl_change_mean * 100.0)], Mark::Point))
+            .collect();
+        let greedy: Vec<&Episode> = episodes.iter().filter(|e| e.json.get("explored").and_then(serde_json::Value::as_bool) == Some(false)).collect();
+        if !greedy.is_empty() {
+            let sp = gmean(&greedy.iter().map(|e| num(&e.json, &["speedup"])).collect::<Vec<_>>());
+            let pc = mean(&greedy.iter().map(|e| num(&e.json, &["ppl_change"])).collect::<Vec<_>>()) * 100.0;
+            series.push(Series::new("policy (greedy episodes)", vec![(sp, pc)], Mark::Big));
+        }
+        xy_at(p, "Quality vs speed: each action (mean of its episodes) and the policy", "decode speedup (x)", "perplexity change (%)", &series, SeriesLabelPosition::UpperLeft)
+    })?;
+    let hw: Vec<String> = summary.per_hardware.iter().map(|h| h.hardware.clone()).collect();
+    emit("hardware_speedup.png", &|p| {
+        let groups: Vec<(String, Vec<f64>)> =
+            summary.per_hardware.iter().map(|h| (h.hardware.clone(), actions.iter().map(|a| h.speedups.get(a).copied().unwrap_or(f64::NAN)).collect())).collect();
+        bars(p, "Decode speedup per action on each hardware profile", "speedup (x)", &actions, &groups)
+    })?;
+    emit("hardware_actions.png", &|p| {
+        let groups: Vec<(String, Vec<f64>)> = summary
+            .per_hardware
+            .iter()
+            .map(|h| {
+                let n = h.stats.episodes.max(1) as f64;
+                (h.hardware.clone(), actions.iter().map(|a| h.actions.get(a).copied().unwrap_or(0) as f64 / n * 100.0).collect())
+            })
+            .collect();
+        bars(p, &format!("Actions chosen per hardware profile ({} profiles)", hw.len()), "% of that hardware's episodes", &actions, &groups)
+    })?;
+    Ok(out)
+}

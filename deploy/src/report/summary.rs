@@ -1,0 +1,274 @@
+//! `summary.json` and `report.txt` of a training run, computed from `episodes.jsonl` alone, so
+//! `casrap report` reproduces them exactly.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::records::Episode;
+
+/// A number at a JSON path of a record (`NaN` when absent or not a number).
+pub fn num(v: &Value, path: &[&str]) -> f64 {
+    let mut cur = v;
+    for p in path {
+        match cur.get(p) {
+            Some(next) => cur = next,
+            None => return f64::NAN,
+        }
+    }
+    cur.as_f64().unwrap_or(f64::NAN)
+}
+
+pub fn text<'a>(v: &'a Value, path: &[&str]) -> &'a str {
+    let mut cur = v;
+    for p in path {
+        match cur.get(p) {
+            Some(next) => cur = next,
+            None => return "",
+        }
+    }
+    cur.as_str().unwrap_or("")
+}
+
+fn finite(v: impl IntoIterator<Item = f64>) -> Vec<f64> {
+    v.into_iter().filter(|x| x.is_finite()).collect()
+}
+
+pub fn mean(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        f64::NAN
+    } else {
+        v.iter().sum::<f64>() / v.len() as f64
+    }
+}
+
+/// Half-width of the normal-approximation 95% confidence interval of the mean.
+pub fn ci95(v: &[f64]) -> f64 {
+    if v.len() < 2 {
+        return f64::NAN;
+    }
+    let m = mean(v);
+    let var = v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64;
+    1.96 * (var / v.len() as f64).sqrt()
+}
+
+pub fn median(v: &[f64]) -> f64 {
+    casrap_actor::prune::harness::median(v.to_vec())
+}
+
+/// Geometric mean (of speedups).
+pub fn gmean(v: &[f64]) -> f64 {
+    let logs = finite(v.iter().filter(|x| **x > 0.0).map(|x| x.ln()));
+    mean(&logs).exp()
+}
+
+/// Aggregates of a group of episodes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stats {
+    pub episodes: usize,
+    pub mean_reward: f64,
+    pub reward_ci95: f64,
+    /// Geometric mean of decode speedups.
+    pub speedup: f64,
+    pub ppl_change_mean: f64,
+    pub top1_mean: f64,
+}
+
+impl Stats {
+    pub fn of<'a>(episodes: impl IntoIterator<Item = &'a Episode>) -> Self {
+        let es: Vec<&Episode> = episodes.into_iter().collect();
+        let rewards: Vec<f64> = es.iter().map(|e| e.reward).collect();
+        Self {
+            episodes: es.len(),
+            mean_reward: mean(&rewards),
+            reward_ci95: ci95(&rewards),
+            speedup: gmean(&es.iter().map(|e| num(&e.json, &["speedup"])).collect::<Vec<_>>()),
+            ppl_change_mean: mean(&finite(es.iter().map(|e| num(&e.json, &["ppl_change"])))),
+            top1_mean: mean(&finite(es.iter().map(|e| num(&e.json, &["top1_agreement"])))),
+        }
+    }
+}
+
+/// One action's row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ActionRow {
+    pub action: String,
+    pub share: f64,
+    pub stats: Stats,
+    pub ceiling_median: f64,
+    pub dense_tok_s_median: f64,
+    pub pruned_tok_s_median: f64,
+    /// Prefill + decode, median, milliseconds.
+    pub dense_ms_median: f64,
+    pub pruned_ms_median: f64,
+    pub ppl_dense_median: f64,
+    pub ppl_pruned_median: f64,
+    pub apply_ms_median: f64,
+    pub restore_ms_median: f64,
+}
+
+/// One hardware profile's row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HardwareRow {
+    pub hardware: String,
+    pub actors: Vec<String>,
+    pub stats: Stats,
+    /// Episodes per action on this hardware.
+    pub actions: BTreeMap<String, usize>,
+    /// Speedup (geometric mean) per action on this hardware.
+    pub speedups: BTreeMap<String, f64>,
+}
+
+/// Everything `report.txt` says, as numbers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    pub run: String,
+    pub episodes: usize,
+    pub overall: Stats,
+    /// Episodes where the policy acted greedily (not exploring).
+    pub greedy: Stats,
+    pub explored_share: f64,
+    /// Mean reward of the first and the last quarter of episodes (by time).
+    pub first_quarter_reward: f64,
+    pub last_quarter_reward: f64,
+    pub final_policy_version: u64,
+    pub final_epsilon: f64,
+    pub per_action: Vec<ActionRow>,
+    pub per_hardware: Vec<HardwareRow>,
+}
+
+/// Episodes in the order they happened (record time, then actor and seq).
+pub fn by_time(episodes: &[Episode]) -> Vec<&Episode> {
+    let mut v: Vec<&Episode> = episodes.iter().collect();
+    v.sort_by(|a, b| num(&a.json, &["time_unix_s"]).total_cmp(&num(&b.json, &["time_unix_s"])).then(a.actor_id.cmp(&b.actor_id)).then(a.seq.cmp(&b.seq)));
+    v
+}
+
+impl Summary {
+    /// `actions`: the run's action labels in policy order (rows follow it; unknown labels last).
+    pub fn from_episodes(run: &str, episodes: &[Episode], actions: &[String]) -> Self {
+        let n = episodes.len();
+        let mut labels: Vec<String> = actions.to_vec();
+        for e in episodes {
+            if !labels.contains(&e.action) {
+                labels.push(e.action.clone());
+            }
+        }
+        let ms = |e: &Episode, side: &str| (num(&e.json, &[side, "prefill_s"]) + num(&e.json, &[side, "decode_s"])) * 1e3;
+        let per_action = labels
+            .iter()
+            .filter_map(|a| {
+                let g: Vec<&Episode> = episodes.iter().filter(|e| &e.action == a).collect();
+                let col = |f: &dyn Fn(&Episode) -> f64| median(&finite(g.iter().map(|e| f(e))));
+                (!g.is_empty()).then(|| ActionRow {
+                    action: a.clone(),
+                    share: g.len() as f64 / n as f64,
+                    stats: Stats::of(g.iter().copied()),
+                    ceiling_median: col(&|e| num(&e.json, &["ceiling"])),
+                    dense_tok_s_median: col(&|e| num(&e.json, &["dense", "decode_tokens_per_s"])),
+                    pruned_tok_s_median: col(&|e| num(&e.json, &["pruned", "decode_tokens_per_s"])),
+                    dense_ms_median: col(&|e| ms(e, "dense")),
+                    pruned_ms_median: col(&|e| ms(e, "pruned")),
+                    ppl_dense_median: col(&|e| num(&e.json, &["dense", "ppl"])),
+                    ppl_pruned_median: col(&|e| num(&e.json, &["pruned", "ppl"])),
+                    apply_ms_median: col(&|e| num(&e.json, &["apply_s"]) * 1e3),
+                    restore_ms_median: col(&|e| num(&e.json, &["restore_s"]) * 1e3),
+                })
+            })
+            .collect();
+        let mut hw: BTreeMap<String, Vec<&Episode>> = BTreeMap::new();
+        for e in episodes {
+            hw.entry(text(&e.json, &["hardware_label"]).to_string()).or_default().push(e);
+        }
+        let per_hardware = hw
+            .into_iter()
+            .map(|(hardware, g)| {
+                let mut actors: Vec<String> = g.iter().map(|e| e.actor_id.clone()).collect();
+                actors.dedup();
+                actors.sort();
+                actors.dedup();
+                let mut counts = BTreeMap::new();
+                let mut speedups = BTreeMap::new();
+                for a in &labels {
+                    let sel: Vec<f64> = g.iter().filter(|e| &e.action == a).map(|e| num(&e.json, &["speedup"])).collect();
+                    if !sel.is_empty() {
+                        counts.insert(a.clone(), sel.len());
+                        speedups.insert(a.clone(), gmean(&sel));
+                    }
+                }
+                HardwareRow { hardware, actors, stats: Stats::of(g.iter().copied()), actions: counts, speedups }
+            })
+            .collect();
+        let ordered = by_time(episodes);
+        let q = (n / 4).max(1).min(n);
+        let quarter = |es: &[&Episode]| mean(&es.iter().map(|e| e.reward).collect::<Vec<_>>());
+        let last = ordered.last();
+        Self {
+            run: run.into(),
+            episodes: n,
+            overall: Stats::of(episodes),
+            greedy: Stats::of(episodes.iter().filter(|e| e.json.get("explored").and_then(Value::as_bool) == Some(false))),
+            explored_share: episodes.iter().filter(|e| e.json.get("explored").and_then(Value::as_bool) == Some(true)).count() as f64 / n.max(1) as f64,
+            first_quarter_reward: quarter(&ordered[..q.min(n)]),
+            last_quarter_reward: quarter(&ordered[n.saturating_sub(q)..]),
+            final_policy_version: episodes.iter().map(|e| e.policy_version).max().unwrap_or(0),
+            final_epsilon: last.map_or(f64::NAN, |e| num(&e.json, &["epsilon"])),
+            per_action,
+            per_hardware,
+        }
+    }
+
+    /// The human-readable report.
+    pub fn text(&self) -> String {
+        let f = |x: f64, d: usize| if x.is_finite() { format!("{x:.d$}") } else { "-".into() };
+        let pct = |x: f64| if x.is_finite() { format!("{:+.1}%", x * 100.0) } else { "-".into() };
+        let mut s = format!(
+            "CASRAP training run `{}`: {} episodes, policy versions up to {}, final epsilon {}\n\
+             mean reward {} ± {} (95% CI); greedy episodes: {} at {} ± {}; explored {:.0}%\n\
+             mean reward first quarter {} -> last quarter {}\n\n",
+            self.run,
+            self.episodes,
+            self.final_policy_version,
+            f(self.final_epsilon, 3),
+            f(self.overall.mean_reward, 4),
+            f(self.overall.reward_ci95, 4),
+            self.greedy.episodes,
+            f(self.greedy.mean_reward, 4),
+            f(self.greedy.reward_ci95, 4),
+            self.explored_share * 100.0,
+            f(self.first_quarter_reward, 4),
+            f(self.last_quarter_reward, 4),
+        );
+        s += "| action | episodes | share | mean reward (95% CI) | speedup | ceiling | decode tok/s dense -> pruned | ms dense -> pruned | ppl change | top-1 | apply ms | restore ms |\n";
+        s += "|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+        for r in &self.per_action {
+            s += &format!(
+                "| {} | {} | {:.0}% | {} ± {} | {}x | {}x | {} -> {} | {} -> {} | {} | {:.0}% | {} | {} |\n",
+                r.action,
+                r.stats.episodes,
+                r.share * 100.0,
+                f(r.stats.mean_reward, 4),
+                f(r.stats.reward_ci95, 4),
+                f(r.stats.speedup, 3),
+                f(r.ceiling_median, 3),
+                f(r.dense_tok_s_median, 1),
+                f(r.pruned_tok_s_median, 1),
+                f(r.dense_ms_median, 1),
+                f(r.pruned_ms_median, 1),
+                pct(r.stats.ppl_change_mean),
+                r.stats.top1_mean * 100.0,
+                f(r.apply_ms_median, 4),
+                f(r.restore_ms_median, 4),
+            );
+        }
+        s += "\n| hardware | actors | episodes | mean reward | actions chosen | speedup per action |\n|---|---|---|---|---|---|\n";
+        for h in &self.per_hardware {
+            let acts: Vec<String> = h.actions.iter().map(|(a, c)| format!("{a} {c}")).collect();
+            let sp: Vec<String> = h.speedups.iter().map(|(a, x)| format!("{a} {}x", f(*x, 3))).collect();
+            s += &format!("| {} | {} | {} | {} | {} | {} |\n", h.hardware, h.actors.join(" "), h.stats.episodes, f(h.stats.mean_reward, 4), acts.join(", "), sp.join(", "));
+        }
+        s += "\nspeedup: geometric mean of pruned over dense decode tokens/s (paired ABBA runs); ceiling: bytes read per token, dense over pruned;\nppl change: perplexity of the pruned model on prompt + dense continuation, relative to the dense model's; all from episodes.jsonl.\n";
+        s
+    }
+}
