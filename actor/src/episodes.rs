@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use casrap_common::action::Action;
 use casrap_common::config::RunConfig;
-use casrap_common::prompts::{stable_hash, BadRows, Prompt, PromptSet};
+use casrap_common::prompts::{stable_hash, BadRows, Prompt, PromptSet, Split};
 use casrap_common::qnet::QNet;
 use casrap_common::state::{self, Complexity};
 use casrap_common::telemetry::{Hardware, Telemetry};
@@ -79,6 +79,36 @@ struct Policy {
     net: QNet,
 }
 
+/// The train/test split of a run's prompts is fixed (seed 0), whatever the run's own seed, so
+/// training and test mode never share a prompt.
+pub const SPLIT_SEED: u64 = 0;
+
+/// The run's model with its importances (calibrated on the train split, cached) and harness, and
+/// the prompt split.
+pub fn open_setup(cfg: &RunConfig, device: &str) -> Result<(Setup, Split)> {
+    let a = &cfg.actors;
+    let prompt_path = repo_path(&a.prompts);
+    let set = PromptSet::load(&prompt_path, BadRows::Skip)?;
+    let split = set.split(a.test_fraction, SPLIT_SEED);
+    if split.train.is_empty() || split.test.is_empty() {
+        return Err(Error::arg("actors.prompts", format!("{}: a split is empty", prompt_path.display())));
+    }
+    let setup = Setup::open(&SetupOptions {
+        model: cfg.model.clone(),
+        dtype: a.dtype.clone(),
+        device: device.to_string(),
+        seed: 0,
+        calibration: Calibration::Texts {
+            texts: split.train.iter().map(|p| p.prompt.clone()).collect(),
+            description: format!("the train split of {}", a.prompts),
+            windows: 64,
+            seq: 128,
+        },
+        max_profile_bytes: (a.max_profile_mb > 0.0).then_some((a.max_profile_mb * 1e6) as usize),
+    })?;
+    Ok((setup, split))
+}
+
 /// Runs episodes until `o.episodes` is reached or `stop` is raised (the current episode is then
 /// abandoned: nothing of it is sent, and a restart runs it again).
 pub fn run(o: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunSummary> {
@@ -97,28 +127,10 @@ pub fn run(o: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunSummary> {
     };
 
     // Prompts: the train split, in this actor's order.
-    let prompt_path = repo_path(&a.prompts);
-    let set = PromptSet::load(&prompt_path, BadRows::Skip)?;
-    let mut train = set.split(a.test_fraction, a.seed).train;
-    if train.is_empty() {
-        return Err(Error::arg("actors.prompts", format!("{}: the train split is empty", prompt_path.display())));
-    }
+    let (mut setup, split) = open_setup(cfg, &o.device)?;
+    let mut train = split.train;
     let order_seed = a.seed ^ stable_hash(0, o.actor_id.as_bytes());
     train.shuffle(&mut SmallRng::seed_from_u64(order_seed));
-
-    let mut setup = Setup::open(&SetupOptions {
-        model: cfg.model.clone(),
-        dtype: a.dtype.clone(),
-        device: o.device.clone(),
-        seed: 0,
-        calibration: Calibration::Texts {
-            texts: set.split(a.test_fraction, a.seed).train.iter().map(|p| p.prompt.clone()).collect(),
-            description: format!("the train split of {}", a.prompts),
-            windows: 64,
-            seq: 128,
-        },
-        max_profile_bytes: (a.max_profile_mb > 0.0).then_some((a.max_profile_mb * 1e6) as usize),
-    })?;
     let encode = |p: &Prompt, tok: &crate::tokenizer::TextTokenizer| -> Result<Vec<u32>> {
         let mut ids = tok.encode(&p.prompt)?;
         ids.truncate(a.max_prompt_tokens);

@@ -6,5 +6,6 @@ pub mod procs;
 pub mod records;
 pub mod report;
 pub mod run;
+pub mod testrun;
 
 pub use error::{Error, Result};

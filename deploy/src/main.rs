@@ -20,6 +20,10 @@ enum Command {
     /// Train: start the learner and `actors.count` actors on this machine, run the episodes, stop
     /// everything and export `episodes.jsonl`. Outputs go to a new `runs/train-N/`.
     Run(RunArgs),
+    /// Test a checkpoint's greedy policy on held-out prompts against always-none, every fixed
+    /// action, uniform random and the oracle, all on the same measurements; outputs go to a new
+    /// `runs/test-N/`.
+    Test(TestArgs),
     /// Regenerate a run's summary.json, report.txt and plots/ from its records alone.
     Report {
         /// A run folder (`runs/train-N`).
@@ -49,6 +53,31 @@ struct RunArgs {
     /// Seed of prompt order, exploration and the trainer (overrides `actors.seed` and `trainer.seed`).
     #[arg(long)]
     seed: Option<u64>,
+    /// Folder the run folder is made in.
+    #[arg(long, default_value = "runs")]
+    out: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct TestArgs {
+    /// A run folder (`runs/train-N`), its `learner/checkpoints`, or one `ckpt-N` folder.
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Run config (default: the run folder's config.yaml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Held-out prompts (spread over the test split).
+    #[arg(long, default_value_t = 64)]
+    prompts: usize,
+    /// Device: cpu or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Kernel and torch threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Seed of the random baseline.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
     /// Folder the run folder is made in.
     #[arg(long, default_value = "runs")]
     out: PathBuf,
@@ -84,6 +113,22 @@ async fn main() -> anyhow::Result<()> {
             if o.interrupted {
                 anyhow::bail!("interrupted; the records so far are in {}", o.dir.display());
             }
+            Ok(())
+        }
+        Command::Test(a) => {
+            let args = casrap_deploy::testrun::TestArgs {
+                checkpoint: a.checkpoint,
+                config: a.config,
+                prompts: a.prompts,
+                device: a.device,
+                threads: a.threads,
+                seed: a.seed,
+                out: a.out,
+            };
+            // The model runs on this thread; tokio's workers stay idle meanwhile.
+            let (dir, text) = tokio::task::block_in_place(|| casrap_deploy::testrun::run(&args))?;
+            print!("{text}");
+            println!("outputs: {}/ (config.yaml, results.jsonl, summary.json, report.txt, plots/)", dir.display());
             Ok(())
         }
         Command::Report { run } => {

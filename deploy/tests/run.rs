@@ -139,6 +139,38 @@ fn casrap_run_stores_every_episode_once_advances_policies_and_learns_what_it_saw
     eprintln!("{}", fit.table());
     assert!(fit.rows.len() >= 4, "too few actions observed:\n{}", fit.table());
     assert!(fit.spearman >= 0.8, "Q-values do not order the actions as their rewards:\n{}", fit.table());
+
+    // Test mode on held-out prompts, from the run's folder (newest checkpoint, its config).
+    let out = Command::new(env!("CARGO_BIN_EXE_casrap"))
+        .args(["test", "--prompts", "6", "--threads", "2", "--checkpoint"])
+        .arg(&run)
+        .arg("--out")
+        .arg(tmp.path().join("runs"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "casrap test failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let test = tmp.path().join("runs/test-1");
+    let results: Vec<serde_json::Value> =
+        std::fs::read_to_string(test.join("results.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(results.len(), 6);
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(test.join("summary.json")).unwrap()).unwrap();
+    let rows = summary["rows"].as_array().unwrap();
+    let row = |name: &str| rows.iter().find(|r| r["policy"] == name).unwrap_or_else(|| panic!("no row `{name}`:\n{stdout}"));
+    // The policy's row takes, per prompt, the greedy action recorded for it.
+    let greedy_mean = results.iter().map(|r| r["results"][r["greedy"].as_u64().unwrap() as usize]["reward"].as_f64().unwrap()).sum::<f64>() / 6.0;
+    assert!((row("policy (greedy)")["mean_reward"].as_f64().unwrap() - greedy_mean).abs() < 1e-12);
+    // The oracle is the best in hindsight: no row beats it.
+    let oracle = row("oracle")["mean_reward"].as_f64().unwrap();
+    for r in rows {
+        assert!(r["mean_reward"].as_f64().unwrap() <= oracle + 1e-12, "{} beats the oracle:\n{stdout}", r["policy"]);
+    }
+    for name in ["always none", "random", "always ffn:0.25"] {
+        row(name);
+    }
+    let first = std::fs::read(test.join("summary.json")).unwrap();
+    assert!(Command::new(env!("CARGO_BIN_EXE_casrap")).arg("report").arg(&test).status().unwrap().success());
+    assert_eq!(std::fs::read(test.join("summary.json")).unwrap(), first, "casrap report changed the test summary");
 }
 
 #[test]

@@ -217,7 +217,8 @@ impl Trainer {
         Ok(final_dir)
     }
 
-    fn load_checkpoint(path: &Path, cfg: &TrainerConfig, state_dim: usize, actions: usize) -> Result<Self> {
+    /// Loads the checkpoint folder `path` (a `ckpt-N`), checking its hash and widths.
+    pub fn load_checkpoint(path: &Path, cfg: &TrainerConfig, state_dim: usize, actions: usize) -> Result<Self> {
         let bad = |reason: String| Error::Checkpoint { path: path.into(), reason };
         let json = std::fs::read_to_string(path.join("state.json")).map_err(|e| bad(format!("state.json: {e}")))?;
         let state: CheckpointState = serde_json::from_str(&json).map_err(|e| bad(format!("state.json: {e}")))?;

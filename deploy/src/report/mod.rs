@@ -3,6 +3,7 @@
 
 pub mod plots;
 pub mod summary;
+pub mod test;
 
 use std::path::{Path, PathBuf};
 
@@ -42,9 +43,13 @@ pub fn training_log(run_dir: &Path) -> Result<Option<Vec<serde_json::Value>>> {
         .map(Some)
 }
 
-/// Writes `summary.json`, `report.txt` and `plots/*.png` of the training run in `run_dir` from its
-/// records. The action order and the run's name come from `config.yaml` when it is there.
+/// Writes `summary.json`, `report.txt` and `plots/*.png` of the run in `run_dir` from its records:
+/// a test run's `results.jsonl`, or a training run's `episodes.jsonl` (the action order and the
+/// run's name then come from `config.yaml` when it is there).
 pub fn write(run_dir: &Path) -> Result<Written> {
+    if run_dir.join("results.jsonl").is_file() {
+        return write_test(run_dir);
+    }
     let episodes = records::read_jsonl(&run_dir.join("episodes.jsonl"))?;
     let cfg_path = run_dir.join("config.yaml");
     let (name, actions) = if cfg_path.is_file() {
@@ -62,5 +67,21 @@ pub fn write(run_dir: &Path) -> Result<Written> {
     write_file(&report, &text)?;
     let training = training_log(run_dir)?;
     let plots = plots::training_run(&run_dir.join("plots"), &episodes, &summary, training.as_deref())?;
+    Ok(Written { summary: summary_path, report, plots, text })
+}
+
+fn write_test(run_dir: &Path) -> Result<Written> {
+    let results = test::read(&run_dir.join("results.jsonl"))?;
+    if results.is_empty() {
+        return Err(Error::Records { path: run_dir.join("results.jsonl"), reason: "no prompts".into() });
+    }
+    let summary = test::TestSummary::from_results(&results);
+    let json = serde_json::to_string_pretty(&summary).map_err(|e| Error::Records { path: run_dir.join("summary.json"), reason: e.to_string() })? + "\n";
+    let summary_path = run_dir.join("summary.json");
+    write_file(&summary_path, &json)?;
+    let text = summary.text();
+    let report = run_dir.join("report.txt");
+    write_file(&report, &text)?;
+    let plots = plots::test_run(&run_dir.join("plots"), &summary)?;
     Ok(Written { summary: summary_path, report, plots, text })
 }

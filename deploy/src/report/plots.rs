@@ -327,3 +327,22 @@ pub fn training_run(dir: &Path, episodes: &[Episode], summary: &Summary, trainin
     })?;
     Ok(out)
 }
+
+/// The test run's quality-vs-speed plot: every fixed action, random, the oracle and the policy.
+pub fn test_run(dir: &Path, summary: &super::test::TestSummary) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let series: Vec<Series> = summary
+        .rows
+        .iter()
+        .map(|r| {
+            let mark = if r.policy.starts_with("policy") { Mark::Big } else { Mark::Point };
+            Series::new(r.policy.clone(), vec![(r.speedup, r.ppl_change_mean * 100.0)], mark)
+        })
+        .collect();
+    let p = dir.join("quality_vs_speed.png");
+    xy_at(&p, "Held-out prompts: quality vs speed of the policy and every baseline", "decode speedup (x)", "perplexity change (%)", &series, SeriesLabelPosition::UpperLeft)?;
+    let rewards = dir.join("mean_reward.png");
+    let names: Vec<String> = summary.rows.iter().map(|r| r.policy.replace("always ", "")).collect();
+    bars(&rewards, "Held-out prompts: mean reward per policy", "mean reward", &names, &[(String::new(), summary.rows.iter().map(|r| r.mean_reward).collect())])?;
+    Ok(vec![p, rewards])
+}

@@ -1,0 +1,145 @@
+//! Test mode: on held-out prompts, every action of the run is measured against the dense model on
+//! the same prompt, in the same process, so the greedy policy, each fixed action, uniform random and
+//! the oracle (the best action per prompt in hindsight) are compared on identical measurements.
+
+use casrap_common::config::RunConfig;
+use casrap_common::qnet::QNet;
+use casrap_common::state::{self, Complexity};
+use casrap_common::telemetry::Telemetry;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::episodes::open_setup;
+use crate::error::{Error, Result};
+use crate::prune::harness::{self, MeasureOptions};
+
+/// What one action did on one prompt.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ActionResult {
+    pub action: String,
+    pub reward: f64,
+    pub speedup: f64,
+    pub ceiling: f64,
+    pub ppl_change: f64,
+    pub top1_agreement: f64,
+    pub dense_tokens_per_s: f64,
+    pub pruned_tokens_per_s: f64,
+}
+
+/// One held-out prompt: its state, the policy's Q-values and choice, the random baseline's draw,
+/// and every action's result (in the run's action order).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PromptResult {
+    pub prompt_id: u64,
+    pub category: String,
+    pub prompt_tokens: usize,
+    pub prompt_perplexity: f64,
+    pub state: Vec<f32>,
+    pub q_values: Vec<f32>,
+    /// Index of the policy's greedy action.
+    pub greedy: usize,
+    /// Index drawn uniformly (the random baseline).
+    pub random: usize,
+    pub results: Vec<ActionResult>,
+    pub hardware_label: String,
+}
+
+/// How to test.
+pub struct TestOptions {
+    pub config: RunConfig,
+    pub policy: QNet,
+    /// Held-out prompts measured (spread evenly over the test split; at most all of it).
+    pub prompts: usize,
+    pub device: String,
+    pub threads: usize,
+    /// Seed of the random baseline.
+    pub seed: u64,
+}
+
+/// Measures every action on `o.prompts` held-out prompts; `progress` is called after each.
+pub fn run(o: &TestOptions, mut progress: impl FnMut(usize, usize, &PromptResult)) -> Result<Vec<PromptResult>> {
+    let cfg = &o.config;
+    let labels = cfg.action_labels();
+    let actions = cfg.checked_actions();
+    if o.policy.dims().first() != Some(&state::FEATURES.len()) || o.policy.actions() != actions.len() {
+        return Err(Error::arg("checkpoint", format!("the policy's widths {:?} do not fit {} features and {} actions", o.policy.dims(), state::FEATURES.len(), actions.len())));
+    }
+    if o.threads > 0 {
+        crate::engine::gemv::set_threads(o.threads);
+        tch::set_num_threads(o.threads as i32);
+    }
+    let cuda = match crate::engine::parse_device(&o.device)? {
+        tch::Device::Cuda(i) => Some(i as u32),
+        _ => None,
+    };
+    let (mut setup, split) = open_setup(cfg, &o.device)?;
+    let n = o.prompts.clamp(1, split.test.len());
+    let chosen: Vec<_> = (0..n).map(|i| &split.test[i * split.test.len() / n]).collect();
+    let max = cfg.actors.max_prompt_tokens;
+    let encode = |tok: &crate::tokenizer::TextTokenizer, text: &str| -> Result<Vec<u32>> {
+        let mut ids = tok.encode(text)?;
+        ids.truncate(max);
+        Ok(ids)
+    };
+    let probe = encode(&setup.tokenizer, &chosen[0].prompt)?;
+    setup.set_probe(&probe);
+    let mut telemetry = Telemetry::open(cuda);
+    let hardware = telemetry.hardware(cuda).label();
+    let mut rng = SmallRng::seed_from_u64(o.seed);
+    let opts = MeasureOptions { new_tokens: cfg.actors.new_tokens, pairs: cfg.actors.pairs };
+    let mut out = Vec::with_capacity(n);
+    for (i, p) in chosen.iter().enumerate() {
+        let tokens = encode(&setup.tokenizer, &p.prompt)?;
+        let snapshot = telemetry.snapshot();
+        let reference = harness::reference(&setup.model, &tokens, opts.new_tokens)?;
+        let complexity = Complexity::new(tokens.len(), reference.prompt_ppl, &cfg.state);
+        let state = state::vector(&snapshot, &complexity);
+        let q_values: Vec<f32> = {
+            let _guard = tch::no_grad_guard();
+            let q = o.policy.forward(&tch::Tensor::from_slice(&state).view([1, -1]));
+            Vec::<f32>::try_from(q.reshape([-1])).map_err(|e| Error::arg("checkpoint", e.to_string()))?
+        };
+        let greedy = q_values.iter().enumerate().fold(0, |best, (k, &v)| if v > q_values[best] { k } else { best });
+        let random = rng.gen_range(0..actions.len());
+        let mut results = Vec::with_capacity(actions.len());
+        let mut ok = true;
+        for (k, action) in actions.iter().enumerate() {
+            setup.harness.check_restores = true;
+            let m = setup.harness.measure(&mut setup.model, action, &tokens, Some(&reference.continuation), &opts, i + k)?;
+            let Some(reward) = cfg.reward.reward(m.speedup(), m.ppl_change()) else {
+                tracing::warn!(prompt = p.id, action = %labels[k], "non-finite measurement; leaving this prompt out");
+                ok = false;
+                break;
+            };
+            results.push(ActionResult {
+                action: labels[k].clone(),
+                reward,
+                speedup: m.speedup(),
+                ceiling: m.ceiling(),
+                ppl_change: m.ppl_change(),
+                top1_agreement: m.top1_agreement,
+                dense_tokens_per_s: m.decode_tokens_per_s(false),
+                pruned_tokens_per_s: m.decode_tokens_per_s(true),
+            });
+        }
+        if !ok {
+            continue;
+        }
+        let r = PromptResult {
+            prompt_id: p.id,
+            category: p.category.clone(),
+            prompt_tokens: tokens.len(),
+            prompt_perplexity: reference.prompt_ppl,
+            state,
+            q_values,
+            greedy,
+            random,
+            results,
+            hardware_label: hardware.clone(),
+        };
+        progress(i + 1, n, &r);
+        out.push(r);
+    }
+    Ok(out)
+}
