@@ -52,6 +52,9 @@ pub enum Error {
     ModelNotFound { spec: String, looked: Vec<String> },
     #[error("invalid argument `{name}`: {reason}")]
     Argument { name: &'static str, reason: String },
+    /// A malformed line of an input file (1-based).
+    #[error("{path}:{line}: {reason}")]
+    Line { path: PathBuf, line: usize, reason: String },
     #[error(transparent)]
     Common(#[from] casrap_common::Error),
     /// The learner could not be reached, refused this actor, or rejected what it sent.

@@ -3,6 +3,7 @@
 pub mod client;
 pub mod engine;
 pub mod episodes;
+pub mod evaluate;
 pub mod testmode;
 pub mod error;
 pub mod resolve;

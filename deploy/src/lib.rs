@@ -2,6 +2,7 @@
 //! processes, shows progress, stops everything cleanly and leaves its outputs in `runs/train-N/`.
 
 pub mod error;
+pub mod eval;
 pub mod procs;
 pub mod records;
 pub mod report;

@@ -24,6 +24,9 @@ enum Command {
     /// action, uniform random and the oracle, all on the same measurements; outputs go to a new
     /// `runs/test-N/`.
     Test(TestArgs),
+    /// Perplexity on a text (plain or WikiText raw) and zero-shot multiple-choice accuracy
+    /// (JSONL of {question, choices, answer}) for the dense model, fixed actions and a policy.
+    Eval(EvalCli),
     /// Regenerate a run's summary.json, report.txt and plots/ from its records alone.
     Report {
         /// A run folder (`runs/train-N`).
@@ -83,6 +86,43 @@ struct TestArgs {
     out: PathBuf,
 }
 
+#[derive(clap::Args)]
+struct EvalCli {
+    /// Run config: the model, the state and the action set a policy uses.
+    #[arg(long, default_value = "deploy/local.yaml")]
+    config: PathBuf,
+    /// Text to compute perplexity on.
+    #[arg(long)]
+    text: Option<PathBuf>,
+    /// Format of --text: plain, or wikitext (WikiText-2 raw, ` = Title = ` headings).
+    #[arg(long, default_value = "plain")]
+    format: String,
+    /// Use only the first N tokens of the text (0: all).
+    #[arg(long, default_value_t = 0)]
+    max_tokens: usize,
+    /// Tokens per perplexity window.
+    #[arg(long, default_value_t = 256)]
+    window: usize,
+    /// Multiple-choice JSONL: one {question, choices, answer} per line.
+    #[arg(long)]
+    mc: Option<PathBuf>,
+    /// Fixed actions to evaluate besides the dense model (comma-separated, e.g. ffn:0.25,layers:0.125).
+    #[arg(long, value_delimiter = ',')]
+    actions: Vec<String>,
+    /// A run folder or checkpoint whose greedy policy is evaluated too.
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// Device: cpu or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Kernel and torch threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Also write the raw figures as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     casrap_common::init_tracing();
@@ -129,6 +169,26 @@ async fn main() -> anyhow::Result<()> {
             let (dir, text) = tokio::task::block_in_place(|| casrap_deploy::testrun::run(&args))?;
             print!("{text}");
             println!("outputs: {}/ (config.yaml, results.jsonl, summary.json, report.txt, plots/)", dir.display());
+            Ok(())
+        }
+        Command::Eval(a) => {
+            let args = casrap_deploy::eval::EvalArgs {
+                config: a.config,
+                text: a.text,
+                format: a.format,
+                max_tokens: a.max_tokens,
+                window: a.window,
+                mc: a.mc,
+                actions: a.actions,
+                policy: a.policy,
+                device: a.device,
+                threads: a.threads,
+            };
+            let rows = tokio::task::block_in_place(|| casrap_deploy::eval::run(&args))?;
+            print!("{}", casrap_deploy::eval::table(&rows));
+            if let Some(path) = a.json {
+                std::fs::write(&path, serde_json::to_string_pretty(&rows)? + "\n").map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            }
             Ok(())
         }
         Command::Report { run } => {

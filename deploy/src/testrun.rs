@@ -44,6 +44,13 @@ fn locate(path: &Path) -> Result<(Option<PathBuf>, PathBuf)> {
     }
 }
 
+/// The greedy policy (online Q-network) of a checkpoint found from `path` (see [`TestArgs::checkpoint`]).
+pub fn load_policy(path: &Path, cfg: &RunConfig) -> Result<casrap_common::qnet::QNet> {
+    let (_, ckpt) = locate(path)?;
+    let trainer = Trainer::load_checkpoint(&ckpt, &cfg.trainer, cfg.state_dim(), cfg.action_labels().len())?;
+    casrap_common::qnet::QNet::decode(&trainer.online().encode(), None).map_err(|e| Error::Records { path: ckpt, reason: e.to_string() })
+}
+
 /// Runs test mode and writes its folder; returns the folder and the report's text.
 pub fn run(a: &TestArgs) -> Result<(PathBuf, String)> {
     let (run_dir, ckpt) = locate(&a.checkpoint)?;
