@@ -27,6 +27,9 @@ pub fn read(path: &Path) -> Result<Vec<PromptResult>> {
     Ok(rows)
 }
 
+/// Picks an action index for a prompt's results.
+type Chooser = Box<dyn Fn(&PromptResult) -> usize>;
+
 /// One policy's row.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TestRow {
@@ -63,7 +66,7 @@ impl TestSummary {
     pub fn from_results(results: &[PromptResult]) -> Self {
         let actions: Vec<String> = results.first().map(|r| r.results.iter().map(|a| a.action.clone()).collect()).unwrap_or_default();
         let oracle = |r: &PromptResult| r.results.iter().enumerate().fold(0, |b, (k, a)| if a.reward > r.results[b].reward { k } else { b });
-        let mut choosers: Vec<(String, Box<dyn Fn(&PromptResult) -> usize>)> = vec![("policy (greedy)".into(), Box::new(|r: &PromptResult| r.greedy))];
+        let mut choosers: Vec<(String, Chooser)> = vec![("policy (greedy)".into(), Box::new(|r: &PromptResult| r.greedy))];
         for (k, a) in actions.iter().enumerate() {
             choosers.push((format!("always {a}"), Box::new(move |_: &PromptResult| k)));
         }
