@@ -90,6 +90,66 @@ fn describe(status: ExitStatus) -> String {
     }
 }
 
+/// Progress of a run: a bar (episodes/s, mean reward, policy version) on a terminal, plain lines
+/// every few seconds otherwise (logs, CI).
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    started: Instant,
+    last_print: Instant,
+    last_line: String,
+    total: u64,
+}
+
+impl Progress {
+    fn new(total: u64) -> Self {
+        use std::io::IsTerminal;
+        let bar = std::io::stdout().is_terminal().then(|| {
+            let b = indicatif::ProgressBar::new(total);
+            b.set_style(
+                indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:32}] {pos}/{len} episodes · {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            b
+        });
+        let started = Instant::now();
+        Self { bar, started, last_print: started - Duration::from_secs(60), last_line: String::new(), total }
+    }
+
+    fn update(&mut self, st: &v1::LearnerStatus, running: usize, actors: usize) {
+        let rate = st.transitions_stored as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+        let reward = if st.recent_rewards > 0 { format!("{:+.4}", st.recent_mean_reward) } else { "-".into() };
+        let msg = format!("{rate:.1} ep/s · mean reward (last {}) {reward} · policy v{} · updates {} · actors {running}/{actors}", st.recent_rewards, st.policy_version, st.updates);
+        match &self.bar {
+            Some(b) => {
+                b.set_position(st.transitions_stored.min(self.total));
+                b.set_message(msg);
+            }
+            None => {
+                let line = format!("episodes {}/{} · {msg}", st.transitions_stored, self.total);
+                if line != self.last_line && self.last_print.elapsed() >= Duration::from_secs(2) {
+                    println!("[{:6.1} s] {line}", self.started.elapsed().as_secs_f64());
+                    self.last_line = line;
+                    self.last_print = Instant::now();
+                }
+            }
+        }
+    }
+
+    fn say(&self, line: &str) {
+        match &self.bar {
+            Some(b) => b.println(line),
+            None => println!("{line}"),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish();
+        }
+    }
+}
+
 /// Runs `config` to completion (or until `stop`), printing progress to stdout.
 pub async fn run(config: &Path, o: &Overrides, runs: &Path, stop: Arc<AtomicBool>) -> Result<Outcome> {
     let started = Instant::now();
@@ -150,13 +210,12 @@ pub async fn run(config: &Path, o: &Overrides, runs: &Path, stop: Arc<AtomicBool
 
     let mut failures = Vec::new();
     let mut interrupted = false;
-    let mut last_line = String::new();
-    let mut last_print = Instant::now() - Duration::from_secs(60);
+    let mut progress = Progress::new(a.episodes);
     let mut version = 0;
     loop {
         if stop.load(Ordering::Relaxed) && !interrupted {
             interrupted = true;
-            println!("stopping: actors finish or abandon their episode, then the learner stops");
+            progress.say("stopping: actors finish or abandon their episode, then the learner stops");
             for (p, s) in &actors {
                 if s.is_none() {
                     let _ = p.signal("TERM");
@@ -169,7 +228,7 @@ pub async fn run(config: &Path, o: &Overrides, runs: &Path, stop: Arc<AtomicBool
                     *s = Some(status);
                     if !status.success() && !interrupted {
                         failures.push(format!("{} failed ({}): {}", p.name, describe(status), p.failure()));
-                        println!("{} failed ({}); see {}", p.name, describe(status), p.log.display());
+                        progress.say(&format!("{} failed ({}); see {}", p.name, describe(status), p.log.display()));
                     }
                 }
             }
@@ -185,20 +244,8 @@ pub async fn run(config: &Path, o: &Overrides, runs: &Path, stop: Arc<AtomicBool
         }
         if let Some(st) = status(&url).await {
             version = st.policy_version;
-            let line = format!(
-                "episodes {}/{} · policy v{} · updates {} · actors {}/{}",
-                st.transitions_stored,
-                a.episodes,
-                st.policy_version,
-                st.updates,
-                actors.iter().filter(|(_, s)| s.is_none()).count(),
-                actors.len()
-            );
-            if line != last_line && last_print.elapsed() >= Duration::from_secs(2) {
-                println!("[{:6.1} s] {line}", started.elapsed().as_secs_f64());
-                last_line = line;
-                last_print = Instant::now();
-            }
+            let running = actors.iter().filter(|(_, s)| s.is_none()).count();
+            progress.update(&st, running, actors.len());
         }
         if actors.iter().all(|(_, s)| s.is_some()) {
             break;
@@ -209,6 +256,7 @@ pub async fn run(config: &Path, o: &Overrides, runs: &Path, stop: Arc<AtomicBool
     if let Some(st) = status(&url).await {
         version = st.policy_version;
     }
+    progress.finish();
     match learner.stop(Duration::from_secs(30))? {
         s if s.success() => {}
         s => failures.push(format!("learner stopped with {}: {}", describe(s), learner.failure())),

@@ -44,7 +44,12 @@ pub struct Shared {
     pub updates: AtomicU64,
     /// When each recent version was published (for push-latency measurements).
     published_at: Mutex<std::collections::VecDeque<(u64, std::time::Instant)>>,
+    /// Rewards of the most recent stored transitions (for progress displays).
+    recent: Mutex<std::collections::VecDeque<f32>>,
 }
+
+/// Transitions the recent mean reward covers.
+const RECENT: usize = 100;
 
 impl Shared {
     pub fn new(contract: Contract, replay: Arc<Replay>) -> Arc<Self> {
@@ -56,6 +61,7 @@ impl Shared {
             actors: Mutex::new(HashMap::new()),
             updates: AtomicU64::new(0),
             published_at: Mutex::new(Default::default()),
+            recent: Mutex::new(Default::default()),
         })
     }
 
@@ -86,6 +92,23 @@ impl Shared {
 
     pub fn policy_version(&self) -> u64 {
         self.policy.borrow().as_ref().map_or(0, |p| p.version)
+    }
+
+    fn note_rewards(&self, rewards: impl IntoIterator<Item = f32>) {
+        let mut r = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        for x in rewards {
+            r.push_back(x);
+        }
+        while r.len() > RECENT {
+            r.pop_front();
+        }
+    }
+
+    /// Mean of the recent rewards and their count.
+    pub fn recent_reward(&self) -> (f64, usize) {
+        let r = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        let n = r.len();
+        (if n == 0 { 0.0 } else { r.iter().map(|&x| f64::from(x)).sum::<f64>() / n as f64 }, n)
     }
 
     fn registered(&self, actor: &str) -> bool {
@@ -216,8 +239,11 @@ impl casrap_proto::Learner for LearnerService {
                         Ok(transitions) => {
                             let replay = shared.replay.clone();
                             let a = actor.clone();
+                            let rewards: Vec<f32> = transitions.iter().map(|t| t.reward).collect();
                             match tokio::task::spawn_blocking(move || replay.insert(&a, &transitions)).await {
                                 Ok(Ok(s)) => {
+                                    // Resent transitions come first in a batch; the new ones are its tail.
+                                    shared.note_rewards(rewards[rewards.len() - (s.stored as usize).min(rewards.len())..].iter().copied());
                                     v1::Ack { actor_id: actor, durable_seq: s.durable_seq, stored: s.stored, duplicates: s.duplicates, rejected: None }
                                 }
                                 Ok(Err(e)) => rejection(&actor, 0, Code::Internal, e.to_string()),
@@ -281,6 +307,8 @@ impl casrap_proto::Learner for LearnerService {
             updates: s.updates.load(Ordering::Relaxed),
             policy_version: s.policy_version(),
             actors,
+            recent_mean_reward: s.recent_reward().0,
+            recent_rewards: s.recent_reward().1 as u32,
         }))
     }
 }
