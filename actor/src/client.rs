@@ -64,6 +64,8 @@ struct Inner {
 
 /// Transitions waiting for the learner's acknowledgement (bounded).
 pub struct Outbox {
+    /// The learner's URL (for messages).
+    url: String,
     inner: Mutex<Inner>,
     space: Condvar,
     ready: Notify,
@@ -79,8 +81,9 @@ pub struct OutboxStats {
 }
 
 impl Outbox {
-    pub fn new(capacity: usize) -> Arc<Self> {
+    pub fn new(capacity: usize, url: &str) -> Arc<Self> {
         Arc::new(Self {
+            url: url.to_string(),
             inner: Mutex::new(Inner { pending: VecDeque::new(), durable: 0, closed: false, failed: None, reconnects: 0 }),
             space: Condvar::new(),
             ready: Notify::new(),
@@ -99,7 +102,7 @@ impl Outbox {
         let mut paused: Option<Instant> = None;
         loop {
             if let Some(f) = &g.failed {
-                return Err(Error::Learner { url: String::new(), reason: f.clone() });
+                return Err(Error::Learner { url: self.url.clone(), reason: f.clone() });
             }
             if g.pending.len() < self.capacity {
                 break;
@@ -134,7 +137,7 @@ impl Outbox {
         let mut g = self.lock();
         loop {
             if let Some(f) = &g.failed {
-                return Err(Error::Learner { url: String::new(), reason: f.clone() });
+                return Err(Error::Learner { url: self.url.clone(), reason: f.clone() });
             }
             if g.pending.is_empty() {
                 return Ok(());
@@ -142,7 +145,7 @@ impl Outbox {
             let now = Instant::now();
             if now >= deadline {
                 return Err(Error::Learner {
-                    url: String::new(),
+                    url: self.url.clone(),
                     reason: format!(
                         "{} transitions (seq {}..) still unacknowledged after {:.0} s; a restart re-runs them from seq {}",
                         g.pending.len(),
@@ -185,11 +188,13 @@ impl Outbox {
     }
 }
 
-/// Who this actor is, for registration.
+/// Who this actor is, for registration, and how many transitions it sends per batch at most
+/// (the learner's `max_batch` caps it further).
 #[derive(Debug, Clone)]
 pub struct Identity {
     pub url: String,
     pub info: v1::ActorInfo,
+    pub batch: usize,
 }
 
 async fn connect(url: &str) -> std::result::Result<Channel, String> {
@@ -270,7 +275,7 @@ async fn session(id: &Identity, outbox: &Outbox, registered: &mut Option<oneshot
             tracing::info!(learner = %id.url, durable_seq = reg.durable_seq, unacknowledged = outbox.stats().pending, "registered again; resending");
         }
     }
-    let max_batch = (reg.max_batch as usize).max(1);
+    let max_batch = (reg.max_batch as usize).min(id.batch).max(1);
     let (tx, rx) = mpsc::channel::<v1::TransitionBatch>(IN_FLIGHT);
     let mut acks = match client.stream_transitions(ReceiverStream::new(rx)).await {
         Ok(r) => r.into_inner(),
@@ -353,17 +358,23 @@ async fn watch_once(id: &Identity, have: u64, out: &watch::Sender<Option<Arc<Pol
         .into_inner();
     backoff.reset();
     let mut buf: Vec<u8> = Vec::new();
-    let mut current = 0u64;
+    // The version being assembled and the chunk expected next (`None`: waiting for a chunk 0).
+    let mut expect: Option<(u64, u32)> = None;
     while let Some(u) = stream.message().await.map_err(|s| format!("watch: {}: {}", s.code(), s.message()))? {
-        if u.chunk == 0 || u.version != current {
+        if u.chunk == 0 {
             buf.clear();
-            current = u.version;
-            if u.chunk != 0 {
-                continue; // joined mid-version: wait for the next one
-            }
+            expect = Some((u.version, 0));
+        }
+        if expect != Some((u.version, u.chunk)) {
+            // A gap, or joined mid-version: drop what was assembled and wait for a chunk 0.
+            buf.clear();
+            expect = None;
+            continue;
         }
         buf.extend_from_slice(&u.weights);
+        expect = Some((u.version, u.chunk + 1));
         if u.chunk + 1 >= u.chunks {
+            expect = None;
             let p = PolicyBytes { version: u.version, epsilon: u.epsilon, weights: std::mem::take(&mut buf) };
             if out.send(Some(Arc::new(p))).is_err() {
                 return Ok(());

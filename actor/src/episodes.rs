@@ -2,7 +2,8 @@
 //!
 //! One episode is one prompt from the train split (shuffled per actor by the run's seed and the
 //! actor id; episode `seq` takes the prompt at position `seq - 1`, so a restarted actor continues
-//! where its durable records end):
+//! where its durable records end; a prompt whose episode fails is skipped, which shifts the later
+//! prompts of that process by one):
 //! 1. telemetry snapshot;
 //! 2. the dense reference run (prefill with every position's logits, greedy continuation), which
 //!    gives the prompt's token count and perplexity, i.e. the complexity features, without a
@@ -155,7 +156,7 @@ pub fn run(o: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunSummary> {
         state_layout_version: state::LAYOUT_VERSION,
         state_dim: state::FEATURES.len() as u32,
     };
-    let id = Identity { url: o.learner.clone(), info };
+    let id = Identity { url: o.learner.clone(), info, batch: a.batch };
 
     // The wire: a runtime of its own beside this (model) thread.
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -164,7 +165,7 @@ pub fn run(o: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunSummary> {
         .thread_name("actor-net")
         .build()
         .map_err(|e| Error::arg("runtime", e.to_string()))?;
-    let outbox = Outbox::new(a.max_unacked);
+    let outbox = Outbox::new(a.max_unacked, &o.learner);
     let (reg_tx, reg_rx) = tokio::sync::oneshot::channel();
     let sender = rt.spawn(client::run_sender(id.clone(), outbox.clone(), reg_tx, stop.clone()));
     let (policy_tx, mut policy_rx) = watch::channel::<Option<Arc<PolicyBytes>>>(None);
@@ -174,7 +175,8 @@ pub fn run(o: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunSummary> {
         .map_err(|_| Error::Learner { url: o.learner.clone(), reason: "the connection task ended before registering".into() })??;
     tracing::info!(actor = %o.actor_id, learner = %o.learner, resumed_after, target = o.episodes, hardware = %hardware.label(), "registered; running episodes");
 
-    let mut rng = SmallRng::seed_from_u64(order_seed ^ 0x5eed);
+    // Exploration draws differ after a restart (mixing in where it resumes), the prompt order does not.
+    let mut rng = SmallRng::seed_from_u64(order_seed ^ 0x5eed ^ resumed_after.wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let mut policy: Option<Policy> = None;
     let opts = MeasureOptions { new_tokens: a.new_tokens, pairs: a.pairs };
     let mut pending: Option<v1::Transition> = None;
@@ -275,10 +277,7 @@ pub fn run(o: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunSummary> {
     watcher.abort();
     rt.shutdown_timeout(Duration::from_secs(1));
     outcome?;
-    drained.map_err(|e| match e {
-        Error::Learner { reason, .. } => Error::Learner { url: o.learner.clone(), reason },
-        e => e,
-    })?;
+    drained?;
     let summary = RunSummary {
         actor_id: o.actor_id.clone(),
         resumed_after,

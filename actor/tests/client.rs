@@ -16,7 +16,7 @@ fn transition(seq: u64) -> v1::Transition {
 
 #[test]
 fn a_full_outbox_pauses_the_producer_instead_of_growing() {
-    let outbox = Outbox::new(2);
+    let outbox = Outbox::new(2, "http://learner");
     let go = AtomicBool::new(false);
     assert!(outbox.push(transition(1), &go).unwrap());
     assert!(outbox.push(transition(2), &go).unwrap());
@@ -25,7 +25,7 @@ fn a_full_outbox_pauses_the_producer_instead_of_growing() {
     assert!(!outbox.push(transition(3), &stop).unwrap());
     assert_eq!(outbox.stats().pending, 2);
     let err = outbox.wait_drained(Duration::from_millis(300)).unwrap_err().to_string();
-    assert!(err.contains("2 transitions (seq 1..) still unacknowledged") && err.contains("from seq 1"), "{err}");
+    assert!(err.contains("learner http://learner: 2 transitions (seq 1..) still unacknowledged") && err.contains("from seq 1"), "{err}");
 }
 
 #[test]
@@ -45,9 +45,9 @@ fn a_stop_while_the_learner_is_unreachable_ends_the_sender_with_the_reason() {
     // A port nothing listens on: bind, note it, close.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let outbox = Outbox::new(4);
+    let outbox = Outbox::new(4, "http://learner");
     let stop = Arc::new(AtomicBool::new(true));
-    let id = Identity { url: format!("http://127.0.0.1:{port}"), info: v1::ActorInfo { actor_id: "a".into(), ..Default::default() } };
+    let id = Identity { url: format!("http://127.0.0.1:{port}"), info: v1::ActorInfo { actor_id: "a".into(), ..Default::default() }, batch: 8 };
     let (tx, rx) = tokio::sync::oneshot::channel();
     rt.block_on(async {
         tokio::time::timeout(Duration::from_secs(20), client::run_sender(id, outbox.clone(), tx, stop)).await.unwrap();

@@ -2,7 +2,7 @@
 //! processes, shows progress, stops them cleanly and says where the outputs are.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
@@ -128,11 +128,13 @@ async fn main() -> anyhow::Result<()> {
     casrap_common::init_tracing();
     match Cli::parse().command {
         Command::Run(args) => {
-            let stop = Arc::new(AtomicBool::new(false));
-            let flag = stop.clone();
+            let stop = Arc::new(AtomicUsize::new(0));
+            let count = stop.clone();
             tokio::spawn(async move {
-                casrap_common::signals::shutdown().await;
-                flag.store(true, Ordering::Relaxed);
+                loop {
+                    casrap_common::signals::shutdown().await;
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
             });
             let overrides = casrap_deploy::run::Overrides { episodes: args.episodes, actors: args.actors, threads: args.threads, seed: args.seed };
             let o = casrap_deploy::run::run(&args.config, &overrides, &args.out, stop).await?;

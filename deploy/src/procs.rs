@@ -104,6 +104,15 @@ impl Proc {
         }
     }
 
+    /// SIGKILL now, and reap it.
+    pub fn kill(&mut self) -> Result<ExitStatus> {
+        if let Some(s) = self.try_wait()? {
+            return Ok(s);
+        }
+        self.child.kill().map_err(|e| Error::process(&self.name, e.to_string()))?;
+        self.child.wait().map_err(|e| Error::process(&self.name, e.to_string()))
+    }
+
     /// SIGTERM, then SIGKILL after `grace`.
     pub fn stop(&mut self, grace: Duration) -> Result<ExitStatus> {
         if let Some(s) = self.try_wait()? {

@@ -170,10 +170,16 @@ pub fn policy_fit(run_dir: &Path) -> Result<PolicyFit> {
     let ckpts = run_dir.join("learner").join("checkpoints");
     let (trainer, checkpoint) = casrap_learner::trainer::Trainer::resume(&ckpts, &cfg.trainer, cfg.state_dim(), labels.len())
         .ok_or_else(|| Error::Records { path: ckpts.clone(), reason: "no usable checkpoint".into() })?;
-    let states: Vec<f32> = episodes.iter().flat_map(|e| e.state.iter().copied()).collect();
     if episodes.is_empty() {
         return Err(Error::Records { path: run_dir.join("episodes.jsonl"), reason: "no episodes".into() });
     }
+    if let Some(e) = episodes.iter().find(|e| e.state.len() != cfg.state_dim()) {
+        return Err(Error::Records {
+            path: run_dir.join("episodes.jsonl"),
+            reason: format!("{} seq {}: `state` has {} values, the run's layout has {}", e.actor_id, e.seq, e.state.len(), cfg.state_dim()),
+        });
+    }
+    let states: Vec<f32> = episodes.iter().flat_map(|e| e.state.iter().copied()).collect();
     let q = {
         let _guard = tch::no_grad_guard();
         let x = tch::Tensor::from_slice(&states).view([episodes.len() as i64, -1]);

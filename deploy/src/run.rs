@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -150,8 +150,13 @@ impl Progress {
     }
 }
 
-/// Runs `config` to completion (or until `stop`), printing progress to stdout.
-pub async fn run(config: &Path, o: &Overrides, runs: &Path, stop: Arc<AtomicBool>) -> Result<Outcome> {
+/// How long actors get to finish after a stop before they are killed.
+pub const STOP_GRACE: Duration = Duration::from_secs(60);
+
+/// Runs `config` to completion, printing progress to stdout. `signals` counts stop requests: at
+/// the first the actors are asked to stop (and killed after [`STOP_GRACE`]), at the second every
+/// process of the run is killed at once.
+pub async fn run(config: &Path, o: &Overrides, runs: &Path, signals: Arc<AtomicUsize>) -> Result<Outcome> {
     let started = Instant::now();
     let cfg = RunConfig::from_file(config)?;
     let actor_bin = procs::locate("casrap-actor")?;
@@ -212,15 +217,29 @@ pub async fn run(config: &Path, o: &Overrides, runs: &Path, stop: Arc<AtomicBool
     let mut interrupted = false;
     let mut progress = Progress::new(a.episodes);
     let mut version = 0;
+    let mut learner_exit: Option<ExitStatus> = None;
+    let mut kill_at: Option<Instant> = None;
     loop {
-        if stop.load(Ordering::Relaxed) && !interrupted {
+        let n = signals.load(Ordering::Relaxed);
+        if n >= 1 && !interrupted {
             interrupted = true;
-            progress.say("stopping: actors finish or abandon their episode, then the learner stops");
+            kill_at = Some(Instant::now() + STOP_GRACE);
+            progress.say("stopping: actors finish or abandon their episode, then the learner stops (again to kill everything now)");
             for (p, s) in &actors {
                 if s.is_none() {
                     let _ = p.signal("TERM");
                 }
             }
+        }
+        if n >= 2 || kill_at.is_some_and(|t| Instant::now() >= t) {
+            progress.say("killing the run's processes");
+            for (p, s) in &mut actors {
+                if s.is_none() {
+                    *s = Some(p.kill()?);
+                }
+            }
+            learner_exit = Some(learner.kill()?);
+            break;
         }
         for (p, s) in &mut actors {
             if s.is_none() {
@@ -234,6 +253,7 @@ pub async fn run(config: &Path, o: &Overrides, runs: &Path, stop: Arc<AtomicBool
             }
         }
         if let Some(status) = learner.try_wait()? {
+            learner_exit = Some(status);
             failures.push(format!("learner exited early ({}): {}", describe(status), learner.failure()));
             for (p, s) in &mut actors {
                 if s.is_none() {
@@ -257,9 +277,11 @@ pub async fn run(config: &Path, o: &Overrides, runs: &Path, stop: Arc<AtomicBool
         version = st.policy_version;
     }
     progress.finish();
-    match learner.stop(Duration::from_secs(30))? {
-        s if s.success() => {}
-        s => failures.push(format!("learner stopped with {}: {}", describe(s), learner.failure())),
+    if learner_exit.is_none() {
+        match learner.stop(Duration::from_secs(30))? {
+            s if s.success() => {}
+            s => failures.push(format!("learner stopped with {}: {}", describe(s), learner.failure())),
+        }
     }
     let episodes = records::from_store(Path::new(&cfg.learner.dir), cfg.learner.replay_capacity)?;
     let out = dir.join("episodes.jsonl");

@@ -301,14 +301,15 @@ impl casrap_proto::Learner for LearnerService {
             })
             .collect::<crate::Result<Vec<_>>>()
             .map_err(internal)?;
+        let (recent_mean_reward, recent) = s.recent_reward();
         Ok(Response::new(v1::LearnerStatus {
             transitions_stored: s.replay.total().map_err(internal)?,
             replay_size: s.replay.len().map_err(internal)?,
             updates: s.updates.load(Ordering::Relaxed),
             policy_version: s.policy_version(),
             actors,
-            recent_mean_reward: s.recent_reward().0,
-            recent_rewards: s.recent_reward().1 as u32,
+            recent_mean_reward,
+            recent_rewards: recent as u32,
         }))
     }
 }

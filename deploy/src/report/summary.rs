@@ -43,24 +43,40 @@ pub fn mean(v: &[f64]) -> f64 {
     }
 }
 
-/// Half-width of the normal-approximation 95% confidence interval of the mean.
+/// Two-sided 97.5% quantile of Student's t with `df` degrees of freedom (table to 30, then the
+/// normal's 1.96 approached through 1.96 + 2.4/df).
+pub fn t975(df: usize) -> f64 {
+    const T: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+        2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+    ];
+    match df {
+        0 => f64::NAN,
+        1..=30 => T[df - 1],
+        _ => 1.96 + 2.4 / df as f64,
+    }
+}
+
+/// Half-width of the 95% confidence interval of the mean (Student's t).
 pub fn ci95(v: &[f64]) -> f64 {
     if v.len() < 2 {
         return f64::NAN;
     }
     let m = mean(v);
     let var = v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64;
-    1.96 * (var / v.len() as f64).sqrt()
+    t975(v.len() - 1) * (var / v.len() as f64).sqrt()
 }
 
 pub fn median(v: &[f64]) -> f64 {
     casrap_actor::prune::harness::median(v.to_vec())
 }
 
-/// Geometric mean (of speedups).
+/// Geometric mean (of speedups); NaN when any value is not a positive number.
 pub fn gmean(v: &[f64]) -> f64 {
-    let logs = finite(v.iter().filter(|x| **x > 0.0).map(|x| x.ln()));
-    mean(&logs).exp()
+    if v.iter().any(|x| !(x.is_finite() && *x > 0.0)) {
+        return f64::NAN;
+    }
+    mean(&v.iter().map(|x| x.ln()).collect::<Vec<_>>()).exp()
 }
 
 /// Aggregates of a group of episodes.

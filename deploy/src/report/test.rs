@@ -40,7 +40,7 @@ pub struct TestRow {
     pub speedup: f64,
     pub ppl_change_mean: f64,
     pub top1_mean: f64,
-    /// Mean reward over the oracle's.
+    /// Mean reward over the oracle's (NaN when the oracle's is not positive).
     pub oracle_share: f64,
     /// Prompts on which each action was chosen.
     pub chosen: BTreeMap<String, usize>,
@@ -90,7 +90,7 @@ impl TestSummary {
                     speedup: gmean(&picked.iter().map(|a| a.speedup).collect::<Vec<_>>()),
                     ppl_change_mean: mean(&picked.iter().map(|a| a.ppl_change).collect::<Vec<_>>()),
                     top1_mean: mean(&picked.iter().map(|a| a.top1_agreement).collect::<Vec<_>>()),
-                    oracle_share: mean(&rewards) / oracle_mean,
+                    oracle_share: if oracle_mean > 0.0 { mean(&rewards) / oracle_mean } else { f64::NAN },
                     chosen,
                 }
             })
