@@ -63,3 +63,10 @@ fn overrides_survive_a_yaml_round_trip_and_episodes_are_shared_evenly() {
     assert_eq!((0..3).map(|k| back.actors.episodes_of(k)).collect::<Vec<_>>(), vec![4, 3, 3]);
     assert_eq!((0..3).map(|k| back.actors.device_of(k)).collect::<Vec<_>>(), vec!["cuda:0", "cuda:1", "cuda:0"]);
 }
+
+#[test]
+fn the_shipped_fleet_config_parses() {
+    let cfg = RunConfig::from_file(&deploy("fleet.yaml")).unwrap();
+    assert_eq!((0..3).map(|k| cfg.actors.device_of(k)).collect::<Vec<_>>(), vec!["cuda:0", "cuda:1", "cpu"]);
+    assert_eq!(cfg.actors.episodes_of(0) * 6, 3000);
+}

@@ -7,6 +7,7 @@ pub mod procs;
 pub mod records;
 pub mod report;
 pub mod run;
+pub mod sweep;
 pub mod testrun;
 
 pub use error::{Error, Result};

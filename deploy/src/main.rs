@@ -20,6 +20,16 @@ enum Command {
     /// Train: start the learner and `actors.count` actors on this machine, run the episodes, stop
     /// everything and export `episodes.jsonl`. Outputs go to a new `runs/train-N/`.
     Run(RunArgs),
+    /// Run every point of a sweep file (a base run config and a grid or list of overrides) on this
+    /// machine, `parallel` at a time, into a new `runs/sweep-N/point-K/`; then a table and a plot
+    /// comparing the points.
+    Sweep {
+        /// Sweep file (deploy/sweep-*.yaml).
+        file: PathBuf,
+        /// Folder the sweep folder is made in.
+        #[arg(long, default_value = "runs")]
+        out: PathBuf,
+    },
     /// Test a checkpoint's greedy policy on held-out prompts against always-none, every fixed
     /// action, uniform random and the oracle, all on the same measurements; outputs go to a new
     /// `runs/test-N/`.
@@ -27,7 +37,7 @@ enum Command {
     /// Perplexity on a text (plain or WikiText raw) and zero-shot multiple-choice accuracy
     /// (JSONL of {question, choices, answer}) for the dense model, fixed actions and a policy.
     Eval(EvalCli),
-    /// Regenerate a run's summary.json, report.txt and plots/ from its records alone.
+    /// Regenerate a run's (or a sweep's) summary.json, report.txt and plots from its records alone.
     Report {
         /// A run folder (`runs/train-N`).
         run: PathBuf,
@@ -157,6 +167,28 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Sweep { file, out } => {
+            let stop = Arc::new(AtomicUsize::new(0));
+            let count = stop.clone();
+            tokio::spawn(async move {
+                loop {
+                    casrap_common::signals::shutdown().await;
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+            let o = casrap_deploy::sweep::run(&file, &out, stop).await?;
+            if let Some(t) = &o.text {
+                print!("{t}");
+            }
+            println!("outputs: {}/ (sweep.yaml, sweep.json, summary.json, report.txt, sweep.png, point-K/)", o.dir.display());
+            if !o.failures.is_empty() {
+                for f in &o.failures {
+                    eprintln!("error: {f}");
+                }
+                anyhow::bail!("{} point(s) failed; outputs so far are in {}", o.failures.len(), o.dir.display());
+            }
+            Ok(())
+        }
         Command::Test(a) => {
             let args = casrap_deploy::testrun::TestArgs {
                 checkpoint: a.checkpoint,
@@ -191,6 +223,11 @@ async fn main() -> anyhow::Result<()> {
             if let Some(path) = a.json {
                 std::fs::write(&path, serde_json::to_string_pretty(&rows)? + "\n").map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
             }
+            Ok(())
+        }
+        Command::Report { run } if run.join("sweep.json").is_file() => {
+            let (_, text) = casrap_deploy::sweep::report(&run)?;
+            print!("{text}");
             Ok(())
         }
         Command::Report { run } => {

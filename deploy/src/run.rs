@@ -94,6 +94,7 @@ fn describe(status: ExitStatus) -> String {
 /// every few seconds otherwise (logs, CI).
 struct Progress {
     bar: Option<indicatif::ProgressBar>,
+    label: Option<String>,
     started: Instant,
     last_print: Instant,
     last_line: String,
@@ -101,9 +102,9 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(total: u64) -> Self {
+    fn new(total: u64, label: Option<String>) -> Self {
         use std::io::IsTerminal;
-        let bar = std::io::stdout().is_terminal().then(|| {
+        let bar = (label.is_none() && std::io::stdout().is_terminal()).then(|| {
             let b = indicatif::ProgressBar::new(total);
             b.set_style(
                 indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:32}] {pos}/{len} episodes · {msg}")
@@ -113,7 +114,7 @@ impl Progress {
             b
         });
         let started = Instant::now();
-        Self { bar, started, last_print: started - Duration::from_secs(60), last_line: String::new(), total }
+        Self { bar, label, started, last_print: started - Duration::from_secs(60), last_line: String::new(), total }
     }
 
     fn update(&mut self, st: &v1::LearnerStatus, running: usize, actors: usize) {
@@ -128,7 +129,7 @@ impl Progress {
             None => {
                 let line = format!("episodes {}/{} · {msg}", st.transitions_stored, self.total);
                 if line != self.last_line && self.last_print.elapsed() >= Duration::from_secs(2) {
-                    println!("[{:6.1} s] {line}", self.started.elapsed().as_secs_f64());
+                    println!("{}[{:6.1} s] {line}", self.prefix(), self.started.elapsed().as_secs_f64());
                     self.last_line = line;
                     self.last_print = Instant::now();
                 }
@@ -136,10 +137,14 @@ impl Progress {
         }
     }
 
+    fn prefix(&self) -> String {
+        self.label.as_ref().map_or(String::new(), |l| format!("{l}: "))
+    }
+
     fn say(&self, line: &str) {
         match &self.bar {
             Some(b) => b.println(line),
-            None => println!("{line}"),
+            None => println!("{}{line}", self.prefix()),
         }
     }
 
@@ -157,12 +162,20 @@ pub const STOP_GRACE: Duration = Duration::from_secs(60);
 /// the first the actors are asked to stop (and killed after [`STOP_GRACE`]), at the second every
 /// process of the run is killed at once.
 pub async fn run(config: &Path, o: &Overrides, runs: &Path, signals: Arc<AtomicUsize>) -> Result<Outcome> {
-    let started = Instant::now();
     let cfg = RunConfig::from_file(config)?;
-    let actor_bin = procs::locate("casrap-actor")?;
-    let learner_bin = procs::locate("casrap-learner")?;
+    procs::locate("casrap-actor")?;
+    procs::locate("casrap-learner")?;
     let dir = new_run_dir(runs, "train")?;
     let cfg = resolve(cfg, o, &dir, config)?;
+    run_at(cfg, config, dir, signals, None).await
+}
+
+/// Runs the resolved `cfg` in the existing folder `dir` (see [`run`]); `label` prefixes progress
+/// lines (sweeps run several at once) and turns the terminal bar off.
+pub async fn run_at(cfg: RunConfig, config: &Path, dir: PathBuf, signals: Arc<AtomicUsize>, label: Option<String>) -> Result<Outcome> {
+    let started = Instant::now();
+    let actor_bin = procs::locate("casrap-actor")?;
+    let learner_bin = procs::locate("casrap-learner")?;
     let cfg_path = dir.join("config.yaml");
     std::fs::write(&cfg_path, format!("# resolved from {}\n{}", config.display(), cfg.to_yaml()?)).map_err(|e| Error::io(&cfg_path, e))?;
     let logs = dir.join("logs");
@@ -215,7 +228,7 @@ pub async fn run(config: &Path, o: &Overrides, runs: &Path, signals: Arc<AtomicU
 
     let mut failures = Vec::new();
     let mut interrupted = false;
-    let mut progress = Progress::new(a.episodes);
+    let mut progress = Progress::new(a.episodes, label);
     let mut version = 0;
     let mut learner_exit: Option<ExitStatus> = None;
     let mut kill_at: Option<Instant> = None;
