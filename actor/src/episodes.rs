@@ -156,7 +156,8 @@ pub fn run(o: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunSummary> {
         state_layout_version: state::LAYOUT_VERSION,
         state_dim: state::FEATURES.len() as u32,
     };
-    let id = Identity { url: o.learner.clone(), info, batch: a.batch };
+    let conn = client::Connection::new(&o.learner, &cfg.security)?;
+    let id = Identity { url: o.learner.clone(), conn, info, batch: a.batch };
 
     // The wire: a runtime of its own beside this (model) thread.
     let rt = tokio::runtime::Builder::new_multi_thread()

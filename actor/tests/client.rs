@@ -47,7 +47,8 @@ fn a_stop_while_the_learner_is_unreachable_ends_the_sender_with_the_reason() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let outbox = Outbox::new(4, "http://learner");
     let stop = Arc::new(AtomicBool::new(true));
-    let id = Identity { url: format!("http://127.0.0.1:{port}"), info: v1::ActorInfo { actor_id: "a".into(), ..Default::default() }, batch: 8 };
+    let url = format!("http://127.0.0.1:{port}");
+    let id = Identity { conn: client::Connection::plain(&url), url, info: v1::ActorInfo { actor_id: "a".into(), ..Default::default() }, batch: 8 };
     let (tx, rx) = tokio::sync::oneshot::channel();
     rt.block_on(async {
         tokio::time::timeout(Duration::from_secs(20), client::run_sender(id, outbox.clone(), tx, stop)).await.unwrap();

@@ -346,6 +346,66 @@ impl ActorsConfig {
     }
 }
 
+/// TLS between actors and the learner (paths to PEM files).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The learner's certificate chain and private key.
+    pub cert: String,
+    pub key: String,
+    /// The CA actors trust for the learner's certificate.
+    pub ca: String,
+    /// The name in the learner's certificate (default: the host of the learner's URL).
+    #[serde(default)]
+    pub domain: Option<String>,
+    /// When set, the learner requires client certificates signed by this CA...
+    #[serde(default)]
+    pub client_ca: Option<String>,
+    /// ...and actors present this certificate and key.
+    #[serde(default)]
+    pub client_cert: Option<String>,
+    #[serde(default)]
+    pub client_key: Option<String>,
+}
+
+/// Who may talk to the learner (the `security:` section).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityConfig {
+    /// File holding the bearer token every RPC must carry (else the `CASRAP_TOKEN` environment
+    /// variable; neither: no token).
+    pub token_file: Option<String>,
+    pub tls: Option<TlsConfig>,
+    /// Let the learner listen on a non-loopback address without a token.
+    pub allow_insecure: bool,
+}
+
+/// The environment variable holding the bearer token when `security.token_file` is not set.
+pub const TOKEN_ENV: &str = "CASRAP_TOKEN";
+
+impl SecurityConfig {
+    /// The bearer token, if any: the file's first line, else `CASRAP_TOKEN`.
+    pub fn token(&self) -> Result<Option<String>> {
+        let token = match &self.token_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| Error::Io { path: path.into(), source: e })?;
+                let t = text.lines().next().unwrap_or("").trim().to_string();
+                if t.is_empty() {
+                    return Err(Error::File { path: path.into(), reason: "the token file is empty".into() });
+                }
+                Some(t)
+            }
+            None => std::env::var(TOKEN_ENV).ok().map(|t| t.trim().to_string()).filter(|t| !t.is_empty()),
+        };
+        if let Some(t) = &token {
+            if !t.chars().all(|c| c.is_ascii_graphic()) {
+                return Err(Error::Invalid { what: "bearer token".into(), reason: "must be printable ASCII without spaces".into() });
+            }
+        }
+        Ok(token)
+    }
+}
+
 /// A run: what every process of it agrees on.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -367,6 +427,8 @@ pub struct RunConfig {
     pub state: StateConfig,
     #[serde(default)]
     pub actors: ActorsConfig,
+    #[serde(default)]
+    pub security: SecurityConfig,
 }
 
 fn default_model() -> String {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use casrap_common::config::RunConfig;
-use casrap_proto::{v1, LearnerClient};
+use casrap_proto::v1;
 
 use crate::error::{Error, Result};
 use crate::procs::{self, ActorSpec, Proc};
@@ -78,8 +78,8 @@ pub fn resolve(mut cfg: RunConfig, o: &Overrides, dir: &Path, source: &Path) -> 
     Ok(RunConfig::from_yaml(&yaml, source)?)
 }
 
-async fn status(url: &str) -> Option<v1::LearnerStatus> {
-    let mut c = LearnerClient::connect(url.to_string()).await.ok()?;
+async fn status(conn: &casrap_actor::client::Connection) -> Option<v1::LearnerStatus> {
+    let mut c = conn.client().await.ok()?;
     c.status(v1::StatusRequest {}).await.ok().map(tonic::Response::into_inner)
 }
 
@@ -189,7 +189,9 @@ pub async fn run_at(cfg: RunConfig, config: &Path, dir: PathBuf, signals: Arc<At
         &logs.join("learner.log"),
         Duration::from_secs(120),
     )?;
-    let url = format!("http://{addr}");
+    let scheme = if cfg.security.tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{addr}");
+    let conn = casrap_actor::client::Connection::new(&url, &cfg.security).map_err(|e| Error::process("run", e.to_string()))?;
     let a = &cfg.actors;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = if a.threads > 0 { a.threads } else { (cores / a.count).max(1) };
@@ -275,7 +277,7 @@ pub async fn run_at(cfg: RunConfig, config: &Path, dir: PathBuf, signals: Arc<At
             }
             break;
         }
-        if let Some(st) = status(&url).await {
+        if let Some(st) = status(&conn).await {
             version = st.policy_version;
             let running = actors.iter().filter(|(_, s)| s.is_none()).count();
             progress.update(&st, running, actors.len());
@@ -286,7 +288,7 @@ pub async fn run_at(cfg: RunConfig, config: &Path, dir: PathBuf, signals: Arc<At
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 
-    if let Some(st) = status(&url).await {
+    if let Some(st) = status(&conn).await {
         version = st.policy_version;
     }
     progress.finish();

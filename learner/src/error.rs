@@ -24,6 +24,9 @@ pub enum Error {
     Transport(#[from] tonic::transport::Error),
     #[error("trainer: {0}")]
     Trainer(String),
+    /// The `security:` section: a token or certificate that cannot be used, or an unsafe setup.
+    #[error("security: {0}")]
+    Security(String),
     #[error("checkpoint {path}: {reason}")]
     Checkpoint { path: PathBuf, reason: String },
     #[error("invalid transition from `{actor}` (seq {seq}): {reason}")]

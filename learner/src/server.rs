@@ -56,10 +56,22 @@ pub async fn start(cfg: &RunConfig, listen: &str, dir: &Path, shutdown: impl Fut
             Trainer::new(cfg.trainer.clone(), contract.state_dim, contract.actions.len())
         }
     };
+    let sec = &cfg.security;
+    let token = sec.token().map_err(|e| Error::Security(e.to_string()))?;
+    let tls = match &sec.tls {
+        Some(t) => Some(server_tls(t)?),
+        None => None,
+    };
     let shared = Shared::new(contract, replay);
     let bind = |source| Error::Bind { addr: listen.into(), source };
     let listener = TcpListener::bind(listen).await.map_err(bind)?;
     let addr = listener.local_addr().map_err(bind)?;
+    if !addr.ip().is_loopback() && token.is_none() && !sec.allow_insecure {
+        return Err(Error::Security(format!(
+            "refusing to listen on {addr} (not loopback) without a bearer token: set security.token_file or {}, or security.allow_insecure: true",
+            casrap_common::config::TOKEN_ENV
+        )));
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let (s, st) = (shared.clone(), stop.clone());
     // The Q-network is small: one torch thread is fastest and leaves the other cores to ingest.
@@ -68,20 +80,70 @@ pub async fn start(cfg: &RunConfig, listen: &str, dir: &Path, shutdown: impl Fut
         .name("trainer".into())
         .spawn(move || trainer::run(trainer, s, Some(checkpoints), Some(log), st))
         .map_err(|e| Error::Trainer(format!("cannot start its thread: {e}")))?;
-    let svc = LearnerServer::new(LearnerService { shared: shared.clone() })
-        .max_decoding_message_size(64 << 20);
+    let svc = tonic::service::interceptor::InterceptedService::new(
+        LearnerServer::new(LearnerService { shared: shared.clone() }).max_decoding_message_size(64 << 20),
+        BearerAuth::new(token.as_deref()),
+    );
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls).map_err(|e| Error::Security(format!("TLS: {e}")))?;
+    }
     let (signaled_tx, signaled) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
         shutdown.await;
         let _ = signaled_tx.send(());
     };
     let server = tokio::spawn(
-        tonic::transport::Server::builder()
+        builder
             .add_service(svc)
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown),
     );
-    tracing::info!(%addr, "learner listening");
+    tracing::info!(%addr, token = token.is_some(), tls = sec.tls.is_some(), "learner listening");
     Ok(Learner { addr, shared, stop, trainer: Some(trainer), server, signaled: Some(signaled) })
+}
+
+/// Requires `authorization: Bearer <token>` on every RPC when a token is set; a missing or wrong
+/// one is refused with UNAUTHENTICATED before the service sees the request.
+#[derive(Clone)]
+pub struct BearerAuth {
+    expected: Option<Vec<u8>>,
+}
+
+impl BearerAuth {
+    pub fn new(token: Option<&str>) -> Self {
+        Self { expected: token.map(|t| format!("Bearer {t}").into_bytes()) }
+    }
+}
+
+/// Compares without stopping at the first differing byte.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl tonic::service::Interceptor for BearerAuth {
+    fn call(&mut self, req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        let Some(expected) = &self.expected else { return Ok(req) };
+        match req.metadata().get("authorization") {
+            Some(v) if same(v.as_bytes(), expected) => Ok(req),
+            Some(_) => Err(tonic::Status::unauthenticated("wrong bearer token")),
+            None => Err(tonic::Status::unauthenticated("this learner requires a bearer token (authorization: Bearer ...)")),
+        }
+    }
+}
+
+fn read_pem(path: &str, what: &str) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::Security(format!("{what} {path}: {e}")))
+}
+
+/// The learner's TLS settings from the `security.tls` section.
+fn server_tls(t: &casrap_common::config::TlsConfig) -> Result<tonic::transport::ServerTlsConfig> {
+    use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+    let identity = Identity::from_pem(read_pem(&t.cert, "security.tls.cert")?, read_pem(&t.key, "security.tls.key")?);
+    let mut tls = ServerTlsConfig::new().identity(identity);
+    if let Some(ca) = &t.client_ca {
+        tls = tls.client_ca_root(Certificate::from_pem(read_pem(ca, "security.tls.client_ca")?));
+    }
+    Ok(tls)
 }
 
 impl Learner {
