@@ -54,6 +54,39 @@ pub struct RunOptions {
     pub threads: usize,
     /// How long to wait at the end for the learner to acknowledge everything.
     pub drain_timeout: Duration,
+    /// Serve Prometheus metrics at `http://ADDR/metrics`.
+    pub metrics: Option<String>,
+}
+
+/// What an actor exports at `/metrics`.
+#[derive(Debug, Default)]
+pub struct ActorMetrics {
+    pub episodes: u64,
+    pub actions: std::collections::BTreeMap<String, u64>,
+    pub reward_sum: f64,
+    pub dense_tokens_per_s: f64,
+    pub pruned_tokens_per_s: f64,
+    pub policy_version: u64,
+}
+
+impl ActorMetrics {
+    /// The exposition, with the outbox's state and the hardware profile as a label.
+    pub fn render(&self, hardware: &str, outbox: client::OutboxStats) -> String {
+        use casrap_common::metrics::Exposition;
+        let hw = || vec![("hardware", hardware.to_string())];
+        let actions: Vec<(Vec<(&str, String)>, f64)> =
+            self.actions.iter().map(|(a, n)| (vec![("action", a.clone()), ("hardware", hardware.to_string())], *n as f64)).collect();
+        Exposition::new()
+            .labeled("casrap_actor_episodes_total", "Episodes sent to the learner.", "counter", &[(hw(), self.episodes as f64)])
+            .labeled("casrap_actor_actions_total", "Episodes per action chosen.", "counter", &actions)
+            .labeled("casrap_actor_reward_sum", "Sum of the rewards of the episodes sent (mean = sum / episodes).", "counter", &[(hw(), self.reward_sum)])
+            .labeled("casrap_actor_dense_tokens_per_second", "Dense decode tokens/s in the last episode.", "gauge", &[(hw(), self.dense_tokens_per_s)])
+            .labeled("casrap_actor_pruned_tokens_per_second", "Pruned decode tokens/s in the last episode.", "gauge", &[(hw(), self.pruned_tokens_per_s)])
+            .labeled("casrap_actor_policy_version", "Version of the policy acting.", "gauge", &[(hw(), self.policy_version as f64)])
+            .labeled("casrap_actor_unacknowledged", "Transitions waiting for the learner's acknowledgement.", "gauge", &[(hw(), outbox.pending as f64)])
+            .labeled("casrap_actor_reconnects_total", "Registrations after the first.", "counter", &[(hw(), outbox.reconnects as f64)])
+            .finish()
+    }
 }
 
 /// What a run did.
@@ -171,6 +204,19 @@ pub fn run(o: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunSummary> {
     let sender = rt.spawn(client::run_sender(id.clone(), outbox.clone(), reg_tx, stop.clone()));
     let (policy_tx, mut policy_rx) = watch::channel::<Option<Arc<PolicyBytes>>>(None);
     let watcher = rt.spawn(client::run_watcher(id.clone(), policy_tx));
+    let metrics = Arc::new(std::sync::Mutex::new(ActorMetrics::default()));
+    let _metrics_task = match &o.metrics {
+        None => None,
+        Some(addr) => {
+            let l = rt.block_on(tokio::net::TcpListener::bind(addr)).map_err(|e| Error::io(addr, e))?;
+            let bound = l.local_addr().map_err(|e| Error::io(addr, e))?;
+            let (m, ob, label) = (metrics.clone(), outbox.clone(), hardware.label());
+            let render: casrap_common::metrics::Render = Arc::new(move || m.lock().unwrap_or_else(|e| e.into_inner()).render(&label, ob.stats()));
+            println!("metrics on {bound}");
+            tracing::info!(addr = %bound, "metrics at /metrics");
+            Some(rt.spawn(casrap_common::metrics::serve(l, render)))
+        }
+    };
     let resumed_after = rt
         .block_on(reg_rx)
         .map_err(|_| Error::Learner { url: o.learner.clone(), reason: "the connection task ended before registering".into() })??;
@@ -237,6 +283,17 @@ pub fn run(o: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunSummary> {
             }
         }
         rewards += f64::from(t.reward);
+        {
+            let mut m = metrics.lock().unwrap_or_else(|e| e.into_inner());
+            m.episodes += 1;
+            *m.actions.entry(labels[t.action as usize].clone()).or_insert(0) += 1;
+            m.reward_sum += f64::from(t.reward);
+            m.policy_version = policy.as_ref().map_or(0, |p| p.version);
+            if let Some(rec) = t.metrics.as_ref().and_then(|j| serde_json::from_str::<serde_json::Value>(&j.json).ok()) {
+                m.dense_tokens_per_s = rec["dense"]["decode_tokens_per_s"].as_f64().unwrap_or(f64::NAN);
+                m.pruned_tokens_per_s = rec["pruned"]["decode_tokens_per_s"].as_f64().unwrap_or(f64::NAN);
+            }
+        }
         let done = next % a.horizon == 0 || next == o.episodes;
         t.done = done;
         if done {

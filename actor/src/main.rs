@@ -71,6 +71,9 @@ struct RunArgs {
     /// Seconds to wait at the end for the learner to acknowledge everything.
     #[arg(long, default_value_t = 300)]
     drain_timeout: u64,
+    /// Serve Prometheus metrics at http://ADDR/metrics (port 0 picks one, printed on stdout).
+    #[arg(long)]
+    metrics: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -347,6 +350,7 @@ fn run_episodes(args: RunArgs) -> anyhow::Result<()> {
         threads: args.threads.unwrap_or(config.actors.threads),
         device,
         drain_timeout: std::time::Duration::from_secs(args.drain_timeout),
+        metrics: args.metrics,
         config,
     };
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -128,11 +128,13 @@ pub struct LearnerConfig {
     pub replay_capacity: u64,
     /// Most transitions one batch may carry.
     pub max_batch: usize,
+    /// Address of the Prometheus endpoint (`GET /metrics`); none when absent.
+    pub metrics: Option<String>,
 }
 
 impl Default for LearnerConfig {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:50051".into(), dir: "runs/learner".into(), replay_capacity: 1_000_000, max_batch: 1024 }
+        Self { listen: "127.0.0.1:50051".into(), dir: "runs/learner".into(), replay_capacity: 1_000_000, max_batch: 1024, metrics: None }
     }
 }
 

@@ -4,6 +4,7 @@ pub mod action;
 pub mod config;
 pub mod error;
 pub mod logging;
+pub mod metrics;
 pub mod prompts;
 pub mod qnet;
 pub mod rl;

@@ -32,6 +32,9 @@ struct ServeArgs {
     /// Override `learner.dir` (replay store and checkpoints).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Override `learner.metrics`: serve Prometheus metrics at http://ADDR/metrics.
+    #[arg(long)]
+    metrics: Option<String>,
 }
 
 #[tokio::main]
@@ -39,10 +42,16 @@ async fn main() -> anyhow::Result<()> {
     casrap_common::init_tracing();
     match Cli::parse().command {
         Command::Serve(args) => {
-            let cfg = casrap_common::config::RunConfig::from_file(&args.config)?;
+            let mut cfg = casrap_common::config::RunConfig::from_file(&args.config)?;
+            if args.metrics.is_some() {
+                cfg.learner.metrics = args.metrics;
+            }
             let listen = args.listen.unwrap_or_else(|| cfg.learner.listen.clone());
             let dir = args.dir.unwrap_or_else(|| PathBuf::from(&cfg.learner.dir));
             let learner = casrap_learner::server::start(&cfg, &listen, &dir, casrap_learner::server::shutdown_signal()).await?;
+            if let Some(m) = learner.metrics_addr {
+                println!("metrics on {m}");
+            }
             println!("listening on {}", learner.addr);
             Ok(learner.wait().await?)
         }

@@ -31,6 +31,9 @@ pub fn contract(cfg: &RunConfig) -> Contract {
 /// A learner that is up: its address, shared state and trainer thread.
 pub struct Learner {
     pub addr: SocketAddr,
+    /// Where `GET /metrics` is served, when `learner.metrics` is set.
+    pub metrics_addr: Option<SocketAddr>,
+    metrics: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     pub shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
     trainer: Option<std::thread::JoinHandle<crate::Result<Trainer>>>,
@@ -99,7 +102,27 @@ pub async fn start(cfg: &RunConfig, listen: &str, dir: &Path, shutdown: impl Fut
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown),
     );
     tracing::info!(%addr, token = token.is_some(), tls = sec.tls.is_some(), "learner listening");
-    Ok(Learner { addr, shared, stop, trainer: Some(trainer), server, signaled: Some(signaled) })
+    let (metrics_addr, metrics) = match &cfg.learner.metrics {
+        None => (None, None),
+        Some(m) => {
+            let bind = |source| Error::Bind { addr: m.clone(), source };
+            let l = TcpListener::bind(m).await.map_err(bind)?;
+            let a = l.local_addr().map_err(bind)?;
+            let s = shared.clone();
+            let last = std::sync::Mutex::new((std::time::Instant::now(), s.replay.total().unwrap_or(0)));
+            let render: casrap_common::metrics::Render = Arc::new(move || {
+                let total = s.replay.total().unwrap_or(0);
+                let mut l = last.lock().unwrap_or_else(|e| e.into_inner());
+                let dt = l.0.elapsed().as_secs_f64();
+                let rate = if dt > 0.0 { total.saturating_sub(l.1) as f64 / dt } else { 0.0 };
+                *l = (std::time::Instant::now(), total);
+                s.metrics(rate)
+            });
+            tracing::info!(addr = %a, "metrics at /metrics");
+            (Some(a), Some(tokio::spawn(casrap_common::metrics::serve(l, render))))
+        }
+    };
+    Ok(Learner { addr, metrics_addr, metrics, shared, stop, trainer: Some(trainer), server, signaled: Some(signaled) })
 }
 
 /// Requires `authorization: Bearer <token>` on every RPC when a token is set; a missing or wrong
@@ -168,6 +191,9 @@ impl Learner {
             }
         };
         self.stop.store(true, Ordering::Relaxed);
+        if let Some(m) = self.metrics.take() {
+            m.abort();
+        }
         if let Some(t) = self.trainer.take() {
             let t = tokio::task::spawn_blocking(move || t.join()).await.map_err(|e| Error::Trainer(e.to_string()))?;
             match t {

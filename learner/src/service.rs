@@ -42,6 +42,8 @@ pub struct Shared {
     policy: watch::Sender<Option<Policy>>,
     actors: Mutex<HashMap<String, v1::ActorInfo>>,
     pub updates: AtomicU64,
+    /// The last update's loss (f64 bits; NaN before the first).
+    pub loss_bits: AtomicU64,
     /// When each recent version was published (for push-latency measurements).
     published_at: Mutex<std::collections::VecDeque<(u64, std::time::Instant)>>,
     /// Rewards of the most recent stored transitions (for progress displays).
@@ -60,6 +62,7 @@ impl Shared {
             policy,
             actors: Mutex::new(HashMap::new()),
             updates: AtomicU64::new(0),
+            loss_bits: AtomicU64::new(f64::NAN.to_bits()),
             published_at: Mutex::new(Default::default()),
             recent: Mutex::new(Default::default()),
         })
@@ -109,6 +112,37 @@ impl Shared {
         let r = self.recent.lock().unwrap_or_else(|e| e.into_inner());
         let n = r.len();
         (if n == 0 { 0.0 } else { r.iter().map(|&x| f64::from(x)).sum::<f64>() / n as f64 }, n)
+    }
+
+    /// Registered actors per hardware profile label (as the actors' own records name them).
+    pub fn actors_by_hardware(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut out = std::collections::BTreeMap::new();
+        for a in self.actors.lock().unwrap_or_else(|e| e.into_inner()).values() {
+            let label = match &a.hardware {
+                Some(h) if h.device_kind == "cuda" => format!("cuda {}", h.device_name),
+                Some(h) => format!("cpu {} ({} cores)", h.cpu_model, h.cpu_cores),
+                None => "unknown".into(),
+            };
+            *out.entry(label).or_insert(0) += 1;
+        }
+        out
+    }
+
+    /// The Prometheus exposition of the learner's counters.
+    pub fn metrics(&self, ingest_per_s: f64) -> String {
+        use casrap_common::metrics::Exposition;
+        let (reward, n) = self.recent_reward();
+        let hw: Vec<(Vec<(&str, String)>, f64)> = self.actors_by_hardware().into_iter().map(|(h, c)| (vec![("hardware", h)], c as f64)).collect();
+        Exposition::new()
+            .counter("casrap_learner_transitions_stored_total", "Transitions stored durably (resends not counted).", self.replay.total().unwrap_or(0) as f64)
+            .gauge("casrap_learner_ingest_per_second", "Transitions stored per second since the previous scrape.", ingest_per_s)
+            .gauge("casrap_learner_replay_size", "Transitions kept in the replay store.", self.replay.len().unwrap_or(0) as f64)
+            .counter("casrap_learner_updates_total", "Double-DQN updates.", self.updates.load(Ordering::Relaxed) as f64)
+            .gauge("casrap_learner_loss", "Loss of the last update (Huber).", f64::from_bits(self.loss_bits.load(Ordering::Relaxed)))
+            .gauge("casrap_learner_policy_version", "Newest published policy version.", self.policy_version() as f64)
+            .gauge("casrap_learner_recent_mean_reward", "Mean reward of the last (up to) 100 stored transitions.", if n > 0 { reward } else { f64::NAN })
+            .labeled("casrap_learner_actors", "Registered actors by hardware profile.", "gauge", &hw)
+            .finish()
     }
 
     fn registered(&self, actor: &str) -> bool {

@@ -364,6 +364,7 @@ pub fn run(mut trainer: Trainer, shared: Arc<Shared>, checkpoints: Option<PathBu
             break;
         }
         shared.updates.store(trainer.updates, Ordering::Relaxed);
+        shared.loss_bits.store(loss.to_bits(), Ordering::Relaxed);
         if let Some(l) = &mut log {
             l.loss_sum += loss;
             l.losses += 1;
