@@ -37,6 +37,12 @@ enum Command {
     /// Perplexity on a text (plain or WikiText raw) and zero-shot multiple-choice accuracy
     /// (JSONL of {question, choices, answer}) for the dense model, fixed actions and a policy.
     Eval(EvalCli),
+    /// Render deployment material from a run config: `k8s` writes Kubernetes manifests (ConfigMap,
+    /// Secret, learner StatefulSet + Service, actor Indexed Jobs).
+    Render {
+        #[command(subcommand)]
+        what: RenderWhat,
+    },
     /// Regenerate a run's (or a sweep's) summary.json, report.txt and plots from its records alone.
     Report {
         /// A run folder (`runs/train-N`).
@@ -133,6 +139,32 @@ struct EvalCli {
     json: Option<PathBuf>,
 }
 
+#[derive(Subcommand)]
+enum RenderWhat {
+    /// Kubernetes manifests for the run, as one multi-document YAML file.
+    K8s {
+        /// Run config (deploy/*.yaml).
+        config: PathBuf,
+        /// Output file.
+        #[arg(long, default_value = "casrap-k8s.yaml")]
+        out: PathBuf,
+        /// Container image with casrap-learner and casrap-actor.
+        #[arg(long, default_value = "casrap:latest")]
+        image: String,
+        #[arg(long, default_value = "default")]
+        namespace: String,
+        /// File with the bearer token for the Secret (default: the config's security.token_file;
+        /// else a random one is generated).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// Size of the learner's persistent volume.
+        #[arg(long, default_value = "10Gi")]
+        storage: String,
+        #[arg(long)]
+        storage_class: Option<String>,
+    },
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     casrap_common::init_tracing();
@@ -223,6 +255,26 @@ async fn main() -> anyhow::Result<()> {
             if let Some(path) = a.json {
                 std::fs::write(&path, serde_json::to_string_pretty(&rows)? + "\n").map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
             }
+            Ok(())
+        }
+        Command::Render { what: RenderWhat::K8s { config, out, image, namespace, token_file, storage, storage_class } } => {
+            let cfg = casrap_common::config::RunConfig::from_file(&config)?;
+            let token = match token_file.map(|p| p.display().to_string()).or_else(|| cfg.security.token_file.clone()) {
+                Some(path) if std::path::Path::new(&path).is_file() => {
+                    casrap_common::config::SecurityConfig { token_file: Some(path), ..Default::default() }.token()?.unwrap_or_default()
+                }
+                _ => {
+                    use rand::Rng;
+                    let mut rng = rand::thread_rng();
+                    let t: String = (0..32).map(|_| format!("{:x}", rng.gen_range(0..16u8))).collect();
+                    eprintln!("no token file: generated a random token into the Secret; keep {} private", out.display());
+                    t
+                }
+            };
+            let opts = casrap_deploy::k8s::K8sOptions { image, namespace, token, storage, storage_class };
+            let text = casrap_deploy::k8s::render(&cfg, &opts)?;
+            std::fs::write(&out, text).map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
+            println!("wrote {}", out.display());
             Ok(())
         }
         Command::Report { run } if run.join("sweep.json").is_file() => {
