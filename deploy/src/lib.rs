@@ -8,6 +8,7 @@ pub mod procs;
 pub mod records;
 pub mod report;
 pub mod run;
+pub mod slurm;
 pub mod sweep;
 pub mod testrun;
 

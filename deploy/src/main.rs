@@ -29,6 +29,9 @@ enum Command {
         /// Folder the sweep folder is made in.
         #[arg(long, default_value = "runs")]
         out: PathBuf,
+        /// Where each point runs: this machine, or SLURM.
+        #[arg(long, value_enum, default_value = "local")]
+        backend: casrap_deploy::run::Backend,
     },
     /// Test a checkpoint's greedy policy on held-out prompts against always-none, every fixed
     /// action, uniform random and the oracle, all on the same measurements; outputs go to a new
@@ -72,9 +75,12 @@ struct RunArgs {
     /// Seed of prompt order, exploration and the trainer (overrides `actors.seed` and `trainer.seed`).
     #[arg(long)]
     seed: Option<u64>,
-    /// Folder the run folder is made in.
+    /// Folder the run folder is made in (on a filesystem the nodes share, for SLURM).
     #[arg(long, default_value = "runs")]
     out: PathBuf,
+    /// Where the processes run: this machine, or SLURM (sbatch; SLURM_CONF as usual).
+    #[arg(long, value_enum, default_value = "local")]
+    backend: casrap_deploy::run::Backend,
 }
 
 #[derive(clap::Args)]
@@ -179,7 +185,7 @@ async fn main() -> anyhow::Result<()> {
                 }
             });
             let overrides = casrap_deploy::run::Overrides { episodes: args.episodes, actors: args.actors, threads: args.threads, seed: args.seed };
-            let o = casrap_deploy::run::run(&args.config, &overrides, &args.out, stop).await?;
+            let o = casrap_deploy::run::run(&args.config, &overrides, &args.out, stop, args.backend).await?;
             println!(
                 "{} episodes of {} in {:.1} s; final policy version {}",
                 o.episodes, o.expected, o.seconds, o.policy_version
@@ -199,7 +205,7 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Sweep { file, out } => {
+        Command::Sweep { file, out, backend } => {
             let stop = Arc::new(AtomicUsize::new(0));
             let count = stop.clone();
             tokio::spawn(async move {
@@ -208,7 +214,7 @@ async fn main() -> anyhow::Result<()> {
                     count.fetch_add(1, Ordering::Relaxed);
                 }
             });
-            let o = casrap_deploy::sweep::run(&file, &out, stop).await?;
+            let o = casrap_deploy::sweep::run(&file, &out, stop, backend).await?;
             if let Some(t) = &o.text {
                 print!("{t}");
             }

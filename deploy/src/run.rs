@@ -19,6 +19,16 @@ use crate::error::{Error, Result};
 use crate::procs::{self, ActorSpec, Proc};
 use crate::records;
 
+/// Where a run's processes go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Backend {
+    /// Processes on this machine.
+    #[default]
+    Local,
+    /// sbatch: the learner as a job, the actors as a job array (see `slurm.rs`).
+    Slurm,
+}
+
 /// Command-line overrides of the run config.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
@@ -161,13 +171,16 @@ pub const STOP_GRACE: Duration = Duration::from_secs(60);
 /// Runs `config` to completion, printing progress to stdout. `signals` counts stop requests: at
 /// the first the actors are asked to stop (and killed after [`STOP_GRACE`]), at the second every
 /// process of the run is killed at once.
-pub async fn run(config: &Path, o: &Overrides, runs: &Path, signals: Arc<AtomicUsize>) -> Result<Outcome> {
+pub async fn run(config: &Path, o: &Overrides, runs: &Path, signals: Arc<AtomicUsize>, backend: Backend) -> Result<Outcome> {
     let cfg = RunConfig::from_file(config)?;
     procs::locate("casrap-actor")?;
     procs::locate("casrap-learner")?;
     let dir = new_run_dir(runs, "train")?;
     let cfg = resolve(cfg, o, &dir, config)?;
-    run_at(cfg, config, dir, signals, None).await
+    match backend {
+        Backend::Local => run_at(cfg, config, dir, signals, None).await,
+        Backend::Slurm => crate::slurm::run(cfg, config, dir, signals).await,
+    }
 }
 
 /// Runs the resolved `cfg` in the existing folder `dir` (see [`run`]); `label` prefixes progress

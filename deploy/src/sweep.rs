@@ -263,8 +263,8 @@ pub struct SweepOutcome {
     pub text: Option<String>,
 }
 
-/// Runs every point of the sweep file `path` locally, `parallel` at a time.
-pub async fn run(path: &Path, runs: &Path, signals: Arc<AtomicUsize>) -> Result<SweepOutcome> {
+/// Runs every point of the sweep file `path`, `parallel` at a time (locally, or as SLURM jobs).
+pub async fn run(path: &Path, runs: &Path, signals: Arc<AtomicUsize>, backend: crate::run::Backend) -> Result<SweepOutcome> {
     let (sweep, points) = SweepFile::load(path)?;
     crate::procs::locate("casrap-actor")?;
     crate::procs::locate("casrap-learner")?;
@@ -290,7 +290,10 @@ pub async fn run(path: &Path, runs: &Path, signals: Arc<AtomicUsize>) -> Result<
             if signals.load(std::sync::atomic::Ordering::Relaxed) > 0 {
                 return (label, Err(Error::process("sweep", "not started: the sweep was stopped")));
             }
-            let out = crate::run::run_at(cfg, &source, point_dir, signals, Some(label.clone())).await;
+            let out = match backend {
+                crate::run::Backend::Local => crate::run::run_at(cfg, &source, point_dir, signals, Some(label.clone())).await,
+                crate::run::Backend::Slurm => crate::slurm::run(cfg, &source, point_dir, signals).await,
+            };
             (label, out)
         });
     }

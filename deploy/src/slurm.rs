@@ -1,0 +1,207 @@
+//! The SLURM backend of `casrap run --backend slurm`: the learner as one batch job, the actors as a
+//! job array (GPU actors request `--gres=gpu:1`), on a filesystem shared by the nodes.
+//!
+//! No host is written into anything: the learner's job listens on all interfaces on a free port
+//! and writes `http://<its host>:<port>` to `learner.url` in the run folder; each actor task waits
+//! for that file. Because the learner then listens beyond loopback, a bearer token is required:
+//! when the run config names none, one is generated into the run folder (mode 600).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use casrap_common::config::RunConfig;
+
+use crate::error::{Error, Result};
+use crate::procs;
+use crate::records;
+use crate::run::Outcome;
+
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+fn p(path: &Path) -> String {
+    sh_quote(&path.display().to_string())
+}
+
+/// The learner's batch script.
+pub fn learner_script(name: &str, learner_bin: &Path, dir: &Path) -> String {
+    let cfg = dir.join("config.yaml");
+    format!(
+        r#"#!/bin/bash
+#SBATCH --job-name=casrap-{name}-learner
+#SBATCH --output={log}
+#SBATCH --ntasks=1
+#SBATCH --cpus-per-task=1
+# The learner of run {name}: listens on a free port of this node and publishes its URL in
+# learner.url for the actors; SIGTERM (scancel --full) stops it cleanly (final checkpoint).
+set -u
+rm -f {url}
+{bin} serve --config {cfg} --listen 0.0.0.0:0 --dir {ldir} > {out} &
+pid=$!
+trap 'kill -TERM $pid 2>/dev/null; wait $pid; exit $?' TERM INT
+until grep -q '^listening on ' {out} 2>/dev/null; do
+  kill -0 $pid 2>/dev/null || {{ echo "learner exited before listening" >&2; wait $pid; exit 1; }}
+  sleep 0.2
+done
+port=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' {out} | head -1)
+echo "http://$(hostname -f 2>/dev/null || hostname):$port" > {url}.tmp && mv {url}.tmp {url}
+wait $pid
+"#,
+        log = dir.join("logs/learner.log").display(),
+        bin = p(learner_bin),
+        cfg = p(&cfg),
+        ldir = p(&dir.join("learner")),
+        out = p(&dir.join("learner.out")),
+        url = p(&dir.join("learner.url")),
+    )
+}
+
+/// The actors' job array script (one task per actor).
+pub fn actors_script(name: &str, actor_bin: &Path, dir: &Path, cfg: &RunConfig, threads: usize) -> String {
+    let a = &cfg.actors;
+    let devices: Vec<String> = (0..a.count).map(|k| a.device_of(k).to_string()).collect();
+    let episodes: Vec<String> = (0..a.count).map(|k| a.episodes_of(k).to_string()).collect();
+    let gpu = devices.iter().any(|d| d != "cpu");
+    // Under SLURM a GPU task sees its one GPU as cuda:0.
+    let slurm_devices: Vec<&str> = devices.iter().map(|d| if d == "cpu" { "cpu" } else { "cuda:0" }).collect();
+    format!(
+        r#"#!/bin/bash
+#SBATCH --job-name=casrap-{name}-actors
+#SBATCH --output={logs}/actor-%a.log
+#SBATCH --array=0-{last}
+#SBATCH --ntasks=1
+#SBATCH --cpus-per-task={threads}
+{gres}# Actor $SLURM_ARRAY_TASK_ID of run {name}: waits for the learner's URL, then runs its episodes.
+set -u
+devices=({devices})
+episodes=({episodes})
+k=$SLURM_ARRAY_TASK_ID
+for _ in $(seq 600); do [ -s {url} ] && break; sleep 0.5; done
+[ -s {url} ] || {{ echo "no learner URL in {url} after 300 s" >&2; exit 1; }}
+exec {bin} run --learner "$(cat {url})" --config {cfg} --actor-id "actor-$k" \
+  --episodes "${{episodes[$k]}}" --device "${{devices[$k]}}" --threads {threads}
+"#,
+        logs = dir.join("logs").display(),
+        last = a.count.saturating_sub(1),
+        gres = if gpu { "#SBATCH --gres=gpu:1\n" } else { "" },
+        devices = slurm_devices.join(" "),
+        episodes = episodes.join(" "),
+        url = p(&dir.join("learner.url")),
+        bin = p(actor_bin),
+        cfg = p(&dir.join("config.yaml")),
+    )
+}
+
+fn run_cmd(cmd: &mut Command, what: &str) -> Result<String> {
+    let out = cmd.output().map_err(|e| Error::process(what, format!("cannot run {:?}: {e} (is SLURM installed? SLURM_CONF set?)", cmd.get_program())))?;
+    if !out.status.success() {
+        return Err(Error::process(what, format!("{}: {}", out.status, String::from_utf8_lossy(&out.stderr).trim())));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn in_queue(job: &str) -> Result<bool> {
+    Ok(!run_cmd(Command::new("squeue").args(["-h", "-j", job, "-o", "%i"]), "squeue")?.is_empty())
+}
+
+/// Submits the run in `dir` (its config already resolved) and waits for it; then exports the
+/// records and writes the report as a local run does.
+pub async fn run(mut cfg: RunConfig, source: &Path, dir: PathBuf, signals: Arc<AtomicUsize>) -> Result<Outcome> {
+    let started = Instant::now();
+    // Absolute paths in the scripts: jobs may start in another working directory.
+    let dir = dir.canonicalize().map_err(|e| Error::io(&dir, e))?;
+    cfg.learner.dir = dir.join("learner").display().to_string();
+    let actor_bin = procs::locate("casrap-actor")?;
+    let learner_bin = procs::locate("casrap-learner")?;
+    std::fs::create_dir_all(dir.join("logs")).map_err(|e| Error::io(dir.join("logs"), e))?;
+    if cfg.security.token()?.is_none() {
+        let token_path = dir.join("token");
+        let token: String = {
+            use rand::Rng;
+            let mut rng = rand::thread_rng();
+            (0..32).map(|_| format!("{:x}", rng.gen_range(0..16u8))).collect()
+        };
+        std::fs::write(&token_path, format!("{token}\n")).map_err(|e| Error::io(&token_path, e))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&token_path, std::fs::Permissions::from_mode(0o600)).map_err(|e| Error::io(&token_path, e))?;
+        }
+        cfg.security.token_file = Some(token_path.display().to_string());
+    }
+    let cfg_path = dir.join("config.yaml");
+    std::fs::write(&cfg_path, format!("# resolved from {} (SLURM backend)\n{}", source.display(), cfg.to_yaml()?)).map_err(|e| Error::io(&cfg_path, e))?;
+    let name = cfg.name.clone();
+    let threads = if cfg.actors.threads > 0 { cfg.actors.threads } else { 1 };
+    let ls = dir.join("learner.sbatch");
+    let as_ = dir.join("actors.sbatch");
+    std::fs::write(&ls, learner_script(&name, &learner_bin, &dir)).map_err(|e| Error::io(&ls, e))?;
+    std::fs::write(&as_, actors_script(&name, &actor_bin, &dir, &cfg, threads)).map_err(|e| Error::io(&as_, e))?;
+    let learner_job = run_cmd(Command::new("sbatch").arg("--parsable").arg(&ls), "sbatch (learner)")?;
+    let actors_job = match run_cmd(Command::new("sbatch").arg("--parsable").arg(&as_), "sbatch (actors)") {
+        Ok(j) => j,
+        Err(e) => {
+            let _ = Command::new("scancel").arg(&learner_job).status();
+            return Err(e);
+        }
+    };
+    let learner_job = learner_job.split(';').next().unwrap_or_default().to_string();
+    let actors_job = actors_job.split(';').next().unwrap_or_default().to_string();
+    println!("submitted: learner job {learner_job}, actors job array {actors_job} ({} tasks); logs in {}", cfg.actors.count, dir.join("logs").display());
+
+    let mut failures = Vec::new();
+    let mut interrupted = false;
+    let mut last = Instant::now();
+    while in_queue(&actors_job)? {
+        if signals.load(Ordering::Relaxed) > 0 && !interrupted {
+            interrupted = true;
+            println!("stopping: cancelling the actors, then the learner");
+            let _ = Command::new("scancel").args(["--signal=TERM", "--full", &actors_job]).status();
+        }
+        if !in_queue(&learner_job)? {
+            failures.push(format!("the learner job {learner_job} ended before the actors; see {}", dir.join("logs/learner.log").display()));
+            let _ = Command::new("scancel").arg(&actors_job).status();
+            break;
+        }
+        if last.elapsed() >= Duration::from_secs(5) {
+            println!("[{:6.1} s] actors job {actors_job} running", started.elapsed().as_secs_f64());
+            last = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Stop the learner: SIGTERM to the batch script, which forwards it (final checkpoint).
+    let _ = Command::new("scancel").args(["--signal=TERM", "--full", &learner_job]).status();
+    let t = Instant::now();
+    while in_queue(&learner_job)? {
+        if t.elapsed() > Duration::from_secs(60) {
+            let _ = Command::new("scancel").arg(&learner_job).status();
+            failures.push(format!("the learner job {learner_job} did not stop within 60 s of SIGTERM; cancelled"));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // The store may still be held for a moment by the exiting learner (Replay::open retries).
+    let episodes = records::from_store(&dir.join("learner"), cfg.learner.replay_capacity)?;
+    records::write_jsonl(&dir.join("episodes.jsonl"), &episodes)?;
+    let want = (0..cfg.actors.count).map(|k| (format!("actor-{k}"), cfg.actors.episodes_of(k))).collect();
+    if !interrupted && failures.is_empty() {
+        if let Err(reason) = records::check_complete(&episodes, &want) {
+            failures.push(format!("records incomplete: {reason} (see the actor logs in {})", dir.join("logs").display()));
+        }
+    }
+    let report = if episodes.is_empty() { None } else { crate::report::write(&dir).ok().map(|w| w.text) };
+    Ok(Outcome {
+        dir,
+        episodes: episodes.len(),
+        expected: cfg.actors.episodes,
+        failures,
+        interrupted,
+        policy_version: episodes.iter().map(|e| e.policy_version).max().unwrap_or(0),
+        seconds: started.elapsed().as_secs_f64(),
+        report,
+    })
+}
