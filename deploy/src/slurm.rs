@@ -1,5 +1,6 @@
-//! The SLURM backend of `casrap run --backend slurm`: the learner as one batch job, the actors as a
-//! job array (GPU actors request `--gres=gpu:1`), on a filesystem shared by the nodes.
+//! The SLURM backend of `casrap run --backend slurm`: the learner as one batch job, the actors as
+//! job arrays, one per device kind (GPU tasks request `--gres=gpu:1`), on a filesystem shared by
+//! the nodes.
 //!
 //! No host is written into anything: the learner's job listens on all interfaces on a free port
 //! and writes `http://<its host>:<port>` to `learner.url` in the run folder; each actor task waits
@@ -60,40 +61,55 @@ wait $pid
     )
 }
 
-/// The actors' job array script (one task per actor).
-pub fn actors_script(name: &str, actor_bin: &Path, dir: &Path, cfg: &RunConfig, threads: usize) -> String {
+/// The actors' job array scripts, one per device kind (`cuda` arrays request a GPU per task,
+/// `cpu` arrays none), each task one actor with its run-wide id.
+pub fn actors_scripts(name: &str, actor_bin: &Path, dir: &Path, cfg: &RunConfig, threads: usize) -> Vec<(String, String)> {
     let a = &cfg.actors;
-    let devices: Vec<String> = (0..a.count).map(|k| a.device_of(k).to_string()).collect();
-    let episodes: Vec<String> = (0..a.count).map(|k| a.episodes_of(k).to_string()).collect();
-    let gpu = devices.iter().any(|d| d != "cpu");
-    // Under SLURM a GPU task sees its one GPU as cuda:0.
-    let slurm_devices: Vec<&str> = devices.iter().map(|d| if d == "cpu" { "cpu" } else { "cuda:0" }).collect();
-    format!(
-        r#"#!/bin/bash
-#SBATCH --job-name=casrap-{name}-actors
-#SBATCH --output={logs}/actor-%a.log
+    let mut kinds: Vec<(String, Vec<usize>)> = Vec::new();
+    for k in 0..a.count {
+        let kind = if a.device_of(k) == "cpu" { "cpu" } else { "cuda" };
+        match kinds.iter_mut().find(|(n, _)| n == kind) {
+            Some((_, v)) => v.push(k),
+            None => kinds.push((kind.to_string(), vec![k])),
+        }
+    }
+    kinds
+        .into_iter()
+        .map(|(kind, members)| {
+            let gpu = kind == "cuda";
+            let ids: Vec<String> = members.iter().map(|k| k.to_string()).collect();
+            let episodes: Vec<String> = members.iter().map(|&k| a.episodes_of(k).to_string()).collect();
+            // Under SLURM a GPU task sees its one GPU as cuda:0.
+            let device = if gpu { "cuda:0" } else { "cpu" };
+            let script = format!(
+                r#"#!/bin/bash
+#SBATCH --job-name=casrap-{name}-actors-{kind}
+#SBATCH --output={logs}/actor-{kind}-%a.log
 #SBATCH --array=0-{last}
 #SBATCH --ntasks=1
 #SBATCH --cpus-per-task={threads}
-{gres}# Actor $SLURM_ARRAY_TASK_ID of run {name}: waits for the learner's URL, then runs its episodes.
+{gres}# The {kind} actors of run {name}, one per task: wait for the learner's URL, then run the episodes.
 set -u
-devices=({devices})
+ids=({ids})
 episodes=({episodes})
-k=$SLURM_ARRAY_TASK_ID
+i=$SLURM_ARRAY_TASK_ID
 for _ in $(seq 600); do [ -s {url} ] && break; sleep 0.5; done
 [ -s {url} ] || {{ echo "no learner URL in {url} after 300 s" >&2; exit 1; }}
-exec {bin} run --learner "$(cat {url})" --config {cfg} --actor-id "actor-$k" \
-  --episodes "${{episodes[$k]}}" --device "${{devices[$k]}}" --threads {threads}
+exec {bin} run --learner "$(cat {url})" --config {cfg} --actor-id "actor-${{ids[$i]}}" \
+  --episodes "${{episodes[$i]}}" --device {device} --threads {threads}
 "#,
-        logs = dir.join("logs").display(),
-        last = a.count.saturating_sub(1),
-        gres = if gpu { "#SBATCH --gres=gpu:1\n" } else { "" },
-        devices = slurm_devices.join(" "),
-        episodes = episodes.join(" "),
-        url = p(&dir.join("learner.url")),
-        bin = p(actor_bin),
-        cfg = p(&dir.join("config.yaml")),
-    )
+                logs = dir.join("logs").display(),
+                last = members.len().saturating_sub(1),
+                gres = if gpu { "#SBATCH --gres=gpu:1\n" } else { "" },
+                ids = ids.join(" "),
+                episodes = episodes.join(" "),
+                url = p(&dir.join("learner.url")),
+                bin = p(actor_bin),
+                cfg = p(&dir.join("config.yaml")),
+            );
+            (kind, script)
+        })
+        .collect()
 }
 
 fn run_cmd(cmd: &mut Command, what: &str) -> Result<String> {
@@ -138,37 +154,55 @@ pub async fn run(mut cfg: RunConfig, source: &Path, dir: PathBuf, signals: Arc<A
     let name = cfg.name.clone();
     let threads = if cfg.actors.threads > 0 { cfg.actors.threads } else { 1 };
     let ls = dir.join("learner.sbatch");
-    let as_ = dir.join("actors.sbatch");
     std::fs::write(&ls, learner_script(&name, &learner_bin, &dir)).map_err(|e| Error::io(&ls, e))?;
-    std::fs::write(&as_, actors_script(&name, &actor_bin, &dir, &cfg, threads)).map_err(|e| Error::io(&as_, e))?;
-    let learner_job = run_cmd(Command::new("sbatch").arg("--parsable").arg(&ls), "sbatch (learner)")?;
-    let actors_job = match run_cmd(Command::new("sbatch").arg("--parsable").arg(&as_), "sbatch (actors)") {
-        Ok(j) => j,
-        Err(e) => {
-            let _ = Command::new("scancel").arg(&learner_job).status();
-            return Err(e);
+    let job_id = |out: String| out.split(';').next().unwrap_or_default().to_string();
+    let learner_job = job_id(run_cmd(Command::new("sbatch").arg("--parsable").arg(&ls), "sbatch (learner)")?);
+    let mut actor_jobs = Vec::new();
+    for (kind, script) in actors_scripts(&name, &actor_bin, &dir, &cfg, threads) {
+        let path = dir.join(format!("actors-{kind}.sbatch"));
+        let submitted = std::fs::write(&path, script)
+            .map_err(|e| Error::io(&path, e))
+            .and_then(|()| run_cmd(Command::new("sbatch").arg("--parsable").arg(&path), "sbatch (actors)"));
+        match submitted {
+            Ok(j) => actor_jobs.push(job_id(j)),
+            Err(e) => {
+                let _ = Command::new("scancel").arg(&learner_job).args(&actor_jobs).status();
+                return Err(e);
+            }
         }
-    };
-    let learner_job = learner_job.split(';').next().unwrap_or_default().to_string();
-    let actors_job = actors_job.split(';').next().unwrap_or_default().to_string();
-    println!("submitted: learner job {learner_job}, actors job array {actors_job} ({} tasks); logs in {}", cfg.actors.count, dir.join("logs").display());
+    }
+    println!(
+        "submitted: learner job {learner_job}, actor job arrays {} ({} tasks); logs in {}",
+        actor_jobs.join(", "),
+        cfg.actors.count,
+        dir.join("logs").display()
+    );
 
     let mut failures = Vec::new();
     let mut interrupted = false;
     let mut last = Instant::now();
-    while in_queue(&actors_job)? {
+    loop {
+        let mut running = Vec::new();
+        for j in &actor_jobs {
+            if in_queue(j)? {
+                running.push(j.clone());
+            }
+        }
+        if running.is_empty() {
+            break;
+        }
         if signals.load(Ordering::Relaxed) > 0 && !interrupted {
             interrupted = true;
             println!("stopping: cancelling the actors, then the learner");
-            let _ = Command::new("scancel").args(["--signal=TERM", "--full", &actors_job]).status();
+            let _ = Command::new("scancel").args(["--signal=TERM", "--full"]).args(&running).status();
         }
         if !in_queue(&learner_job)? {
             failures.push(format!("the learner job {learner_job} ended before the actors; see {}", dir.join("logs/learner.log").display()));
-            let _ = Command::new("scancel").arg(&actors_job).status();
+            let _ = Command::new("scancel").args(&running).status();
             break;
         }
         if last.elapsed() >= Duration::from_secs(5) {
-            println!("[{:6.1} s] actors job {actors_job} running", started.elapsed().as_secs_f64());
+            println!("[{:6.1} s] actor jobs {} running", started.elapsed().as_secs_f64(), running.join(", "));
             last = Instant::now();
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
