@@ -113,6 +113,19 @@ struct Policy {
     net: QNet,
 }
 
+/// Sets the kernel and torch thread counts (`threads` > 0) and returns the CUDA device index of
+/// `device` (`None` for the CPU), as every command that runs the model needs.
+pub fn prepare(threads: usize, device: &str) -> Result<Option<u32>> {
+    if threads > 0 {
+        crate::engine::gemv::set_threads(threads);
+        tch::set_num_threads(threads as i32);
+    }
+    Ok(match crate::engine::parse_device(device)? {
+        tch::Device::Cuda(i) => Some(i as u32),
+        _ => None,
+    })
+}
+
 /// The train/test split of a run's prompts is fixed (seed 0), whatever the run's own seed, so
 /// training and test mode never share a prompt.
 pub const SPLIT_SEED: u64 = 0;
@@ -151,14 +164,7 @@ pub fn run(o: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunSummary> {
     let a = &cfg.actors;
     let actions = cfg.checked_actions();
     let labels = cfg.action_labels();
-    if o.threads > 0 {
-        crate::engine::gemv::set_threads(o.threads);
-        tch::set_num_threads(o.threads as i32);
-    }
-    let cuda = match crate::engine::parse_device(&o.device)? {
-        tch::Device::Cuda(i) => Some(i as u32),
-        _ => None,
-    };
+    let cuda = prepare(o.threads, &o.device)?;
 
     // Prompts: the train split, in this actor's order.
     let (mut setup, split) = open_setup(cfg, &o.device)?;

@@ -65,14 +65,7 @@ pub fn run(o: &TestOptions, mut progress: impl FnMut(usize, usize, &PromptResult
     if o.policy.dims().first() != Some(&state::FEATURES.len()) || o.policy.actions() != actions.len() {
         return Err(Error::arg("checkpoint", format!("the policy's widths {:?} do not fit {} features and {} actions", o.policy.dims(), state::FEATURES.len(), actions.len())));
     }
-    if o.threads > 0 {
-        crate::engine::gemv::set_threads(o.threads);
-        tch::set_num_threads(o.threads as i32);
-    }
-    let cuda = match crate::engine::parse_device(&o.device)? {
-        tch::Device::Cuda(i) => Some(i as u32),
-        _ => None,
-    };
+    let cuda = crate::episodes::prepare(o.threads, &o.device)?;
     let (mut setup, split) = open_setup(cfg, &o.device)?;
     let n = o.prompts.clamp(1, split.test.len());
     let chosen: Vec<_> = (0..n).map(|i| &split.test[i * split.test.len() / n]).collect();

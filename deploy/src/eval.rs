@@ -56,10 +56,7 @@ pub fn run(a: &EvalArgs) -> Result<Vec<EvalRow>> {
         Some(p) => Some(crate::testrun::load_policy(p, &cfg)?),
         None => None,
     };
-    if a.threads > 0 {
-        casrap_actor::engine::gemv::set_threads(a.threads);
-        tch::set_num_threads(a.threads as i32);
-    }
+    let cuda = casrap_actor::episodes::prepare(a.threads, &a.device).map_err(actor_err)?;
     let (mut setup, _) = casrap_actor::episodes::open_setup(&cfg, &a.device).map_err(actor_err)?;
     let tokens = match &a.text {
         None => None,
@@ -79,10 +76,6 @@ pub fn run(a: &EvalArgs) -> Result<Vec<EvalRow>> {
     let items = match &a.mc {
         Some(p) => Some(evaluate::read_mc(p).map_err(actor_err)?),
         None => None,
-    };
-    let cuda = match casrap_actor::engine::parse_device(&a.device).map_err(actor_err)? {
-        tch::Device::Cuda(i) => Some(i as u32),
-        _ => None,
     };
     let mut telemetry = Telemetry::open(cuda);
     let mut subjects: Vec<Subject<'_>> = vec![Subject::Dense];

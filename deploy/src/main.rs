@@ -171,19 +171,25 @@ enum RenderWhat {
     },
 }
 
+/// Counts SIGINT/SIGTERM from now on (a run stops at the first and kills at the second).
+fn signal_counter() -> Arc<AtomicUsize> {
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    tokio::spawn(async move {
+        loop {
+            casrap_common::signals::shutdown().await;
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    count
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     casrap_common::init_tracing();
     match Cli::parse().command {
         Command::Run(args) => {
-            let stop = Arc::new(AtomicUsize::new(0));
-            let count = stop.clone();
-            tokio::spawn(async move {
-                loop {
-                    casrap_common::signals::shutdown().await;
-                    count.fetch_add(1, Ordering::Relaxed);
-                }
-            });
+            let stop = signal_counter();
             let overrides = casrap_deploy::run::Overrides { episodes: args.episodes, actors: args.actors, threads: args.threads, seed: args.seed };
             let o = casrap_deploy::run::run(&args.config, &overrides, &args.out, stop, args.backend).await?;
             println!(
@@ -206,14 +212,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Sweep { file, out, backend } => {
-            let stop = Arc::new(AtomicUsize::new(0));
-            let count = stop.clone();
-            tokio::spawn(async move {
-                loop {
-                    casrap_common::signals::shutdown().await;
-                    count.fetch_add(1, Ordering::Relaxed);
-                }
-            });
+            let stop = signal_counter();
             let o = casrap_deploy::sweep::run(&file, &out, stop, backend).await?;
             if let Some(t) = &o.text {
                 print!("{t}");
