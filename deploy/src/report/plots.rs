@@ -43,6 +43,22 @@ fn plot_err(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Records { path: path.into(), reason: format!("drawing: {e}") }
 }
 
+/// The legend box every chart uses.
+fn draw_legend<'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, BitMapBackend<'a>, CT>,
+    position: SeriesLabelPosition,
+    path: &Path,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .label_font((FONT, 16))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .draw()
+        .map_err(|e| plot_err(path, e))
+}
+
 /// How a series is drawn.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Mark {
@@ -123,14 +139,7 @@ pub fn xy_at(path: &Path, title: &str, x_label: &str, y_label: &str, series: &[S
         };
         drawn.label(s.name.clone()).legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 18, y + 6)], c.filled()));
     }
-    chart
-        .configure_series_labels()
-        .position(legend)
-        .label_font((FONT, 16))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.4))
-        .draw()
-        .map_err(|e| plot_err(path, e))?;
+    draw_legend(&mut chart, legend, path)?;
     root.present().map_err(|e| plot_err(path, e))
 }
 
@@ -179,14 +188,7 @@ pub fn bars(path: &Path, title: &str, y_label: &str, categories: &[String], grou
             .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 18, y + 6)], c.filled()));
     }
     if groups.len() > 1 || !groups.first().is_some_and(|(n, _)| n.is_empty()) {
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font((FONT, 16))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.4))
-            .draw()
-            .map_err(|e| plot_err(path, e))?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight, path)?;
     }
     root.present().map_err(|e| plot_err(path, e))
 }
