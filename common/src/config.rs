@@ -130,11 +130,14 @@ pub struct LearnerConfig {
     pub max_batch: usize,
     /// Address of the Prometheus endpoint (`GET /metrics`); none when absent.
     pub metrics: Option<String>,
+    /// Page cache of the replay store in MiB (bounds the learner's memory; sled's own default
+    /// is 1 GiB).
+    pub cache_mb: u64,
 }
 
 impl Default for LearnerConfig {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:50051".into(), dir: "runs/learner".into(), replay_capacity: 1_000_000, max_batch: 1024, metrics: None }
+        Self { listen: "127.0.0.1:50051".into(), dir: "runs/learner".into(), replay_capacity: 1_000_000, max_batch: 1024, metrics: None, cache_mb: 64 }
     }
 }
 

@@ -98,6 +98,7 @@ async fn actor(url: String, id: usize, args: BenchArgs, labels: Vec<String>, sha
     let mut acks = client.stream_transitions(ReceiverStream::new(rx)).await.map_err(|e| e.to_string())?.into_inner();
     let (sent_tx, mut sent_rx) = mpsc::unbounded_channel::<Instant>();
     let batch = args.batch;
+    let session = reg.session;
     let actions = labels.len() as u32;
     let sender_permits = permits.clone();
     let sender = tokio::spawn(async move {
@@ -122,7 +123,7 @@ async fn actor(url: String, id: usize, args: BenchArgs, labels: Vec<String>, sha
                 })
                 .collect();
             let _ = sent_tx.send(Instant::now());
-            if tx.send(v1::TransitionBatch { actor_id: format!("bench-{id}"), transitions }).await.is_err() {
+            if tx.send(v1::TransitionBatch { actor_id: format!("bench-{id}"), transitions, session }).await.is_err() {
                 break;
             }
         }

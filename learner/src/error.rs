@@ -12,6 +12,15 @@ pub enum Error {
         #[source]
         source: sled::Error,
     },
+    /// The store is reopening after a failed write (a full disk, say): try again shortly.
+    #[error("replay store {path} is unavailable: {reason}")]
+    Unavailable { path: PathBuf, reason: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("replay store {path}: corrupt record {key}: {reason}")]
     Corrupt { path: PathBuf, key: String, reason: String },
     #[error("cannot listen on {addr}: {source}")]
@@ -31,4 +40,16 @@ pub enum Error {
     Checkpoint { path: PathBuf, reason: String },
     #[error("invalid transition from `{actor}` (seq {seq}): {reason}")]
     InvalidTransition { actor: String, seq: u64, reason: String },
+}
+
+impl Error {
+    /// Whether waiting may cure it: the store is reopening, or sled met an I/O error (a full
+    /// disk) rather than corrupt data.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Unavailable { .. } => true,
+            Error::Store { source, .. } => matches!(source, sled::Error::Io(_)),
+            _ => false,
+        }
+    }
 }

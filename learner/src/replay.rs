@@ -8,21 +8,41 @@
 //! - `t` + index: an encoded transition (actor id included);
 //! - `e` + index: the episode's metrics JSON, for transitions that carry one;
 //! - `a` + actor id: the highest seq stored for that actor;
-//! - `m` + `head` / `next`: the oldest index kept and the next one to assign.
+//! - `m` + `head` / `next`: the oldest index kept and the next one to assign;
+//! - `m` + `policy`: the newest policy version ever published (so a learner whose checkpoints are
+//!   all lost still publishes versions its running actors accept).
 //!
-//! A seq at or below the actor's mark is a duplicate (acknowledged, not stored). [`Replay::insert`]
-//! returns once the batch is durable; concurrent inserts share one flush (group commit).
+//! Seqs of an actor are contiguous: a seq at or below the actor's mark is a duplicate
+//! (acknowledged, not stored), the next one must be the mark + 1, and a batch that would leave a
+//! gap is refused whole. [`Replay::insert`] returns once the batch is durable; concurrent inserts
+//! share one flush (group commit).
+//!
+//! What is *durable* and what is only *applied* are kept apart: [`Replay::durable_seq`] (what
+//! `Register` and `Status` report) moves only after the flush that covers a batch succeeded, so a
+//! client resuming from it never skips a transition that a crash could still lose.
+//!
+//! A failed write or flush (a full disk, say) poisons a sled database for good, so the store
+//! marks itself broken and the next insert (at most once a second) reopens it from disk: what
+//! was durable is back, what was only applied is gone and its senders resend it. The learner so
+//! recovers when space returns, without a restart.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
 
 use casrap_common::rl::Transition;
 use rand::Rng;
 use sled::Tree;
 
 use crate::error::{Error, Result};
+
+/// How often a broken store is reopened at most.
+const REOPEN_EVERY: Duration = Duration::from_secs(1);
+
+/// Default page-cache budget of sled (its own default is 1 GiB, which a long run reaches).
+pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
 
 /// What one batch did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,20 +63,36 @@ pub struct Record {
 
 /// The single writer's view (behind `write`).
 struct Writer {
-    /// Batches applied so far: each batch's ticket for the group commit.
+    /// Batches applied so far: each batch's ticket for the group commit (never reset).
     applied: u64,
     head: u64,
     next: u64,
-    /// Actor marks seen so far (others are read from the tree on first use).
+    /// Actor marks applied so far (others are read from the tree on first use).
     high: HashMap<String, u64>,
+    /// Set when a write or flush failed: why, and when the store was last (re)opened.
+    broken: Option<String>,
+    opened: Instant,
+}
+
+/// One opening of the database.
+struct Store {
+    db: sled::Db,
+    tree: Tree,
+    /// Counts openings: tickets of an earlier opening can no longer become durable.
+    epoch: u64,
 }
 
 pub struct Replay {
     path: PathBuf,
-    db: sled::Db,
-    tree: Tree,
     capacity: u64,
+    cache_bytes: u64,
+    store: RwLock<Option<Store>>,
     write: Mutex<Writer>,
+    /// Set when a failed opening could not be closed (sled hangs in its flush on drop after some
+    /// write errors, holding the file lock): only a restart of the process can reopen it.
+    wedged: Mutex<Option<String>>,
+    /// Highest seq per actor known durable: read at open, raised after each successful flush.
+    durable: Mutex<HashMap<String, u64>>,
     /// `head` and `next` for readers, updated after each batch is applied.
     head: AtomicU64,
     next: AtomicU64,
@@ -71,6 +107,12 @@ struct SyncState {
     durable: u64,
     /// Whether some writer is flushing now.
     flushing: bool,
+    /// The current opening; waiters of an older one fail.
+    epoch: u64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn key(prefix: u8, rest: &[u8]) -> Vec<u8> {
@@ -144,95 +186,283 @@ fn decode(bytes: &[u8]) -> Option<(String, Transition)> {
     Some((actor, Transition { seq, state, action, reward, next_state, done, metrics: None }))
 }
 
-impl Replay {
-    /// Opens (or creates) the store at `path`, keeping at most `capacity` transitions.
-    pub fn open(path: &Path, capacity: u64) -> Result<Self> {
-        let err = |source| Error::Store { path: path.into(), source };
-        // sled releases its file lock from a background thread shortly after a close, so an
-        // in-process reopen (a restart in tests, say) may need a moment.
-        let mut tries = 0;
-        let db = loop {
-            match sled::open(path) {
-                Ok(db) => break db,
-                Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") && tries < 100 => {
-                    tries += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                Err(e) => return Err(err(e)),
+/// Removes what a sled snapshot left half-written: `snap.*.generating` files are renamed into
+/// place only once complete, yet sled's recovery also reads them, and a 0-byte one left by a
+/// full disk makes the store unopenable ("Read corrupted data at file offset None").
+fn remove_partial_snapshots(path: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(path) else { return Ok(()) };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            tracing::warn!(file = %e.path().display(), "removing an incomplete sled snapshot");
+            std::fs::remove_file(e.path()).map_err(|source| Error::Io { path: e.path(), source })?;
+        }
+    }
+    Ok(())
+}
+
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_else(|| "a panic".into())
+}
+
+/// What an opening read back.
+struct Opened {
+    store: Store,
+    head: u64,
+    next: u64,
+    marks: HashMap<String, u64>,
+}
+
+fn open_store(path: &Path, cache_bytes: u64, epoch: u64) -> Result<Opened> {
+    let err = |source| Error::Store { path: path.into(), source };
+    remove_partial_snapshots(path)?;
+    let config = sled::Config::new().path(path).cache_capacity(cache_bytes);
+    // sled releases its file lock from a background thread shortly after a close, so a reopen
+    // (after a failure, or a restart in tests) may need a moment.
+    let mut tries = 0;
+    let db = loop {
+        // sled panics on some corrupt files ("tried to serialize Uninitialized") rather than
+        // returning an error: a corrupt store is bad input, not a bug here.
+        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()))
+            .map_err(|p| Error::Corrupt { path: path.into(), key: "(database file)".into(), reason: format!("sled could not read it: {}", panic_text(&p)) })?;
+        match opened {
+            Ok(db) => break db,
+            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
             }
-        };
-        let tree = db.open_tree("replay").map_err(err)?;
-        let head = read_u64(tree.get(key(b'm', b"head")).map_err(err)?);
-        let next = read_u64(tree.get(key(b'm', b"next")).map_err(err)?);
-        Ok(Self {
+            Err(e) => return Err(err(e)),
+        }
+    };
+    let tree = db.open_tree("replay").map_err(err)?;
+    let head = read_u64(tree.get(key(b'm', b"head")).map_err(err)?);
+    let next = read_u64(tree.get(key(b'm', b"next")).map_err(err)?);
+    let mut marks = HashMap::new();
+    for kv in tree.scan_prefix([b'a']) {
+        let (k, v) = kv.map_err(err)?;
+        let actor = String::from_utf8(k[1..].to_vec()).map_err(|_| Error::Corrupt {
             path: path.into(),
-            db,
-            tree,
+            key: format!("actors/{:?}", &k[1..]),
+            reason: "actor id is not UTF-8".into(),
+        })?;
+        marks.insert(actor, read_u64(Some(v)));
+    }
+    Ok(Opened { store: Store { db, tree, epoch }, head, next, marks })
+}
+
+impl Replay {
+    /// Opens (or creates) the store at `path`, keeping at most `capacity` transitions, with sled's
+    /// default page cache of [`DEFAULT_CACHE_BYTES`].
+    pub fn open(path: &Path, capacity: u64) -> Result<Self> {
+        Self::open_with_cache(path, capacity, DEFAULT_CACHE_BYTES)
+    }
+
+    /// [`Replay::open`] with a page-cache budget in bytes (bounds the learner's memory).
+    pub fn open_with_cache(path: &Path, capacity: u64, cache_bytes: u64) -> Result<Self> {
+        let o = open_store(path, cache_bytes, 1)?;
+        let replay = Self {
+            path: path.into(),
             capacity: capacity.max(1),
-            write: Mutex::new(Writer { applied: 0, head, next, high: HashMap::new() }),
-            head: AtomicU64::new(head),
-            next: AtomicU64::new(next),
-            sync: Mutex::new(SyncState::default()),
+            cache_bytes,
+            head: AtomicU64::new(o.head),
+            next: AtomicU64::new(o.next),
+            write: Mutex::new(Writer { applied: 0, head: o.head, next: o.next, high: HashMap::new(), broken: None, opened: Instant::now() }),
+            durable: Mutex::new(o.marks),
+            wedged: Mutex::new(None),
+            store: RwLock::new(Some(o.store)),
+            sync: Mutex::new(SyncState { epoch: 1, ..SyncState::default() }),
             synced: Condvar::new(),
-        })
+        };
+        Ok(replay)
+    }
+
+    /// Reads every record once, so a corrupt page or record is found at open and not by the
+    /// trainer hours later; the error names the record.
+    pub fn verify(&self) -> Result<u64> {
+        let g = self.read();
+        let s = g.as_ref().ok_or_else(|| self.unavailable("not open"))?;
+        let mut n = 0u64;
+        for kv in s.tree.iter() {
+            let (k, v) = kv.map_err(|e| self.err(e))?;
+            match k.first() {
+                Some(b't') => {
+                    self.record(read_u64(Some(k.subslice(1, 8))), &v)?;
+                }
+                Some(b'e') => {
+                    if std::str::from_utf8(&v).is_err() {
+                        return Err(self.corrupt(format!("episodes/{}", read_u64(Some(k.subslice(1, 8)))), "not UTF-8"));
+                    }
+                }
+                _ => {}
+            }
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Option<Store>> {
+        self.store.read().unwrap_or_else(|e| e.into_inner())
     }
 
     fn err(&self, source: sled::Error) -> Error {
         Error::Store { path: self.path.clone(), source }
     }
 
+    fn corrupt(&self, key: String, reason: &str) -> Error {
+        Error::Corrupt { path: self.path.clone(), key, reason: reason.into() }
+    }
+
+    fn unavailable(&self, reason: &str) -> Error {
+        Error::Unavailable { path: self.path.clone(), reason: reason.into() }
+    }
+
+    /// Runs `f` on the open tree.
+    fn with_tree<T>(&self, f: impl FnOnce(&Tree) -> std::result::Result<T, sled::Error>) -> Result<T> {
+        let g = self.read();
+        let s = g.as_ref().ok_or_else(|| self.unavailable("being reopened after a failure"))?;
+        f(&s.tree).map_err(|e| self.err(e))
+    }
+
+    /// Marks the store broken after a failed write or flush; the next insert reopens it.
+    fn broke(&self, w: &mut Writer, e: &Error) {
+        if w.broken.is_none() {
+            tracing::error!(path = %self.path.display(), error = %e, "replay store write failed; it will be reopened from disk");
+        }
+        w.broken = Some(e.to_string());
+    }
+
+    /// Reopens a broken store (at most once per [`REOPEN_EVERY`]), else fails at once.
+    fn ensure_open(&self, w: &mut Writer) -> Result<()> {
+        let Some(reason) = w.broken.clone() else { return Ok(()) };
+        if w.opened.elapsed() < REOPEN_EVERY {
+            return Err(self.unavailable(&format!("a write failed ({reason}); reopening shortly")));
+        }
+        if let Some(w) = lock(&self.wedged).clone() {
+            return Err(self.unavailable(&w));
+        }
+        w.opened = Instant::now();
+        let mut g = self.store.write().unwrap_or_else(|e| e.into_inner());
+        let epoch = g.as_ref().map_or(0, |s| s.epoch) + 1;
+        // Close the old opening first: sled holds a file lock until it is dropped. Its drop
+        // flushes, which after some write errors never returns, so it runs on a thread of its own.
+        let old = g.take();
+        let (closed_tx, closed) = std::sync::mpsc::channel::<()>();
+        let closer = std::thread::Builder::new().name("sled-close".into()).spawn(move || {
+            drop(old);
+            let _ = closed_tx.send(());
+        });
+        if closer.is_err() || closed.recv_timeout(Duration::from_secs(3)).is_err() {
+            let why = format!(
+                "the replay store cannot be reopened in this process (sled did not close after: {reason}); \
+                 restart the learner: everything acknowledged is on disk"
+            );
+            tracing::error!(path = %self.path.display(), "{why}");
+            *lock(&self.wedged) = Some(why.clone());
+            return Err(self.unavailable(&why));
+        }
+        let o = match open_store(&self.path, self.cache_bytes, epoch) {
+            Ok(o) => o,
+            Err(e) => return Err(self.unavailable(&format!("reopen failed: {e}"))),
+        };
+        *g = Some(o.store);
+        (w.head, w.next) = (o.head, o.next);
+        w.high.clear();
+        w.broken = None;
+        self.head.store(o.head, Ordering::Release);
+        self.next.store(o.next, Ordering::Release);
+        *lock(&self.durable) = o.marks;
+        drop(g);
+        let mut st = lock(&self.sync);
+        st.epoch = epoch;
+        drop(st);
+        self.synced.notify_all();
+        tracing::info!(path = %self.path.display(), stored = o.next, "replay store reopened after a failure");
+        Ok(())
+    }
+
     /// Stores the transitions of `actor` not stored before, evicting the oldest beyond capacity,
     /// and returns once they are durable. Concurrent callers share flushes (group commit).
+    /// Refused whole (nothing stored) when a new seq is not the actor's mark + 1.
     pub fn insert(&self, actor: &str, batch: &[Transition]) -> Result<Stored> {
-        let mut w = self.write.lock().unwrap_or_else(|e| e.into_inner());
-        let mark = key(b'a', actor.as_bytes());
-        let mut high = match w.high.get(actor) {
-            Some(&h) => h,
-            None => read_u64(self.tree.get(&mark).map_err(|e| self.err(e))?),
+        let mut w = lock(&self.write);
+        self.ensure_open(&mut w)?;
+        let (high, stored, duplicates, ticket, epoch) = {
+            let g = self.read();
+            let s = g.as_ref().ok_or_else(|| self.unavailable("not open"))?;
+            let mark = key(b'a', actor.as_bytes());
+            let mut high = match w.high.get(actor) {
+                Some(&h) => h,
+                None => read_u64(s.tree.get(&mark).map_err(|e| self.err(e))?),
+            };
+            let (mut head, mut next) = (w.head, w.next);
+            let (mut stored, mut duplicates) = (0u32, 0u32);
+            let mut b = sled::Batch::default();
+            for tr in batch {
+                if tr.seq <= high {
+                    duplicates += 1;
+                    continue;
+                }
+                if Some(tr.seq) != high.checked_add(1) {
+                    return Err(Error::InvalidTransition {
+                        actor: actor.into(),
+                        seq: tr.seq,
+                        reason: format!("leaves a gap: the next seq of this actor is {}", high.saturating_add(1)),
+                    });
+                }
+                b.insert(key(b't', &be(next)), encode(actor, tr));
+                if let Some(json) = &tr.metrics {
+                    b.insert(key(b'e', &be(next)), json.as_bytes());
+                }
+                next += 1;
+                high = tr.seq;
+                stored += 1;
+            }
+            while next - head > self.capacity {
+                b.remove(key(b't', &be(head)));
+                head += 1;
+            }
+            if stored > 0 {
+                b.insert(mark, &be(high));
+                b.insert(key(b'm', b"head"), &be(head));
+                b.insert(key(b'm', b"next"), &be(next));
+                if let Err(e) = s.tree.apply_batch(b) {
+                    let e = self.err(e);
+                    drop(g);
+                    self.broke(&mut w, &e);
+                    return Err(e);
+                }
+                w.head = head;
+                w.next = next;
+                self.head.store(head, Ordering::Release);
+                self.next.store(next, Ordering::Release);
+            }
+            w.high.insert(actor.to_string(), high);
+            w.applied += 1;
+            (high, stored, duplicates, w.applied, s.epoch)
         };
-        let (mut head, mut next) = (w.head, w.next);
-        let (mut stored, mut duplicates) = (0u32, 0u32);
-        let mut b = sled::Batch::default();
-        for tr in batch {
-            if tr.seq <= high {
-                duplicates += 1;
-                continue;
-            }
-            b.insert(key(b't', &be(next)), encode(actor, tr));
-            if let Some(json) = &tr.metrics {
-                b.insert(key(b'e', &be(next)), json.as_bytes());
-            }
-            next += 1;
-            high = tr.seq;
-            stored += 1;
-        }
-        while next - head > self.capacity {
-            b.remove(key(b't', &be(head)));
-            head += 1;
-        }
-        if stored > 0 {
-            b.insert(mark, &be(high));
-            b.insert(key(b'm', b"head"), &be(head));
-            b.insert(key(b'm', b"next"), &be(next));
-            self.tree.apply_batch(b).map_err(|e| self.err(e))?;
-            w.head = head;
-            w.next = next;
-            self.head.store(head, Ordering::Release);
-            self.next.store(next, Ordering::Release);
-        }
-        w.high.insert(actor.to_string(), high);
-        w.applied += 1;
-        let ticket = w.applied;
         drop(w);
-        self.wait_durable(ticket)?;
-        Ok(Stored { stored, duplicates, durable_seq: high })
+        if let Err(e) = self.wait_durable(ticket, epoch) {
+            if matches!(e, Error::Store { .. }) {
+                self.broke(&mut lock(&self.write), &e);
+            }
+            return Err(e);
+        }
+        let mut d = lock(&self.durable);
+        let slot = d.entry(actor.to_string()).or_insert(0);
+        *slot = (*slot).max(high);
+        Ok(Stored { stored, duplicates, durable_seq: *slot })
     }
 
     /// Blocks until every batch up to `ticket` is on disk. The first waiter flushes for everyone
     /// applied before its flush began; the others wait for it (and flush again if still behind).
-    fn wait_durable(&self, ticket: u64) -> Result<()> {
-        let mut st = self.sync.lock().unwrap_or_else(|e| e.into_inner());
+    /// Fails when the store was reopened since the batch was applied (it may be gone).
+    fn wait_durable(&self, ticket: u64, epoch: u64) -> Result<()> {
+        let mut st = lock(&self.sync);
         loop {
+            if st.epoch != epoch {
+                return Err(self.unavailable("reopened after a failure before this batch was flushed; resend it"));
+            }
             if st.durable >= ticket {
                 return Ok(());
             }
@@ -242,22 +472,57 @@ impl Replay {
             }
             st.flushing = true;
             drop(st);
-            // Every batch with a ticket up to `applied` was applied before this flush starts.
-            let applied = self.write.lock().unwrap_or_else(|e| e.into_inner()).applied;
-            let flushed = self.db.flush();
-            st = self.sync.lock().unwrap_or_else(|e| e.into_inner());
+            // Every batch with a ticket up to `applied` was applied before this flush starts
+            // (read before taking the store, the reverse of the writer's lock order).
+            let applied = lock(&self.write).applied;
+            let flushed = {
+                let g = self.read();
+                match g.as_ref() {
+                    Some(s) if s.epoch == epoch => s.db.flush().map(drop).map_err(|e| self.err(e)),
+                    _ => Err(self.unavailable("reopened after a failure before this batch was flushed; resend it")),
+                }
+            };
+            st = lock(&self.sync);
             st.flushing = false;
-            if flushed.is_ok() {
+            if flushed.is_ok() && st.epoch == epoch {
                 st.durable = st.durable.max(applied);
             }
             self.synced.notify_all();
-            flushed.map_err(|e| self.err(e))?;
+            flushed?;
         }
     }
 
-    /// Highest seq of `actor` stored (0: none).
+    /// Highest seq of `actor` that is durable (0: none). A batch applied but not yet flushed
+    /// does not count: a client resuming after this seq never skips a transition that could
+    /// still be lost.
     pub fn durable_seq(&self, actor: &str) -> Result<u64> {
-        Ok(read_u64(self.tree.get(key(b'a', actor.as_bytes())).map_err(|e| self.err(e))?))
+        Ok(lock(&self.durable).get(actor).copied().unwrap_or(0))
+    }
+
+    /// Why the store cannot recover without a restart of the process, if so.
+    pub fn wedged(&self) -> Option<String> {
+        lock(&self.wedged).clone()
+    }
+
+    /// Whether the store is waiting to be reopened after a failed write, and why.
+    pub fn broken(&self) -> Option<String> {
+        lock(&self.write).broken.clone()
+    }
+
+    /// Records that policy `version` was published (kept with the next flush).
+    pub fn note_policy_version(&self, version: u64) -> Result<()> {
+        self.with_tree(|t| t.insert(key(b'm', b"policy"), &be(version)).map(drop))
+    }
+
+    /// Overwrites the transition at `index` with `bytes` (tests of what a corrupt record does).
+    #[cfg(test)]
+    pub(crate) fn put_raw_transition(&self, index: u64, bytes: &[u8]) -> Result<()> {
+        self.with_tree(|t| t.insert(key(b't', &be(index)), bytes).map(drop))
+    }
+
+    /// The newest policy version ever noted (0: none).
+    pub fn policy_version(&self) -> Result<u64> {
+        self.with_tree(|t| t.get(key(b'm', b"policy")).map(read_u64))
     }
 
     /// `(head, next)`: the oldest index kept and the next one to assign.
@@ -281,17 +546,13 @@ impl Replay {
     }
 
     fn record(&self, index: u64, bytes: &[u8]) -> Result<Record> {
-        let (actor, transition) = decode(bytes).ok_or_else(|| Error::Corrupt {
-            path: self.path.clone(),
-            key: format!("transitions/{index}"),
-            reason: "cannot be decoded".into(),
-        })?;
+        let (actor, transition) = decode(bytes).ok_or_else(|| self.corrupt(format!("transitions/{index}"), "cannot be decoded"))?;
         Ok(Record { index, actor, transition })
     }
 
     /// The transition at `index`, if it is still kept.
     pub fn get(&self, index: u64) -> Result<Option<Record>> {
-        match self.tree.get(key(b't', &be(index))).map_err(|e| self.err(e))? {
+        match self.with_tree(|t| t.get(key(b't', &be(index))))? {
             Some(bytes) => Ok(Some(self.record(index, &bytes)?)),
             None => Ok(None),
         }
@@ -317,8 +578,8 @@ impl Replay {
                 break;
             }
             let index = rng.gen_range(head..next);
-            match self.tree.get(key(b't', &be(index))).map_err(|e| self.err(e))? {
-                Some(bytes) => out.push(self.record(index, &bytes)?),
+            match self.get(index)? {
+                Some(r) => out.push(r),
                 // Evicted between reading the bounds and the read: draw again.
                 None if misses < 1000 => misses += 1,
                 None => break,
@@ -329,7 +590,9 @@ impl Replay {
 
     /// Every transition kept, oldest first.
     pub fn records(&self) -> Result<Vec<Record>> {
-        self.tree
+        let g = self.read();
+        let s = g.as_ref().ok_or_else(|| self.unavailable("not open"))?;
+        s.tree
             .scan_prefix([b't'])
             .map(|kv| {
                 let (k, v) = kv.map_err(|e| self.err(e))?;
@@ -340,16 +603,14 @@ impl Replay {
 
     /// Every episode record (JSON), in insertion order, evicted transitions' included.
     pub fn episodes(&self) -> Result<Vec<(u64, String)>> {
-        self.tree
+        let g = self.read();
+        let s = g.as_ref().ok_or_else(|| self.unavailable("not open"))?;
+        s.tree
             .scan_prefix([b'e'])
             .map(|kv| {
                 let (k, v) = kv.map_err(|e| self.err(e))?;
                 let index = read_u64(Some(k.subslice(1, 8)));
-                let json = String::from_utf8(v.to_vec()).map_err(|_| Error::Corrupt {
-                    path: self.path.clone(),
-                    key: format!("episodes/{index}"),
-                    reason: "not UTF-8".into(),
-                })?;
+                let json = String::from_utf8(v.to_vec()).map_err(|_| self.corrupt(format!("episodes/{index}"), "not UTF-8"))?;
                 Ok((index, json))
             })
             .collect()

@@ -25,6 +25,7 @@ pub fn contract(cfg: &RunConfig) -> Contract {
         state_dim: cfg.state_dim(),
         actions: cfg.action_labels(),
         max_batch: cfg.learner.max_batch,
+        reward_bounds: cfg.reward.clip.map(|[lo, hi]| [lo as f32, hi as f32]),
     }
 }
 
@@ -47,18 +48,28 @@ pub const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 /// Opens `dir/replay`, resumes from `dir/checkpoints` (or starts fresh), binds `listen` and
 /// serves until `shutdown` resolves (see [`Learner::wait`]).
 pub async fn start(cfg: &RunConfig, listen: &str, dir: &Path, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<Learner> {
-    let replay = Arc::new(Replay::open(&dir.join("replay"), cfg.learner.replay_capacity)?);
-    tracing::info!(path = %dir.join("replay").display(), stored = replay.total()?, kept = replay.len()?, "replay store open");
+    let replay = Arc::new(Replay::open_with_cache(&dir.join("replay"), cfg.learner.replay_capacity, cfg.learner.cache_mb << 20)?);
+    // Read everything once: a corrupt store fails here, with the record named, rather than
+    // stopping the trainer later while ingest goes on.
+    let records = replay.verify()?;
+    tracing::info!(path = %dir.join("replay").display(), stored = replay.total()?, kept = replay.len()?, records, "replay store open and verified");
     let contract = contract(cfg);
     let checkpoints: PathBuf = dir.join("checkpoints");
     let log = dir.join("training.jsonl");
-    let trainer = match Trainer::resume(&checkpoints, &cfg.trainer, contract.state_dim, contract.actions.len()) {
+    let mut trainer = match Trainer::resume(&checkpoints, &cfg.trainer, contract.state_dim, contract.actions.len()) {
         Some((t, _)) => t,
         None => {
             tracing::info!(dir = %checkpoints.display(), "no checkpoint; starting fresh");
             Trainer::new(cfg.trainer.clone(), contract.state_dim, contract.actions.len())
         }
     };
+    // Versions published before (kept in the store) stay behind the next one, even when the
+    // checkpoints are lost: running actors ignore a version that does not increase.
+    let published = replay.policy_version()?;
+    if published > trainer.version {
+        tracing::warn!(checkpoint_version = trainer.version, published, "policy versions continue after the newest one published");
+        trainer.version = published;
+    }
     let sec = &cfg.security;
     let token = sec.token().map_err(|e| Error::Security(e.to_string()))?;
     let tls = match &sec.tls {
@@ -77,14 +88,25 @@ pub async fn start(cfg: &RunConfig, listen: &str, dir: &Path, shutdown: impl Fut
     }
     let stop = Arc::new(AtomicBool::new(false));
     let (s, st) = (shared.clone(), stop.clone());
+    // A trainer that stops on an error stops the learner: one that kept acknowledging without
+    // training would look healthy while learning nothing.
+    let (failed_tx, failed) = tokio::sync::oneshot::channel::<()>();
     // The Q-network is small: one torch thread is fastest and leaves the other cores to ingest.
     tch::set_num_threads(1);
     let trainer = std::thread::Builder::new()
         .name("trainer".into())
-        .spawn(move || trainer::run(trainer, s, Some(checkpoints), Some(log), st))
+        .spawn(move || {
+            let result = trainer::run(trainer, s.clone(), Some(checkpoints), Some(log), st);
+            if let Err(e) = &result {
+                tracing::error!(error = %e, "trainer stopped; shutting the learner down");
+                s.set_trainer_error(e.to_string());
+                let _ = failed_tx.send(());
+            }
+            result
+        })
         .map_err(|e| Error::Trainer(format!("cannot start its thread: {e}")))?;
     let svc = tonic::service::interceptor::InterceptedService::new(
-        LearnerServer::new(LearnerService { shared: shared.clone() }).max_decoding_message_size(64 << 20),
+        LearnerServer::new(LearnerService { shared: shared.clone() }).max_decoding_message_size(casrap_proto::MAX_MESSAGE_BYTES),
         BearerAuth::new(token.as_deref()),
     );
     let mut builder = tonic::transport::Server::builder();
@@ -93,7 +115,10 @@ pub async fn start(cfg: &RunConfig, listen: &str, dir: &Path, shutdown: impl Fut
     }
     let (signaled_tx, signaled) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
-        shutdown.await;
+        tokio::select! {
+            () = shutdown => {}
+            Ok(()) = failed => {}
+        }
         let _ = signaled_tx.send(());
     };
     let server = tokio::spawn(
@@ -208,7 +233,90 @@ impl Learner {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
+/// Resolves on SIGINT or SIGTERM, or once the orchestrator that started this process is gone.
 pub async fn shutdown_signal() {
-    casrap_common::signals::shutdown().await
+    casrap_common::signals::shutdown_or_orphaned().await
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use casrap_common::rl::Transition;
+    use std::time::Duration;
+
+    fn config() -> RunConfig {
+        let mut cfg = RunConfig::from_file(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/local.yaml"))).unwrap();
+        cfg.trainer.min_replay = 5;
+        cfg.trainer.batch = 4;
+        cfg.trainer.spi_tolerance = 64.0;
+        cfg
+    }
+
+    fn transition(cfg: &RunConfig, seq: u64) -> Transition {
+        let s = vec![0.5; cfg.state_dim()];
+        Transition { seq, state: s.clone(), action: 0, reward: 0.1, next_state: s, done: true, metrics: None }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_trainer_that_fails_stops_the_learner_with_its_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config();
+        let learner = start(&cfg, "127.0.0.1:0", dir.path(), std::future::pending()).await.unwrap();
+        let replay = learner.shared.replay.clone();
+        replay.insert("a", &(1..=4).map(|s| transition(&cfg, s)).collect::<Vec<_>>()).unwrap();
+        // A record that cannot be decoded (what flipped bytes on disk become), then enough
+        // transitions for the trainer to start sampling.
+        replay.put_raw_transition(2, b"not a transition").unwrap();
+        replay.insert("a", &[transition(&cfg, 5)]).unwrap();
+        let shared = learner.shared.clone();
+        let ended = tokio::time::timeout(Duration::from_secs(30), learner.wait()).await.expect("the learner kept running without its trainer");
+        let err = ended.expect_err("the learner stopped without an error").to_string();
+        assert!(err.contains("corrupt record transitions/2"), "{err}");
+        assert!(shared.trainer_error().is_some_and(|e| e.contains("transitions/2")));
+        assert!(shared.metrics(0.0).contains("casrap_learner_trainer_up 0"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn policy_versions_continue_after_every_checkpoint_is_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let learner = start(&cfg, "127.0.0.1:0", dir.path(), async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+        let shared = learner.shared.clone();
+        let replay = shared.replay.clone();
+        replay.insert("a", &(1..=50).map(|s| transition(&cfg, s)).collect::<Vec<_>>()).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while shared.policy_version() < 3 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let stop_tx = stop;
+        let _ = stop_tx.send(());
+        learner.wait().await.unwrap();
+        let before = shared.policy_version();
+        assert!(before >= 3, "version {before}");
+        drop((shared, replay));
+        // Every checkpoint corrupt: the trainer starts fresh, yet its versions go on.
+        for c in trainer::list_checkpoints(&dir.path().join("checkpoints")) {
+            std::fs::write(c.join("state.json"), "{").unwrap();
+        }
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let learner = start(&cfg, "127.0.0.1:0", dir.path(), async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while learner.shared.policy_version() == 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let after = learner.shared.policy_version();
+        let _ = stop.send(());
+        learner.wait().await.unwrap();
+        assert!(after > before, "first version after the restart {after}, before it {before}");
+    }
 }

@@ -25,6 +25,35 @@ pub struct Contract {
     pub actions: Vec<String>,
     /// Most transitions in one batch.
     pub max_batch: usize,
+    /// `[low, high]` of an acceptable reward (the run's `reward.clip`); without it, rewards
+    /// beyond +-[`MAX_ABS_REWARD`] are refused.
+    pub reward_bounds: Option<[f32; 2]>,
+}
+
+/// Largest reward magnitude accepted when the run does not clip rewards.
+pub const MAX_ABS_REWARD: f32 = 1e3;
+
+/// An actor is listed as connected this long after registering, even without a stream.
+const RECENTLY_REGISTERED: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Registrations kept before idle ones (no stream, not recent) are forgotten.
+const MAX_REGISTRATIONS: usize = 20_000;
+
+/// One actor's registration.
+struct Registered {
+    info: v1::ActorInfo,
+    /// Batches must carry it; a newer registration of the id replaces it.
+    session: u64,
+    /// Listed as connected until then even without a stream.
+    recent_until: std::time::Instant,
+    /// Transition streams open for this actor.
+    streams: usize,
+}
+
+impl Registered {
+    fn connected(&self) -> bool {
+        self.streams > 0 || std::time::Instant::now() < self.recent_until
+    }
 }
 
 /// A published policy.
@@ -40,7 +69,9 @@ pub struct Shared {
     pub contract: Contract,
     pub replay: Arc<Replay>,
     policy: watch::Sender<Option<Policy>>,
-    actors: Mutex<HashMap<String, v1::ActorInfo>>,
+    actors: Mutex<HashMap<String, Registered>>,
+    /// Why the trainer stopped, once it has (the learner then shuts down).
+    trainer_error: Mutex<Option<String>>,
     pub updates: AtomicU64,
     /// The last update's loss (f64 bits; NaN before the first).
     pub loss_bits: AtomicU64,
@@ -61,6 +92,7 @@ impl Shared {
             replay,
             policy,
             actors: Mutex::new(HashMap::new()),
+            trainer_error: Mutex::new(None),
             updates: AtomicU64::new(0),
             loss_bits: AtomicU64::new(f64::NAN.to_bits()),
             published_at: Mutex::new(Default::default()),
@@ -80,6 +112,9 @@ impl Shared {
             true
         });
         if sent {
+            if let Err(e) = self.replay.note_policy_version(version) {
+                tracing::warn!(version, error = %e, "cannot record the policy version in the store");
+            }
             let mut log = self.published_at.lock().unwrap_or_else(|e| e.into_inner());
             log.push_back((version, std::time::Instant::now()));
             while log.len() > 4096 {
@@ -114,11 +149,21 @@ impl Shared {
         (if n == 0 { 0.0 } else { r.iter().map(|&x| f64::from(x)).sum::<f64>() / n as f64 }, n)
     }
 
-    /// Registered actors per hardware profile label (as the actors' own records name them).
+    /// Records why the trainer stopped.
+    pub fn set_trainer_error(&self, reason: String) {
+        *self.trainer_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
+    }
+
+    /// Why the trainer stopped, if it has.
+    pub fn trainer_error(&self) -> Option<String> {
+        self.trainer_error.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Connected actors per hardware profile label (as the actors' own records name them).
     pub fn actors_by_hardware(&self) -> std::collections::BTreeMap<String, usize> {
         let mut out = std::collections::BTreeMap::new();
-        for a in self.actors.lock().unwrap_or_else(|e| e.into_inner()).values() {
-            let label = match &a.hardware {
+        for a in self.actors.lock().unwrap_or_else(|e| e.into_inner()).values().filter(|a| a.connected()) {
+            let label = match &a.info.hardware {
                 Some(h) if h.device_kind == "cuda" => format!("cuda {}", h.device_name),
                 Some(h) => format!("cpu {} ({} cores)", h.cpu_model, h.cpu_cores),
                 None => "unknown".into(),
@@ -141,13 +186,87 @@ impl Shared {
             .gauge("casrap_learner_loss", "Loss of the last update (Huber).", f64::from_bits(self.loss_bits.load(Ordering::Relaxed)))
             .gauge("casrap_learner_policy_version", "Newest published policy version.", self.policy_version() as f64)
             .gauge("casrap_learner_recent_mean_reward", "Mean reward of the last (up to) 100 stored transitions.", if n > 0 { reward } else { f64::NAN })
-            .labeled("casrap_learner_actors", "Registered actors by hardware profile.", "gauge", &hw)
+            .gauge("casrap_learner_trainer_up", "1 while the trainer runs, 0 once it has stopped on an error.", if self.trainer_error().is_some() { 0.0 } else { 1.0 })
+            .gauge("casrap_learner_store_up", "1 while the replay store accepts writes, 0 while it recovers from a failed one.", if self.replay.broken().is_some() { 0.0 } else { 1.0 })
+            .labeled("casrap_learner_actors", "Connected actors by hardware profile.", "gauge", &hw)
             .finish()
     }
 
-    fn registered(&self, actor: &str) -> bool {
-        self.actors.lock().unwrap_or_else(|e| e.into_inner()).contains_key(actor)
+    fn registrations(&self) -> std::sync::MutexGuard<'_, HashMap<String, Registered>> {
+        self.actors.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// Checks that `batch` may be taken from the stream bound to `bound` (binding it on its
+    /// first batch); the rejection's code and message otherwise.
+    fn admit(&self, batch: &v1::TransitionBatch, bound: &mut Option<String>) -> Result<(), (Code, String)> {
+        let actor = &batch.actor_id;
+        casrap_common::rl::check_actor_id(actor).map_err(|e| (Code::InvalidArgument, e))?;
+        if let Some(b) = bound.as_deref() {
+            if b != actor {
+                return Err((Code::InvalidArgument, format!("this stream carries actor `{b}`, not `{actor}`: open one stream per actor")));
+            }
+        }
+        let mut regs = self.registrations();
+        let Some(r) = regs.get_mut(actor) else {
+            return Err((Code::FailedPrecondition, format!("actor `{actor}` is not registered")));
+        };
+        if batch.session != r.session {
+            return Err((
+                Code::Aborted,
+                format!("session {} of actor `{actor}` was superseded by a newer registration of this id (another process uses it?)", batch.session),
+            ));
+        }
+        if bound.is_none() {
+            r.streams += 1;
+            *bound = Some(actor.clone());
+        }
+        Ok(())
+    }
+
+    /// Transition streams open for `actor`.
+    pub fn open_streams(&self, actor: &str) -> usize {
+        self.registrations().get(actor).map_or(0, |r| r.streams)
+    }
+
+    /// Makes every registration old (tests of what "recent" means).
+    #[doc(hidden)]
+    pub fn age_registrations(&self) {
+        let now = std::time::Instant::now();
+        for r in self.registrations().values_mut() {
+            r.recent_until = now;
+        }
+    }
+
+    /// A stream bound to `actor` ended.
+    fn stream_closed(&self, actor: &str) {
+        if let Some(r) = self.registrations().get_mut(actor) {
+            r.streams = r.streams.saturating_sub(1);
+        }
+    }
+}
+
+/// Decrements the actor's stream count when a transition stream ends, however it ends.
+struct StreamGuard {
+    shared: Arc<Shared>,
+    actor: Option<String>,
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        if let Some(a) = &self.actor {
+            self.shared.stream_closed(a);
+        }
+    }
+}
+
+/// The status a transition stream ends with when a message could not be read; says why and
+/// that the stream's later batches were not read.
+fn stream_error(status: &Status) -> Status {
+    let code = match status.code() {
+        Code::Internal if status.message().contains("decode") => Code::InvalidArgument,
+        c => c,
+    };
+    Status::new(code, format!("transition stream ended: {}; batches after it on this stream were not read, resend them on a new stream", status.message()))
 }
 
 /// Checks a batch against the contract and takes its transitions (moved, not copied); the
@@ -158,27 +277,35 @@ pub fn validate(contract: &Contract, batch: v1::TransitionBatch) -> Result<Vec<T
     }
     let mut out = Vec::with_capacity(batch.transitions.len());
     let mut last = 0u64;
+    let [lo, hi] = contract.reward_bounds.unwrap_or([-MAX_ABS_REWARD, MAX_ABS_REWARD]);
     for (i, t) in batch.transitions.into_iter().enumerate() {
         let at = |field: &str, why: String| format!("transition {i} (seq {}): `{field}` {why}", t.seq);
-        if t.seq == 0 || t.seq <= last {
-            return Err(at("seq", "must start at 1 and increase within a batch".into()));
+        if t.seq == 0 || t.seq > casrap_proto::MAX_SEQ {
+            return Err(at("seq", format!("must be in 1..={}", casrap_proto::MAX_SEQ)));
+        }
+        if last != 0 && t.seq != last + 1 {
+            return Err(at("seq", format!("must follow seq {last} by one within a batch")));
         }
         last = t.seq;
         for (field, v) in [("state", &t.state), ("next_state", &t.next_state)] {
             if v.len() != contract.state_dim {
                 return Err(at(field, format!("has {} values, the state layout has {}", v.len(), contract.state_dim)));
             }
-            if let Some(j) = v.iter().position(|x| !x.is_finite()) {
-                return Err(at(field, format!("value {j} is {}", v[j])));
+            // Every feature is normalised to [0, 1] (casrap_common::state); NaN fails this too.
+            if let Some(j) = v.iter().position(|x| !(0.0..=1.0).contains(x)) {
+                return Err(at(field, format!("value {j} is {}, outside [0, 1]", v[j])));
             }
         }
         if t.action as usize >= contract.actions.len() {
             return Err(at("action", format!("{} is out of range (0..{})", t.action, contract.actions.len())));
         }
-        if !t.reward.is_finite() {
-            return Err(at("reward", format!("is {}", t.reward)));
+        if !(lo..=hi).contains(&t.reward) {
+            return Err(at("reward", format!("is {}, outside [{lo}, {hi}]", t.reward)));
         }
         let metrics = match t.metrics {
+            Some(m) if m.json.len() > casrap_proto::MAX_EPISODE_BYTES => {
+                return Err(at("metrics", format!("is {} bytes, over the limit of {}", m.json.len(), casrap_proto::MAX_EPISODE_BYTES)));
+            }
             Some(m) => match serde_json::from_str::<serde_json::Value>(&m.json) {
                 Ok(serde_json::Value::Object(_)) => Some(m.json),
                 _ => return Err(at("metrics", "is not a JSON object".into())),
@@ -196,6 +323,40 @@ pub fn validate(contract: &Contract, batch: v1::TransitionBatch) -> Result<Vec<T
         });
     }
     Ok(out)
+}
+
+/// Takes one batch from a stream bound to `bound`: admits, validates and stores it; the ack (a
+/// rejection says why and names the code the client acts on).
+async fn ingest(shared: &Arc<Shared>, batch: v1::TransitionBatch, bound: &mut Option<String>) -> v1::Ack {
+    let actor = batch.actor_id.clone();
+    if let Err((code, message)) = shared.admit(&batch, bound) {
+        let durable = if code == Code::InvalidArgument { 0 } else { shared.replay.durable_seq(&actor).unwrap_or(0) };
+        return rejection(&actor, durable, code, message);
+    }
+    let transitions = match validate(&shared.contract, batch) {
+        Ok(t) => t,
+        Err(message) => return rejection(&actor, shared.replay.durable_seq(&actor).unwrap_or(0), Code::InvalidArgument, message),
+    };
+    let replay = shared.replay.clone();
+    let a = actor.clone();
+    let rewards: Vec<f32> = transitions.iter().map(|t| t.reward).collect();
+    let failed = |e: &crate::Error| {
+        let code = match e {
+            crate::Error::InvalidTransition { .. } => Code::InvalidArgument,
+            e if e.is_transient() => Code::Unavailable,
+            _ => Code::Internal,
+        };
+        rejection(&actor, shared.replay.durable_seq(&actor).unwrap_or(0), code, e.to_string())
+    };
+    match tokio::task::spawn_blocking(move || replay.insert(&a, &transitions)).await {
+        Ok(Ok(s)) => {
+            // Resent transitions come first in a batch; the new ones are its tail.
+            shared.note_rewards(rewards[rewards.len() - (s.stored as usize).min(rewards.len())..].iter().copied());
+            v1::Ack { actor_id: actor, durable_seq: s.durable_seq, stored: s.stored, duplicates: s.duplicates, rejected: None }
+        }
+        Ok(Err(e)) => failed(&e),
+        Err(e) => rejection(&actor, 0, Code::Internal, e.to_string()),
+    }
 }
 
 /// The service.
@@ -216,11 +377,11 @@ impl casrap_proto::Learner for LearnerService {
         let info = request.into_inner();
         let c = &self.shared.contract;
         let refuse = |reason: String| {
-            tracing::warn!(actor = %info.actor_id, %reason, "registration refused");
+            tracing::warn!(actor = ?info.actor_id, %reason, "registration refused");
             Ok(Response::new(v1::Registration { accepted: false, reason, ..Default::default() }))
         };
-        if info.actor_id.is_empty() || info.actor_id.len() > 200 {
-            return refuse("actor_id must be 1 to 200 bytes".into());
+        if let Err(e) = casrap_common::rl::check_actor_id(&info.actor_id) {
+            return refuse(e);
         }
         if info.state_layout_version != c.state_layout_version || info.state_dim as usize != c.state_dim {
             return refuse(format!(
@@ -232,14 +393,22 @@ impl casrap_proto::Learner for LearnerService {
             return refuse(format!("action set [{}]; the learner uses [{}]", info.actions.join(", "), c.actions.join(", ")));
         }
         let durable_seq = self.shared.replay.durable_seq(&info.actor_id).map_err(|e| Status::internal(e.to_string()))?;
+        let session = rand::random::<u64>() | 1;
         tracing::info!(actor = %info.actor_id, durable_seq, "actor registered");
-        self.shared.actors.lock().unwrap_or_else(|e| e.into_inner()).insert(info.actor_id.clone(), info);
+        let mut regs = self.shared.registrations();
+        if regs.len() >= MAX_REGISTRATIONS {
+            regs.retain(|_, r| r.connected());
+        }
+        let streams = regs.get(&info.actor_id).map_or(0, |r| r.streams);
+        regs.insert(info.actor_id.clone(), Registered { info, session, recent_until: std::time::Instant::now() + RECENTLY_REGISTERED, streams });
+        drop(regs);
         Ok(Response::new(v1::Registration {
             accepted: true,
             reason: String::new(),
             policy_version: self.shared.policy_version(),
             durable_seq,
             max_batch: c.max_batch as u32,
+            session,
         }))
     }
 
@@ -253,39 +422,25 @@ impl casrap_proto::Learner for LearnerService {
         let shared = self.shared.clone();
         let (tx, rx) = mpsc::channel(16);
         tokio::spawn(async move {
+            let mut guard = StreamGuard { shared: shared.clone(), actor: None };
             while let Some(batch) = incoming.next().await {
                 let batch = match batch {
                     Ok(b) => b,
                     Err(status) => {
-                        tracing::debug!(%status, "transition stream ended");
+                        let ended = stream_error(&status);
+                        if matches!(status.code(), Code::Cancelled | Code::Unknown) {
+                            tracing::debug!(actor = ?guard.actor, %status, "transition stream ended");
+                        } else {
+                            tracing::warn!(actor = ?guard.actor, code = ?ended.code(), reason = %status.message(), "transition stream ended by a message that cannot be read");
+                        }
+                        let _ = tx.send(Err(ended)).await;
                         break;
                     }
                 };
-                let actor = batch.actor_id.clone();
-                let ack = if !shared.registered(&actor) {
-                    rejection(&actor, 0, Code::FailedPrecondition, format!("actor `{actor}` is not registered"))
-                } else {
-                    match validate(&shared.contract, batch) {
-                        Err(message) => {
-                            let durable = shared.replay.durable_seq(&actor).unwrap_or(0);
-                            rejection(&actor, durable, Code::InvalidArgument, message)
-                        }
-                        Ok(transitions) => {
-                            let replay = shared.replay.clone();
-                            let a = actor.clone();
-                            let rewards: Vec<f32> = transitions.iter().map(|t| t.reward).collect();
-                            match tokio::task::spawn_blocking(move || replay.insert(&a, &transitions)).await {
-                                Ok(Ok(s)) => {
-                                    // Resent transitions come first in a batch; the new ones are its tail.
-                                    shared.note_rewards(rewards[rewards.len() - (s.stored as usize).min(rewards.len())..].iter().copied());
-                                    v1::Ack { actor_id: actor, durable_seq: s.durable_seq, stored: s.stored, duplicates: s.duplicates, rejected: None }
-                                }
-                                Ok(Err(e)) => rejection(&actor, 0, Code::Internal, e.to_string()),
-                                Err(e) => rejection(&actor, 0, Code::Internal, e.to_string()),
-                            }
-                        }
-                    }
-                };
+                let ack = ingest(&shared, batch, &mut guard.actor).await;
+                if let Some(r) = &ack.rejected {
+                    tracing::warn!(actor = ?ack.actor_id, code = ?Code::from_i32(r.code), reason = %r.message, "batch rejected");
+                }
                 if tx.send(Ok(ack)).await.is_err() {
                     break;
                 }
@@ -327,8 +482,8 @@ impl casrap_proto::Learner for LearnerService {
         let s = &self.shared;
         let internal = |e: crate::Error| Status::internal(e.to_string());
         // Copy the registrations out, so the store is not read under the lock.
-        let registered: Vec<v1::ActorInfo> = s.actors.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
-        let actors = registered
+        let connected: Vec<v1::ActorInfo> = s.registrations().values().filter(|r| r.connected()).map(|r| r.info.clone()).collect();
+        let actors = connected
             .into_iter()
             .map(|a| {
                 Ok(v1::ConnectedActor { durable_seq: s.replay.durable_seq(&a.actor_id)?, actor_id: a.actor_id, hardware: a.hardware })

@@ -337,21 +337,40 @@ pub fn run(mut trainer: Trainer, shared: Arc<Shared>, checkpoints: Option<PathBu
         l.line(&trainer, shared.replay.total()?);
     }
     shared.updates.store(trainer.updates, Ordering::Relaxed);
+    let mut waiting = false;
     while !stop.load(Ordering::Relaxed) {
+        if let Some(why) = shared.replay.wedged() {
+            return Err(Error::Trainer(why));
+        }
         let inserted = shared.replay.total()?;
         let size = shared.replay.len()?;
         if !limiter.can_sample(inserted, trainer.sampled, size, trainer.cfg.batch) {
             std::thread::sleep(Duration::from_millis(2));
             continue;
         }
-        let (batch, drawn) = match &mut priorities {
+        let drawn = match &mut priorities {
             Some(p) => {
                 let beta = p.cfg.beta;
-                let d = p.sample(&shared.replay, trainer.cfg.batch, beta, &mut trainer.rng)?;
-                (d.records, Some((d.slots, d.weights)))
+                p.sample(&shared.replay, trainer.cfg.batch, beta, &mut trainer.rng).map(|d| (d.records, Some((d.slots, d.weights))))
             }
-            None => (shared.replay.sample(trainer.cfg.batch, &mut trainer.rng)?, None),
+            None => shared.replay.sample(trainer.cfg.batch, &mut trainer.rng).map(|r| (r, None)),
         };
+        let (batch, drawn) = match drawn {
+            Ok(d) => d,
+            // The store is recovering from a failed write (a full disk): wait for it.
+            Err(e) if e.is_transient() => {
+                if !waiting {
+                    tracing::warn!(error = %e, "trainer waiting for the replay store");
+                    waiting = true;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if std::mem::take(&mut waiting) {
+            tracing::info!("replay store readable again; training resumes");
+        }
         if batch.is_empty() {
             continue;
         }

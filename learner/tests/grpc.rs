@@ -20,7 +20,13 @@ use tonic::transport::{Channel, Server};
 const DIM: usize = 4;
 
 fn contract() -> Contract {
-    Contract { state_layout_version: 1, state_dim: DIM, actions: vec!["none".into(), "layers:0.125".into(), "ffn:0.25".into()], max_batch: 64 }
+    Contract {
+        state_layout_version: 1,
+        state_dim: DIM,
+        actions: vec!["none".into(), "layers:0.125".into(), "ffn:0.25".into()],
+        max_batch: 64,
+        reward_bounds: Some([-1.0, 1.0]),
+    }
 }
 
 struct Running {
@@ -82,7 +88,7 @@ fn info(actor: &str) -> v1::ActorInfo {
 }
 
 fn transition(seq: u64) -> v1::Transition {
-    let x = seq as f32 / 100.0;
+    let x = (seq % 90) as f32 / 100.0;
     v1::Transition {
         seq,
         state: vec![x; DIM],
@@ -95,22 +101,33 @@ fn transition(seq: u64) -> v1::Transition {
 }
 
 fn batch(actor: &str, seqs: std::ops::RangeInclusive<u64>) -> v1::TransitionBatch {
-    v1::TransitionBatch { actor_id: actor.into(), transitions: seqs.map(transition).collect() }
+    v1::TransitionBatch { actor_id: actor.into(), transitions: seqs.map(transition).collect(), session: 0 }
 }
 
-/// An open transition stream: send a batch, read its ack.
+/// An open transition stream of one registration: send a batch (with the session unless it
+/// names one), read its ack.
 struct Stream {
     tx: mpsc::Sender<v1::TransitionBatch>,
     acks: tonic::Streaming<v1::Ack>,
+    session: u64,
 }
 
 impl Stream {
-    async fn open(client: &mut LearnerClient<Channel>) -> Self {
+    async fn open(client: &mut LearnerClient<Channel>, session: u64) -> Self {
         let (tx, rx) = mpsc::channel(4);
         let acks = client.stream_transitions(ReceiverStream::new(rx)).await.unwrap().into_inner();
-        Self { tx, acks }
+        Self { tx, acks, session }
     }
-    async fn send(&mut self, b: v1::TransitionBatch) -> v1::Ack {
+    /// Registers `actor` and opens a stream for it.
+    async fn register(client: &mut LearnerClient<Channel>, actor: &str) -> Self {
+        let reg = client.register(info(actor)).await.unwrap().into_inner();
+        assert!(reg.accepted, "{}", reg.reason);
+        Self::open(client, reg.session).await
+    }
+    async fn send(&mut self, mut b: v1::TransitionBatch) -> v1::Ack {
+        if b.session == 0 {
+            b.session = self.session;
+        }
         self.tx.send(b).await.unwrap();
         self.acks.next().await.unwrap().unwrap()
     }
@@ -145,16 +162,16 @@ async fn acks_are_durable_and_resends_are_stored_once() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path()).await;
     let mut client = LearnerClient::connect(server.url.clone()).await.unwrap();
-    client.register(info("a")).await.unwrap();
-    let mut s = Stream::open(&mut client).await;
+    let mut s = Stream::register(&mut client, "a").await;
     let ack = s.send(batch("a", 1..=5)).await;
     assert_eq!((ack.durable_seq, ack.stored, ack.duplicates, ack.rejected.is_none()), (5, 5, 0, true));
     // Acknowledged means durable: the store already holds it.
     assert_eq!(server.shared.replay.durable_seq("a").unwrap(), 5);
     s.send(batch("a", 6..=10)).await;
     // Reconnect and resend from an older point: only the new ones are stored.
+    let session = s.session;
     drop(s);
-    let mut s = Stream::open(&mut client).await;
+    let mut s = Stream::open(&mut client, session).await;
     let ack = s.send(batch("a", 6..=15)).await;
     assert_eq!((ack.durable_seq, ack.stored, ack.duplicates), (15, 5, 5));
     assert_eq!(stored_seqs(&server.shared.replay, "a"), (1..=15).collect::<Vec<_>>(), "no duplicates, no gaps");
@@ -168,8 +185,7 @@ async fn a_restart_on_the_same_store_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path()).await;
     let mut client = LearnerClient::connect(server.url.clone()).await.unwrap();
-    client.register(info("a")).await.unwrap();
-    let mut s = Stream::open(&mut client).await;
+    let mut s = Stream::register(&mut client, "a").await;
     for k in 0..4 {
         let ack = s.send(batch("a", k * 5 + 1..=k * 5 + 5)).await;
         assert_eq!(ack.durable_seq, k * 5 + 5);
@@ -182,7 +198,7 @@ async fn a_restart_on_the_same_store_loses_nothing_acknowledged() {
     let mut client = LearnerClient::connect(server.url.clone()).await.unwrap();
     let reg = client.register(info("a")).await.unwrap().into_inner();
     assert_eq!(reg.durable_seq, 20, "the actor learns where to resume");
-    let mut s = Stream::open(&mut client).await;
+    let mut s = Stream::open(&mut client, reg.session).await;
     let ack = s.send(batch("a", 16..=25)).await;
     assert_eq!((ack.stored, ack.duplicates, ack.durable_seq), (5, 5, 25));
     assert_eq!(stored_seqs(&server.shared.replay, "a"), (1..=25).collect::<Vec<_>>());
@@ -195,8 +211,7 @@ async fn bad_batches_are_rejected_in_band_and_nothing_is_stored() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path()).await;
     let mut client = LearnerClient::connect(server.url.clone()).await.unwrap();
-    client.register(info("a")).await.unwrap();
-    let mut s = Stream::open(&mut client).await;
+    let mut s = Stream::register(&mut client, "a").await;
     let invalid = tonic::Code::InvalidArgument as i32;
     let mut cases: Vec<(&str, v1::TransitionBatch, i32)> = Vec::new();
     let mut b = batch("a", 1..=2);
@@ -215,7 +230,32 @@ async fn bad_batches_are_rejected_in_band_and_nothing_is_stored() {
     let mut b = batch("a", 1..=1);
     b.transitions[0].metrics = Some(v1::EpisodeMetrics { json: "[1, 2]".into() });
     cases.push(("not a JSON object", b, invalid));
-    cases.push(("not registered", batch("stranger", 1..=2), tonic::Code::FailedPrecondition as i32));
+    // Values outside the state layout's [0, 1], and rewards outside the run's clip.
+    let mut b = batch("a", 1..=1);
+    b.transitions[0].state[0] = 1e30;
+    cases.push(("`state` value 0 is 1000000000000000000000000000000, outside [0, 1]", b, invalid));
+    let mut b = batch("a", 1..=1);
+    b.transitions[0].next_state[1] = -5.0;
+    cases.push(("`next_state` value 1 is -5, outside [0, 1]", b, invalid));
+    let mut b = batch("a", 1..=1);
+    b.transitions[0].reward = 7.5;
+    cases.push(("`reward` is 7.5, outside [-1, 1]", b, invalid));
+    // Seqs: huge, or not contiguous within a batch.
+    let mut b = batch("a", 1..=1);
+    b.transitions[0].seq = u64::MAX;
+    cases.push(("`seq` must be in 1..=9007199254740992", b, invalid));
+    let mut b = batch("a", 1..=3);
+    b.transitions[2].seq = 4;
+    cases.push(("must follow seq 2 by one", b, invalid));
+    // An episode record over 1 MiB.
+    let mut b = batch("a", 1..=1);
+    b.transitions[0].metrics = Some(v1::EpisodeMetrics { json: format!("{{\"pad\":\"{}\"}}", "x".repeat(1 << 20)) });
+    cases.push(("over the limit of 1048576", b, invalid));
+    // A stream belongs to its first batch's actor.
+    cases.push(("this stream carries actor `a`", batch("stranger", 1..=2), invalid));
+    let mut b = batch("a", 1..=1);
+    b.actor_id = "a\nforged log line".into();
+    cases.push(("actor id has '\\n'", b, invalid));
     for (want, b, code) in cases {
         let ack = s.send(b).await;
         let r = ack.rejected.unwrap_or_else(|| panic!("not rejected: {want}"));
@@ -226,7 +266,11 @@ async fn bad_batches_are_rejected_in_band_and_nothing_is_stored() {
     assert!(server.shared.replay.is_empty().unwrap(), "nothing stored");
     let ack = s.send(batch("a", 1..=3)).await;
     assert_eq!((ack.stored, ack.rejected.is_none()), (3, true), "the stream stays up");
-    drop(s);
+    // An actor that never registered, on a stream of its own.
+    let mut other = Stream::open(&mut client, 12345).await;
+    let ack = other.send(batch("stranger", 1..=2)).await;
+    assert_eq!(ack.rejected.map(|r| r.code), Some(tonic::Code::FailedPrecondition as i32));
+    drop((s, other));
     server.shutdown().await;
 }
 
@@ -263,5 +307,161 @@ async fn policy_versions_arrive_in_order_and_large_weights_in_chunks() {
     server.shared.publish(Policy { version: 7, epsilon: 0.1, weights: Arc::new(vec![7]) });
     assert_eq!(late.next().await.unwrap().unwrap().version, 7);
     drop((updates, late, client));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn gaps_are_refused_whole_and_later_fills_are_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let mut client = LearnerClient::connect(server.url.clone()).await.unwrap();
+    let mut s = Stream::register(&mut client, "a").await;
+    assert_eq!(s.send(batch("a", 1..=7)).await.durable_seq, 7);
+    // 10 would leave 8 and 9 out: refused, nothing of the batch stored.
+    let ack = s.send(batch("a", 10..=11)).await;
+    let r = ack.rejected.expect("a gap is refused");
+    assert_eq!(r.code, tonic::Code::InvalidArgument as i32);
+    assert!(r.message.contains("leaves a gap: the next seq of this actor is 8"), "{}", r.message);
+    assert_eq!(ack.durable_seq, 7);
+    // 8 and 9 are then new, not duplicates.
+    let ack = s.send(batch("a", 8..=9)).await;
+    assert_eq!((ack.stored, ack.duplicates, ack.durable_seq), (2, 0, 9));
+    // A huge seq never becomes the durable mark.
+    let mut b = batch("a", 10..=10);
+    b.transitions[0].seq = u64::MAX;
+    assert!(s.send(b).await.rejected.is_some());
+    let reg = client.register(info("a")).await.unwrap().into_inner();
+    assert_eq!(reg.durable_seq, 9);
+    assert_eq!(stored_seqs(&server.shared.replay, "a"), (1..=9).collect::<Vec<_>>());
+    drop(s);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_newer_registration_fences_the_older_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let mut client = LearnerClient::connect(server.url.clone()).await.unwrap();
+    let mut first = Stream::register(&mut client, "a").await;
+    assert!(first.send(batch("a", 1..=2)).await.rejected.is_none());
+    // A second process with the same id registers: the first one's batches are refused, so
+    // their sequences cannot merge silently.
+    let mut second = Stream::register(&mut client, "a").await;
+    let ack = first.send(batch("a", 3..=4)).await;
+    assert_eq!(ack.rejected.map(|r| r.code), Some(tonic::Code::Aborted as i32));
+    let ack = second.send(batch("a", 3..=4)).await;
+    assert_eq!((ack.stored, ack.durable_seq), (2, 4));
+    drop((first, second));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn status_lists_connected_actors_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let mut client = LearnerClient::connect(server.url.clone()).await.unwrap();
+    let mut s = Stream::register(&mut client, "a").await;
+    s.send(batch("a", 1..=2)).await;
+    let names = |st: v1::LearnerStatus| st.actors.into_iter().map(|a| (a.actor_id, a.durable_seq)).collect::<Vec<_>>();
+    assert_eq!(names(client.status(v1::StatusRequest {}).await.unwrap().into_inner()), vec![("a".to_string(), 2)]);
+    drop(s);
+    // Registered long ago and no stream open any more: not listed (the time is moved back
+    // rather than waited for).
+    for _ in 0..100 {
+        if server.shared.open_streams("a") == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.shared.age_registrations();
+    assert_eq!(names(client.status(v1::StatusRequest {}).await.unwrap().into_inner()), vec![]);
+    server.shutdown().await;
+}
+
+/// Sends raw bytes as messages (whatever a hostile client writes) and reads acks.
+#[derive(Clone, Copy, Default)]
+struct RawCodec;
+
+struct RawEncoder;
+struct AckDecoder;
+
+impl tonic::codec::Encoder for RawEncoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(&mut self, item: Vec<u8>, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        use prost::bytes::BufMut;
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for AckDecoder {
+    type Item = v1::Ack;
+    type Error = tonic::Status;
+    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<v1::Ack>, tonic::Status> {
+        use prost::Message;
+        v1::Ack::decode(src).map(Some).map_err(|e| tonic::Status::internal(e.to_string()))
+    }
+}
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = v1::Ack;
+    type Encoder = RawEncoder;
+    type Decoder = AckDecoder;
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+    fn decoder(&mut self) -> AckDecoder {
+        AckDecoder
+    }
+}
+
+/// Opens a transition stream that sends `messages` as they are and returns what comes back:
+/// the acks, then the status the stream ended with.
+async fn raw_stream(url: &str, messages: Vec<Vec<u8>>) -> (Vec<v1::Ack>, tonic::Status) {
+    let channel = tonic::transport::Endpoint::from_shared(url.to_string()).unwrap().connect().await.unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static("/casrap.v1.Learner/StreamTransitions");
+    let req = tonic::Request::new(tokio_stream::iter(messages));
+    let mut acks = grpc.streaming(req, path, RawCodec).await.unwrap().into_inner();
+    let mut got = Vec::new();
+    loop {
+        match acks.message().await {
+            Ok(Some(a)) => got.push(a),
+            Ok(None) => return (got, tonic::Status::ok("")),
+            Err(s) => return (got, s),
+        }
+    }
+}
+
+#[tokio::test]
+async fn unreadable_messages_end_the_stream_with_a_reason() {
+    use prost::Message;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let mut client = LearnerClient::connect(server.url.clone()).await.unwrap();
+    let reg = client.register(info("a")).await.unwrap().into_inner();
+    let good = |seqs| {
+        let mut b = batch("a", seqs);
+        b.session = reg.session;
+        b.encode_to_vec()
+    };
+    // Bytes that are no protobuf message (field 0x1f..., wire type 7), then a good batch.
+    let (acks, status) = raw_stream(&server.url, vec![good(1..=2), vec![0xff; 64], good(3..=4)]).await;
+    assert_eq!(acks.len(), 1, "the batch before the bad message is acknowledged");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("batches after it on this stream were not read"), "{}", status.message());
+    // Over the 64 MiB limit.
+    let (acks, status) = raw_stream(&server.url, vec![vec![0u8; casrap_proto::MAX_MESSAGE_BYTES + 1]]).await;
+    assert!(acks.is_empty());
+    assert_eq!(status.code(), tonic::Code::OutOfRange, "{status:?}");
+    assert!(status.message().contains("too large"), "{}", status.message());
+    // Nothing of the unread batches was stored; the next stream goes on from seq 3.
+    assert_eq!(stored_seqs(&server.shared.replay, "a"), vec![1, 2]);
+    let mut s = Stream::open(&mut client, reg.session).await;
+    assert_eq!(s.send(batch("a", 3..=4)).await.stored, 2);
+    drop(s);
     server.shutdown().await;
 }

@@ -26,11 +26,12 @@ const ACTIONS: usize = 3;
 const BEST: [usize; CONTEXTS] = [0, 1, 2, 1];
 
 fn contract() -> Contract {
-    Contract { state_layout_version: 1, state_dim: CONTEXTS, actions: (0..ACTIONS).map(|a| format!("a{a}")).collect(), max_batch: 100 }
+    Contract { state_layout_version: 1, state_dim: CONTEXTS, actions: (0..ACTIONS).map(|a| format!("a{a}")).collect(), max_batch: 100, reward_bounds: Some([-1.0, 1.0]) }
 }
 
 fn context_state(c: usize, rng: &mut SmallRng) -> Vec<f32> {
-    (0..CONTEXTS).map(|i| if i == c { 1.0 } else { 0.0 } + rng.gen_range(-0.1..0.1)).collect()
+    // Every feature in [0, 1], as the state layout requires.
+    (0..CONTEXTS).map(|i| if i == c { 0.9 } else { 0.0 } + rng.gen_range(0.0..0.1)).collect()
 }
 
 fn config() -> TrainerConfig {
@@ -112,6 +113,7 @@ async fn learn_bandit(cfg: TrainerConfig) {
                             }
                         })
                         .collect(),
+                    session: reg.session,
                 })
                 .collect();
             let mut acks = client.stream_transitions(tokio_stream::iter(batches)).await.unwrap().into_inner();

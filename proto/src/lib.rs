@@ -7,6 +7,18 @@ pub const PACKAGE: &str = "casrap.v1";
 /// Most bytes of policy weights one `PolicyUpdate` carries.
 pub const MAX_WEIGHT_CHUNK: usize = 1 << 20;
 
+/// Largest message either side decodes.
+pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+/// Largest episode record (metrics JSON) one transition may carry.
+pub const MAX_EPISODE_BYTES: usize = 1 << 20;
+
+/// Largest batch an actor builds (well under [`MAX_MESSAGE_BYTES`]).
+pub const MAX_BATCH_BYTES: usize = 8 << 20;
+
+/// Largest seq accepted (2^53: exact in every JSON reader).
+pub const MAX_SEQ: u64 = 1 << 53;
+
 #[allow(clippy::all, clippy::unwrap_used)]
 pub mod v1 {
     tonic::include_proto!("casrap.v1");
