@@ -183,10 +183,19 @@ impl Outbox {
         self.space.notify_all();
     }
 
-    /// Up to `n` pending transitions after seq `after`, and whether the outbox is closed and empty.
-    fn take_after(&self, after: u64, n: usize) -> (Vec<v1::Transition>, bool) {
+    /// Up to `n` pending transitions after seq `after` and about `max_bytes` encoded (always at
+    /// least one), and whether the outbox is closed and empty.
+    fn take_after(&self, after: u64, n: usize, max_bytes: usize) -> (Vec<v1::Transition>, bool) {
+        use prost::Message;
         let g = self.lock();
-        let batch = g.pending.iter().filter(|t| t.seq > after).take(n).cloned().collect();
+        let (mut bytes, mut batch) = (0usize, Vec::new());
+        for t in g.pending.iter().filter(|t| t.seq > after).take(n) {
+            bytes += t.encoded_len();
+            if bytes > max_bytes && !batch.is_empty() {
+                break;
+            }
+            batch.push(t.clone());
+        }
         (batch, g.closed && g.pending.is_empty())
     }
 }
@@ -257,7 +266,7 @@ impl Connection {
             .connect()
             .await
             .map_err(|e| format!("cannot connect: {e}"))?;
-        Ok(LearnerClient::with_interceptor(channel, self.token.clone()).max_decoding_message_size(64 << 20))
+        Ok(LearnerClient::with_interceptor(channel, self.token.clone()).max_decoding_message_size(casrap_proto::MAX_MESSAGE_BYTES))
     }
 }
 
@@ -329,7 +338,8 @@ async fn session(id: &Identity, outbox: &Outbox, registered: &mut Option<oneshot
     if !reg.accepted {
         return Ended::Fatal(format!("registration refused: {}", reg.reason));
     }
-    backoff.reset();
+    // The backoff resets only once a batch is acknowledged: a learner that registers actors but
+    // refuses every batch (a full disk) must not be retried at full speed.
     outbox.ack(reg.durable_seq);
     match registered.take() {
         Some(r) => {
@@ -350,14 +360,14 @@ async fn session(id: &Identity, outbox: &Outbox, registered: &mut Option<oneshot
     let mut in_flight = 0usize;
     loop {
         if in_flight < IN_FLIGHT {
-            let (batch, done) = outbox.take_after(sent, max_batch);
+            let (batch, done) = outbox.take_after(sent, max_batch, casrap_proto::MAX_BATCH_BYTES);
             if done && in_flight == 0 {
                 return Ended::Done;
             }
             if let Some(last) = batch.last() {
                 sent = last.seq;
                 in_flight += 1;
-                if tx.send(v1::TransitionBatch { actor_id: id.info.actor_id.clone(), transitions: batch }).await.is_err() {
+                if tx.send(v1::TransitionBatch { actor_id: id.info.actor_id.clone(), transitions: batch, session: reg.session }).await.is_err() {
                     return Ended::Retry("stream closed by the learner".into());
                 }
                 continue;
@@ -370,17 +380,22 @@ async fn session(id: &Identity, outbox: &Outbox, registered: &mut Option<oneshot
                     in_flight = in_flight.saturating_sub(1);
                     if let Some(r) = a.rejected {
                         let code = tonic::Code::from_i32(r.code);
-                        if code == tonic::Code::Internal {
+                        if matches!(code, tonic::Code::Internal | tonic::Code::Unavailable) {
                             return Ended::Retry(format!("learner store error: {}", r.message));
                         }
                         return Ended::Fatal(format!("batch rejected ({code:?}): {}", r.message));
                     }
+                    backoff.reset();
                     outbox.ack(a.durable_seq);
                     if a.duplicates > 0 {
                         tracing::debug!(duplicates = a.duplicates, "resent transitions were already stored");
                     }
                 }
                 Ok(None) => return Ended::Retry("the learner closed the stream".into()),
+                // The learner could not read what we sent: sending it again would fail again.
+                Err(s) if matches!(s.code(), tonic::Code::InvalidArgument | tonic::Code::OutOfRange | tonic::Code::ResourceExhausted) => {
+                    return Ended::Fatal(format!("stream: {}: {}", s.code(), s.message()))
+                }
                 Err(s) => return Ended::Retry(format!("stream: {}: {}", s.code(), s.message())),
             },
         }

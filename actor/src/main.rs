@@ -353,6 +353,7 @@ fn run_episodes(args: RunArgs) -> anyhow::Result<()> {
         metrics: args.metrics,
         config,
     };
+    casrap_common::rl::check_actor_id(&options.actor_id).map_err(|e| anyhow::anyhow!("--actor-id: {e}"))?;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = stop.clone();
     // Ctrl-C / SIGTERM: finish cleanly (the current episode is abandoned); a second one exits at once.
@@ -360,9 +361,15 @@ fn run_episodes(args: RunArgs) -> anyhow::Result<()> {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
         if let Ok(rt) = rt {
             rt.block_on(async {
-                casrap_common::signals::shutdown().await;
+                casrap_common::signals::shutdown_or_orphaned().await;
                 tracing::warn!("stopping: abandoning the current episode, then waiting for acknowledgements");
                 flag.store(true, std::sync::atomic::Ordering::Relaxed);
+                if casrap_common::signals::orphaned() == Some(true) {
+                    // No orchestrator to wait for us: give the outbox a few seconds, then go.
+                    tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+                    tracing::error!("orphaned: exiting now");
+                    std::process::exit(1);
+                }
                 casrap_common::signals::shutdown().await;
                 tracing::error!("second signal: exiting now");
                 std::process::exit(130);

@@ -56,3 +56,78 @@ fn a_stop_while_the_learner_is_unreachable_ends_the_sender_with_the_reason() {
     let err = rt.block_on(rx).unwrap().unwrap_err().to_string();
     assert!(err.contains("stopped while connecting") && err.contains("cannot connect"), "{err}");
 }
+
+/// A learner that accepts every registration and refuses every batch as a store failure (a
+/// learner with a full disk), counting registrations.
+struct RefusingLearner {
+    registrations: Arc<std::sync::atomic::AtomicU64>,
+}
+
+type Boxed<T> = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<T, tonic::Status>> + Send>>;
+
+#[tonic::async_trait]
+impl casrap_proto::Learner for RefusingLearner {
+    async fn register(&self, _: tonic::Request<v1::ActorInfo>) -> Result<tonic::Response<v1::Registration>, tonic::Status> {
+        self.registrations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(tonic::Response::new(v1::Registration { accepted: true, max_batch: 8, session: 1, ..Default::default() }))
+    }
+    type StreamTransitionsStream = Boxed<v1::Ack>;
+    async fn stream_transitions(
+        &self,
+        request: tonic::Request<tonic::Streaming<v1::TransitionBatch>>,
+    ) -> Result<tonic::Response<Self::StreamTransitionsStream>, tonic::Status> {
+        use tokio_stream::StreamExt;
+        let acks = request.into_inner().map(|b| {
+            let b = b?;
+            Ok(v1::Ack {
+                actor_id: b.actor_id,
+                rejected: Some(v1::Rejection { code: tonic::Code::Unavailable as i32, message: "no space left on device".into() }),
+                ..Default::default()
+            })
+        });
+        Ok(tonic::Response::new(Box::pin(acks)))
+    }
+    type WatchPolicyStream = Boxed<v1::PolicyUpdate>;
+    async fn watch_policy(&self, _: tonic::Request<v1::PolicyRequest>) -> Result<tonic::Response<Self::WatchPolicyStream>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not here"))
+    }
+    async fn status(&self, _: tonic::Request<v1::StatusRequest>) -> Result<tonic::Response<v1::LearnerStatus>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not here"))
+    }
+}
+
+#[test]
+fn a_learner_that_refuses_every_batch_is_retried_with_growing_backoff() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let registrations = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (url, stop_server) = rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let svc = casrap_proto::LearnerServer::new(RefusingLearner { registrations: registrations.clone() });
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(svc)
+                .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), async {
+                    let _ = stopped.await;
+                }),
+        );
+        (url, stop)
+    });
+    let outbox = Outbox::new(4, &url);
+    assert!(outbox.push(transition(1), &AtomicBool::new(false)).unwrap());
+    let id = Identity { conn: client::Connection::plain(&url), url, info: v1::ActorInfo { actor_id: "a".into(), ..Default::default() }, batch: 8 };
+    let (tx, _rx) = tokio::sync::oneshot::channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let window = Duration::from_secs(4);
+    rt.block_on(async {
+        // The sender never finishes here (nothing is ever acknowledged): watch it for a while.
+        let _ = tokio::time::timeout(window, client::run_sender(id, outbox.clone(), tx, stop)).await;
+    });
+    let n = registrations.load(std::sync::atomic::Ordering::Relaxed);
+    // Doubling from 100 ms: 100 + 200 + 400 + 800 + 1600 ms fit in 4 s, so at most 6 attempts;
+    // a backoff reset by every successful registration would retry every ~100 ms (about 30).
+    assert!((2..=7).contains(&n), "{n} registrations in {window:?}");
+    assert_eq!(outbox.stats().pending, 1, "nothing unacknowledged is dropped");
+    let _ = stop_server.send(());
+}

@@ -51,6 +51,15 @@ enum Command {
         /// A run folder (`runs/train-N`).
         run: PathBuf,
     },
+    /// Write `episodes.jsonl` from a replay store: a run folder (`runs/train-N`), a learner
+    /// folder (holding `replay/`) or the store itself. Prints the episodes per actor and any gap.
+    Export {
+        /// A run folder, a learner folder or a replay store.
+        path: PathBuf,
+        /// Where to write (default: `episodes.jsonl` in the run or learner folder).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// How the learned Q-values of a finished run rank the actions against the rewards observed
     /// (per action: episodes, mean reward, mean Q; Spearman's rank correlation).
     PolicyFit {
@@ -291,6 +300,11 @@ async fn main() -> anyhow::Result<()> {
             let w = casrap_deploy::report::write(&run)?;
             print!("{}", w.text);
             println!("wrote {}, {} and {} plots in {}", w.summary.display(), w.report.display(), w.plots.len(), run.join("plots").display());
+            Ok(())
+        }
+        Command::Export { path, out } => {
+            let e = casrap_deploy::records::export(&path, out.as_deref())?;
+            print!("{}", e.table());
             Ok(())
         }
         Command::PolicyFit { run } => {

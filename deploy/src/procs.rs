@@ -34,9 +34,13 @@ pub fn locate(name: &str) -> Result<PathBuf> {
 
 /// Puts the child in a process group of its own, so a Ctrl-C at the terminal reaches only the
 /// orchestrator, which then stops the actors first and the learner last.
+///
+/// The child also learns the orchestrator's pid ([`casrap_common::signals::PARENT_ENV`]), so it
+/// shuts itself down if the orchestrator dies without stopping it (SIGKILL, a crash).
 fn detach(cmd: &mut Command) {
     #[cfg(unix)]
     std::os::unix::process::CommandExt::process_group(cmd, 0);
+    cmd.env(casrap_common::signals::PARENT_ENV, std::process::id().to_string());
 }
 
 /// A child process with its log file.

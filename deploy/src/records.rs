@@ -60,6 +60,69 @@ pub fn from_store(learner_dir: &Path, capacity: u64) -> Result<Vec<Episode>> {
     Ok(out)
 }
 
+/// What [`export`] wrote.
+#[derive(Debug)]
+pub struct Exported {
+    pub store: PathBuf,
+    pub out: PathBuf,
+    /// Per actor: episodes and the highest seq.
+    pub actors: BTreeMap<String, (u64, u64)>,
+    /// Per actor with a gap or duplicate, the first one (see [`check_complete`]).
+    pub problems: Vec<String>,
+}
+
+impl Exported {
+    pub fn table(&self) -> String {
+        let mut t = format!("{:<40} {:>9} {:>9}\n", "actor", "episodes", "last seq");
+        for (a, (n, last)) in &self.actors {
+            t += &format!("{a:<40} {n:>9} {last:>9}\n");
+        }
+        let total: u64 = self.actors.values().map(|(n, _)| n).sum();
+        t += &format!("{total} episodes from {} written to {}\n", self.store.display(), self.out.display());
+        for p in &self.problems {
+            t += &format!("not contiguous: {p}\n");
+        }
+        t
+    }
+}
+
+/// The learner folder and default output of `path`: a run folder (`learner/replay` inside), a
+/// learner folder (`replay/` inside) or a store (sled's `conf` inside).
+fn locate_store(path: &Path) -> Result<(PathBuf, PathBuf)> {
+    if path.join("learner/replay").is_dir() {
+        return Ok((path.join("learner"), path.join("episodes.jsonl")));
+    }
+    if path.join("replay").is_dir() {
+        return Ok((path.into(), path.join("episodes.jsonl")));
+    }
+    if path.join("conf").is_file() && path.join("db").is_file() {
+        let parent = path.parent().unwrap_or(Path::new("."));
+        return Ok((parent.into(), parent.join("episodes.jsonl")));
+    }
+    Err(Error::Records { path: path.into(), reason: "no replay store here (looked for learner/replay/, replay/ and a sled store)".into() })
+}
+
+/// `casrap export`: every episode record of a store to `episodes.jsonl` (or `out`), by actor
+/// and seq, with a count per actor and the first gap of each actor whose seqs are not 1..=n.
+pub fn export(path: &Path, out: Option<&Path>) -> Result<Exported> {
+    let (learner_dir, default_out) = locate_store(path)?;
+    let out = out.map_or(default_out, Path::to_path_buf);
+    // Capacity only matters for inserts; an export inserts nothing.
+    let episodes = from_store(&learner_dir, u64::MAX)?;
+    write_jsonl(&out, &episodes)?;
+    let mut actors: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for e in &episodes {
+        let a = actors.entry(e.actor_id.clone()).or_insert((0, 0));
+        a.0 += 1;
+        a.1 = a.1.max(e.seq);
+    }
+    let problems = actors
+        .iter()
+        .filter_map(|(a, &(_, last))| check_complete(&episodes.iter().filter(|e| &e.actor_id == a).cloned().collect::<Vec<_>>(), &BTreeMap::from([(a.clone(), last)])).err())
+        .collect();
+    Ok(Exported { store: learner_dir.join("replay"), out, actors, problems })
+}
+
 /// Writes one JSON object per line (atomically: a temp file renamed into place).
 pub fn write_jsonl(path: &Path, episodes: &[Episode]) -> Result<()> {
     let tmp = path.with_extension("jsonl.tmp");

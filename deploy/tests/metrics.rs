@@ -47,10 +47,11 @@ async fn the_learner_exports_ingest_training_and_actors_by_hardware() {
         state_dim: cfg.state_dim() as u32,
         ..Default::default()
     };
-    assert!(c.register(info).await.unwrap().into_inner().accepted);
+    let reg = c.register(info).await.unwrap().into_inner();
+    assert!(reg.accepted);
     let s = vec![0.5; cfg.state_dim()];
     let t = |seq| v1::Transition { seq, state: s.clone(), action: 1, reward: 0.25, next_state: s.clone(), done: true, metrics: None };
-    let batch = v1::TransitionBatch { actor_id: "a-1".into(), transitions: vec![t(1), t(2), t(3)] };
+    let batch = v1::TransitionBatch { actor_id: "a-1".into(), transitions: vec![t(1), t(2), t(3)], session: reg.session };
     let mut acks = c.stream_transitions(tokio_stream::iter(vec![batch])).await.unwrap().into_inner();
     assert_eq!(acks.message().await.unwrap().unwrap().stored, 3);
 

@@ -277,3 +277,43 @@ fn an_actor_with_another_action_set_is_refused_with_the_difference() {
     assert!(learner.stop(Duration::from_secs(30)).unwrap().success());
     assert_eq!(records::from_store(&tmp.path().join("learner"), 1_000_000).unwrap().len(), 0);
 }
+
+/// The live children of `pid` (every thread's).
+fn children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten() {
+        let text = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        out.extend(text.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+    }
+    out
+}
+
+/// Gone, or a zombie nobody reaps yet (it runs nothing any more).
+fn gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next()) == Some("Z"),
+    }
+}
+
+#[test]
+fn a_sigkilled_casrap_leaves_no_learner_or_actor_running() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path(), 100_000, "");
+    let mut casrap = Command::new(env!("CARGO_BIN_EXE_casrap"))
+        .env("HF_HUB_OFFLINE", "1")
+        .args(["run", cfg.to_str().unwrap(), "--out"])
+        .arg(tmp.path().join("runs"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = casrap.id();
+    wait_until("the learner and both actors", Duration::from_secs(120), || children(pid).len() >= 3);
+    let kids = children(pid);
+    casrap.kill().unwrap();
+    casrap.wait().unwrap();
+    let t = Instant::now();
+    wait_until("the orphaned learner and actors to stop", Duration::from_secs(30), || kids.iter().all(|&k| gone(k)));
+    println!("{} orphans stopped {:.1} s after casrap was killed", kids.len(), t.elapsed().as_secs_f64());
+}

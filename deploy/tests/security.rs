@@ -59,11 +59,12 @@ fn info() -> v1::ActorInfo {
     }
 }
 
-fn batch() -> v1::TransitionBatch {
+fn batch(session: u64) -> v1::TransitionBatch {
     let s = vec![0.5; casrap_common::state::FEATURES.len()];
     v1::TransitionBatch {
         actor_id: "actor-1".into(),
         transitions: vec![v1::Transition { seq: 1, state: s.clone(), action: 1, reward: 0.1, next_state: s, done: true, metrics: None }],
+        session,
     }
 }
 
@@ -82,9 +83,9 @@ fn tls(p: &Pki, client: bool) -> TlsConfig {
 /// Registers and streams one transition; the status code on failure.
 async fn exchange(conn: &Connection) -> Result<u32, String> {
     let mut c = conn.client().await?;
-    c.register(info()).await.map_err(|s| format!("{:?}: {}", s.code(), s.message()))?;
+    let reg = c.register(info()).await.map_err(|s| format!("{:?}: {}", s.code(), s.message()))?.into_inner();
     let mut acks = c
-        .stream_transitions(tokio_stream::iter(vec![batch()]))
+        .stream_transitions(tokio_stream::iter(vec![batch(reg.session)]))
         .await
         .map_err(|s| format!("{:?}: {}", s.code(), s.message()))?
         .into_inner();
