@@ -128,6 +128,15 @@ fn casrap_run_stores_every_episode_once_advances_policies_and_learns_what_it_saw
         let newest = exported.iter().filter(|e| e.actor_id == a).map(|e| e.policy_version).max().unwrap();
         assert!(newest > 1, "{a} never received a trained policy (newest version {newest})");
     }
+    // `casrap export` recovers the same records from the run folder's store.
+    let recovered = tmp.path().join("recovered.jsonl");
+    let out = Command::new(env!("CARGO_BIN_EXE_casrap")).arg("export").arg(&run).arg("--out").arg(&recovered).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("60 episodes from") && !text.contains("not contiguous"), "{text}");
+    assert_eq!(std::fs::read(&recovered).unwrap(), std::fs::read(run.join("episodes.jsonl")).unwrap());
+    let nothing = Command::new(env!("CARGO_BIN_EXE_casrap")).arg("export").arg(tmp.path().join("no-such-run")).output().unwrap();
+    assert!(!nothing.status.success() && String::from_utf8_lossy(&nothing.stderr).contains("no replay store here"));
     // The run's summary is reproduced exactly from its records.
     let summary = std::fs::read(run.join("summary.json")).unwrap();
     let again = Command::new(env!("CARGO_BIN_EXE_casrap")).arg("report").arg(&run).output().unwrap();
