@@ -1,8 +1,13 @@
-//! `casrap-learner bench`: a learner in-process (trainer included) and M simulated actors that
-//! stream synthetic transitions as fast as acks allow and watch the policy. One table: durable
-//! ingest rate, ack latency, and how long each published policy took to reach each actor.
+//! `casrap-learner bench`: M simulated actors against a learner, each with its transition stream
+//! and its policy watch. The learner runs in-process (trainer included) or is any running one
+//! (`--connect URL`, a separate process: what a fleet looks like to it). Actors send as fast as
+//! their acks allow, or at a fixed rate (`--rate`, transitions per actor per second) with episode
+//! records of a realistic size. One table: durable ingest, ack latency, policy push latency to
+//! every watcher, and the learner's memory (sampled from `/proc`) per connected actor; `--record`
+//! keeps the raw figures (and the memory curve) as JSON.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,18 +16,26 @@ use casrap_common::state;
 use casrap_proto::{v1, LearnerClient};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
+use tonic::transport::{Channel, Endpoint};
 
 use crate::server;
 use crate::service::Shared;
 
-#[derive(clap::Args, Debug, Clone)]
+#[derive(clap::Args, Debug, Clone, Serialize)]
 pub struct BenchArgs {
     /// Run config whose action set, learner and trainer settings are used.
     #[arg(long, default_value = "deploy/local.yaml")]
     pub config: PathBuf,
+    /// A running learner to load (e.g. `http://127.0.0.1:50051`); default: one in-process.
+    #[arg(long)]
+    pub connect: Option<String>,
+    /// Its process id, to sample its memory (`/proc/PID/status`); the in-process one is this one.
+    #[arg(long)]
+    pub learner_pid: Option<u32>,
     /// Simulated actors.
     #[arg(long, default_value_t = 64)]
     pub actors: usize,
@@ -32,14 +45,30 @@ pub struct BenchArgs {
     /// Batches each actor keeps in flight (sent, not yet acked).
     #[arg(long, default_value_t = 4)]
     pub in_flight: usize,
-    /// Seconds of load.
+    /// Transitions per actor per second (batches of one); 0: as fast as acks allow.
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
+    /// Bytes of the episode record each transition carries (0: none).
+    #[arg(long, default_value_t = 0)]
+    pub record_bytes: usize,
+    /// Seconds over which the actors connect (spread, as a fleet's start is).
+    #[arg(long, default_value_t = 0.0)]
+    pub ramp: f64,
+    /// Seconds of load (after the ramp).
     #[arg(long, default_value_t = 10)]
     pub seconds: u64,
-    /// Store folder (default: a fresh temporary one).
+    /// One connection per actor for its stream and its watch (default: two).
+    #[arg(long)]
+    pub one_connection: bool,
+    /// Store folder of the in-process learner (default: a fresh temporary one).
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Write the raw figures as JSON here.
+    #[arg(long)]
+    pub record: Option<PathBuf>,
 }
 
+/// The `q` quantile (nearest rank) of `v`, NaN when empty.
 fn quantile(v: &mut [f64], q: f64) -> f64 {
     if v.is_empty() {
         return f64::NAN;
@@ -54,8 +83,54 @@ struct ActorResult {
     push_ms: Vec<f64>,
 }
 
-async fn actor(url: String, id: usize, args: BenchArgs, labels: Vec<String>, shared: Arc<Shared>, until: Instant) -> Result<ActorResult, String> {
-    let mut client = LearnerClient::connect(url.clone()).await.map_err(|e| e.to_string())?;
+/// What all actors count together while they run.
+#[derive(Default)]
+struct Live {
+    connected: AtomicU64,
+    acked: AtomicU64,
+}
+
+fn now_micros() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
+}
+
+/// The tail of an episode record of about `bytes` bytes with the keys an actor's record has
+/// (made once per actor: the simulated fleet should not spend the cores on formatting).
+fn record_tail(bytes: usize, rng: &mut SmallRng) -> String {
+    let mut json = format!(
+        ",\"action\":\"ffn:0.25\",\"reward\":{:.4},\"policy_version\":1,\"state\":[0.5,0.5,1,0,0,0,0.3,0.6,0.42],\
+         \"dense\":{{\"decode_tokens_per_s\":{:.1}}},\"pruned\":{{\"decode_tokens_per_s\":{:.1}}},\"measurement\":{{\"runs\":[",
+        rng.gen_range(-0.2..0.3),
+        rng.gen_range(400.0..500.0),
+        rng.gen_range(450.0..600.0)
+    );
+    while json.len() + 48 < bytes {
+        json += &format!("{:.3},", rng.gen_range(1.0..3.0));
+    }
+    json += "0]}}";
+    json
+}
+
+/// Connects, retrying (as actors do) up to 5 times a second apart; the error with its causes.
+async fn connect(url: &str) -> Result<Channel, String> {
+    let endpoint = Endpoint::from_shared(url.to_string()).map_err(|e| e.to_string())?.connect_timeout(Duration::from_secs(30)).tcp_nodelay(true);
+    let mut tries = 0;
+    loop {
+        match endpoint.connect().await {
+            Ok(c) => return Ok(c),
+            Err(e) if tries < 5 => {
+                tries += 1;
+                tracing::debug!(error = ?e, "connect failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(format!("connect: {e}: {:?}", std::error::Error::source(&e))),
+        }
+    }
+}
+
+async fn actor(url: String, id: usize, args: BenchArgs, labels: Vec<String>, shared: Option<Arc<Shared>>, live: Arc<Live>, until: Instant) -> Result<ActorResult, String> {
+    let channel = connect(&url).await?;
+    let mut client = LearnerClient::new(channel.clone()).max_decoding_message_size(casrap_proto::MAX_MESSAGE_BYTES);
     let name = format!("bench-{id}");
     let dim = state::FEATURES.len();
     let reg = client
@@ -72,22 +147,28 @@ async fn actor(url: String, id: usize, args: BenchArgs, labels: Vec<String>, sha
     if !reg.accepted {
         return Err(reg.reason);
     }
-    // Policy watcher, on its own connection so policy frames do not queue behind transition
-    // batches on one TCP stream: time from publish to the last chunk arriving here.
-    let mut watch = LearnerClient::connect(url.clone()).await.map_err(|e| e.to_string())?;
-    let policy_shared = shared.clone();
+    live.connected.fetch_add(1, Ordering::Relaxed);
+    // The policy watcher, by default on its own connection so policy frames do not queue behind
+    // transition batches on one TCP stream: time from publish to the last chunk arriving here.
+    let watch_channel = if args.one_connection { channel } else { connect(&url).await? };
+    let mut watch = LearnerClient::new(watch_channel);
     let watcher = tokio::spawn(async move {
         let mut push_ms = Vec::new();
-        let Ok(resp) = watch.watch_policy(v1::PolicyRequest { actor_id: format!("bench-{id}"), have_version: 0 }).await else { return push_ms };
+        // Only versions published after the watch began count: the one current at that moment
+        // arrives at once but was published before this actor existed.
+        let (began, began_unix) = (Instant::now(), now_micros());
+        let Ok(resp) = watch.watch_policy(v1::PolicyRequest { actor_id: name, have_version: 0 }).await else { return push_ms };
         let mut updates = resp.into_inner();
-        while let Some(Ok(u)) = updates.next().await {
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            let Ok(Some(Ok(u))) = tokio::time::timeout(left, updates.next()).await else { break };
             if u.chunk + 1 == u.chunks {
-                if let Some(t) = policy_shared.published_at(u.version) {
-                    push_ms.push(t.elapsed().as_secs_f64() * 1e3);
-                }
-            }
-            if Instant::now() > until {
-                break;
+                let ms = match &shared {
+                    Some(s) => s.published_at(u.version).filter(|t| *t >= began).map(|t| t.elapsed().as_secs_f64() * 1e3),
+                    None if u.published_unix_micros >= began_unix => Some(now_micros().saturating_sub(u.published_unix_micros) as f64 / 1e3),
+                    None => None,
+                };
+                push_ms.extend(ms);
             }
         }
         push_ms
@@ -97,29 +178,33 @@ async fn actor(url: String, id: usize, args: BenchArgs, labels: Vec<String>, sha
     let (tx, rx) = mpsc::channel::<v1::TransitionBatch>(1);
     let mut acks = client.stream_transitions(ReceiverStream::new(rx)).await.map_err(|e| e.to_string())?.into_inner();
     let (sent_tx, mut sent_rx) = mpsc::unbounded_channel::<Instant>();
-    let batch = args.batch;
+    let batch = if args.rate > 0.0 { 1 } else { args.batch };
     let session = reg.session;
     let actions = labels.len() as u32;
     let sender_permits = permits.clone();
     let sender = tokio::spawn(async move {
         let mut rng = SmallRng::seed_from_u64(id as u64);
         let mut seq = 0u64;
+        let tail = record_tail(args.record_bytes, &mut rng);
+        let mut tick = (args.rate > 0.0).then(|| {
+            let period = Duration::from_secs_f64(1.0 / args.rate);
+            // Actors start at random phases, as independent machines do.
+            let mut t = tokio::time::interval_at(tokio::time::Instant::now() + period.mul_f64(rng.gen()), period);
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            t
+        });
         while Instant::now() < until {
+            if let Some(t) = &mut tick {
+                t.tick().await;
+            }
             let Ok(permit) = sender_permits.clone().acquire_owned().await else { break };
             permit.forget();
             let transitions = (0..batch)
                 .map(|_| {
                     seq += 1;
                     let state: Vec<f32> = (0..dim).map(|_| rng.gen()).collect();
-                    v1::Transition {
-                        seq,
-                        next_state: state.clone(),
-                        state,
-                        action: rng.gen_range(0..actions),
-                        reward: rng.gen_range(-1.0..1.0),
-                        done: true,
-                        metrics: None,
-                    }
+                    let metrics = (args.record_bytes > 0).then(|| v1::EpisodeMetrics { json: format!("{{\"actor_id\":\"bench-{id}\",\"seq\":{seq}{tail}") });
+                    v1::Transition { seq, next_state: state.clone(), state, action: rng.gen_range(0..actions), reward: rng.gen_range(-1.0..1.0), done: true, metrics }
                 })
                 .collect();
             let _ = sent_tx.send(Instant::now());
@@ -140,6 +225,7 @@ async fn actor(url: String, id: usize, args: BenchArgs, labels: Vec<String>, sha
         }
         permits.add_permits(1);
         acked += u64::from(ack.stored);
+        live.acked.fetch_add(u64::from(ack.stored), Ordering::Relaxed);
         if sender.is_finished() && sent_rx.is_empty() {
             break;
         }
@@ -148,53 +234,200 @@ async fn actor(url: String, id: usize, args: BenchArgs, labels: Vec<String>, sha
     Ok(ActorResult { acked, ack_ms, push_ms })
 }
 
+/// Resident memory of `pid` in bytes (`VmRSS`), if readable.
+fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: u64 = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// One sample of the memory curve.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct MemorySample {
+    pub t_s: f64,
+    pub rss_bytes: u64,
+    pub connected: u64,
+    pub acked: u64,
+}
+
+/// The raw figures of one bench run.
+#[derive(Debug, Serialize)]
+pub struct Record {
+    pub args: BenchArgs,
+    pub learner: String,
+    pub elapsed_s: f64,
+    pub actors_connected: u64,
+    /// Actors that gave up (connect or register failed after retries, or a stream error).
+    pub actors_failed: usize,
+    pub first_failure: Option<String>,
+    pub acked: u64,
+    pub stored: Option<u64>,
+    pub ack_ms: Quantiles,
+    pub push_ms: Quantiles,
+    pub pushes: usize,
+    pub policy_versions: u64,
+    pub memory: Vec<MemorySample>,
+    /// Learner memory before the actors connected and once all had.
+    pub rss_idle_bytes: Option<u64>,
+    pub rss_connected_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Quantiles {
+    pub n: usize,
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl Quantiles {
+    fn of(mut v: Vec<f64>) -> Self {
+        Self { n: v.len(), p50: quantile(&mut v, 0.5), p99: quantile(&mut v, 0.99), max: quantile(&mut v, 1.0) }
+    }
+}
+
+impl Record {
+    /// Bytes of learner memory per connected actor: growth from idle to all connected.
+    pub fn bytes_per_actor(&self) -> Option<f64> {
+        let (idle, full) = (self.rss_idle_bytes?, self.rss_connected_bytes?);
+        (self.actors_connected > 0).then(|| (full as f64 - idle as f64) / self.actors_connected as f64)
+    }
+
+    /// The table printed at the end.
+    pub fn table(&self) -> String {
+        let a = &self.args;
+        let load = if a.rate > 0.0 { format!("{} transition(s)/s per actor", a.rate) } else { format!("batches of {}, {} in flight per actor", a.batch, a.in_flight) };
+        let mut t = format!(
+            "casrap-learner bench: {} actors ({} connected), {load}, episode records of {} bytes, {:.1} s, learner {}\n",
+            a.actors, self.actors_connected, a.record_bytes, self.elapsed_s, self.learner
+        );
+        t += "| measure | value | target |\n|---|---|---|\n";
+        t += &format!("| actors connected / failed | {} / {} | all / 0 |\n", self.actors_connected, self.actors_failed);
+        t += &format!("| durable ingest (acked transitions/s) | {:.0} | |\n", self.acked as f64 / self.elapsed_s);
+        let stored = self.stored.map_or("-".to_string(), |s| s.to_string());
+        t += &format!("| transitions acked / stored | {} / {stored} | equal |\n", self.acked);
+        t += &format!("| ack latency p50 / p99 / max (ms, send to durable ack) | {:.2} / {:.2} / {:.2} | p99 <= 100 |\n", self.ack_ms.p50, self.ack_ms.p99, self.ack_ms.max);
+        t += &format!("| policy versions published / pushes received | {} / {} | |\n", self.policy_versions, self.pushes);
+        t += &format!("| policy push latency p50 / p99 / max (ms, to every watcher) | {:.2} / {:.2} / {:.2} | p99 <= 100 |\n", self.push_ms.p50, self.push_ms.p99, self.push_ms.max);
+        if let (Some(idle), Some(full)) = (self.rss_idle_bytes, self.rss_connected_bytes) {
+            t += &format!("| learner memory idle / all connected (MiB) | {:.1} / {:.1} | |\n", idle as f64 / 1048576.0, full as f64 / 1048576.0);
+        }
+        if let Some(b) = self.bytes_per_actor() {
+            t += &format!("| learner memory per connected actor (KiB) | {:.1} | |\n", b / 1024.0);
+        }
+        if let (Some(first), Some(last)) = (self.memory.first(), self.memory.last()) {
+            let peak = self.memory.iter().map(|m| m.rss_bytes).max().unwrap_or(0);
+            t += &format!(
+                "| learner memory first / peak / last sample (MiB) | {:.1} / {:.1} / {:.1} | flat |\n",
+                first.rss_bytes as f64 / 1048576.0,
+                peak as f64 / 1048576.0,
+                last.rss_bytes as f64 / 1048576.0
+            );
+        }
+        t
+    }
+}
+
 /// Runs the benchmark and prints its table.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let cfg = RunConfig::from_file(&args.config)?;
     let tmp = tempfile::tempdir()?;
     let dir = args.dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let learner = server::start(&cfg, "127.0.0.1:0", &dir, async {
-        let _ = stop_rx.await;
-    })
-    .await?;
-    let url = format!("http://{}", learner.addr);
-    let shared = learner.shared.clone();
+    let (learner, url, pid) = match &args.connect {
+        Some(url) => (None, url.clone(), args.learner_pid),
+        None => {
+            let l = server::start(&cfg, "127.0.0.1:0", &dir, async {
+                let _ = stop_rx.await;
+            })
+            .await?;
+            let url = format!("http://{}", l.addr);
+            (Some(l), url, Some(std::process::id()))
+        }
+    };
+    let shared = learner.as_ref().map(|l| l.shared.clone());
     let labels = cfg.action_labels();
+    let live = Arc::new(Live::default());
     let start = Instant::now();
-    let until = start + Duration::from_secs(args.seconds);
-    let updates_before = shared.updates.load(std::sync::atomic::Ordering::Relaxed);
-    let tasks: Vec<_> = (0..args.actors)
-        .map(|i| tokio::spawn(actor(url.clone(), i, args.clone(), labels.clone(), shared.clone(), until)))
-        .collect();
+    let rss_idle = pid.and_then(rss_bytes);
+    let ramp = Duration::from_secs_f64(args.ramp.max(0.0));
+    let until = start + ramp + Duration::from_secs(args.seconds);
+    // The memory curve: one sample a second.
+    let sampler = {
+        let live = live.clone();
+        tokio::spawn(async move {
+            let mut samples = Vec::new();
+            let Some(pid) = pid else { return samples };
+            while Instant::now() < until {
+                if let Some(rss) = rss_bytes(pid) {
+                    samples.push(MemorySample { t_s: start.elapsed().as_secs_f64(), rss_bytes: rss, connected: live.connected.load(Ordering::Relaxed), acked: live.acked.load(Ordering::Relaxed) });
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            samples
+        })
+    };
+    let mut tasks = Vec::with_capacity(args.actors);
+    for i in 0..args.actors {
+        if !ramp.is_zero() {
+            tokio::time::sleep_until(tokio::time::Instant::from_std(start + ramp.mul_f64(i as f64 / args.actors as f64))).await;
+        }
+        tasks.push(tokio::spawn(actor(url.clone(), i, args.clone(), labels.clone(), shared.clone(), live.clone(), until)));
+    }
+    // Memory once every actor is connected (or the ramp is over).
+    let all_in = Instant::now() + Duration::from_secs(60);
+    while live.connected.load(Ordering::Relaxed) < args.actors as u64 && Instant::now() < all_in && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_connected = pid.and_then(rss_bytes);
     let mut results = Vec::new();
+    let mut failures = Vec::new();
     for t in tasks {
         match t.await? {
             Ok(r) => results.push(r),
-            Err(e) => anyhow::bail!("a simulated actor failed: {e}"),
+            Err(e) => failures.push(e),
         }
     }
-    let elapsed = start.elapsed().as_secs_f64();
-    let updates = shared.updates.load(std::sync::atomic::Ordering::Relaxed) - updates_before;
-    let versions = shared.policy_version();
-    let stored = shared.replay.total()?;
-    let _ = stop_tx.send(());
-    learner.wait().await?;
-    let acked: u64 = results.iter().map(|r| r.acked).sum();
-    let mut ack: Vec<f64> = results.iter().flat_map(|r| r.ack_ms.iter().copied()).collect();
-    let mut push: Vec<f64> = results.iter().flat_map(|r| r.push_ms.iter().copied()).collect();
-    println!(
-        "casrap-learner bench: {} actors, batches of {}, {} in flight per actor, {:.1} s, learner with trainer in-process, store {}",
-        args.actors, args.batch, args.in_flight, elapsed, if args.dir.is_some() { dir.display().to_string() } else { "in a temp folder".into() }
-    );
-    println!("| measure | value | target |");
-    println!("|---|---|---|");
-    println!("| durable ingest (acked transitions/s) | {:.0} | >= 50,000 (Ape-X's learner: ~10,000) |", acked as f64 / elapsed);
-    println!("| transitions acked / stored | {acked} / {stored} | equal |");
-    println!("| ack latency p50 / p99 (ms, send to durable ack) | {:.2} / {:.2} | |", quantile(&mut ack, 0.5), quantile(&mut ack, 0.99));
-    println!("| policy versions published | {versions} | |");
-    println!("| policy pushes received (version x actor) | {} | |", push.len());
-    println!("| policy push latency p50 / p99 / max (ms) | {:.2} / {:.2} / {:.2} | p99 <= 50 |", quantile(&mut push, 0.5), quantile(&mut push, 0.99), quantile(&mut push, 1.0));
-    println!("| trainer updates/s during the load | {:.0} | |", updates as f64 / elapsed);
+    let elapsed = start.elapsed().as_secs_f64() - ramp.as_secs_f64();
+    let memory = sampler.await.unwrap_or_default();
+    let (versions, stored) = match &shared {
+        Some(s) => (s.policy_version(), Some(s.replay.total()?)),
+        None => {
+            // A fresh store is assumed (as scripts/bench-fleet makes): everything in it is ours.
+            let mut c = LearnerClient::new(connect(&url).await.map_err(anyhow::Error::msg)?);
+            let st = c.status(v1::StatusRequest {}).await?.into_inner();
+            (st.policy_version, Some(st.transitions_stored))
+        }
+    };
+    if let Some(l) = learner {
+        let _ = stop_tx.send(());
+        l.wait().await?;
+    }
+    if failures.len() == args.actors {
+        anyhow::bail!("every simulated actor failed; the first: {}", failures[0]);
+    }
+    let record = Record {
+        actors_failed: failures.len(),
+        first_failure: failures.first().cloned(),
+        learner: args.connect.clone().map_or("in-process (trainer included)".into(), |u| format!("at {u} (its own process)")),
+        elapsed_s: elapsed,
+        actors_connected: live.connected.load(Ordering::Relaxed),
+        acked: results.iter().map(|r| r.acked).sum(),
+        stored,
+        ack_ms: Quantiles::of(results.iter().flat_map(|r| r.ack_ms.iter().copied()).collect()),
+        push_ms: Quantiles::of(results.iter().flat_map(|r| r.push_ms.iter().copied()).collect()),
+        pushes: results.iter().map(|r| r.push_ms.len()).sum(),
+        policy_versions: versions,
+        memory,
+        rss_idle_bytes: rss_idle,
+        rss_connected_bytes: rss_connected,
+        args: args.clone(),
+    };
+    print!("{}", record.table());
+    if let Some(path) = &args.record {
+        std::fs::write(path, serde_json::to_string_pretty(&record)?)?;
+        println!("record: {}", path.display());
+    }
     Ok(())
 }

@@ -38,6 +38,9 @@ use sled::Tree;
 
 use crate::error::{Error, Result};
 
+/// How long the flusher waits after the first request before flushing (group commit window).
+const COMMIT_WINDOW: Duration = Duration::from_millis(5);
+
 /// How often a broken store is reopened at most.
 const REOPEN_EVERY: Duration = Duration::from_secs(1);
 
@@ -99,6 +102,30 @@ pub struct Replay {
     /// Group commit: one flush makes every batch applied before it durable.
     sync: Mutex<SyncState>,
     synced: Condvar,
+    /// Async inserts: a flush is wanted (set by them, taken by the flusher thread) ...
+    flush_wanted: std::sync::Arc<(Mutex<bool>, Condvar)>,
+    /// ... and how far flushes got.
+    flushed: tokio::sync::watch::Sender<Flushed>,
+    flusher: std::sync::atomic::AtomicBool,
+}
+
+/// A batch applied, waiting for its flush.
+struct Applied {
+    high: u64,
+    stored: u32,
+    duplicates: u32,
+    ticket: u64,
+    epoch: u64,
+}
+
+/// What async waiters learn from the flusher.
+#[derive(Debug, Clone, Default)]
+struct Flushed {
+    epoch: u64,
+    durable: u64,
+    /// Tickets up to this one were covered by a failed flush.
+    failed: u64,
+    error: String,
 }
 
 #[derive(Default)]
@@ -273,6 +300,9 @@ impl Replay {
             store: RwLock::new(Some(o.store)),
             sync: Mutex::new(SyncState { epoch: 1, ..SyncState::default() }),
             synced: Condvar::new(),
+            flush_wanted: std::sync::Arc::new((Mutex::new(false), Condvar::new())),
+            flushed: tokio::sync::watch::Sender::new(Flushed { epoch: 1, ..Flushed::default() }),
+            flusher: std::sync::atomic::AtomicBool::new(false),
         };
         Ok(replay)
     }
@@ -377,6 +407,7 @@ impl Replay {
         st.epoch = epoch;
         drop(st);
         self.synced.notify_all();
+        self.flushed.send_modify(|f| f.epoch = epoch);
         tracing::info!(path = %self.path.display(), stored = o.next, "replay store reopened after a failure");
         Ok(())
     }
@@ -385,6 +416,99 @@ impl Replay {
     /// and returns once they are durable. Concurrent callers share flushes (group commit).
     /// Refused whole (nothing stored) when a new seq is not the actor's mark + 1.
     pub fn insert(&self, actor: &str, batch: &[Transition]) -> Result<Stored> {
+        let a = self.apply(actor, batch)?;
+        if let Err(e) = self.wait_durable(a.ticket, a.epoch) {
+            if matches!(e, Error::Store { .. }) {
+                self.broke(&mut lock(&self.write), &e);
+            }
+            return Err(e);
+        }
+        Ok(self.finish(actor, &a))
+    }
+
+    /// [`Replay::insert`] for async callers: the batch is applied here (in memory, quick) and the
+    /// caller awaits the flush that covers it, which the store's flusher thread
+    /// ([`Replay::start_flusher`]) does for every batch applied so far. No thread is held per
+    /// waiting batch: ten thousand streams cost ten thousand small futures, not ten thousand
+    /// blocked threads woken by every flush.
+    pub async fn insert_async(&self, actor: &str, batch: &[Transition]) -> Result<Stored> {
+        let a = self.apply(actor, batch)?;
+        let mut rx = self.flushed.subscribe();
+        {
+            let (m, cv) = &*self.flush_wanted;
+            *lock(m) = true;
+            cv.notify_one();
+        }
+        let state = rx
+            .wait_for(|f| f.epoch != a.epoch || f.durable >= a.ticket || f.failed >= a.ticket)
+            .await
+            .map_err(|_| self.unavailable("closed"))?
+            .clone();
+        if state.epoch != a.epoch {
+            return Err(self.unavailable("reopened after a failure before this batch was flushed; resend it"));
+        }
+        if state.durable < a.ticket {
+            return Err(self.unavailable(&format!("flush failed: {}", state.error)));
+        }
+        Ok(self.finish(actor, &a))
+    }
+
+    /// Starts the flusher thread [`Replay::insert_async`] relies on; it ends once the store is
+    /// dropped.
+    pub fn start_flusher(self: &std::sync::Arc<Self>) -> Result<()> {
+        if self.flusher.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let weak = std::sync::Arc::downgrade(self);
+        let wanted = self.flush_wanted.clone();
+        std::thread::Builder::new()
+            .name("replay-flush".into())
+            .spawn(move || loop {
+                {
+                    let (m, cv) = &*wanted;
+                    let mut w = lock(m);
+                    while !*w {
+                        let (g, timeout) = cv.wait_timeout(w, Duration::from_millis(200)).unwrap_or_else(|e| e.into_inner());
+                        w = g;
+                        if timeout.timed_out() && weak.strong_count() == 0 {
+                            return;
+                        }
+                    }
+                    *w = false;
+                }
+                // A short commit window: batches arriving meanwhile share the flush, which
+                // costs sled several threads and a sync_file_range each time.
+                std::thread::sleep(COMMIT_WINDOW);
+                let Some(replay) = weak.upgrade() else { return };
+                replay.flush_applied();
+            })
+            .map(drop)
+            .map_err(|source| Error::Io { path: self.path.clone(), source })
+    }
+
+    /// One group commit for everything applied so far; tells the async waiters how it went.
+    fn flush_applied(&self) {
+        let (ticket, epoch) = (lock(&self.write).applied, lock(&self.sync).epoch);
+        let result = self.wait_durable(ticket, epoch);
+        let durable = lock(&self.sync).durable;
+        if let Err(e) = &result {
+            if matches!(e, Error::Store { .. }) {
+                self.broke(&mut lock(&self.write), e);
+            }
+        }
+        self.flushed.send_modify(|f| {
+            if f.epoch == epoch {
+                f.durable = f.durable.max(durable);
+                if let Err(e) = &result {
+                    f.failed = f.failed.max(ticket);
+                    f.error = e.to_string();
+                }
+            }
+        });
+    }
+
+    /// Applies a batch (not yet durable): its ticket for the group commit.
+    fn apply(&self, actor: &str, batch: &[Transition]) -> Result<Applied> {
         let mut w = lock(&self.write);
         self.ensure_open(&mut w)?;
         let (high, stored, duplicates, ticket, epoch) = {
@@ -441,17 +565,15 @@ impl Replay {
             w.applied += 1;
             (high, stored, duplicates, w.applied, s.epoch)
         };
-        drop(w);
-        if let Err(e) = self.wait_durable(ticket, epoch) {
-            if matches!(e, Error::Store { .. }) {
-                self.broke(&mut lock(&self.write), &e);
-            }
-            return Err(e);
-        }
+        Ok(Applied { high, stored, duplicates, ticket, epoch })
+    }
+
+    /// Raises the actor's durable mark once its batch is durable.
+    fn finish(&self, actor: &str, a: &Applied) -> Stored {
         let mut d = lock(&self.durable);
         let slot = d.entry(actor.to_string()).or_insert(0);
-        *slot = (*slot).max(high);
-        Ok(Stored { stored, duplicates, durable_seq: *slot })
+        *slot = (*slot).max(a.high);
+        Stored { stored: a.stored, duplicates: a.duplicates, durable_seq: *slot }
     }
 
     /// Blocks until every batch up to `ticket` is on disk. The first waiter flushes for everyone

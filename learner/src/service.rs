@@ -76,7 +76,7 @@ pub struct Shared {
     /// The last update's loss (f64 bits; NaN before the first).
     pub loss_bits: AtomicU64,
     /// When each recent version was published (for push-latency measurements).
-    published_at: Mutex<std::collections::VecDeque<(u64, std::time::Instant)>>,
+    published_at: Mutex<std::collections::VecDeque<(u64, std::time::Instant, u64)>>,
     /// Rewards of the most recent stored transitions (for progress displays).
     recent: Mutex<std::collections::VecDeque<f32>>,
 }
@@ -87,6 +87,9 @@ const RECENT: usize = 100;
 impl Shared {
     pub fn new(contract: Contract, replay: Arc<Replay>) -> Arc<Self> {
         let (policy, _) = watch::channel(None);
+        if let Err(e) = replay.start_flusher() {
+            tracing::error!(error = %e, "cannot start the replay store's flusher");
+        }
         Arc::new(Self {
             contract,
             replay,
@@ -116,7 +119,8 @@ impl Shared {
                 tracing::warn!(version, error = %e, "cannot record the policy version in the store");
             }
             let mut log = self.published_at.lock().unwrap_or_else(|e| e.into_inner());
-            log.push_back((version, std::time::Instant::now()));
+            let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+            log.push_back((version, std::time::Instant::now(), unix));
             while log.len() > 4096 {
                 log.pop_front();
             }
@@ -125,7 +129,12 @@ impl Shared {
 
     /// When `version` was published, if it is recent.
     pub fn published_at(&self, version: u64) -> Option<std::time::Instant> {
-        self.published_at.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|(v, _)| *v == version).map(|(_, t)| *t)
+        self.published_at.lock().unwrap_or_else(|e| e.into_inner()).iter().rev().find(|(v, ..)| *v == version).map(|(_, t, _)| *t)
+    }
+
+    /// When `version` was published, in microseconds since the Unix epoch (0: not recent).
+    pub fn published_unix_micros(&self, version: u64) -> u64 {
+        self.published_at.lock().unwrap_or_else(|e| e.into_inner()).iter().rev().find(|(v, ..)| *v == version).map_or(0, |(.., u)| *u)
     }
 
     pub fn policy_version(&self) -> u64 {
@@ -306,10 +315,9 @@ pub fn validate(contract: &Contract, batch: v1::TransitionBatch) -> Result<Vec<T
             Some(m) if m.json.len() > casrap_proto::MAX_EPISODE_BYTES => {
                 return Err(at("metrics", format!("is {} bytes, over the limit of {}", m.json.len(), casrap_proto::MAX_EPISODE_BYTES)));
             }
-            Some(m) => match serde_json::from_str::<serde_json::Value>(&m.json) {
-                Ok(serde_json::Value::Object(_)) => Some(m.json),
-                _ => return Err(at("metrics", "is not a JSON object".into())),
-            },
+            // Checked, not built: a JSON object is all a record must be here.
+            Some(m) if m.json.trim_start().starts_with('{') && serde_json::from_str::<serde::de::IgnoredAny>(&m.json).is_ok() => Some(m.json),
+            Some(_) => return Err(at("metrics", "is not a JSON object".into())),
             None => None,
         };
         out.push(Transition {
@@ -337,8 +345,6 @@ async fn ingest(shared: &Arc<Shared>, batch: v1::TransitionBatch, bound: &mut Op
         Ok(t) => t,
         Err(message) => return rejection(&actor, shared.replay.durable_seq(&actor).unwrap_or(0), Code::InvalidArgument, message),
     };
-    let replay = shared.replay.clone();
-    let a = actor.clone();
     let rewards: Vec<f32> = transitions.iter().map(|t| t.reward).collect();
     let failed = |e: &crate::Error| {
         let code = match e {
@@ -348,14 +354,13 @@ async fn ingest(shared: &Arc<Shared>, batch: v1::TransitionBatch, bound: &mut Op
         };
         rejection(&actor, shared.replay.durable_seq(&actor).unwrap_or(0), code, e.to_string())
     };
-    match tokio::task::spawn_blocking(move || replay.insert(&a, &transitions)).await {
-        Ok(Ok(s)) => {
+    match shared.replay.insert_async(&actor, &transitions).await {
+        Ok(s) => {
             // Resent transitions come first in a batch; the new ones are its tail.
             shared.note_rewards(rewards[rewards.len() - (s.stored as usize).min(rewards.len())..].iter().copied());
             v1::Ack { actor_id: actor, durable_seq: s.durable_seq, stored: s.stored, duplicates: s.duplicates, rejected: None }
         }
-        Ok(Err(e)) => failed(&e),
-        Err(e) => rejection(&actor, 0, Code::Internal, e.to_string()),
+        Err(e) => failed(&e),
     }
 }
 
@@ -455,6 +460,8 @@ impl casrap_proto::Learner for LearnerService {
         let have = request.into_inner().have_version;
         let mut rx = self.shared.policy.subscribe();
         let (tx, out) = mpsc::channel(8);
+        // Weak: a watch task must not keep the learner alive (it ends when the policy sender does).
+        let shared = Arc::downgrade(&self.shared);
         tokio::spawn(async move {
             let mut sent = have;
             loop {
@@ -463,7 +470,14 @@ impl casrap_proto::Learner for LearnerService {
                     let chunks: Vec<&[u8]> = if p.weights.is_empty() { vec![&[]] } else { p.weights.chunks(MAX_WEIGHT_CHUNK).collect() };
                     let n = chunks.len() as u32;
                     for (i, c) in chunks.into_iter().enumerate() {
-                        let update = v1::PolicyUpdate { version: p.version, epsilon: p.epsilon, weights: c.to_vec(), chunk: i as u32, chunks: n };
+                        let update = v1::PolicyUpdate {
+                            version: p.version,
+                            epsilon: p.epsilon,
+                            weights: c.to_vec(),
+                            chunk: i as u32,
+                            chunks: n,
+                            published_unix_micros: shared.upgrade().map_or(0, |s| s.published_unix_micros(p.version)),
+                        };
                         if tx.send(Ok(update)).await.is_err() {
                             return;
                         }
