@@ -110,3 +110,24 @@ fn a_running_actor_exports_its_episodes_actions_and_speed() {
     actor.kill().unwrap();
     learner.stop(Duration::from_secs(30)).unwrap();
 }
+
+/// Every series the Grafana dashboard (`deploy/grafana/casrap.json`) queries is one the learner
+/// or the actor exports, so a renamed metric cannot leave a panel silently empty.
+#[test]
+fn the_grafana_dashboard_queries_only_exported_series() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dash: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root.join("deploy/grafana/casrap.json")).unwrap()).unwrap();
+    let sources = ["learner/src/service.rs", "actor/src/episodes.rs"].map(|f| std::fs::read_to_string(root.join(f)).unwrap()).join("\n");
+    let mut seen = 0;
+    for panel in dash["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            for (i, _) in expr.match_indices("casrap_") {
+                let name: String = expr[i..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                assert!(sources.contains(&format!("\"{name}\"")), "panel {:?} queries `{name}`, which nothing exports", panel["title"]);
+                seen += 1;
+            }
+        }
+    }
+    assert!(seen >= 15, "only {seen} series queried");
+}
