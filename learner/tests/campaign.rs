@@ -6,7 +6,6 @@
 
 #![allow(clippy::unwrap_used)] // test helpers, like the tests, stop at the first failure
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,22 +14,11 @@ use casrap_common::state;
 use casrap_proto::{v1, LearnerClient};
 use tokio_stream::StreamExt;
 
-fn config() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/local.yaml")
-}
+mod support;
+use support::config;
 
-/// Starts `serve` on the folder; its process and URL once it listens.
 fn spawn(dir: &Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_casrap-learner"))
-        .args(["serve", "--config", config().to_str().unwrap(), "--listen", "127.0.0.1:0", "--dir", dir.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_string();
-    (child, format!("http://{addr}"))
+    support::spawn(dir, Stdio::null())
 }
 
 fn signal(child: &Child, sig: &str) {
