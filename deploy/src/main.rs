@@ -46,9 +46,10 @@ enum Command {
         #[command(subcommand)]
         what: RenderWhat,
     },
-    /// Regenerate a run's (or a sweep's) summary.json, report.txt and plots from its records alone.
+    /// Regenerate a run's (or a sweep's) summary.json, report.txt and plots from its records alone;
+    /// given a fleet benchmark record (`bench/fleet/*.json`), reprint its table and draw its memory curve.
     Report {
-        /// A run folder (`runs/train-N`).
+        /// A run folder (`runs/train-N`), a sweep folder, or a fleet record (`*.json`).
         run: PathBuf,
     },
     /// Write `episodes.jsonl` from a replay store: a run folder (`runs/train-N`), a learner
@@ -289,6 +290,12 @@ async fn main() -> anyhow::Result<()> {
             let text = casrap_deploy::k8s::render(&cfg, &opts)?;
             std::fs::write(&out, text).map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
             println!("wrote {}", out.display());
+            Ok(())
+        }
+        Command::Report { run } if run.extension().is_some_and(|e| e == "json") => {
+            let (table, png) = casrap_deploy::report::fleet(&run)?;
+            print!("{table}");
+            println!("wrote {}", png.display());
             Ok(())
         }
         Command::Report { run } if run.join("sweep.json").is_file() => {

@@ -131,3 +131,105 @@ fn the_grafana_dashboard_queries_only_exported_series() {
     }
     assert!(seen >= 15, "only {seen} series queried");
 }
+
+/// A port nothing listens on now (bound, read and released; the race is harmless on loopback).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `GET path` against a local HTTP server, the body parsed as JSON.
+fn get_json(addr: &str, path: &str) -> serde_json::Value {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: casrap\r\n\r\n").as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let body = out.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{path}: {e}\n{out}"))
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+}
+
+/// A real Prometheus server (Debian's `prometheus`, provisioned by `scripts/services-up`) scrapes a
+/// learner process and an actor process, and every query of the Grafana dashboard returns data.
+#[test]
+#[ignore = "needs a Prometheus server binary: run `scripts/test --services` (CI does)"]
+fn a_real_prometheus_scrapes_both_and_every_dashboard_query_returns_data() {
+    let prometheus = std::env::var("CASRAP_PROMETHEUS").unwrap_or_else(|_| "prometheus".into());
+    let tmp = tempfile::tempdir().unwrap();
+    let (learner_metrics, actor_metrics, web) = (free_port(), free_port(), free_port());
+    let cfg = tmp.path().join("run.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "actions: [{{kind: none}}, {{kind: ffn, intensity: 0.25}}]\nlearner: {{dir: {}, metrics: \"127.0.0.1:{learner_metrics}\"}}\n\
+             trainer: {{batch: 8, min_replay: 4, publish_every: 2}}\nactors: {{count: 1, episodes: 400, new_tokens: 4, pairs: 1, threads: 1}}\n",
+            tmp.path().join("learner").display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        tmp.path().join("prometheus.yml"),
+        format!(
+            "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nscrape_configs:\n  - job_name: casrap\n    static_configs:\n      \
+             - targets: [\"127.0.0.1:{learner_metrics}\", \"127.0.0.1:{actor_metrics}\"]\n"
+        ),
+    )
+    .unwrap();
+    let (mut learner, addr) = casrap_deploy::procs::spawn_learner(
+        &casrap_deploy::procs::locate("casrap-learner").unwrap(),
+        &cfg,
+        "127.0.0.1:0",
+        &tmp.path().join("learner"),
+        &tmp.path().join("learner.log"),
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    let mut cmd = std::process::Command::new(casrap_deploy::procs::locate("casrap-actor").unwrap());
+    cmd.args(["run", "--learner", &format!("http://{addr}"), "--actor-id", "p-1", "--episodes", "400", "--threads", "1"])
+        .args(["--metrics", &format!("127.0.0.1:{actor_metrics}"), "--config"])
+        .arg(&cfg);
+    let mut actor = casrap_deploy::procs::Proc::spawn("actor", cmd, &tmp.path().join("actor.log")).unwrap();
+    let mut prom = std::process::Command::new(&prometheus);
+    prom.arg(format!("--config.file={}", tmp.path().join("prometheus.yml").display()))
+        .arg(format!("--storage.tsdb.path={}", tmp.path().join("tsdb").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{web}"));
+    let mut prom = casrap_deploy::procs::Proc::spawn("prometheus", prom, &tmp.path().join("prometheus.log"))
+        .unwrap_or_else(|e| panic!("cannot start `{prometheus}` (provision it with scripts/services-up): {e}"));
+    let web = format!("127.0.0.1:{web}");
+
+    let dash: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/grafana/casrap.json")).unwrap()).unwrap();
+    let exprs: Vec<String> = dash["panels"].as_array().unwrap().iter().flat_map(|p| p["targets"].as_array().unwrap().iter().map(|t| t["expr"].as_str().unwrap().to_string())).collect();
+    let t = Instant::now();
+    let mut empty = exprs.clone();
+    while !empty.is_empty() {
+        assert!(
+            t.elapsed() < Duration::from_secs(150),
+            "after {:?} these dashboard queries still return nothing: {empty:?}\nprometheus:\n{}\nactor:\n{}",
+            t.elapsed(),
+            prom.log_tail(10),
+            actor.log_tail(10)
+        );
+        std::thread::sleep(Duration::from_secs(1));
+        empty.retain(|expr| {
+            if std::net::TcpStream::connect(&web).is_err() {
+                return true; // Prometheus is still starting
+            }
+            let r = get_json(&web, &format!("/api/v1/query?query={}", url_encode(expr)));
+            assert_eq!(r["status"], "success", "{expr}: {r}");
+            r["data"]["result"].as_array().is_none_or(|v| v.is_empty())
+        });
+    }
+    // Both targets are up, and the stored counter Prometheus holds is the one the learner reports.
+    let up = get_json(&web, "/api/v1/query?query=up");
+    let ups: Vec<&str> = up["data"]["result"].as_array().unwrap().iter().map(|r| r["value"][1].as_str().unwrap()).collect();
+    assert_eq!(ups, ["1", "1"], "{up}");
+    let stored = get_json(&web, "/api/v1/query?query=casrap_learner_transitions_stored_total");
+    let stored: f64 = stored["data"]["result"][0]["value"][1].as_str().unwrap().parse().unwrap();
+    assert!(stored >= 1.0, "{stored}");
+    prom.kill().unwrap();
+    actor.kill().unwrap();
+    learner.stop(Duration::from_secs(30)).unwrap();
+}

@@ -16,7 +16,7 @@ use casrap_common::state;
 use casrap_proto::{v1, LearnerClient};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
@@ -25,7 +25,7 @@ use tonic::transport::{Channel, Endpoint};
 use crate::server;
 use crate::service::Shared;
 
-#[derive(clap::Args, Debug, Clone, Serialize)]
+#[derive(clap::Args, Debug, Clone, Serialize, Deserialize)]
 pub struct BenchArgs {
     /// Run config whose action set, learner and trainer settings are used.
     #[arg(long, default_value = "deploy/local.yaml")]
@@ -242,7 +242,7 @@ fn rss_bytes(pid: u32) -> Option<u64> {
 }
 
 /// One sample of the memory curve.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct MemorySample {
     pub t_s: f64,
     pub rss_bytes: u64,
@@ -251,7 +251,7 @@ pub struct MemorySample {
 }
 
 /// The raw figures of one bench run.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Record {
     pub args: BenchArgs,
     pub learner: String,
@@ -272,7 +272,7 @@ pub struct Record {
     pub rss_connected_bytes: Option<u64>,
 }
 
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct Quantiles {
     pub n: usize,
     pub p50: f64,
@@ -287,6 +287,12 @@ impl Quantiles {
 }
 
 impl Record {
+    /// Reads a record written by `--record`; the error names the file.
+    pub fn load(path: &std::path::Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: not a fleet bench record: {e}", path.display()))
+    }
+
     /// Bytes of learner memory per connected actor: growth from idle to all connected.
     pub fn bytes_per_actor(&self) -> Option<f64> {
         let (idle, full) = (self.rss_idle_bytes?, self.rss_connected_bytes?);

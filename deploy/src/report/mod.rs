@@ -85,3 +85,21 @@ fn write_test(run_dir: &Path) -> Result<Written> {
     let plots = plots::test_run(&run_dir.join("plots"), &summary)?;
     Ok(Written { summary: summary_path, report, plots, text })
 }
+
+/// A fleet benchmark record (`casrap-learner bench --record`, `bench/fleet/*.json`): its table,
+/// reprinted from the record, and the learner's memory curve drawn beside it as `<stem>.memory.png`.
+pub fn fleet(record: &Path) -> Result<(String, PathBuf)> {
+    let r = casrap_learner::bench::Record::load(record).map_err(|e| Error::Records { path: record.into(), reason: format!("{e:#}") })?;
+    let stem = record.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let png = record.with_file_name(format!("{stem}.memory.png"));
+    let mib = |b: u64| b as f64 / 1048576.0;
+    let rss: Vec<(f64, f64)> = r.memory.iter().map(|m| (m.t_s, mib(m.rss_bytes))).collect();
+    let mut series = vec![plots::Series::new("learner RSS (MiB)", rss, plots::Mark::Line)];
+    // Where every actor had connected: the memory the fleet itself holds from then on.
+    if let Some(m) = r.memory.iter().find(|m| m.connected >= r.actors_connected && r.actors_connected > 0) {
+        series.push(plots::Series::new(format!("all {} actors connected", r.actors_connected), vec![(m.t_s, mib(m.rss_bytes))], plots::Mark::Big));
+    }
+    let title = format!("Learner memory: {} actors, {:.0} s ({stem})", r.args.actors, r.elapsed_s);
+    plots::xy_at(&png, &title, "seconds since start", "resident memory (MiB)", &series, plotters::prelude::SeriesLabelPosition::LowerRight)?;
+    Ok((r.table(), png))
+}
