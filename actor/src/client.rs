@@ -87,7 +87,13 @@ impl Outbox {
     pub fn new(capacity: usize, url: &str) -> Arc<Self> {
         Arc::new(Self {
             url: url.to_string(),
-            inner: Mutex::new(Inner { pending: VecDeque::new(), durable: 0, closed: false, failed: None, reconnects: 0 }),
+            inner: Mutex::new(Inner {
+                pending: VecDeque::new(),
+                durable: 0,
+                closed: false,
+                failed: None,
+                reconnects: 0,
+            }),
             space: Condvar::new(),
             ready: Notify::new(),
             capacity: capacity.max(1),
@@ -114,10 +120,17 @@ impl Outbox {
                 return Ok(false);
             }
             if paused.is_none() {
-                tracing::warn!(unacknowledged = g.pending.len(), "outbox full: pausing episodes until the learner acknowledges");
+                tracing::warn!(
+                    unacknowledged = g.pending.len(),
+                    "outbox full: pausing episodes until the learner acknowledges"
+                );
                 paused = Some(Instant::now());
             }
-            g = self.space.wait_timeout(g, Duration::from_millis(200)).unwrap_or_else(|e| e.into_inner()).0;
+            g = self
+                .space
+                .wait_timeout(g, Duration::from_millis(200))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
         if let Some(p) = paused {
             tracing::info!(seconds = p.elapsed().as_secs_f64(), "outbox has room again: resuming");
@@ -158,7 +171,11 @@ impl Outbox {
                     ),
                 });
             }
-            g = self.space.wait_timeout(g, (deadline - now).min(Duration::from_millis(200))).unwrap_or_else(|e| e.into_inner()).0;
+            g = self
+                .space
+                .wait_timeout(g, (deadline - now).min(Duration::from_millis(200)))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 
@@ -205,7 +222,10 @@ impl Outbox {
 pub struct TokenInterceptor(Option<MetadataValue<Ascii>>);
 
 impl tonic::service::Interceptor for TokenInterceptor {
-    fn call(&mut self, mut req: tonic::Request<()>) -> std::result::Result<tonic::Request<()>, tonic::Status> {
+    fn call(
+        &mut self,
+        mut req: tonic::Request<()>,
+    ) -> std::result::Result<tonic::Request<()>, tonic::Status> {
         if let Some(v) = &self.0 {
             req.metadata_mut().insert("authorization", v.clone());
         }
@@ -229,14 +249,18 @@ impl Connection {
     pub fn new(url: &str, sec: &SecurityConfig) -> Result<Self> {
         let learner = |reason: String| Error::Learner { url: url.to_string(), reason };
         let token = match sec.token()? {
-            Some(t) => Some(MetadataValue::try_from(format!("Bearer {t}")).map_err(|e| learner(format!("bearer token: {e}")))?),
+            Some(t) => Some(
+                MetadataValue::try_from(format!("Bearer {t}"))
+                    .map_err(|e| learner(format!("bearer token: {e}")))?,
+            ),
             None => None,
         };
         let read = |path: &str| std::fs::read(path).map_err(|e| Error::io(path, e));
         let tls = match &sec.tls {
             None => None,
             Some(t) => {
-                let mut c = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(&t.ca)?));
+                let mut c =
+                    ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(&t.ca)?));
                 if let Some(d) = &t.domain {
                     c = c.domain_name(d.clone());
                 }
@@ -256,7 +280,8 @@ impl Connection {
 
     /// Connects (5 s timeout) and wraps the channel with the token.
     pub async fn client(&self) -> std::result::Result<Client, String> {
-        let mut endpoint = Endpoint::from_shared(self.url.clone()).map_err(|e| format!("bad URL: {e}"))?;
+        let mut endpoint =
+            Endpoint::from_shared(self.url.clone()).map_err(|e| format!("bad URL: {e}"))?;
         if let Some(tls) = &self.tls {
             endpoint = endpoint.tls_config(tls.clone()).map_err(|e| format!("TLS: {e}"))?;
         }
@@ -266,7 +291,8 @@ impl Connection {
             .connect()
             .await
             .map_err(|e| format!("cannot connect: {e}"))?;
-        Ok(LearnerClient::with_interceptor(channel, self.token.clone()).max_decoding_message_size(casrap_proto::MAX_MESSAGE_BYTES))
+        Ok(LearnerClient::with_interceptor(channel, self.token.clone())
+            .max_decoding_message_size(casrap_proto::MAX_MESSAGE_BYTES))
     }
 }
 
@@ -292,9 +318,15 @@ enum Ended {
 
 /// Streams the outbox to the learner until it is closed and drained, reconnecting as needed.
 /// The first successful registration is reported on `registered` (its durable seq).
-pub async fn run_sender(id: Identity, outbox: Arc<Outbox>, registered: oneshot::Sender<Result<u64>>, stop: Arc<AtomicBool>) {
+pub async fn run_sender(
+    id: Identity,
+    outbox: Arc<Outbox>,
+    registered: oneshot::Sender<Result<u64>>,
+    stop: Arc<AtomicBool>,
+) {
     let mut registered = Some(registered);
-    let mut backoff = Backoff::new(casrap_common::prompts::stable_hash(1, id.info.actor_id.as_bytes()));
+    let mut backoff =
+        Backoff::new(casrap_common::prompts::stable_hash(1, id.info.actor_id.as_bytes()));
     let mut attempt = 0u64;
     loop {
         attempt += 1;
@@ -312,7 +344,10 @@ pub async fn run_sender(id: Identity, outbox: Arc<Outbox>, registered: oneshot::
                 if registered.is_some() && stop.load(Ordering::Relaxed) {
                     // Stopped before ever registering: nothing to deliver.
                     if let Some(r) = registered.take() {
-                        let _ = r.send(Err(Error::Learner { url: id.url.clone(), reason: format!("stopped while connecting: {reason}") }));
+                        let _ = r.send(Err(Error::Learner {
+                            url: id.url.clone(),
+                            reason: format!("stopped while connecting: {reason}"),
+                        }));
                     }
                     return;
                 }
@@ -324,7 +359,12 @@ pub async fn run_sender(id: Identity, outbox: Arc<Outbox>, registered: oneshot::
     }
 }
 
-async fn session(id: &Identity, outbox: &Outbox, registered: &mut Option<oneshot::Sender<Result<u64>>>, backoff: &mut Backoff) -> Ended {
+async fn session(
+    id: &Identity,
+    outbox: &Outbox,
+    registered: &mut Option<oneshot::Sender<Result<u64>>>,
+    backoff: &mut Backoff,
+) -> Ended {
     let mut client = match id.conn.client().await {
         Ok(c) => c,
         Err(e) => return Ended::Retry(e),
@@ -332,7 +372,9 @@ async fn session(id: &Identity, outbox: &Outbox, registered: &mut Option<oneshot
     let reg = match client.register(id.info.clone()).await {
         Ok(r) => r.into_inner(),
         // A learner that refuses our credentials will not change its mind.
-        Err(s) if s.code() == tonic::Code::Unauthenticated => return Ended::Fatal(format!("register: {}", s.message())),
+        Err(s) if s.code() == tonic::Code::Unauthenticated => {
+            return Ended::Fatal(format!("register: {}", s.message()))
+        }
         Err(s) => return Ended::Retry(format!("register: {}: {}", s.code(), s.message())),
     };
     if !reg.accepted {
@@ -367,7 +409,15 @@ async fn session(id: &Identity, outbox: &Outbox, registered: &mut Option<oneshot
             if let Some(last) = batch.last() {
                 sent = last.seq;
                 in_flight += 1;
-                if tx.send(v1::TransitionBatch { actor_id: id.info.actor_id.clone(), transitions: batch, session: reg.session }).await.is_err() {
+                if tx
+                    .send(v1::TransitionBatch {
+                        actor_id: id.info.actor_id.clone(),
+                        transitions: batch,
+                        session: reg.session,
+                    })
+                    .await
+                    .is_err()
+                {
                     return Ended::Retry("stream closed by the learner".into());
                 }
                 continue;
@@ -412,7 +462,8 @@ pub struct PolicyBytes {
 
 /// Watches the learner's policy on a connection of its own, publishing each complete version.
 pub async fn run_watcher(id: Identity, out: watch::Sender<Option<Arc<PolicyBytes>>>) {
-    let mut backoff = Backoff::new(casrap_common::prompts::stable_hash(2, id.info.actor_id.as_bytes()));
+    let mut backoff =
+        Backoff::new(casrap_common::prompts::stable_hash(2, id.info.actor_id.as_bytes()));
     loop {
         let have = out.borrow().as_ref().map_or(0, |p| p.version);
         let reason = match watch_once(&id, have, &out, &mut backoff).await {
@@ -428,7 +479,12 @@ pub async fn run_watcher(id: Identity, out: watch::Sender<Option<Arc<PolicyBytes
     }
 }
 
-async fn watch_once(id: &Identity, have: u64, out: &watch::Sender<Option<Arc<PolicyBytes>>>, backoff: &mut Backoff) -> std::result::Result<(), String> {
+async fn watch_once(
+    id: &Identity,
+    have: u64,
+    out: &watch::Sender<Option<Arc<PolicyBytes>>>,
+    backoff: &mut Backoff,
+) -> std::result::Result<(), String> {
     let mut client = id.conn.client().await?;
     let mut stream = client
         .watch_policy(v1::PolicyRequest { actor_id: id.info.actor_id.clone(), have_version: have })
@@ -439,7 +495,9 @@ async fn watch_once(id: &Identity, have: u64, out: &watch::Sender<Option<Arc<Pol
     let mut buf: Vec<u8> = Vec::new();
     // The version being assembled and the chunk expected next (`None`: waiting for a chunk 0).
     let mut expect: Option<(u64, u32)> = None;
-    while let Some(u) = stream.message().await.map_err(|s| format!("watch: {}: {}", s.code(), s.message()))? {
+    while let Some(u) =
+        stream.message().await.map_err(|s| format!("watch: {}: {}", s.code(), s.message()))?
+    {
         if u.chunk == 0 {
             buf.clear();
             expect = Some((u.version, 0));
@@ -454,7 +512,11 @@ async fn watch_once(id: &Identity, have: u64, out: &watch::Sender<Option<Arc<Pol
         expect = Some((u.version, u.chunk + 1));
         if u.chunk + 1 >= u.chunks {
             expect = None;
-            let p = PolicyBytes { version: u.version, epsilon: u.epsilon, weights: std::mem::take(&mut buf) };
+            let p = PolicyBytes {
+                version: u.version,
+                epsilon: u.epsilon,
+                weights: std::mem::take(&mut buf),
+            };
             if out.send(Some(Arc::new(p))).is_err() {
                 return Ok(());
             }

@@ -74,17 +74,62 @@ impl ActorMetrics {
     pub fn render(&self, hardware: &str, outbox: client::OutboxStats) -> String {
         use casrap_common::metrics::Exposition;
         let hw = || vec![("hardware", hardware.to_string())];
-        let actions: Vec<(Vec<(&str, String)>, f64)> =
-            self.actions.iter().map(|(a, n)| (vec![("action", a.clone()), ("hardware", hardware.to_string())], *n as f64)).collect();
+        let actions: Vec<(Vec<(&str, String)>, f64)> = self
+            .actions
+            .iter()
+            .map(|(a, n)| {
+                (vec![("action", a.clone()), ("hardware", hardware.to_string())], *n as f64)
+            })
+            .collect();
         Exposition::new()
-            .labeled("casrap_actor_episodes_total", "Episodes sent to the learner.", "counter", &[(hw(), self.episodes as f64)])
-            .labeled("casrap_actor_actions_total", "Episodes per action chosen.", "counter", &actions)
-            .labeled("casrap_actor_reward_sum", "Sum of the rewards of the episodes sent (mean = sum / episodes).", "counter", &[(hw(), self.reward_sum)])
-            .labeled("casrap_actor_dense_tokens_per_second", "Dense decode tokens/s in the last episode.", "gauge", &[(hw(), self.dense_tokens_per_s)])
-            .labeled("casrap_actor_pruned_tokens_per_second", "Pruned decode tokens/s in the last episode.", "gauge", &[(hw(), self.pruned_tokens_per_s)])
-            .labeled("casrap_actor_policy_version", "Version of the policy acting.", "gauge", &[(hw(), self.policy_version as f64)])
-            .labeled("casrap_actor_unacknowledged", "Transitions waiting for the learner's acknowledgement.", "gauge", &[(hw(), outbox.pending as f64)])
-            .labeled("casrap_actor_reconnects_total", "Registrations after the first.", "counter", &[(hw(), outbox.reconnects as f64)])
+            .labeled(
+                "casrap_actor_episodes_total",
+                "Episodes sent to the learner.",
+                "counter",
+                &[(hw(), self.episodes as f64)],
+            )
+            .labeled(
+                "casrap_actor_actions_total",
+                "Episodes per action chosen.",
+                "counter",
+                &actions,
+            )
+            .labeled(
+                "casrap_actor_reward_sum",
+                "Sum of the rewards of the episodes sent (mean = sum / episodes).",
+                "counter",
+                &[(hw(), self.reward_sum)],
+            )
+            .labeled(
+                "casrap_actor_dense_tokens_per_second",
+                "Dense decode tokens/s in the last episode.",
+                "gauge",
+                &[(hw(), self.dense_tokens_per_s)],
+            )
+            .labeled(
+                "casrap_actor_pruned_tokens_per_second",
+                "Pruned decode tokens/s in the last episode.",
+                "gauge",
+                &[(hw(), self.pruned_tokens_per_s)],
+            )
+            .labeled(
+                "casrap_actor_policy_version",
+                "Version of the policy acting.",
+                "gauge",
+                &[(hw(), self.policy_version as f64)],
+            )
+            .labeled(
+                "casrap_actor_unacknowledged",
+                "Transitions waiting for the learner's acknowledgement.",
+                "gauge",
+                &[(hw(), outbox.pending as f64)],
+            )
+            .labeled(
+                "casrap_actor_reconnects_total",
+                "Registrations after the first.",
+                "counter",
+                &[(hw(), outbox.reconnects as f64)],
+            )
             .finish()
     }
 }
@@ -138,7 +183,10 @@ pub fn open_setup(cfg: &RunConfig, device: &str) -> Result<(Setup, Split)> {
     let set = PromptSet::load(&prompt_path, BadRows::Skip)?;
     let split = set.split(a.test_fraction, SPLIT_SEED);
     if split.train.is_empty() || split.test.is_empty() {
-        return Err(Error::arg("actors.prompts", format!("{}: a split is empty", prompt_path.display())));
+        return Err(Error::arg(
+            "actors.prompts",
+            format!("{}: a split is empty", prompt_path.display()),
+        ));
     }
     let setup = Setup::open(&SetupOptions {
         model: cfg.model.clone(),
@@ -214,22 +262,28 @@ pub fn run(o: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunSummary> {
     let _metrics_task = match &o.metrics {
         None => None,
         Some(addr) => {
-            let l = rt.block_on(tokio::net::TcpListener::bind(addr)).map_err(|e| Error::io(addr, e))?;
+            let l =
+                rt.block_on(tokio::net::TcpListener::bind(addr)).map_err(|e| Error::io(addr, e))?;
             let bound = l.local_addr().map_err(|e| Error::io(addr, e))?;
             let (m, ob, label) = (metrics.clone(), outbox.clone(), hardware.label());
-            let render: casrap_common::metrics::Render = Arc::new(move || m.lock().unwrap_or_else(|e| e.into_inner()).render(&label, ob.stats()));
+            let render: casrap_common::metrics::Render = Arc::new(move || {
+                m.lock().unwrap_or_else(|e| e.into_inner()).render(&label, ob.stats())
+            });
             println!("metrics on {bound}");
             tracing::info!(addr = %bound, "metrics at /metrics");
             Some(rt.spawn(casrap_common::metrics::serve(l, render)))
         }
     };
-    let resumed_after = rt
-        .block_on(reg_rx)
-        .map_err(|_| Error::Learner { url: o.learner.clone(), reason: "the connection task ended before registering".into() })??;
+    let resumed_after = rt.block_on(reg_rx).map_err(|_| Error::Learner {
+        url: o.learner.clone(),
+        reason: "the connection task ended before registering".into(),
+    })??;
     tracing::info!(actor = %o.actor_id, learner = %o.learner, resumed_after, target = o.episodes, hardware = %hardware.label(), "registered; running episodes");
 
     // Exploration draws differ after a restart (mixing in where it resumes), the prompt order does not.
-    let mut rng = SmallRng::seed_from_u64(order_seed ^ 0x5eed ^ resumed_after.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let mut rng = SmallRng::seed_from_u64(
+        order_seed ^ 0x5eed ^ resumed_after.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+    );
     let mut policy: Option<Policy> = None;
     let opts = MeasureOptions { new_tokens: a.new_tokens, pairs: a.pairs };
     let mut pending: Option<v1::Transition> = None;
@@ -248,22 +302,45 @@ pub fn run(o: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunSummary> {
         if policy_rx.has_changed().unwrap_or(false) {
             if let Some(p) = policy_rx.borrow_and_update().clone() {
                 match QNet::decode(&p.weights, None) {
-                    Ok(net) if net.dims().first() == Some(&state::FEATURES.len()) && net.actions() == actions.len() => {
+                    Ok(net)
+                        if net.dims().first() == Some(&state::FEATURES.len())
+                            && net.actions() == actions.len() =>
+                    {
                         tracing::debug!(version = p.version, epsilon = p.epsilon, "new policy");
                         policy = Some(Policy { version: p.version, epsilon: p.epsilon, net });
                     }
-                    Ok(net) => tracing::error!(version = p.version, dims = ?net.dims(), "policy has the wrong shape; keeping the previous one"),
-                    Err(e) => tracing::error!(version = p.version, error = %e, "policy does not decode; keeping the previous one"),
+                    Ok(net) => {
+                        tracing::error!(version = p.version, dims = ?net.dims(), "policy has the wrong shape; keeping the previous one")
+                    }
+                    Err(e) => {
+                        tracing::error!(version = p.version, error = %e, "policy does not decode; keeping the previous one")
+                    }
                 }
             }
         }
         let next = seq + 1;
         let cursor = ((next - 1 + skipped) % train.len() as u64) as usize;
         let prompt = &train[cursor];
-        let episode = Episode { seq: next, prompt, actions: &actions, labels: &labels, hardware: &hardware, actor_id: &o.actor_id };
+        let episode = Episode {
+            seq: next,
+            prompt,
+            actions: &actions,
+            labels: &labels,
+            hardware: &hardware,
+            actor_id: &o.actor_id,
+        };
         let tokens = encode(prompt, &setup.tokenizer)?;
-        setup.harness.check_restores = a.restore_check_every > 0 && next % a.restore_check_every == 0;
-        let mut t = match episode.run(&mut setup, &mut telemetry, &tokens, &opts, cfg, policy.as_ref(), &mut rng) {
+        setup.harness.check_restores =
+            a.restore_check_every > 0 && next % a.restore_check_every == 0;
+        let mut t = match episode.run(
+            &mut setup,
+            &mut telemetry,
+            &tokens,
+            &opts,
+            cfg,
+            policy.as_ref(),
+            &mut rng,
+        ) {
             Ok(s) => s,
             Err(e) => {
                 // Bad input from one prompt (e.g. too long for the model) must not end the run.
@@ -277,7 +354,10 @@ pub fn run(o: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunSummary> {
             }
         };
         if stop.load(Ordering::Relaxed) {
-            tracing::info!(seq = next, "interrupted: abandoning this episode (it runs again on restart)");
+            tracing::info!(
+                seq = next,
+                "interrupted: abandoning this episode (it runs again on restart)"
+            );
             interrupted = true;
             break;
         }
@@ -295,9 +375,15 @@ pub fn run(o: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunSummary> {
             *m.actions.entry(labels[t.action as usize].clone()).or_insert(0) += 1;
             m.reward_sum += f64::from(t.reward);
             m.policy_version = policy.as_ref().map_or(0, |p| p.version);
-            if let Some(rec) = t.metrics.as_ref().and_then(|j| serde_json::from_str::<serde_json::Value>(&j.json).ok()) {
-                m.dense_tokens_per_s = rec["dense"]["decode_tokens_per_s"].as_f64().unwrap_or(f64::NAN);
-                m.pruned_tokens_per_s = rec["pruned"]["decode_tokens_per_s"].as_f64().unwrap_or(f64::NAN);
+            if let Some(rec) = t
+                .metrics
+                .as_ref()
+                .and_then(|j| serde_json::from_str::<serde_json::Value>(&j.json).ok())
+            {
+                m.dense_tokens_per_s =
+                    rec["dense"]["decode_tokens_per_s"].as_f64().unwrap_or(f64::NAN);
+                m.pruned_tokens_per_s =
+                    rec["pruned"]["decode_tokens_per_s"].as_f64().unwrap_or(f64::NAN);
             }
         }
         let done = next % a.horizon == 0 || next == o.episodes;
@@ -334,7 +420,8 @@ pub fn run(o: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunSummary> {
         let _ = outbox.push(prev, &stop);
     }
     outbox.close();
-    let drain = if interrupted { o.drain_timeout.min(Duration::from_secs(10)) } else { o.drain_timeout };
+    let drain =
+        if interrupted { o.drain_timeout.min(Duration::from_secs(10)) } else { o.drain_timeout };
     let drained = outbox.wait_drained(drain);
     let stats = outbox.stats();
     sender.abort();
@@ -380,7 +467,8 @@ impl Episode<'_> {
         let reference = harness::reference(&setup.model, tokens, opts.new_tokens)?;
         let complexity = Complexity::new(tokens.len(), reference.prompt_ppl, &cfg.state);
         let state = state::vector(&snapshot, &complexity);
-        let (epsilon, version) = policy.map_or((cfg.trainer.epsilon.start as f32, 0), |p| (p.epsilon, p.version));
+        let (epsilon, version) =
+            policy.map_or((cfg.trainer.epsilon.start as f32, 0), |p| (p.epsilon, p.version));
         let q_values: Option<Vec<f32>> = policy.map(|p| {
             let _guard = tch::no_grad_guard();
             let q = p.net.forward(&tch::Tensor::from_slice(&state).view([1, -1]));
@@ -388,15 +476,30 @@ impl Episode<'_> {
         });
         let explored = q_values.is_none() || rng.gen::<f32>() < epsilon;
         let index = match (&q_values, explored) {
-            (Some(q), false) => q.iter().enumerate().fold(0, |best, (i, &v)| if v > q[best] { i } else { best }),
+            (Some(q), false) => {
+                q.iter().enumerate().fold(0, |best, (i, &v)| if v > q[best] { i } else { best })
+            }
             _ => rng.gen_range(0..self.actions.len()),
         };
         let action = &self.actions[index];
-        let m = setup.harness.measure(&mut setup.model, action, tokens, Some(&reference.continuation), opts, self.seq as usize)?;
+        let m = setup.harness.measure(
+            &mut setup.model,
+            action,
+            tokens,
+            Some(&reference.continuation),
+            opts,
+            self.seq as usize,
+        )?;
         let speedup = m.speedup();
         let ppl_change = m.ppl_change();
         let reward = cfg.reward.reward(speedup, ppl_change).ok_or_else(|| {
-            Error::arg("reward", format!("not finite (speedup {speedup}, perplexity change {ppl_change}) for `{}`", self.labels[index]))
+            Error::arg(
+                "reward",
+                format!(
+                    "not finite (speedup {speedup}, perplexity change {ppl_change}) for `{}`",
+                    self.labels[index]
+                ),
+            )
         })?;
         let side = |pruned: bool| {
             let runs: Vec<&harness::Run> = m.runs.iter().filter(|r| r.pruned == pruned).collect();

@@ -22,11 +22,7 @@ pub enum Error {
         source: serde_json::Error,
     },
     #[error("{path}: field `{field}`: {reason}")]
-    Config {
-        path: PathBuf,
-        field: &'static str,
-        reason: String,
-    },
+    Config { path: PathBuf, field: &'static str, reason: String },
     #[error("{path}: unsupported model: {reason}")]
     Unsupported { path: PathBuf, reason: String },
     #[error("{path}: not a valid safetensors file ({reason}); truncated or corrupt?")]
@@ -34,18 +30,9 @@ pub enum Error {
     #[error("tensor `{name}` not found in {searched}")]
     MissingTensor { name: String, searched: String },
     #[error("{path}: tensor `{name}` has shape {found:?}, expected {expected:?}")]
-    Shape {
-        path: PathBuf,
-        name: String,
-        expected: Vec<i64>,
-        found: Vec<i64>,
-    },
+    Shape { path: PathBuf, name: String, expected: Vec<i64>, found: Vec<i64> },
     #[error("{path}: tensor `{name}` has unsupported dtype {dtype}")]
-    TensorDtype {
-        path: PathBuf,
-        name: String,
-        dtype: String,
-    },
+    TensorDtype { path: PathBuf, name: String, dtype: String },
     #[error("{path}: tokenizer: {reason}")]
     Tokenizer { path: PathBuf, reason: String },
     #[error("model `{spec}` not found; looked in:\n  {}", looked.join("\n  "))]

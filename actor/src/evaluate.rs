@@ -59,7 +59,11 @@ pub fn read_mc(path: &Path) -> Result<Vec<McItem>> {
             return Err(bad("needs at least two choices".into()));
         }
         if item.answer >= item.choices.len() {
-            return Err(bad(format!("answer {} is not one of the {} choices", item.answer, item.choices.len())));
+            return Err(bad(format!(
+                "answer {} is not one of the {} choices",
+                item.answer,
+                item.choices.len()
+            )));
         }
         items.push(item);
     }
@@ -76,16 +80,26 @@ pub fn logprob_from(model: &Llama, tokens: &[u32], from: usize) -> f64 {
         return f64::NEG_INFINITY;
     }
     let ids = token_batch(tokens, model.device());
-    let logits = model.forward(&ids, &mut model.new_cache(1, tokens.len()), Logits::All).squeeze_dim(0);
+    let logits =
+        model.forward(&ids, &mut model.new_cache(1, tokens.len()), Logits::All).squeeze_dim(0);
     let logp = logits.to_kind(Kind::Float).log_softmax(-1, Kind::Float);
     let n = tokens.len() as i64;
     let from = from as i64;
     let targets = ids.squeeze_dim(0).narrow(0, from, n - from).unsqueeze(-1);
-    logp.narrow(0, from - 1, n - from).gather(-1, &targets, false).sum(Kind::Double).double_value(&[])
+    logp.narrow(0, from - 1, n - from)
+        .gather(-1, &targets, false)
+        .sum(Kind::Double)
+        .double_value(&[])
 }
 
 /// The action a policy picks for `tokens` (its state uses the dense model's perplexity on them).
-fn policy_action(setup: &mut Setup, tokens: &[u32], net: &QNet, config: &RunConfig, telemetry: &mut Telemetry) -> Result<usize> {
+fn policy_action(
+    setup: &mut Setup,
+    tokens: &[u32],
+    net: &QNet,
+    config: &RunConfig,
+    telemetry: &mut Telemetry,
+) -> Result<usize> {
     setup.model.activate_dense();
     let nll = perplexity::evaluate(&setup.model, tokens, tokens.len(), 1)?;
     let complexity = Complexity::new(tokens.len(), nll.perplexity(), &config.state);
@@ -94,7 +108,11 @@ fn policy_action(setup: &mut Setup, tokens: &[u32], net: &QNet, config: &RunConf
 }
 
 /// Runs `f` with the profile of `action` active, then switches back to the dense model.
-fn with_action<T>(setup: &mut Setup, action: &Action, f: impl FnOnce(&Llama) -> Result<T>) -> Result<T> {
+fn with_action<T>(
+    setup: &mut Setup,
+    action: &Action,
+    f: impl FnOnce(&Llama) -> Result<T>,
+) -> Result<T> {
     setup.harness.cache.apply(&mut setup.model, action)?;
     let out = f(&setup.model);
     setup.model.activate_dense();
@@ -102,7 +120,11 @@ fn with_action<T>(setup: &mut Setup, action: &Action, f: impl FnOnce(&Llama) -> 
 }
 
 /// The action `subject` uses on `tokens` (`None`: dense).
-fn action_for(setup: &mut Setup, subject: &mut Subject<'_>, tokens: &[u32]) -> Result<Option<Action>> {
+fn action_for(
+    setup: &mut Setup,
+    subject: &mut Subject<'_>,
+    tokens: &[u32],
+) -> Result<Option<Action>> {
     Ok(match subject {
         Subject::Dense => None,
         Subject::Fixed(a) => Some(*a),
@@ -124,7 +146,12 @@ pub struct TextResult {
 }
 
 /// Perplexity of `subject` on `tokens`, in non-overlapping windows of `window`.
-pub fn text(setup: &mut Setup, subject: &mut Subject<'_>, tokens: &[u32], window: usize) -> Result<TextResult> {
+pub fn text(
+    setup: &mut Setup,
+    subject: &mut Subject<'_>,
+    tokens: &[u32],
+    window: usize,
+) -> Result<TextResult> {
     let mut total = perplexity::Nll::default();
     let mut actions = std::collections::BTreeMap::new();
     for w in perplexity::windows(tokens, window) {
@@ -136,7 +163,12 @@ pub fn text(setup: &mut Setup, subject: &mut Subject<'_>, tokens: &[u32], window
         *actions.entry(action.map_or("none".into(), |a| a.label())).or_insert(0) += 1;
         total.add(nll);
     }
-    Ok(TextResult { subject: subject.label(), tokens: total.tokens, perplexity: total.perplexity(), actions })
+    Ok(TextResult {
+        subject: subject.label(),
+        tokens: total.tokens,
+        perplexity: total.perplexity(),
+        actions,
+    })
 }
 
 /// Multiple-choice result.
@@ -152,7 +184,11 @@ pub struct McResult {
 }
 
 /// Zero-shot accuracy of `subject` on `items` by log-likelihood.
-pub fn multiple_choice(setup: &mut Setup, subject: &mut Subject<'_>, items: &[McItem]) -> Result<McResult> {
+pub fn multiple_choice(
+    setup: &mut Setup,
+    subject: &mut Subject<'_>,
+    items: &[McItem],
+) -> Result<McResult> {
     let mut chosen = Vec::with_capacity(items.len());
     let mut actions = std::collections::BTreeMap::new();
     for item in items {
@@ -161,7 +197,8 @@ pub fn multiple_choice(setup: &mut Setup, subject: &mut Subject<'_>, items: &[Mc
         *actions.entry(action.map_or("none".into(), |a| a.label())).or_insert(0) += 1;
         let mut best = (f64::NEG_INFINITY, 0);
         for (k, choice) in item.choices.iter().enumerate() {
-            let full = setup.tokenizer.encode(&format!("{} {}", item.question, choice.trim_start()))?;
+            let full =
+                setup.tokenizer.encode(&format!("{} {}", item.question, choice.trim_start()))?;
             // The choice's tokens: everything after the longest common prefix with the question's.
             let from = context.iter().zip(&full).take_while(|(a, b)| a == b).count().max(1);
             let score = match &action {
@@ -175,5 +212,12 @@ pub fn multiple_choice(setup: &mut Setup, subject: &mut Subject<'_>, items: &[Mc
         chosen.push(best.1);
     }
     let correct = chosen.iter().zip(items).filter(|(c, i)| **c == i.answer).count();
-    Ok(McResult { subject: subject.label(), items: items.len(), correct, accuracy: correct as f64 / items.len() as f64, chosen, actions })
+    Ok(McResult {
+        subject: subject.label(),
+        items: items.len(),
+        correct,
+        accuracy: correct as f64 / items.len() as f64,
+        chosen,
+        actions,
+    })
 }

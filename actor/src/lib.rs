@@ -3,11 +3,11 @@
 pub mod client;
 pub mod engine;
 pub mod episodes;
-pub mod evaluate;
-pub mod testmode;
 pub mod error;
-pub mod resolve;
+pub mod evaluate;
 pub mod prune;
+pub mod resolve;
+pub mod testmode;
 pub mod tokenizer;
 pub mod train;
 

@@ -4,10 +4,10 @@ use std::io::Write;
 
 use anyhow::Context;
 use casrap_actor::engine::{self, generate, perplexity, sampling::Sampling};
+use casrap_actor::resolve::Resolver;
 use casrap_actor::train::export::Shape;
 use casrap_actor::train::lm::TrainOptions;
 use casrap_actor::train::pipeline::{self, Progress, Recipe};
-use casrap_actor::resolve::Resolver;
 use clap::{Parser, Subcommand};
 
 /// CASRAP actor: runs LLaMA-family models and (soon) pruning episodes against a learner.
@@ -353,7 +353,8 @@ fn run_episodes(args: RunArgs) -> anyhow::Result<()> {
         metrics: args.metrics,
         config,
     };
-    casrap_common::rl::check_actor_id(&options.actor_id).map_err(|e| anyhow::anyhow!("--actor-id: {e}"))?;
+    casrap_common::rl::check_actor_id(&options.actor_id)
+        .map_err(|e| anyhow::anyhow!("--actor-id: {e}"))?;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = stop.clone();
     // Ctrl-C / SIGTERM: finish cleanly (the current episode is abandoned); a second one exits at once.
@@ -362,7 +363,9 @@ fn run_episodes(args: RunArgs) -> anyhow::Result<()> {
         if let Ok(rt) = rt {
             rt.block_on(async {
                 casrap_common::signals::shutdown_or_orphaned().await;
-                tracing::warn!("stopping: abandoning the current episode, then waiting for acknowledgements");
+                tracing::warn!(
+                    "stopping: abandoning the current episode, then waiting for acknowledgements"
+                );
                 flag.store(true, std::sync::atomic::Ordering::Relaxed);
                 if casrap_common::signals::orphaned() == Some(true) {
                     // No orchestrator to wait for us: give the outbox a few seconds, then go.
@@ -379,19 +382,24 @@ fn run_episodes(args: RunArgs) -> anyhow::Result<()> {
     let summary = episodes::run(&options, stop)?;
     println!("{}", serde_json::to_string(&summary)?);
     if summary.interrupted {
-        anyhow::bail!("interrupted after seq {} (the learner holds everything up to it)", summary.last_seq);
+        anyhow::bail!(
+            "interrupted after seq {} (the learner holds everything up to it)",
+            summary.last_seq
+        );
     }
     Ok(())
 }
 
 fn run_prune_bench(args: PruneBenchArgs) -> anyhow::Result<()> {
-    use casrap_actor::prune::harness::{self, Measurement, MeasureOptions};
+    use casrap_actor::prune::harness::{self, MeasureOptions, Measurement};
     use casrap_actor::prune::setup::{Calibration, Setup, SetupOptions};
     use casrap_actor::prune::Action;
     use casrap_common::prompts::{BadRows, PromptSet};
     if let Some(path) = &args.report {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
         let ms: Vec<Measurement> = serde_json::from_value(v["measurements"].clone())
             .with_context(|| format!("{}: field `measurements`", path.display()))?;
         println!("{}", v["header"].as_str().unwrap_or_default());
@@ -401,7 +409,8 @@ fn run_prune_bench(args: PruneBenchArgs) -> anyhow::Result<()> {
     let actions = Action::parse_list(&args.actions)?;
     anyhow::ensure!(!actions.is_empty(), "--actions is empty");
     set_threads(args.threads)?;
-    let prompts = PromptSet::load(&casrap_actor::resolve::repo_path(&args.prompt_file), BadRows::Skip)?;
+    let prompts =
+        PromptSet::load(&casrap_actor::resolve::repo_path(&args.prompt_file), BadRows::Skip)?;
     let split = prompts.split(0.2, 0);
     anyhow::ensure!(!split.test.is_empty(), "no test prompts");
     let calibration = match args.calibration.as_str() {
@@ -460,14 +469,18 @@ fn run_prune_bench(args: PruneBenchArgs) -> anyhow::Result<()> {
         }
     }
     let out = args.out.unwrap_or_else(|| {
-        let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         std::path::PathBuf::from(format!("runs/prune-bench-{secs}.json"))
     });
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let record = serde_json::json!({ "header": header, "options": opts, "actions": args.actions, "measurements": measurements });
-    std::fs::write(&out, serde_json::to_string(&record)? + "\n").with_context(|| format!("writing {}", out.display()))?;
+    std::fs::write(&out, serde_json::to_string(&record)? + "\n")
+        .with_context(|| format!("writing {}", out.display()))?;
     println!("{header}");
     print!("{}", harness::table(&harness::summarize(&measurements)));
     println!("raw records: {}", out.display());
@@ -501,7 +514,13 @@ fn run_prompt_stats(args: PromptStatsArgs) -> anyhow::Result<()> {
     let train = PromptSet::counts(&split.train);
     let test = PromptSet::counts(&split.test);
     let mut out = std::io::stdout().lock();
-    writeln!(out, "prompts: {} ({} rows skipped)  model: {}", path.display(), set.skipped.len(), engine::describe(&source))?;
+    writeln!(
+        out,
+        "prompts: {} ({} rows skipped)  model: {}",
+        path.display(),
+        set.skipped.len(),
+        engine::describe(&source)
+    )?;
     writeln!(out, "| category | prompts | train | test | tokens p10 / p50 / p90 / max | perplexity p10 / p50 / p90 |")?;
     writeln!(out, "| --- | ---: | ---: | ---: | ---: | ---: |")?;
     for (category, (tokens, ppl)) in per.iter_mut() {
@@ -510,7 +529,10 @@ fn run_prompt_stats(args: PromptStatsArgs) -> anyhow::Result<()> {
         let (tr, te) = if category == "all" {
             (split.train.len(), split.test.len())
         } else {
-            (train.get(category.as_str()).copied().unwrap_or(0), test.get(category.as_str()).copied().unwrap_or(0))
+            (
+                train.get(category.as_str()).copied().unwrap_or(0),
+                test.get(category.as_str()).copied().unwrap_or(0),
+            )
         };
         writeln!(
             out,
@@ -535,10 +557,22 @@ fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     }
     let corpus = match args.corpus {
         Some(c) => c,
-        None => casrap_actor::prune::setup::cache_dir().context("pass --corpus")?.join("corpus/python3.11-doc/train"),
+        None => casrap_actor::prune::setup::cache_dir()
+            .context("pass --corpus")?
+            .join("corpus/python3.11-doc/train"),
     };
-    anyhow::ensure!(corpus.is_dir(), "corpus folder {} not found; run scripts/fetch-corpus first", corpus.display());
-    let shape = Shape { layers: args.layers, hidden: args.hidden, ffn: args.ffn, vocab: args.vocab, ..Shape::default() };
+    anyhow::ensure!(
+        corpus.is_dir(),
+        "corpus folder {} not found; run scripts/fetch-corpus first",
+        corpus.display()
+    );
+    let shape = Shape {
+        layers: args.layers,
+        hidden: args.hidden,
+        ffn: args.ffn,
+        vocab: args.vocab,
+        ..Shape::default()
+    };
     let options = TrainOptions {
         seed: args.seed,
         steps: args.steps,
@@ -603,9 +637,16 @@ fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
         tokens.truncate(args.max_tokens);
     }
     let mut model = loaded.model;
-    let report = perplexity::report(&mut model, &tokens, args.window, args.batch, args.skip_each_layer)?;
+    let report =
+        perplexity::report(&mut model, &tokens, args.window, args.batch, args.skip_each_layer)?;
     let mut out = std::io::stdout().lock();
-    writeln!(out, "model: {}  text: {}  dtype: {}", engine::describe(&source), text_path.display(), args.dtype)?;
+    writeln!(
+        out,
+        "model: {}  text: {}  dtype: {}",
+        engine::describe(&source),
+        text_path.display(),
+        args.dtype
+    )?;
     writeln!(out, "{} tokens predicted in windows of {}", report.dense.tokens, args.window)?;
     write!(out, "{}", report.table())?;
     if let Some(path) = args.json {
@@ -635,7 +676,11 @@ fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
     let source = Resolver::from_env().resolve(&args.model)?;
     let loaded = engine::load(&source, kind, device, args.seed)
         .with_context(|| format!("loading model {}", engine::describe(&source)))?;
-    let opts = generate::GenerateOptions { max_new_tokens: args.new_tokens, sampling: Sampling::Greedy, ignore_eos: true };
+    let opts = generate::GenerateOptions {
+        max_new_tokens: args.new_tokens,
+        sampling: Sampling::Greedy,
+        ignore_eos: true,
+    };
     for _ in 0..args.warmup {
         generate::generate(&loaded.model, &args.prompt_ids, &opts)?;
     }
@@ -684,7 +729,11 @@ fn run_generate(args: GenerateArgs) -> anyhow::Result<()> {
         "model loaded"
     );
     let prompt = loaded.tokenizer.encode(&args.prompt)?;
-    let opts = generate::GenerateOptions { max_new_tokens: args.max_new_tokens, sampling, ignore_eos: args.ignore_eos };
+    let opts = generate::GenerateOptions {
+        max_new_tokens: args.max_new_tokens,
+        sampling,
+        ignore_eos: args.ignore_eos,
+    };
     let gen = generate::generate(&loaded.model, &prompt, &opts)?;
     let text = loaded.tokenizer.decode(&gen.tokens)?;
     let mut out = std::io::stdout().lock();
@@ -694,7 +743,12 @@ fn run_generate(args: GenerateArgs) -> anyhow::Result<()> {
     writeln!(out, "new tokens:      {} (stop: {:?})", gen.tokens.len(), gen.stop)?;
     writeln!(out, "prefill:         {:.2} ms", gen.prefill.as_secs_f64() * 1e3)?;
     match gen.decode_tokens_per_s() {
-        Some(tps) => writeln!(out, "decode:          {tps:.1} tokens/s ({} steps in {:.2} ms)", gen.decode_steps, gen.decode.as_secs_f64() * 1e3)?,
+        Some(tps) => writeln!(
+            out,
+            "decode:          {tps:.1} tokens/s ({} steps in {:.2} ms)",
+            gen.decode_steps,
+            gen.decode.as_secs_f64() * 1e3
+        )?,
         None => writeln!(out, "decode:          no decode steps")?,
     }
     Ok(())

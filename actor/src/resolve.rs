@@ -121,7 +121,11 @@ fn resolve_in(spec: &str, hub_cache: &Path, download: Download) -> Result<ModelS
     let repo = cache.model(spec.to_string());
     match repo.get("config.json").and_then(|p| p.parent().map(Path::to_path_buf)) {
         Some(snapshot) if is_model_dir(&snapshot) => return Ok(ModelSource::Dir(snapshot)),
-        Some(snapshot) => looked.push(format!("HF cache snapshot {} (incomplete: needs {} and weights)", snapshot.display(), REQUIRED.join(", "))),
+        Some(snapshot) => looked.push(format!(
+            "HF cache snapshot {} (incomplete: needs {} and weights)",
+            snapshot.display(),
+            REQUIRED.join(", ")
+        )),
         None => looked.push(format!("HF cache {} (no snapshot of {spec})", cache.path().display())),
     }
     if download == Download::Forbidden {
@@ -147,7 +151,9 @@ fn fetch_from_hub(repo_id: &str, hub_cache: &Path) -> std::result::Result<PathBu
     let config = repo.get("config.json").map_err(|e| e.to_string())?;
     repo.get("tokenizer.json").map_err(|e| e.to_string())?;
     if repo.get(SINGLE_FILE).is_err() {
-        let index = repo.get(INDEX_FILE).map_err(|e| format!("neither {SINGLE_FILE} nor {INDEX_FILE}: {e}"))?;
+        let index = repo
+            .get(INDEX_FILE)
+            .map_err(|e| format!("neither {SINGLE_FILE} nor {INDEX_FILE}: {e}"))?;
         let text = std::fs::read_to_string(&index).map_err(|e| e.to_string())?;
         let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
         let mut shards: Vec<String> = v["weight_map"]

@@ -58,12 +58,25 @@ pub struct TestOptions {
 }
 
 /// Measures every action on `o.prompts` held-out prompts; `progress` is called after each.
-pub fn run(o: &TestOptions, mut progress: impl FnMut(usize, usize, &PromptResult)) -> Result<Vec<PromptResult>> {
+pub fn run(
+    o: &TestOptions,
+    mut progress: impl FnMut(usize, usize, &PromptResult),
+) -> Result<Vec<PromptResult>> {
     let cfg = &o.config;
     let labels = cfg.action_labels();
     let actions = cfg.checked_actions();
-    if o.policy.dims().first() != Some(&state::FEATURES.len()) || o.policy.actions() != actions.len() {
-        return Err(Error::arg("checkpoint", format!("the policy's widths {:?} do not fit {} features and {} actions", o.policy.dims(), state::FEATURES.len(), actions.len())));
+    if o.policy.dims().first() != Some(&state::FEATURES.len())
+        || o.policy.actions() != actions.len()
+    {
+        return Err(Error::arg(
+            "checkpoint",
+            format!(
+                "the policy's widths {:?} do not fit {} features and {} actions",
+                o.policy.dims(),
+                state::FEATURES.len(),
+                actions.len()
+            ),
+        ));
     }
     let cuda = crate::episodes::prepare(o.threads, &o.device)?;
     let (mut setup, split) = open_setup(cfg, &o.device)?;
@@ -91,15 +104,26 @@ pub fn run(o: &TestOptions, mut progress: impl FnMut(usize, usize, &PromptResult
         let q_values: Vec<f32> = {
             let _guard = tch::no_grad_guard();
             let q = o.policy.forward(&tch::Tensor::from_slice(&state).view([1, -1]));
-            Vec::<f32>::try_from(q.reshape([-1])).map_err(|e| Error::arg("checkpoint", e.to_string()))?
+            Vec::<f32>::try_from(q.reshape([-1]))
+                .map_err(|e| Error::arg("checkpoint", e.to_string()))?
         };
-        let greedy = q_values.iter().enumerate().fold(0, |best, (k, &v)| if v > q_values[best] { k } else { best });
+        let greedy = q_values
+            .iter()
+            .enumerate()
+            .fold(0, |best, (k, &v)| if v > q_values[best] { k } else { best });
         let random = rng.gen_range(0..actions.len());
         let mut results = Vec::with_capacity(actions.len());
         let mut ok = true;
         for (k, action) in actions.iter().enumerate() {
             setup.harness.check_restores = true;
-            let m = setup.harness.measure(&mut setup.model, action, &tokens, Some(&reference.continuation), &opts, i + k)?;
+            let m = setup.harness.measure(
+                &mut setup.model,
+                action,
+                &tokens,
+                Some(&reference.continuation),
+                &opts,
+                i + k,
+            )?;
             let Some(reward) = cfg.reward.reward(m.speedup(), m.ppl_change()) else {
                 tracing::warn!(prompt = p.id, action = %labels[k], "non-finite measurement; leaving this prompt out");
                 ok = false;

@@ -7,7 +7,10 @@ use crate::error::{Error, Result};
 
 /// A tokenizer for one model.
 pub enum TextTokenizer {
-    Hf { inner: Box<tokenizers::Tokenizer>, path: PathBuf },
+    Hf {
+        inner: Box<tokenizers::Tokenizer>,
+        path: PathBuf,
+    },
     /// Each UTF-8 byte is its own token id (synthetic models: vocabularies of at least 256).
     Bytes,
 }
@@ -16,7 +19,10 @@ impl TextTokenizer {
     /// Loads an HF `tokenizer.json`.
     pub fn from_file(path: &Path) -> Result<Self> {
         if !path.is_file() {
-            return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "tokenizer.json not found")));
+            return Err(Error::io(
+                path,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "tokenizer.json not found"),
+            ));
         }
         let inner = tokenizers::Tokenizer::from_file(path)
             .map_err(|e| Error::Tokenizer { path: path.into(), reason: e.to_string() })?;
@@ -37,9 +43,9 @@ impl TextTokenizer {
     /// Text of `ids`, special tokens skipped. Byte-level ids above 255 print as `<id>`.
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
         match self {
-            Self::Hf { inner, path } => {
-                inner.decode(ids, true).map_err(|e| Error::Tokenizer { path: path.clone(), reason: e.to_string() })
-            }
+            Self::Hf { inner, path } => inner
+                .decode(ids, true)
+                .map_err(|e| Error::Tokenizer { path: path.clone(), reason: e.to_string() }),
             Self::Bytes => {
                 let mut out = String::new();
                 let mut bytes = Vec::new();

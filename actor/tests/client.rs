@@ -11,7 +11,15 @@ use casrap_actor::client::{self, Backoff, Identity, Outbox};
 use casrap_proto::v1;
 
 fn transition(seq: u64) -> v1::Transition {
-    v1::Transition { seq, state: vec![0.0; 9], action: 0, reward: 0.0, next_state: vec![0.0; 9], done: true, metrics: None }
+    v1::Transition {
+        seq,
+        state: vec![0.0; 9],
+        action: 0,
+        reward: 0.0,
+        next_state: vec![0.0; 9],
+        done: true,
+        metrics: None,
+    }
 }
 
 #[test]
@@ -25,14 +33,21 @@ fn a_full_outbox_pauses_the_producer_instead_of_growing() {
     assert!(!outbox.push(transition(3), &stop).unwrap());
     assert_eq!(outbox.stats().pending, 2);
     let err = outbox.wait_drained(Duration::from_millis(300)).unwrap_err().to_string();
-    assert!(err.contains("learner http://learner: 2 transitions (seq 1..) still unacknowledged") && err.contains("from seq 1"), "{err}");
+    assert!(
+        err.contains("learner http://learner: 2 transitions (seq 1..) still unacknowledged")
+            && err.contains("from seq 1"),
+        "{err}"
+    );
 }
 
 #[test]
 fn backoff_doubles_with_jitter_up_to_a_cap() {
     let mut b = Backoff::new(42);
     let waits: Vec<Duration> = (0..10).map(|_| b.next_wait()).collect();
-    assert!(waits[0] >= Duration::from_millis(100) && waits[0] <= Duration::from_millis(125), "{waits:?}");
+    assert!(
+        waits[0] >= Duration::from_millis(100) && waits[0] <= Duration::from_millis(125),
+        "{waits:?}"
+    );
     assert!(waits[3] >= Duration::from_millis(800), "{waits:?}");
     assert!(waits.iter().all(|w| *w <= Duration::from_millis(6250)), "{waits:?}");
     assert!(waits[9] >= Duration::from_secs(5), "{waits:?}");
@@ -48,10 +63,20 @@ fn a_stop_while_the_learner_is_unreachable_ends_the_sender_with_the_reason() {
     let outbox = Outbox::new(4, "http://learner");
     let stop = Arc::new(AtomicBool::new(true));
     let url = format!("http://127.0.0.1:{port}");
-    let id = Identity { conn: client::Connection::plain(&url), url, info: v1::ActorInfo { actor_id: "a".into(), ..Default::default() }, batch: 8 };
+    let id = Identity {
+        conn: client::Connection::plain(&url),
+        url,
+        info: v1::ActorInfo { actor_id: "a".into(), ..Default::default() },
+        batch: 8,
+    };
     let (tx, rx) = tokio::sync::oneshot::channel();
     rt.block_on(async {
-        tokio::time::timeout(Duration::from_secs(20), client::run_sender(id, outbox.clone(), tx, stop)).await.unwrap();
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            client::run_sender(id, outbox.clone(), tx, stop),
+        )
+        .await
+        .unwrap();
     });
     let err = rt.block_on(rx).unwrap().unwrap_err().to_string();
     assert!(err.contains("stopped while connecting") && err.contains("cannot connect"), "{err}");
@@ -63,13 +88,22 @@ struct RefusingLearner {
     registrations: Arc<std::sync::atomic::AtomicU64>,
 }
 
-type Boxed<T> = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<T, tonic::Status>> + Send>>;
+type Boxed<T> =
+    std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<T, tonic::Status>> + Send>>;
 
 #[tonic::async_trait]
 impl casrap_proto::Learner for RefusingLearner {
-    async fn register(&self, _: tonic::Request<v1::ActorInfo>) -> Result<tonic::Response<v1::Registration>, tonic::Status> {
+    async fn register(
+        &self,
+        _: tonic::Request<v1::ActorInfo>,
+    ) -> Result<tonic::Response<v1::Registration>, tonic::Status> {
         self.registrations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Ok(tonic::Response::new(v1::Registration { accepted: true, max_batch: 8, session: 1, ..Default::default() }))
+        Ok(tonic::Response::new(v1::Registration {
+            accepted: true,
+            max_batch: 8,
+            session: 1,
+            ..Default::default()
+        }))
     }
     type StreamTransitionsStream = Boxed<v1::Ack>;
     async fn stream_transitions(
@@ -81,17 +115,26 @@ impl casrap_proto::Learner for RefusingLearner {
             let b = b?;
             Ok(v1::Ack {
                 actor_id: b.actor_id,
-                rejected: Some(v1::Rejection { code: tonic::Code::Unavailable as i32, message: "no space left on device".into() }),
+                rejected: Some(v1::Rejection {
+                    code: tonic::Code::Unavailable as i32,
+                    message: "no space left on device".into(),
+                }),
                 ..Default::default()
             })
         });
         Ok(tonic::Response::new(Box::pin(acks)))
     }
     type WatchPolicyStream = Boxed<v1::PolicyUpdate>;
-    async fn watch_policy(&self, _: tonic::Request<v1::PolicyRequest>) -> Result<tonic::Response<Self::WatchPolicyStream>, tonic::Status> {
+    async fn watch_policy(
+        &self,
+        _: tonic::Request<v1::PolicyRequest>,
+    ) -> Result<tonic::Response<Self::WatchPolicyStream>, tonic::Status> {
         Err(tonic::Status::unimplemented("not here"))
     }
-    async fn status(&self, _: tonic::Request<v1::StatusRequest>) -> Result<tonic::Response<v1::LearnerStatus>, tonic::Status> {
+    async fn status(
+        &self,
+        _: tonic::Request<v1::StatusRequest>,
+    ) -> Result<tonic::Response<v1::LearnerStatus>, tonic::Status> {
         Err(tonic::Status::unimplemented("not here"))
     }
 }
@@ -104,25 +147,34 @@ fn a_learner_that_refuses_every_batch_is_retried_with_growing_backoff() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let svc = casrap_proto::LearnerServer::new(RefusingLearner { registrations: registrations.clone() });
+        let svc = casrap_proto::LearnerServer::new(RefusingLearner {
+            registrations: registrations.clone(),
+        });
         tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(svc)
-                .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), async {
+            tonic::transport::Server::builder().add_service(svc).serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                async {
                     let _ = stopped.await;
-                }),
+                },
+            ),
         );
         (url, stop)
     });
     let outbox = Outbox::new(4, &url);
     assert!(outbox.push(transition(1), &AtomicBool::new(false)).unwrap());
-    let id = Identity { conn: client::Connection::plain(&url), url, info: v1::ActorInfo { actor_id: "a".into(), ..Default::default() }, batch: 8 };
+    let id = Identity {
+        conn: client::Connection::plain(&url),
+        url,
+        info: v1::ActorInfo { actor_id: "a".into(), ..Default::default() },
+        batch: 8,
+    };
     let (tx, _rx) = tokio::sync::oneshot::channel();
     let stop = Arc::new(AtomicBool::new(false));
     let window = Duration::from_secs(4);
     rt.block_on(async {
         // The sender never finishes here (nothing is ever acknowledged): watch it for a while.
-        let _ = tokio::time::timeout(window, client::run_sender(id, outbox.clone(), tx, stop)).await;
+        let _ =
+            tokio::time::timeout(window, client::run_sender(id, outbox.clone(), tx, stop)).await;
     });
     let n = registrations.load(std::sync::atomic::Ordering::Relaxed);
     // Doubling from 100 ms: 100 + 200 + 400 + 800 + 1600 ms fit in 4 s, so at most 6 attempts;

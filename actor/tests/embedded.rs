@@ -13,7 +13,8 @@ fn load() -> engine::LoadedModel {
 }
 
 fn heldout_tokens(m: &engine::LoadedModel, n: usize) -> Vec<u32> {
-    let text = casrap_common::text::read_plain(&repo_path(DEFAULT_EVAL_TEXT)).expect("held-out text");
+    let text =
+        casrap_common::text::read_plain(&repo_path(DEFAULT_EVAL_TEXT)).expect("held-out text");
     let mut ids = m.tokenizer.encode(&text).expect("encode");
     ids.truncate(n);
     ids
@@ -32,7 +33,8 @@ fn default_model_has_the_promised_shape() {
     for f in ["config.json", "tokenizer.json", "model.safetensors", "generation_config.json"] {
         assert!(dir.join(f).is_file(), "{f} missing");
     }
-    let bytes: u64 = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
+    let bytes: u64 =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
     assert!(bytes <= 20 * 1024 * 1024, "model folder is {bytes} bytes");
 }
 
@@ -75,11 +77,16 @@ fn greedy_text_is_english_like() {
     let g = generate::generate(
         &m.model,
         &prompt,
-        &generate::GenerateOptions { max_new_tokens: 24, sampling: Sampling::Greedy, ignore_eos: true },
+        &generate::GenerateOptions {
+            max_new_tokens: 24,
+            sampling: Sampling::Greedy,
+            ignore_eos: true,
+        },
     )
     .unwrap();
     let text = m.tokenizer.decode(&g.tokens).unwrap();
-    let words = text.split_whitespace().filter(|w| w.chars().all(|c| c.is_ascii_alphabetic())).count();
+    let words =
+        text.split_whitespace().filter(|w| w.chars().all(|c| c.is_ascii_alphabetic())).count();
     assert!(words >= 5, "few words in {text:?}");
 }
 
@@ -108,7 +115,6 @@ fn skipping_a_layer_costs_quality_and_unevenly() {
     assert!(hi - 1.0 >= 3.0 * (lo - 1.0), "costs are too even: {costs:?}");
 }
 
-
 #[test]
 fn prune_bench_prints_a_table_and_reprints_it_from_its_raw_records() {
     let dir = tempfile::tempdir().unwrap();
@@ -123,15 +129,27 @@ fn prune_bench_prints_a_table_and_reprints_it_from_its_raw_records() {
         String::from_utf8(o.stdout).unwrap()
     };
     let first = run(&[
-        "prune-bench", "--prompts", "2", "--new-tokens", "4", "--pairs", "1", "--calibration-windows", "4",
-        "--actions", "none,heads:0.1,ffn:0.25,layers:0.125,kv_window:2+8", "--out", out.to_str().unwrap(),
+        "prune-bench",
+        "--prompts",
+        "2",
+        "--new-tokens",
+        "4",
+        "--pairs",
+        "1",
+        "--calibration-windows",
+        "4",
+        "--actions",
+        "none,heads:0.1,ffn:0.25,layers:0.125,kv_window:2+8",
+        "--out",
+        out.to_str().unwrap(),
     ]);
     for action in ["none", "heads:0.1", "ffn:0.25", "layers:0.125", "kv_window:2+8"] {
         assert!(first.contains(&format!("| {action} | 2 |")), "{action} missing:\n{first}");
     }
     assert!(first.contains("calibration (4 windows"), "{first}");
     let again = run(&["prune-bench", "--report", out.to_str().unwrap()]);
-    let table = |s: &str| s.lines().filter(|l| l.starts_with('|')).map(String::from).collect::<Vec<_>>();
+    let table =
+        |s: &str| s.lines().filter(|l| l.starts_with('|')).map(String::from).collect::<Vec<_>>();
     assert_eq!(table(&first), table(&again));
     // A second run reuses the saved importances.
     let cached = std::fs::read_dir(dir.path().join("importance")).unwrap().count();

@@ -25,9 +25,17 @@ struct ExpectedInput {
 fn expected() -> (Expected, Vec<Tensor>) {
     let json = std::fs::read_to_string(fixture().join("expected.json")).expect("expected.json");
     let e: Expected = serde_json::from_str(&json).expect("parse expected.json");
-    let named = Tensor::read_safetensors(fixture().join("expected.safetensors")).expect("expected.safetensors");
+    let named = Tensor::read_safetensors(fixture().join("expected.safetensors"))
+        .expect("expected.safetensors");
     let logits = (0..e.inputs.len())
-        .map(|i| named.iter().find(|(n, _)| *n == format!("logits.{i}")).expect("logits.N").1.shallow_clone())
+        .map(|i| {
+            named
+                .iter()
+                .find(|(n, _)| *n == format!("logits.{i}"))
+                .expect("logits.N")
+                .1
+                .shallow_clone()
+        })
         .collect();
     (e, logits)
 }
@@ -50,7 +58,11 @@ fn logits_match_hugging_face_f32() {
     let m = load(&fixture(), Kind::Float).expect("fixture loads");
     let (e, logits) = expected();
     for (input, want) in e.inputs.iter().zip(&logits) {
-        assert_eq!(m.tokenizer.encode(&input.text).expect("encode"), input.ids, "tokenizer differs from HF");
+        assert_eq!(
+            m.tokenizer.encode(&input.text).expect("encode"),
+            input.ids,
+            "tokenizer differs from HF"
+        );
         let got = generate::full_logits(&m.model, &input.ids);
         assert_eq!(got.size(), want.size());
         let diff = max_abs_diff(&got, want);
@@ -64,7 +76,11 @@ fn greedy_continuation_matches_hugging_face() {
     let m = load(&fixture(), Kind::Float).expect("fixture loads");
     let (e, _) = expected();
     for input in &e.inputs {
-        let opts = generate::GenerateOptions { max_new_tokens: 16, sampling: Sampling::Greedy, ignore_eos: false };
+        let opts = generate::GenerateOptions {
+            max_new_tokens: 16,
+            sampling: Sampling::Greedy,
+            ignore_eos: false,
+        };
         let g = generate::generate(&m.model, &input.ids, &opts).expect("generate");
         assert_eq!(g.tokens, input.greedy, "greedy tokens differ for {:?}", input.text);
     }
@@ -126,7 +142,8 @@ fn sharded_checkpoint_loads_the_same_model() {
         }
     }
     let index = serde_json::json!({ "metadata": {}, "weight_map": weight_map });
-    std::fs::write(dir.path().join("model.safetensors.index.json"), index.to_string()).expect("index");
+    std::fs::write(dir.path().join("model.safetensors.index.json"), index.to_string())
+        .expect("index");
     let sharded = load(dir.path(), Kind::Float).expect("sharded loads");
     let single = load(&fixture(), Kind::Float).expect("single loads");
     let ids = &expected().0.inputs[1].ids;
@@ -140,8 +157,16 @@ fn sharded_checkpoint_loads_the_same_model() {
 /// everywhere.
 #[test]
 fn half_precision_dtypes_match_hugging_face() {
-    let named = Tensor::read_safetensors(fixture().join("expected.safetensors")).expect("expected.safetensors");
-    let get = |n: String| named.iter().find(|(k, _)| *k == n).expect("tensor in expected.safetensors").1.shallow_clone();
+    let named = Tensor::read_safetensors(fixture().join("expected.safetensors"))
+        .expect("expected.safetensors");
+    let get = |n: String| {
+        named
+            .iter()
+            .find(|(k, _)| *k == n)
+            .expect("tensor in expected.safetensors")
+            .1
+            .shallow_clone()
+    };
     let (e, f32_logits) = expected();
     for (kind, tag) in [(Kind::BFloat16, "bf16"), (Kind::Half, "f16")] {
         let m = load(&fixture(), kind).expect("loads in half precision");
@@ -150,9 +175,17 @@ fn half_precision_dtypes_match_hugging_face() {
             let got = generate::full_logits(&m.model, &input.ids);
             let diff = max_abs_diff(&got, &hf);
             let hf_vs_f32 = max_abs_diff(&hf, &f32_logits[i]);
-            let agree = got.argmax(-1, false).eq_tensor(&hf.argmax(-1, false)).to_kind(Kind::Float).mean(Kind::Float).double_value(&[]);
+            let agree = got
+                .argmax(-1, false)
+                .eq_tensor(&hf.argmax(-1, false))
+                .to_kind(Kind::Float)
+                .mean(Kind::Float)
+                .double_value(&[]);
             eprintln!("{tag} input {i}: |ours - hf| {diff:.4}, |hf - hf_f32| {hf_vs_f32:.4}, top-1 agreement {agree:.3}");
-            assert!(diff <= hf_vs_f32.max(1e-3), "{tag} input {i}: max diff to HF {diff} > HF's own {hf_vs_f32}");
+            assert!(
+                diff <= hf_vs_f32.max(1e-3),
+                "{tag} input {i}: max diff to HF {diff} > HF's own {hf_vs_f32}"
+            );
             assert!(agree >= 0.9, "{tag} input {i}: top-1 agreement with HF only {agree}");
         }
     }
@@ -182,9 +215,23 @@ fn synthetic_presets_are_seeded_and_shaped() {
     let b = engine::load(&src, Kind::Float, Device::Cpu, 1).expect("load");
     let c = engine::load(&src, Kind::Float, Device::Cpu, 2).expect("load");
     let cfg = a.model.config();
-    assert_eq!((cfg.num_layers, cfg.hidden_size, cfg.num_heads, cfg.num_kv_heads, cfg.intermediate_size, cfg.vocab_size), (8, 256, 8, 2, 768, 4096));
+    assert_eq!(
+        (
+            cfg.num_layers,
+            cfg.hidden_size,
+            cfg.num_heads,
+            cfg.num_kv_heads,
+            cfg.intermediate_size,
+            cfg.vocab_size
+        ),
+        (8, 256, 8, 2, 768, 4096)
+    );
     let ids = [1u32, 5, 9, 200];
-    let (la, lb, lc) = (generate::full_logits(&a.model, &ids), generate::full_logits(&b.model, &ids), generate::full_logits(&c.model, &ids));
+    let (la, lb, lc) = (
+        generate::full_logits(&a.model, &ids),
+        generate::full_logits(&b.model, &ids),
+        generate::full_logits(&c.model, &ids),
+    );
     assert_eq!(max_abs_diff(&la, &lb), 0.0);
     assert!(max_abs_diff(&la, &lc) > 0.0);
     let e = resolver().resolve("synthetic:huge").unwrap_err().to_string();
@@ -234,7 +281,8 @@ fn missing_or_corrupt_config_is_named() {
 fn unsupported_architecture_is_named() {
     let dir = copy_fixture(&[]);
     let p = dir.path().join("config.json");
-    let text = std::fs::read_to_string(&p).expect("read").replace("LlamaForCausalLM", "GPT2LMHeadModel");
+    let text =
+        std::fs::read_to_string(&p).expect("read").replace("LlamaForCausalLM", "GPT2LMHeadModel");
     std::fs::write(&p, text).expect("write");
     let e = load_err(dir.path());
     assert!(e.contains("GPT2LMHeadModel") && e.contains("config.json"), "{e}");
@@ -248,18 +296,26 @@ fn truncated_safetensors_is_named() {
     for cut in [bytes.len() - 100, 200, 4] {
         std::fs::write(&p, &bytes[..cut]).expect("write");
         let e = load_err(dir.path());
-        assert!(e.contains("model.safetensors") && e.contains("truncated or corrupt"), "cut {cut}: {e}");
+        assert!(
+            e.contains("model.safetensors") && e.contains("truncated or corrupt"),
+            "cut {cut}: {e}"
+        );
     }
 }
 
 #[test]
 fn missing_tensor_is_named() {
     let dir = copy_fixture(&[]);
-    let kept: Vec<(String, Tensor)> =
-        fixture_tensors().into_iter().filter(|(n, _)| n != "model.layers.2.mlp.up_proj.weight").collect();
+    let kept: Vec<(String, Tensor)> = fixture_tensors()
+        .into_iter()
+        .filter(|(n, _)| n != "model.layers.2.mlp.up_proj.weight")
+        .collect();
     Tensor::write_safetensors(&kept, dir.path().join("model.safetensors")).expect("write");
     let e = load_err(dir.path());
-    assert!(e.contains("model.layers.2.mlp.up_proj.weight") && e.contains("model.safetensors"), "{e}");
+    assert!(
+        e.contains("model.layers.2.mlp.up_proj.weight") && e.contains("model.safetensors"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -267,11 +323,22 @@ fn shape_mismatch_is_named() {
     let dir = copy_fixture(&[]);
     let changed: Vec<(String, Tensor)> = fixture_tensors()
         .into_iter()
-        .map(|(n, t)| if n == "model.layers.1.self_attn.k_proj.weight" { (n, t.narrow(0, 0, 16)) } else { (n, t) })
+        .map(|(n, t)| {
+            if n == "model.layers.1.self_attn.k_proj.weight" {
+                (n, t.narrow(0, 0, 16))
+            } else {
+                (n, t)
+            }
+        })
         .collect();
     Tensor::write_safetensors(&changed, dir.path().join("model.safetensors")).expect("write");
     let e = load_err(dir.path());
-    assert!(e.contains("model.layers.1.self_attn.k_proj.weight") && e.contains("[16, 64]") && e.contains("[32, 64]"), "{e}");
+    assert!(
+        e.contains("model.layers.1.self_attn.k_proj.weight")
+            && e.contains("[16, 64]")
+            && e.contains("[32, 64]"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -287,10 +354,23 @@ fn missing_or_corrupt_tokenizer_is_named() {
 #[test]
 fn bad_generation_arguments_are_rejected() {
     let m = load(&fixture(), Kind::Float).expect("fixture loads");
-    let opts = |n| generate::GenerateOptions { max_new_tokens: n, sampling: Sampling::Greedy, ignore_eos: true };
-    assert!(generate::generate(&m.model, &[], &opts(4)).unwrap_err().to_string().contains("prompt"));
-    assert!(generate::generate(&m.model, &[0, 1], &opts(1000)).unwrap_err().to_string().contains("max_position_embeddings"));
-    assert!(generate::generate(&m.model, &[0, 99999], &opts(4)).unwrap_err().to_string().contains("99999"));
+    let opts = |n| generate::GenerateOptions {
+        max_new_tokens: n,
+        sampling: Sampling::Greedy,
+        ignore_eos: true,
+    };
+    assert!(generate::generate(&m.model, &[], &opts(4))
+        .unwrap_err()
+        .to_string()
+        .contains("prompt"));
+    assert!(generate::generate(&m.model, &[0, 1], &opts(1000))
+        .unwrap_err()
+        .to_string()
+        .contains("max_position_embeddings"));
+    assert!(generate::generate(&m.model, &[0, 99999], &opts(4))
+        .unwrap_err()
+        .to_string()
+        .contains("99999"));
     assert!(engine::parse_dtype("int8").unwrap_err().to_string().contains("int8"));
     if !tch::Cuda::is_available() {
         let e = engine::parse_device("cuda:0").unwrap_err().to_string();
@@ -313,7 +393,11 @@ fn cpu_decode_path_matches_torch_path() {
     slow.model.disable_cpu_decode();
     assert!(!slow.model.uses_cpu_decode());
     let ids = &expected().0.inputs[1].ids;
-    let opts = generate::GenerateOptions { max_new_tokens: 48, sampling: Sampling::Greedy, ignore_eos: true };
+    let opts = generate::GenerateOptions {
+        max_new_tokens: 48,
+        sampling: Sampling::Greedy,
+        ignore_eos: true,
+    };
     let a = generate::generate(&fast.model, ids, &opts).expect("fast");
     let b = generate::generate(&slow.model, ids, &opts).expect("slow");
     assert_eq!(a.tokens, b.tokens);
@@ -345,15 +429,21 @@ fn cpu_decode_path_in_bf16_is_at_least_as_close_to_f32() {
     assert!(fast.model.uses_cpu_decode(), "bf16 on CPU should take the torch-free decode path");
     slow.model.disable_cpu_decode();
     let ids = &expected().0.inputs[1].ids;
-    let opts = generate::GenerateOptions { max_new_tokens: 24, sampling: Sampling::Greedy, ignore_eos: true };
+    let opts = generate::GenerateOptions {
+        max_new_tokens: 24,
+        sampling: Sampling::Greedy,
+        ignore_eos: true,
+    };
     let tokens = generate::generate(&reference.model, ids, &opts).expect("f32 greedy").tokens;
     let _g = tch::no_grad_guard();
     let t = |s: &[u32]| generate::token_batch(s, Device::Cpu);
-    let mut caches: Vec<_> = [&reference, &fast, &slow].iter().map(|m| m.model.new_cache(1, 64)).collect();
+    let mut caches: Vec<_> =
+        [&reference, &fast, &slow].iter().map(|m| m.model.new_cache(1, 64)).collect();
     for (m, c) in [&reference, &fast, &slow].iter().zip(caches.iter_mut()) {
         let _ = m.model.forward(&t(ids), c, Logits::Last);
     }
-    let (mut worst_fast, mut worst_slow, mut agree_fast, mut agree_slow) = (0f64, 0f64, 0usize, 0usize);
+    let (mut worst_fast, mut worst_slow, mut agree_fast, mut agree_slow) =
+        (0f64, 0f64, 0usize, 0usize);
     for &tok in &tokens {
         let step: Vec<Tensor> = [&reference, &fast, &slow]
             .iter()
@@ -371,8 +461,14 @@ fn cpu_decode_path_in_bf16_is_at_least_as_close_to_f32() {
          top-1 agreement {agree_fast} vs {agree_slow} of {}",
         tokens.len()
     );
-    assert!(worst_fast <= worst_slow * 1.25, "torch-free bf16 step strays {worst_fast} from f32, torch path {worst_slow}");
-    assert!(agree_fast >= agree_slow, "top-1 agreement with f32: torch-free {agree_fast}, torch path {agree_slow}");
+    assert!(
+        worst_fast <= worst_slow * 1.25,
+        "torch-free bf16 step strays {worst_fast} from f32, torch path {worst_slow}"
+    );
+    assert!(
+        agree_fast >= agree_slow,
+        "top-1 agreement with f32: torch-free {agree_fast}, torch path {agree_slow}"
+    );
 }
 
 #[test]
@@ -393,7 +489,9 @@ fn skipping_a_layer_equals_the_model_without_it() {
         short_cfg.num_layers -= 1;
         let short = engine::Llama::from_weights(&short_cfg, w, Kind::Float, Device::Cpu);
         let want = short.forward(&batch, &mut short.new_cache(1, ids.len()), Logits::All);
-        let layers = (0..cfg.num_layers).map(|i| if i == layer { LayerRef::Skip } else { LayerRef::Dense }).collect();
+        let layers = (0..cfg.num_layers)
+            .map(|i| if i == layer { LayerRef::Skip } else { LayerRef::Dense })
+            .collect();
         let id = m.model.add_profile("skip", layers, None).expect("profile");
         m.model.activate(id).expect("activate");
         let got = m.model.forward(&batch, &mut m.model.new_cache(1, ids.len()), Logits::All);
@@ -416,7 +514,10 @@ fn fused_weights_split_back_into_the_hf_tensors() {
     let originals = fixture_tensors();
     assert_eq!(hf.len(), originals.len());
     for (name, t) in &hf {
-        let (_, want) = originals.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("{name} not in the fixture"));
+        let (_, want) = originals
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("{name} not in the fixture"));
         assert_eq!(max_abs_diff(t, &want.to_kind(Kind::Float)), 0.0, "{name}");
     }
 }

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use casrap_actor::engine::model::{Weights, LayerRef};
+use casrap_actor::engine::model::{LayerRef, Weights};
 use casrap_actor::engine::weights::SafeTensorFiles;
 use casrap_actor::engine::{self, generate, Llama, Logits};
 use casrap_actor::prune::importance::Importance;
@@ -29,7 +29,11 @@ fn ids(n: usize, vocab: usize) -> Vec<u32> {
 
 fn logits(m: &Llama, tokens: &[u32]) -> Tensor {
     let _g = tch::no_grad_guard();
-    m.forward(&generate::token_batch(tokens, Device::Cpu), &mut m.new_cache(1, tokens.len()), Logits::All)
+    m.forward(
+        &generate::token_batch(tokens, Device::Cpu),
+        &mut m.new_cache(1, tokens.len()),
+        Logits::All,
+    )
 }
 
 /// Prefill of `tokens[..split]`, then one token at a time: every position's logits, `[T-1, V]`
@@ -91,22 +95,38 @@ fn sliced_heads_match_a_reference_with_those_heads_masked_and_keep_gqa_mapping()
         imp.heads[0] = vec![0.1, 0.1, 1.0, 1.0];
         imp.heads[1] = vec![1.0, 1.0, 1.0, 0.1];
         let action = Action::Heads { intensity: 3.0 / 16.0 };
-        assert_eq!(profiles::heads_kept(&imp, 3.0 / 16.0, &action).unwrap(), vec![vec![2, 3], vec![0, 1, 2], vec![0, 1, 2, 3], vec![0, 1, 2, 3]]);
+        assert_eq!(
+            profiles::heads_kept(&imp, 3.0 / 16.0, &action).unwrap(),
+            vec![vec![2, 3], vec![0, 1, 2], vec![0, 1, 2, 3], vec![0, 1, 2, 3]]
+        );
         let mut cache = ProfileCache::new(imp, usize::MAX);
         let built = cache.ensure(&mut m, &action).unwrap().unwrap();
-        let shapes: Vec<_> = m.profile(built.id).unwrap().layers().iter().map(|l| match l {
-            LayerRef::Own(b) => Some(b.shape()),
-            _ => None,
-        }).collect();
+        let shapes: Vec<_> = m
+            .profile(built.id)
+            .unwrap()
+            .layers()
+            .iter()
+            .map(|l| match l {
+                LayerRef::Own(b) => Some(b.shape()),
+                _ => None,
+            })
+            .collect();
         let s0 = shapes[0].clone().unwrap();
         assert_eq!((s0.num_heads, s0.num_kv_heads, s0.kv_of_head.clone()), (2, 1, vec![0, 0]));
         let s1 = shapes[1].clone().unwrap();
         assert_eq!((s1.num_heads, s1.num_kv_heads, s1.kv_of_head.clone()), (3, 2, vec![0, 0, 1]));
-        assert!(shapes[2].is_none() && shapes[3].is_none(), "untouched layers share the dense blocks");
-        assert_eq!(m.new_cache(1, 4).bytes(), {
-            m.activate(built.id).unwrap();
-            m.new_cache(1, 4).bytes() * 8 / 7
-        }, "the pruned profile's cache holds 7 of 8 KV heads");
+        assert!(
+            shapes[2].is_none() && shapes[3].is_none(),
+            "untouched layers share the dense blocks"
+        );
+        assert_eq!(
+            m.new_cache(1, 4).bytes(),
+            {
+                m.activate(built.id).unwrap();
+                m.new_cache(1, 4).bytes() * 8 / 7
+            },
+            "the pruned profile's cache holds 7 of 8 KV heads"
+        );
 
         let hd = m.config().head_dim as i64;
         let reference = edited_fixture(&m, |i, l| {
@@ -122,9 +142,15 @@ fn sliced_heads_match_a_reference_with_those_heads_masked_and_keep_gqa_mapping()
         let tokens = ids(24, m.config().vocab_size);
         let d_all = max_diff(&logits(&m, &tokens), &logits(&reference, &tokens));
         let d_step = max_diff(&stepped(&m, &tokens, 5), &stepped(&reference, &tokens, 5));
-        assert!(d_all <= 1e-5 && d_step <= 1e-5, "cpu_decode={cpu_decode}: prefill {d_all}, stepped {d_step}");
+        assert!(
+            d_all <= 1e-5 && d_step <= 1e-5,
+            "cpu_decode={cpu_decode}: prefill {d_all}, stepped {d_step}"
+        );
         m.activate_dense();
-        assert!(max_diff(&logits(&m, &tokens), &logits(&reference, &tokens)) > 1e-3, "masking changed nothing");
+        assert!(
+            max_diff(&logits(&m, &tokens), &logits(&reference, &tokens)) > 1e-3,
+            "masking changed nothing"
+        );
     }
 }
 
@@ -162,7 +188,11 @@ fn layers_are_chosen_by_influence_never_first_or_last() {
     imp.layers = vec![0.0, 0.5, 0.2, 0.0];
     let a = |i| Action::Layers { intensity: i };
     assert_eq!(profiles::layers_skipped(&imp, 0.25, &a(0.25)).unwrap(), vec![2]);
-    assert_eq!(profiles::layers_skipped(&imp, 0.1, &a(0.1)).unwrap(), vec![2], "at least one layer");
+    assert_eq!(
+        profiles::layers_skipped(&imp, 0.1, &a(0.1)).unwrap(),
+        vec![2],
+        "at least one layer"
+    );
     assert_eq!(profiles::layers_skipped(&imp, 0.5, &a(0.5)).unwrap(), vec![1, 2]);
     let e = profiles::layers_skipped(&imp, 0.75, &a(0.75)).unwrap_err().to_string();
     assert!(e.contains("never the first or the last"), "{e}");
@@ -172,15 +202,24 @@ fn layers_are_chosen_by_influence_never_first_or_last() {
 fn pruning_that_would_remove_everything_is_refused() {
     let m = load(&fixture());
     let imp = flat_importance(&m);
-    let e = profiles::heads_kept(&imp, 0.9, &Action::Heads { intensity: 0.9 }).unwrap_err().to_string();
+    let e =
+        profiles::heads_kept(&imp, 0.9, &Action::Heads { intensity: 0.9 }).unwrap_err().to_string();
     assert!(e.contains("one stays per layer"), "{e}");
     let mut small = imp.clone();
     small.channels = vec![vec![1.0; 100]; 4];
-    let e = profiles::channels_kept(&small, 0.5, &Action::Ffn { intensity: 0.5 }).unwrap_err().to_string();
+    let e = profiles::channels_kept(&small, 0.5, &Action::Ffn { intensity: 0.5 })
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("multiple of 64"), "{e}");
     // The widest cut still keeps 64 channels; the smallest still removes 64.
-    assert!(profiles::channels_kept(&imp, 0.99, &Action::Ffn { intensity: 0.99 }).unwrap().iter().all(|k| k.len() == 64));
-    assert!(profiles::channels_kept(&imp, 0.01, &Action::Ffn { intensity: 0.01 }).unwrap().iter().all(|k| k.len() == 64));
+    assert!(profiles::channels_kept(&imp, 0.99, &Action::Ffn { intensity: 0.99 })
+        .unwrap()
+        .iter()
+        .all(|k| k.len() == 64));
+    assert!(profiles::channels_kept(&imp, 0.01, &Action::Ffn { intensity: 0.01 })
+        .unwrap()
+        .iter()
+        .all(|k| k.len() == 64));
 }
 
 fn embedded() -> (Llama, Importance) {
@@ -203,11 +242,23 @@ fn restore_is_bit_identical_for_every_action_kind() {
         let action = Action::parse(action).unwrap();
         for _ in 0..2 {
             cache.apply(&mut m, &action).unwrap();
-            assert!(max_diff(&stepped(&m, &tokens, 30), &dense_stepped) > 1e-4, "{} changed nothing", action.label());
+            assert!(
+                max_diff(&stepped(&m, &tokens, 30), &dense_stepped) > 1e-4,
+                "{} changed nothing",
+                action.label()
+            );
             let r = cache.restore(&mut m, &mut reload).unwrap();
             assert!(r.identical && !r.rebuilt, "{}", action.label());
-            assert!(logits(&m, &tokens).equal(&dense), "{}: prefill logits differ after restore", action.label());
-            assert!(stepped(&m, &tokens, 30).equal(&dense_stepped), "{}: decode logits differ after restore", action.label());
+            assert!(
+                logits(&m, &tokens).equal(&dense),
+                "{}: prefill logits differ after restore",
+                action.label()
+            );
+            assert!(
+                stepped(&m, &tokens, 30).equal(&dense_stepped),
+                "{}: decode logits differ after restore",
+                action.label()
+            );
         }
     }
 }
@@ -265,7 +316,8 @@ fn the_profile_cache_evicts_least_recently_used_within_its_budget() {
         cache.ensure(&mut m, &Action::parse(a).unwrap()).unwrap();
     }
     // ffn:0.5 was least recently used when ffn:0.125 arrived.
-    let names: Vec<String> = m.profile_ids().iter().map(|&id| m.profile(id).unwrap().name.clone()).collect();
+    let names: Vec<String> =
+        m.profile_ids().iter().map(|&id| m.profile(id).unwrap().name.clone()).collect();
     assert_eq!(names, vec!["ffn:0.25", "ffn:0.125"]);
     assert!(cache.bytes() <= cache.max_bytes);
     let mut tiny = ProfileCache::new(cache.importance.clone(), 10);
@@ -288,13 +340,25 @@ fn harness_interleaves_runs_and_judges_quality_on_dense_tokens() {
     assert_eq!(order, vec![false, true, true, false], "ABBA");
     assert_eq!((none.ppl_dense, none.top1_agreement, none.ceiling()), (none.ppl_pruned, 1.0, 1.0));
     assert!(none.runs.iter().all(|r| r.decode_steps == 7));
-    let layers = h.measure(&mut m, &Action::parse("layers:0.25").unwrap(), &tokens, None, &o, 1).unwrap();
+    let layers =
+        h.measure(&mut m, &Action::parse("layers:0.25").unwrap(), &tokens, None, &o, 1).unwrap();
     let order: Vec<bool> = layers.runs.iter().map(|r| r.pruned).collect();
-    assert_eq!(order, vec![true, false, false, true], "the next measurement starts with the other side");
-    assert!(layers.ceiling() > 1.2 && layers.ceiling() < 1.4, "2 of 8 layers skipped: ceiling {}", layers.ceiling());
+    assert_eq!(
+        order,
+        vec![true, false, false, true],
+        "the next measurement starts with the other side"
+    );
+    assert!(
+        layers.ceiling() > 1.2 && layers.ceiling() < 1.4,
+        "2 of 8 layers skipped: ceiling {}",
+        layers.ceiling()
+    );
     assert!(layers.ppl_pruned != layers.ppl_dense && layers.top1_agreement < 1.0);
     assert!(layers.restore_identical && !layers.rebuilt);
-    assert_eq!(layers.runs.iter().filter(|r| r.apply_s.is_some() && r.restore_s.is_some()).count(), 2);
+    assert_eq!(
+        layers.runs.iter().filter(|r| r.apply_s.is_some() && r.restore_s.is_some()).count(),
+        2
+    );
     assert_eq!(m.active(), casrap_actor::engine::model::ProfileId::DENSE);
     // The table is computed from the raw records alone.
     let ms = vec![none, layers];

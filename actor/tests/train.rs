@@ -20,7 +20,8 @@ fn small_corpus(dir: &Path, docs: usize) {
         chunk.push_str(para);
         chunk.push_str("\n\n");
         if chunk.len() > 3000 {
-            std::fs::write(dir.join(format!("doc{n:03}.txt")), &chunk).expect("write a corpus document");
+            std::fs::write(dir.join(format!("doc{n:03}.txt")), &chunk)
+                .expect("write a corpus document");
             chunk.clear();
             n += 1;
             if n == docs {
@@ -53,8 +54,25 @@ fn recipe(corpus: &Path, out: &Path) -> Recipe {
     Recipe {
         corpus: corpus.into(),
         out: out.into(),
-        shape: Shape { hidden: 64, layers: 2, heads: 4, kv_heads: 2, ffn: 128, vocab: 400, max_positions: 128, rope_theta: 10000.0 },
-        options: TrainOptions { steps: 80, batch: 8, seq_len: 32, warmup_steps: 5, lr: 3e-3, min_lr: 3e-4, ..TrainOptions::default() },
+        shape: Shape {
+            hidden: 64,
+            layers: 2,
+            heads: 4,
+            kv_heads: 2,
+            ffn: 128,
+            vocab: 400,
+            max_positions: 128,
+            rope_theta: 10000.0,
+        },
+        options: TrainOptions {
+            steps: 80,
+            batch: 8,
+            seq_len: 32,
+            warmup_steps: 5,
+            lr: 3e-3,
+            min_lr: 3e-4,
+            ..TrainOptions::default()
+        },
     }
 }
 
@@ -66,7 +84,11 @@ fn training_is_reproducible_learns_and_writes_a_loadable_folder() {
     let ra = pipeline::run(&recipe(corpus.path(), a.path()), |_| {}).unwrap();
     pipeline::run(&recipe(corpus.path(), b.path()), |_| {}).unwrap();
     for f in ["model.safetensors", "tokenizer.json", "config.json"] {
-        assert_eq!(std::fs::read(a.path().join(f)).unwrap(), std::fs::read(b.path().join(f)).unwrap(), "{f} differs between runs");
+        assert_eq!(
+            std::fs::read(a.path().join(f)).unwrap(),
+            std::fs::read(b.path().join(f)).unwrap(),
+            "{f} differs between runs"
+        );
     }
     // Training must beat the best unigram model of the corpus (what a model that only learned
     // token frequencies would reach), not just the initial ln(vocab).
@@ -82,15 +104,24 @@ fn training_is_reproducible_learns_and_writes_a_loadable_folder() {
     let last: f64 = ra.steps[ra.steps.len() - 5..].iter().map(|s| s.loss).sum::<f64>() / 5.0;
     assert!((first - (400f64).ln()).abs() < 0.5, "initial loss {first} is not near ln(vocab)");
     eprintln!("loss {first:.3} -> {last:.3}; unigram entropy {unigram:.3}");
-    assert!(last < unigram - 0.1, "loss went from {first} to {last}; the corpus' unigram entropy is {unigram}");
-    let record: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(a.path().join(RECORD_FILE)).unwrap()).unwrap();
+    assert!(
+        last < unigram - 0.1,
+        "loss went from {first} to {last}; the corpus' unigram entropy is {unigram}"
+    );
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(a.path().join(RECORD_FILE)).unwrap())
+            .unwrap();
     assert_eq!(record["steps"].as_array().map(Vec::len), Some(80));
 
     let source = Resolver::from_env().resolve(a.path().to_str().unwrap()).unwrap();
     let m = engine::load(&source, Kind::Float, Device::Cpu, 0).unwrap();
     assert_eq!(m.model.config().num_layers, 2);
     let prompt = m.tokenizer.encode("The module").unwrap();
-    let opts = generate::GenerateOptions { max_new_tokens: 5, sampling: Sampling::Greedy, ignore_eos: true };
+    let opts = generate::GenerateOptions {
+        max_new_tokens: 5,
+        sampling: Sampling::Greedy,
+        ignore_eos: true,
+    };
     assert_eq!(generate::generate(&m.model, &prompt, &opts).unwrap().tokens.len(), 5);
 }
 

@@ -60,7 +60,8 @@ fn intensity(kind: &str, v: Option<f64>) -> Result<f64> {
 
 impl ActionSpec {
     pub fn check(&self) -> Result<Action> {
-        let extra = |what: &str| invalid(format!("`{:?}` takes no `{what}`", self.kind).to_lowercase());
+        let extra =
+            |what: &str| invalid(format!("`{:?}` takes no `{what}`", self.kind).to_lowercase());
         match self.kind {
             ActionKind::None => {
                 if self.intensity.is_some() {
@@ -72,7 +73,10 @@ impl ActionSpec {
                 if self.sinks.is_some() || self.window.is_some() {
                     return Err(extra("sinks/window"));
                 }
-                let name = serde_json::to_value(self.kind).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+                let name = serde_json::to_value(self.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default();
                 let i = intensity(&name, self.intensity)?;
                 Ok(match self.kind {
                     ActionKind::Heads => Action::Heads { intensity: i },
@@ -102,7 +106,9 @@ impl Action {
         let bad = |why: &str| invalid(format!("`{s}`: {why}"));
         let number = |a: &str| a.parse::<f64>().map_err(|_| bad("the intensity is not a number"));
         let spec = match kind {
-            "none" if arg.is_empty() => ActionSpec { kind: ActionKind::None, intensity: None, sinks: None, window: None },
+            "none" if arg.is_empty() => {
+                ActionSpec { kind: ActionKind::None, intensity: None, sinks: None, window: None }
+            }
             "heads" | "ffn" | "layers" => {
                 let kind = match kind {
                     "heads" => ActionKind::Heads,
@@ -116,10 +122,21 @@ impl Action {
                     Some((a, b)) => (Some(a), b),
                     None => (None, arg),
                 };
-                let int = |a: &str| a.parse::<usize>().map_err(|_| bad("sinks and window are whole numbers"));
-                ActionSpec { kind: ActionKind::KvWindow, intensity: None, sinks: sinks.map(int).transpose()?, window: Some(int(window)?) }
+                let int = |a: &str| {
+                    a.parse::<usize>().map_err(|_| bad("sinks and window are whole numbers"))
+                };
+                ActionSpec {
+                    kind: ActionKind::KvWindow,
+                    intensity: None,
+                    sinks: sinks.map(int).transpose()?,
+                    window: Some(int(window)?),
+                }
             }
-            _ => return Err(bad("unknown action; expected none, heads:F, ffn:F, layers:F or kv_window:[S+]W")),
+            _ => {
+                return Err(bad(
+                    "unknown action; expected none, heads:F, ffn:F, layers:F or kv_window:[S+]W",
+                ))
+            }
         };
         spec.check()
     }
@@ -133,9 +150,15 @@ impl Action {
     pub fn label(&self) -> String {
         match self {
             Action::None => "none".into(),
-            Action::Heads { intensity } => format!("heads:{intensity:.3}").trim_end_matches('0').to_string(),
-            Action::Ffn { intensity } => format!("ffn:{intensity:.3}").trim_end_matches('0').to_string(),
-            Action::Layers { intensity } => format!("layers:{intensity:.3}").trim_end_matches('0').to_string(),
+            Action::Heads { intensity } => {
+                format!("heads:{intensity:.3}").trim_end_matches('0').to_string()
+            }
+            Action::Ffn { intensity } => {
+                format!("ffn:{intensity:.3}").trim_end_matches('0').to_string()
+            }
+            Action::Layers { intensity } => {
+                format!("layers:{intensity:.3}").trim_end_matches('0').to_string()
+            }
             Action::KvWindow { sinks, window } => format!("kv_window:{sinks}+{window}"),
         }
     }
@@ -149,10 +172,23 @@ mod tests {
     fn parse_and_label() {
         assert_eq!(Action::parse("heads:0.10").unwrap(), Action::Heads { intensity: 0.1 });
         assert_eq!(Action::parse("heads:0.10").unwrap().label(), "heads:0.1");
-        assert_eq!(Action::parse("kv_window:64").unwrap(), Action::KvWindow { sinks: 4, window: 64 });
+        assert_eq!(
+            Action::parse("kv_window:64").unwrap(),
+            Action::KvWindow { sinks: 4, window: 64 }
+        );
         assert_eq!(Action::parse("kv_window:0+8").unwrap().label(), "kv_window:0+8");
         assert_eq!(Action::parse_list("none, ffn:0.25").unwrap().len(), 2);
-        for bad in ["heads:1.0", "heads:0", "heads:-0.1", "heads:nan", "heads", "ffn:x", "prune:0.1", "kv_window:0", "none:0.1"] {
+        for bad in [
+            "heads:1.0",
+            "heads:0",
+            "heads:-0.1",
+            "heads:nan",
+            "heads",
+            "ffn:x",
+            "prune:0.1",
+            "kv_window:0",
+            "none:0.1",
+        ] {
             let e = Action::parse(bad).unwrap_err().to_string();
             assert!(e.contains("action"), "{bad}: {e}");
         }
@@ -160,11 +196,16 @@ mod tests {
 
     #[test]
     fn config_entries() {
-        let spec: ActionSpec = serde_json::from_str(r#"{"kind":"layers","intensity":0.125}"#).unwrap();
+        let spec: ActionSpec =
+            serde_json::from_str(r#"{"kind":"layers","intensity":0.125}"#).unwrap();
         assert_eq!(spec.check().unwrap(), Action::Layers { intensity: 0.125 });
-        assert!(serde_json::from_str::<ActionSpec>(r#"{"kind":"layers","intensity":0.1,"extra":1}"#).is_err());
+        assert!(serde_json::from_str::<ActionSpec>(
+            r#"{"kind":"layers","intensity":0.1,"extra":1}"#
+        )
+        .is_err());
         assert!(serde_json::from_str::<ActionSpec>(r#"{"kind":"prune"}"#).is_err());
-        let spec: ActionSpec = serde_json::from_str(r#"{"kind":"kv_window","intensity":0.5}"#).unwrap();
+        let spec: ActionSpec =
+            serde_json::from_str(r#"{"kind":"kv_window","intensity":0.5}"#).unwrap();
         assert!(spec.check().is_err());
     }
 }

@@ -101,11 +101,19 @@ impl TrainerConfig {
         if self.target_update == 0 || self.publish_every == 0 {
             return bad("target_update / publish_every", "must be positive");
         }
-        if self.samples_per_insert.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) || self.spi_tolerance < self.batch as f64 {
-            return bad("samples_per_insert / spi_tolerance", "ratio must be positive and the tolerance at least one batch");
+        if self.samples_per_insert.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)
+            || self.spi_tolerance < self.batch as f64
+        {
+            return bad(
+                "samples_per_insert / spi_tolerance",
+                "ratio must be positive and the tolerance at least one batch",
+            );
         }
         if let Some(p) = &self.prioritized {
-            if !(0.0..=1.0).contains(&p.alpha) || !(0.0..=1.0).contains(&p.beta) || p.eps.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
+            if !(0.0..=1.0).contains(&p.alpha)
+                || !(0.0..=1.0).contains(&p.beta)
+                || p.eps.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)
+            {
                 return bad("prioritized", "alpha and beta must be in [0, 1] and eps positive");
             }
         }
@@ -137,7 +145,14 @@ pub struct LearnerConfig {
 
 impl Default for LearnerConfig {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:50051".into(), dir: "runs/learner".into(), replay_capacity: 1_000_000, max_batch: 1024, metrics: None, cache_mb: 64 }
+        Self {
+            listen: "127.0.0.1:50051".into(),
+            dir: "runs/learner".into(),
+            replay_capacity: 1_000_000,
+            max_batch: 1024,
+            metrics: None,
+            cache_mb: 64,
+        }
     }
 }
 
@@ -170,7 +185,9 @@ impl RewardConfig {
             return None;
         }
         let gain = speedup - 1.0;
-        let mut r = self.alpha * gain - self.beta * ppl_change.max(0.0) - self.slowdown_penalty * (-gain).max(0.0);
+        let mut r = self.alpha * gain
+            - self.beta * ppl_change.max(0.0)
+            - self.slowdown_penalty * (-gain).max(0.0);
         if let Some([lo, hi]) = self.clip {
             r = r.clamp(lo, hi);
         }
@@ -178,14 +195,20 @@ impl RewardConfig {
     }
 
     fn check(&self) -> std::result::Result<(), String> {
-        for (f, v) in [("alpha", self.alpha), ("beta", self.beta), ("slowdown_penalty", self.slowdown_penalty)] {
+        for (f, v) in [
+            ("alpha", self.alpha),
+            ("beta", self.beta),
+            ("slowdown_penalty", self.slowdown_penalty),
+        ] {
             if !v.is_finite() || v < 0.0 {
                 return Err(format!("reward.{f}: must be finite and not negative, got {v}"));
             }
         }
         if let Some([lo, hi]) = self.clip {
             if !(lo.is_finite() && hi.is_finite() && lo < hi) {
-                return Err(format!("reward.clip: needs finite [low, high] with low < high, got [{lo}, {hi}]"));
+                return Err(format!(
+                    "reward.clip: needs finite [low, high] with low < high, got [{lo}, {hi}]"
+                ));
             }
         }
         Ok(())
@@ -219,7 +242,12 @@ impl Default for StateConfig {
     /// The embedded model's prompt perplexities run from about 100 to 2000 (median 304), so the
     /// seed's `min(1, ppl/50)` would be 1 for every prompt; a log scale up to 2000 spreads them.
     fn default() -> Self {
-        Self { tokens_max: 200.0, ppl_scale: PplScale::Log, ppl_max: 2000.0, complexity_token_weight: 0.6 }
+        Self {
+            tokens_max: 200.0,
+            ppl_scale: PplScale::Log,
+            ppl_max: 2000.0,
+            complexity_token_weight: 0.6,
+        }
     }
 }
 
@@ -309,7 +337,9 @@ impl ActorsConfig {
             return bad("devices", "needs at least one device");
         }
         for (i, d) in self.devices.iter().enumerate() {
-            let ok = d == "cpu" || d == "cuda" || d.strip_prefix("cuda:").is_some_and(|n| n.parse::<u32>().is_ok());
+            let ok = d == "cpu"
+                || d == "cuda"
+                || d.strip_prefix("cuda:").is_some_and(|n| n.parse::<u32>().is_ok());
             if !ok {
                 return Err(format!("actors.devices[{i}]: `{d}` is not cpu, cuda or cuda:N"));
             }
@@ -330,7 +360,10 @@ impl ActorsConfig {
             return bad("dtype", "must be f32, bf16 or f16");
         }
         if self.batch == 0 || self.max_unacked < self.batch {
-            return bad("batch / max_unacked", "batch must be positive and max_unacked at least one batch");
+            return bad(
+                "batch / max_unacked",
+                "batch must be positive and max_unacked at least one batch",
+            );
         }
         if !(self.max_profile_mb.is_finite() && self.max_profile_mb >= 0.0) {
             return bad("max_profile_mb", "must be 0 (default) or positive");
@@ -393,18 +426,28 @@ impl SecurityConfig {
     pub fn token(&self) -> Result<Option<String>> {
         let token = match &self.token_file {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| Error::Io { path: path.into(), source: e })?;
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| Error::Io { path: path.into(), source: e })?;
                 let t = text.lines().next().unwrap_or("").trim().to_string();
                 if t.is_empty() {
-                    return Err(Error::File { path: path.into(), reason: "the token file is empty".into() });
+                    return Err(Error::File {
+                        path: path.into(),
+                        reason: "the token file is empty".into(),
+                    });
                 }
                 Some(t)
             }
-            None => std::env::var(TOKEN_ENV).ok().map(|t| t.trim().to_string()).filter(|t| !t.is_empty()),
+            None => std::env::var(TOKEN_ENV)
+                .ok()
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty()),
         };
         if let Some(t) = &token {
             if !t.chars().all(|c| c.is_ascii_graphic()) {
-                return Err(Error::Invalid { what: "bearer token".into(), reason: "must be printable ASCII without spaces".into() });
+                return Err(Error::Invalid {
+                    what: "bearer token".into(),
+                    reason: "must be printable ASCII without spaces".into(),
+                });
             }
         }
         Ok(token)
@@ -443,7 +486,8 @@ fn default_model() -> String {
 impl RunConfig {
     /// Parses and checks a YAML run file.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Io { path: path.into(), source: e })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Io { path: path.into(), source: e })?;
         Self::from_yaml(&text, path)
     }
 
@@ -458,14 +502,19 @@ impl RunConfig {
                 Some((head, rest)) if field.starts_with(head) => rest.to_string(),
                 _ => reason,
             };
-            Error::Config { path: path.into(), field: if field == "." { "(top level)".into() } else { field }, reason }
+            Error::Config {
+                path: path.into(),
+                field: if field == "." { "(top level)".into() } else { field },
+                reason,
+            }
         })?;
         cfg.check(path)?;
         Ok(cfg)
     }
 
     fn check(&self, path: &Path) -> Result<()> {
-        let bad = |field: String, reason: String| Error::Config { path: path.into(), field, reason };
+        let bad =
+            |field: String, reason: String| Error::Config { path: path.into(), field, reason };
         if self.actions.is_empty() {
             return Err(bad("actions".into(), "the action list is empty".into()));
         }
@@ -478,21 +527,27 @@ impl RunConfig {
             }
             labels.push(label);
         }
-        for checked in [self.trainer.check(), self.reward.check(), self.state.check(), self.actors.check()] {
+        for checked in
+            [self.trainer.check(), self.reward.check(), self.state.check(), self.actors.check()]
+        {
             checked.map_err(|e| {
                 let (field, reason) = e.split_once(": ").unwrap_or(("(top level)", e.as_str()));
                 bad(field.into(), reason.into())
             })?;
         }
         if self.learner.max_batch == 0 || self.learner.replay_capacity == 0 {
-            return Err(bad("learner".into(), "max_batch and replay_capacity must be positive".into()));
+            return Err(bad(
+                "learner".into(),
+                "max_batch and replay_capacity must be positive".into(),
+            ));
         }
         Ok(())
     }
 
     /// The config as YAML (what a run folder keeps as `config.yaml`).
     pub fn to_yaml(&self) -> Result<String> {
-        serde_yaml_ng::to_string(self).map_err(|e| Error::Invalid { what: "run config".into(), reason: e.to_string() })
+        serde_yaml_ng::to_string(self)
+            .map_err(|e| Error::Invalid { what: "run config".into(), reason: e.to_string() })
     }
 
     /// The checked actions, in policy order.

@@ -9,7 +9,8 @@ const DEFAULT_FILTER: &str = "info,h2=warn,hyper=warn,tower=warn,tonic=info";
 ///
 /// Safe to call more than once (later calls are no-ops), so tests and binaries can both call it.
 pub fn init_tracing() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -19,7 +19,11 @@ fn number(v: f64) -> String {
     if v.is_nan() {
         "NaN".into()
     } else if v.is_infinite() {
-        if v > 0.0 { "+Inf".into() } else { "-Inf".into() }
+        if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        }
     } else {
         format!("{v}")
     }
@@ -47,10 +51,17 @@ impl Exposition {
     }
 
     /// One metric with a sample per label set (`kind`: `gauge` or `counter`).
-    pub fn labeled(mut self, name: &str, help: &str, kind: &str, samples: &[(Vec<(&str, String)>, f64)]) -> Self {
+    pub fn labeled(
+        mut self,
+        name: &str,
+        help: &str,
+        kind: &str,
+        samples: &[(Vec<(&str, String)>, f64)],
+    ) -> Self {
         self.header(name, help, kind);
         for (labels, v) in samples {
-            let l: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect();
+            let l: Vec<String> =
+                labels.iter().map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect();
             let _ = writeln!(self.text, "{name}{{{}}} {}", l.join(","), number(*v));
         }
         self

@@ -66,11 +66,18 @@ struct Columns {
 }
 
 fn columns(path: &Path, header: &csv::StringRecord) -> Result<Columns> {
-    let find = |name: &str| header.iter().position(|h| h.trim().trim_start_matches('\u{feff}').eq_ignore_ascii_case(name));
+    let find = |name: &str| {
+        header
+            .iter()
+            .position(|h| h.trim().trim_start_matches('\u{feff}').eq_ignore_ascii_case(name))
+    };
     let need = |name: &str| {
         find(name).ok_or_else(|| Error::File {
             path: path.into(),
-            reason: format!("no `{name}` column (header: {})", header.iter().collect::<Vec<_>>().join(",")),
+            reason: format!(
+                "no `{name}` column (header: {})",
+                header.iter().collect::<Vec<_>>().join(",")
+            ),
         })
     };
     Ok(Columns {
@@ -87,7 +94,8 @@ impl PromptSet {
     /// skipped and logged or fail the load, per `bad`. A file with no usable row is an error.
     pub fn load(path: &Path, bad: BadRows) -> Result<Self> {
         let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(std::io::BufReader::new(file));
+        let mut reader =
+            csv::ReaderBuilder::new().flexible(true).from_reader(std::io::BufReader::new(file));
         let header = reader.headers().map_err(|e| csv_error(path, e))?.clone();
         let cols = columns(path, &header)?;
         let mut prompts = Vec::new();
@@ -119,7 +127,10 @@ impl PromptSet {
             }
         }
         if prompts.is_empty() {
-            return Err(Error::File { path: path.into(), reason: format!("no usable prompt rows ({} skipped)", skipped.len()) });
+            return Err(Error::File {
+                path: path.into(),
+                reason: format!("no usable prompt rows ({} skipped)", skipped.len()),
+            });
         }
         if !skipped.is_empty() {
             tracing::warn!(file = %path.display(), skipped = skipped.len(), loaded = prompts.len(), "prompt rows skipped");
@@ -150,7 +161,8 @@ impl PromptSet {
             let k = ((group.len() as f64) * test_fraction.clamp(0.0, 1.0)).round() as usize;
             test_lines.extend(group.iter().take(k).map(|p| p.line));
         }
-        let (test, train) = self.prompts.iter().cloned().partition(|p| test_lines.contains(&p.line));
+        let (test, train) =
+            self.prompts.iter().cloned().partition(|p| test_lines.contains(&p.line));
         Split { train, test }
     }
 }
@@ -175,7 +187,9 @@ fn parse_row(record: &csv::ByteRecord, cols: &Columns) -> std::result::Result<Pr
     }
     let field = |i: usize, name: &str| -> std::result::Result<String, String> {
         let raw = record.get(i).unwrap_or_default();
-        std::str::from_utf8(raw).map(|s| s.trim().to_string()).map_err(|_| format!("`{name}` is not UTF-8"))
+        std::str::from_utf8(raw)
+            .map(|s| s.trim().to_string())
+            .map_err(|_| format!("`{name}` is not UTF-8"))
     };
     let prompt = field(cols.prompt, "prompt")?;
     let category = field(cols.category, "category")?.to_lowercase();
@@ -193,5 +207,12 @@ fn parse_row(record: &csv::ByteRecord, cols: &Columns) -> std::result::Result<Pr
         Some(i) => field(i, "context_dependency")?.to_lowercase(),
         None => String::new(),
     };
-    Ok(Prompt { id: stable_hash(0, prompt.as_bytes()), line: 0, prompt, category, subject, context_dependency })
+    Ok(Prompt {
+        id: stable_hash(0, prompt.as_bytes()),
+        line: 0,
+        prompt,
+        category,
+        subject,
+        context_dependency,
+    })
 }

@@ -98,7 +98,8 @@ impl QNet {
             out.extend((d as u32).to_le_bytes());
         }
         for t in self.parameters() {
-            let v = Vec::<f32>::try_from(&t.detach().to_kind(Kind::Float).contiguous().view([-1])).unwrap_or_default();
+            let v = Vec::<f32>::try_from(&t.detach().to_kind(Kind::Float).contiguous().view([-1]))
+                .unwrap_or_default();
             for x in v {
                 out.extend(x.to_le_bytes());
             }
@@ -123,7 +124,8 @@ impl QNet {
         if !(2..=16).contains(&n) {
             return Err(bad(format!("{n} layer widths")));
         }
-        let dims: Vec<usize> = (0..n).map(|i| word(8 + 4 * i).map(|d| d as usize)).collect::<Result<_, _>>()?;
+        let dims: Vec<usize> =
+            (0..n).map(|i| word(8 + 4 * i).map(|d| d as usize)).collect::<Result<_, _>>()?;
         if dims.iter().any(|&d| d == 0 || d > 1 << 16) {
             return Err(bad(format!("widths {dims:?}")));
         }
@@ -135,9 +137,16 @@ impl QNet {
         let params: usize = dims.windows(2).map(|w| w[0] * w[1] + w[1]).sum();
         let start = 8 + 4 * n;
         if bytes.len() != start + 4 * params {
-            return Err(bad(format!("{} bytes, widths {dims:?} need {}", bytes.len(), start + 4 * params)));
+            return Err(bad(format!(
+                "{} bytes, widths {dims:?} need {}",
+                bytes.len(),
+                start + 4 * params
+            )));
         }
-        let values: Vec<f32> = bytes[start..].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let values: Vec<f32> = bytes[start..]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
         if let Some(i) = values.iter().position(|v| !v.is_finite()) {
             return Err(bad(format!("value {i} is {}", values[i])));
         }
@@ -169,8 +178,14 @@ mod tests {
         let back = QNet::decode(&bytes, Some(&[5, 16, 3])).unwrap();
         let x = Tensor::from_slice(&[0.1f32, 0.2, 0.3, 0.4, 0.5]).view([1, 5]);
         assert!(q.forward(&x).equal(&back.forward(&x)));
-        assert!(QNet::decode(&bytes, Some(&[5, 16, 4])).unwrap_err().to_string().contains("expected"));
-        assert!(QNet::decode(&bytes[..bytes.len() - 1], None).unwrap_err().to_string().contains("bytes"));
+        assert!(QNet::decode(&bytes, Some(&[5, 16, 4]))
+            .unwrap_err()
+            .to_string()
+            .contains("expected"));
+        assert!(QNet::decode(&bytes[..bytes.len() - 1], None)
+            .unwrap_err()
+            .to_string()
+            .contains("bytes"));
         assert!(QNet::decode(b"nope", None).is_err());
         let mut nan = bytes.clone();
         let at = nan.len() - 4;

@@ -100,7 +100,8 @@ pub struct Battery {
 impl Battery {
     /// Looks for a supply of `type` `Battery` with a `capacity` file.
     pub fn find(root: &Path) -> Option<Self> {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(root).ok()?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        let mut entries: Vec<PathBuf> =
+            std::fs::read_dir(root).ok()?.filter_map(|e| e.ok().map(|e| e.path())).collect();
         entries.sort();
         entries.into_iter().find_map(|dir| {
             let kind = std::fs::read_to_string(dir.join("type")).ok()?;
@@ -111,8 +112,11 @@ impl Battery {
 
     /// Charge in [0, 1], or why it could not be read.
     pub fn read(&self) -> Result<f32, String> {
-        let text = std::fs::read_to_string(&self.capacity).map_err(|e| format!("{}: {e}", self.capacity.display()))?;
-        let pct: f32 = text.trim().parse().map_err(|_| format!("{}: `{}` is not a percentage", self.capacity.display(), text.trim()))?;
+        let text = std::fs::read_to_string(&self.capacity)
+            .map_err(|e| format!("{}: {e}", self.capacity.display()))?;
+        let pct: f32 = text.trim().parse().map_err(|_| {
+            format!("{}: `{}` is not a percentage", self.capacity.display(), text.trim())
+        })?;
         if !(0.0..=100.0).contains(&pct) {
             return Err(format!("{}: {pct} is outside 0-100", self.capacity.display()));
         }
@@ -146,13 +150,18 @@ impl Telemetry {
                 Some(s)
             }
             Err(e) => {
-                notes.push(format!("sysinfo is unavailable ({e}): CPU utilisation and available memory read as 0"));
+                notes.push(format!(
+                    "sysinfo is unavailable ({e}): CPU utilisation and available memory read as 0"
+                ));
                 None
             }
         };
         let battery = Battery::find(power_supply);
         if battery.is_none() {
-            notes.push(format!("no battery under {}: battery reads as 1.0 (mains power)", power_supply.display()));
+            notes.push(format!(
+                "no battery under {}: battery reads as 1.0 (mains power)",
+                power_supply.display()
+            ));
         }
         let nvml = match cuda_device {
             None => {
@@ -163,7 +172,9 @@ impl Telemetry {
                 Ok(n) => match n.device_by_index(index) {
                     Ok(_) => Some((n, index)),
                     Err(e) => {
-                        notes.push(format!("NVML has no device {index} ({e}): GPU features read as 0"));
+                        notes.push(format!(
+                            "NVML has no device {index} ({e}): GPU features read as 0"
+                        ));
                         None
                     }
                 },
@@ -186,11 +197,16 @@ impl Telemetry {
 
     /// Reads every source now.
     pub fn snapshot(&mut self) -> Snapshot {
-        let (cpu_utilisation, memory_available_bytes, memory_total_bytes) = match self.sys.as_mut() {
+        let (cpu_utilisation, memory_available_bytes, memory_total_bytes) = match self.sys.as_mut()
+        {
             Some(s) => {
                 s.refresh_cpu_usage();
                 s.refresh_memory();
-                ((s.global_cpu_usage() / 100.0).clamp(0.0, 1.0), s.available_memory(), s.total_memory())
+                (
+                    (s.global_cpu_usage() / 100.0).clamp(0.0, 1.0),
+                    s.available_memory(),
+                    s.total_memory(),
+                )
             }
             None => (0.0, 0, 0),
         };
@@ -216,7 +232,11 @@ impl Telemetry {
     pub fn hardware(&self, cuda_device: Option<u32>) -> Hardware {
         let (cpu_model, cpu_cores, memory) = match &self.sys {
             Some(s) => {
-                let model = s.cpus().first().map(|c| c.brand().trim().to_string()).filter(|b| !b.is_empty());
+                let model = s
+                    .cpus()
+                    .first()
+                    .map(|c| c.brand().trim().to_string())
+                    .filter(|b| !b.is_empty());
                 let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
                 (model.unwrap_or_else(|| "unknown CPU".into()), cores, s.total_memory())
             }
@@ -224,9 +244,27 @@ impl Telemetry {
         };
         let gpu = self.nvml.as_ref().and_then(|(n, i)| gpu_snapshot(n, *i));
         match (cuda_device, gpu) {
-            (Some(_), Some(g)) => Hardware { device_kind: "cuda".into(), device_name: g.name, memory_bytes: g.memory_total_bytes, cpu_model, cpu_cores },
-            (Some(i), None) => Hardware { device_kind: "cuda".into(), device_name: format!("cuda:{i}"), memory_bytes: 0, cpu_model, cpu_cores },
-            (None, _) => Hardware { device_kind: "cpu".into(), device_name: cpu_model.clone(), memory_bytes: memory, cpu_model, cpu_cores },
+            (Some(_), Some(g)) => Hardware {
+                device_kind: "cuda".into(),
+                device_name: g.name,
+                memory_bytes: g.memory_total_bytes,
+                cpu_model,
+                cpu_cores,
+            },
+            (Some(i), None) => Hardware {
+                device_kind: "cuda".into(),
+                device_name: format!("cuda:{i}"),
+                memory_bytes: 0,
+                cpu_model,
+                cpu_cores,
+            },
+            (None, _) => Hardware {
+                device_kind: "cpu".into(),
+                device_name: cpu_model.clone(),
+                memory_bytes: memory,
+                cpu_model,
+                cpu_cores,
+            },
         }
     }
 }
@@ -240,6 +278,8 @@ fn gpu_snapshot(nvml: &nvml_wrapper::Nvml, index: u32) -> Option<GpuSnapshot> {
         memory_free_bytes: mem.free,
         memory_total_bytes: mem.total,
         power_w: d.power_usage().ok().map(|mw| mw as f32 / 1000.0),
-        temperature_c: d.temperature(nvml_wrapper::enum_wrappers::device::TemperatureSensor::Gpu).ok(),
+        temperature_c: d
+            .temperature(nvml_wrapper::enum_wrappers::device::TemperatureSensor::Gpu)
+            .ok(),
     })
 }

@@ -36,7 +36,8 @@ pub fn read_plain(path: &Path) -> Result<String> {
 /// The title if `line` is a top-level WikiText heading (` = Title = `, not ` = = Section = = `).
 fn article_title(line: &str) -> Option<&str> {
     let inner = line.trim().strip_prefix("= ")?.strip_suffix(" =")?;
-    (!inner.starts_with('=') && !inner.ends_with('=') && !inner.trim().is_empty()).then(|| inner.trim())
+    (!inner.starts_with('=') && !inner.ends_with('=') && !inner.trim().is_empty())
+        .then(|| inner.trim())
 }
 
 /// Parses a WikiText raw file into articles. Text before the first heading is an error (the
@@ -59,7 +60,8 @@ pub fn read_wikitext(path: &Path) -> Result<Vec<Article>> {
             return Err(Error::Line {
                 path: path.into(),
                 line: i as u64 + 1,
-                reason: "text before the first ` = Title = ` heading; is this a WikiText raw file?".into(),
+                reason: "text before the first ` = Title = ` heading; is this a WikiText raw file?"
+                    .into(),
             });
         }
         if !line.trim().is_empty() {
@@ -68,7 +70,12 @@ pub fn read_wikitext(path: &Path) -> Result<Vec<Article>> {
     }
     match articles.last_mut() {
         Some(last) => last.text = lines.join("\n"),
-        None => return Err(Error::File { path: path.into(), reason: "no ` = Title = ` article heading".into() }),
+        None => {
+            return Err(Error::File {
+                path: path.into(),
+                reason: "no ` = Title = ` article heading".into(),
+            })
+        }
     }
     Ok(articles)
 }

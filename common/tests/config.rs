@@ -11,7 +11,10 @@ fn deploy(name: &str) -> std::path::PathBuf {
 #[test]
 fn the_shipped_local_config_parses() {
     let cfg = RunConfig::from_file(&deploy("local.yaml")).unwrap();
-    assert_eq!(cfg.action_labels(), vec!["none", "heads:0.1", "heads:0.15", "ffn:0.25", "layers:0.125", "kv_window:4+32"]);
+    assert_eq!(
+        cfg.action_labels(),
+        vec!["none", "heads:0.1", "heads:0.15", "ffn:0.25", "layers:0.125", "kv_window:4+32"]
+    );
     assert_eq!(cfg.trainer.batch, 64);
     assert_eq!(cfg.state_dim(), 9);
 }
@@ -27,21 +30,39 @@ fn bad_files_name_the_key() {
         (format!("{base}trainer:\n  lrr: 0.1\n"), "deploy/x.yaml: trainer.lrr: "),
         (format!("{base}trainer:\n  lr: fast\n"), "deploy/x.yaml: trainer.lr: invalid type"),
         (format!("{base}trainer:\n  gamma: 1.5\n"), "trainer.gamma: must be in [0, 1]"),
-        (format!("{base}trainer:\n  epsilon: {{start: 1.0, end: 0.1}}\n"), "trainer.epsilon: missing field `decay_updates`"),
+        (
+            format!("{base}trainer:\n  epsilon: {{start: 1.0, end: 0.1}}\n"),
+            "trainer.epsilon: missing field `decay_updates`",
+        ),
         ("actions: []\n".to_string(), "deploy/x.yaml: actions: the action list is empty"),
-        ("actions:\n  - {kind: none}\n  - {kind: heads, intensity: 1.5}\n".to_string(), "actions[1]: invalid action: `heads` intensity 1.5 is outside (0, 1)"),
+        (
+            "actions:\n  - {kind: none}\n  - {kind: heads, intensity: 1.5}\n".to_string(),
+            "actions[1]: invalid action: `heads` intensity 1.5 is outside (0, 1)",
+        ),
         ("actions:\n  - {kind: prune}\n".to_string(), "actions[0].kind: unknown variant `prune`"),
-        ("actions:\n  - {kind: none}\n  - {kind: none}\n".to_string(), "actions[1]: `none` is listed twice"),
-        (format!("{base}learner:\n  max_batch: -1\n"), "learner.max_batch: invalid type: integer `-1`"),
+        (
+            "actions:\n  - {kind: none}\n  - {kind: none}\n".to_string(),
+            "actions[1]: `none` is listed twice",
+        ),
+        (
+            format!("{base}learner:\n  max_batch: -1\n"),
+            "learner.max_batch: invalid type: integer `-1`",
+        ),
         ("actions: [\n".to_string(), "deploy/x.yaml"),
         ("model: m\n".to_string(), "missing field `actions`"),
-        (format!("{base}actors:\n  devices: [cpu, gpu0]\n"), "actors.devices[1]: `gpu0` is not cpu, cuda or cuda:N"),
+        (
+            format!("{base}actors:\n  devices: [cpu, gpu0]\n"),
+            "actors.devices[1]: `gpu0` is not cpu, cuda or cuda:N",
+        ),
         (format!("{base}actors:\n  count: 0\n"), "actors.count: must be at least 1"),
         (format!("{base}actors:\n  episodes: many\n"), "actors.episodes: invalid type"),
         (format!("{base}actors:\n  batch: 64\n  max_unacked: 8\n"), "actors.batch / max_unacked"),
         (format!("{base}actors:\n  dtype: f64\n"), "actors.dtype: must be f32, bf16 or f16"),
         (format!("{base}reward:\n  clip: [1.0, -1.0]\n"), "reward.clip: needs finite [low, high]"),
-        (format!("{base}reward:\n  alpha: -0.5\n"), "reward.alpha: must be finite and not negative"),
+        (
+            format!("{base}reward:\n  alpha: -0.5\n"),
+            "reward.alpha: must be finite and not negative",
+        ),
         (format!("{base}reward:\n  gamma: 1\n"), "reward.gamma: unknown field `gamma`"),
         (format!("{base}state:\n  ppl_scale: cubic\n"), "state.ppl_scale: unknown variant `cubic`"),
         (format!("{base}state:\n  ppl_max: 1\n"), "state.ppl_max: must be above 1"),
@@ -61,12 +82,18 @@ fn overrides_survive_a_yaml_round_trip_and_episodes_are_shared_evenly() {
     let back = RunConfig::from_yaml(&cfg.to_yaml().unwrap(), Path::new("x.yaml")).unwrap();
     assert_eq!(back, cfg);
     assert_eq!((0..3).map(|k| back.actors.episodes_of(k)).collect::<Vec<_>>(), vec![4, 3, 3]);
-    assert_eq!((0..3).map(|k| back.actors.device_of(k)).collect::<Vec<_>>(), vec!["cuda:0", "cuda:1", "cuda:0"]);
+    assert_eq!(
+        (0..3).map(|k| back.actors.device_of(k)).collect::<Vec<_>>(),
+        vec!["cuda:0", "cuda:1", "cuda:0"]
+    );
 }
 
 #[test]
 fn the_shipped_fleet_config_parses() {
     let cfg = RunConfig::from_file(&deploy("fleet.yaml")).unwrap();
-    assert_eq!((0..3).map(|k| cfg.actors.device_of(k)).collect::<Vec<_>>(), vec!["cuda:0", "cuda:1", "cpu"]);
+    assert_eq!(
+        (0..3).map(|k| cfg.actors.device_of(k)).collect::<Vec<_>>(),
+        vec!["cuda:0", "cuda:1", "cpu"]
+    );
     assert_eq!(cfg.actors.episodes_of(0) * 6, 3000);
 }

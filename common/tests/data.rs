@@ -23,7 +23,10 @@ fn good_csv_loads_every_row_with_its_fields() {
     assert!(set.skipped.is_empty());
     let p = &set.prompts[2];
     assert_eq!(p.prompt, r#"Explain what this does: "for i in range(3): print(i)""#);
-    assert_eq!((p.category.as_str(), p.subject.as_str(), p.context_dependency.as_str()), ("programming", "python", "high"));
+    assert_eq!(
+        (p.category.as_str(), p.subject.as_str(), p.context_dependency.as_str()),
+        ("programming", "python", "high")
+    );
     assert_eq!(p.line, 4);
     // A quoted field spanning two lines: the next row's line accounts for it.
     assert!(set.prompts[4].prompt.contains("broke, and\nthe room"));
@@ -63,7 +66,8 @@ fn missing_column_and_missing_file_are_named() {
     std::fs::write(&path, "text,category\nhello,knowledge\n").unwrap();
     let msg = PromptSet::load(&path, BadRows::Skip).unwrap_err().to_string();
     assert!(msg.contains("no `prompt` column") && msg.contains("p.csv"), "{msg}");
-    let msg = PromptSet::load(&dir.path().join("absent.csv"), BadRows::Skip).unwrap_err().to_string();
+    let msg =
+        PromptSet::load(&dir.path().join("absent.csv"), BadRows::Skip).unwrap_err().to_string();
     assert!(msg.contains("absent.csv"), "{msg}");
     std::fs::write(&path, "prompt,category\n,x\n").unwrap();
     let msg = PromptSet::load(&path, BadRows::Skip).unwrap_err().to_string();
@@ -81,12 +85,18 @@ fn split_is_deterministic_stratified_and_independent_of_row_order() {
     let test = PromptSet::counts(&a.test);
     for (category, n) in &all {
         let k = test.get(category).copied().unwrap_or(0);
-        assert_eq!(k, ((*n as f64) * 0.2).round() as usize, "category {category}: {k} of {n} in test");
+        assert_eq!(
+            k,
+            ((*n as f64) * 0.2).round() as usize,
+            "category {category}: {k} of {n} in test"
+        );
     }
     // Reversed rows give the same test set; another seed gives another one.
     let mut reversed = set.clone();
     reversed.prompts.reverse();
-    let ids = |v: &[casrap_common::prompts::Prompt]| v.iter().map(|p| p.id).collect::<std::collections::BTreeSet<_>>();
+    let ids = |v: &[casrap_common::prompts::Prompt]| {
+        v.iter().map(|p| p.id).collect::<std::collections::BTreeSet<_>>()
+    };
     assert_eq!(ids(&reversed.split(0.2, 7).test), ids(&a.test));
     assert_ne!(ids(&set.split(0.2, 8).test), ids(&a.test));
 }
@@ -96,10 +106,20 @@ fn project_prompt_set_meets_its_spec() {
     let set = PromptSet::load(&repo_prompts(), BadRows::Fail).unwrap();
     assert!(set.prompts.len() >= 1500, "{} prompts", set.prompts.len());
     let counts = PromptSet::counts(&set.prompts);
-    for c in ["knowledge", "math", "programming", "creative", "instruction", "reading", "commonsense", "dialogue"] {
+    for c in [
+        "knowledge",
+        "math",
+        "programming",
+        "creative",
+        "instruction",
+        "reading",
+        "commonsense",
+        "dialogue",
+    ] {
         assert!(counts.get(c).copied().unwrap_or(0) >= 100, "category {c}: {counts:?}");
     }
-    let words: Vec<usize> = set.prompts.iter().map(|p| p.prompt.split_whitespace().count()).collect();
+    let words: Vec<usize> =
+        set.prompts.iter().map(|p| p.prompt.split_whitespace().count()).collect();
     assert!(words.iter().any(|&w| w <= 10), "no short question");
     assert!(words.iter().any(|&w| w >= 120), "no paragraph-long prompt");
     let levels: BTreeMap<&str, usize> = set.prompts.iter().fold(BTreeMap::new(), |mut m, p| {
@@ -107,7 +127,8 @@ fn project_prompt_set_meets_its_spec() {
         m
     });
     assert_eq!(levels.keys().copied().collect::<Vec<_>>(), vec!["high", "low", "medium"]);
-    let unique: std::collections::HashSet<&str> = set.prompts.iter().map(|p| p.prompt.as_str()).collect();
+    let unique: std::collections::HashSet<&str> =
+        set.prompts.iter().map(|p| p.prompt.as_str()).collect();
     assert_eq!(unique.len(), set.prompts.len(), "duplicate prompts");
 }
 

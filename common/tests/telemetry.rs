@@ -71,7 +71,14 @@ fn gpu_features_come_from_the_snapshot() {
         memory_available_bytes: 3,
         memory_total_bytes: 4,
         battery: 0.5,
-        gpu: Some(GpuSnapshot { name: "G".into(), utilisation: 0.8, memory_free_bytes: 1, memory_total_bytes: 4, power_w: Some(300.0), temperature_c: Some(60) }),
+        gpu: Some(GpuSnapshot {
+            name: "G".into(),
+            utilisation: 0.8,
+            memory_free_bytes: 1,
+            memory_total_bytes: 4,
+            power_w: Some(300.0),
+            temperature_c: Some(60),
+        }),
     };
     let v = state::vector(&s, &Complexity::new(100, 2000.0, &StateConfig::default()));
     assert_eq!(&v[..6], &[0.25, 0.75, 0.5, 1.0, 0.8, 0.25]);
@@ -87,11 +94,20 @@ fn complexity_normalisation_spreads_and_clamps() {
     let (p10, p90) = (Complexity::new(10, 181.0, &log), Complexity::new(10, 572.0, &log));
     assert!(p90.perplexity_norm - p10.perplexity_norm > 0.1, "{p10:?} {p90:?}");
     // ...and both saturate on the seed's linear scale.
-    assert_eq!((Complexity::new(10, 181.0, &lin).perplexity_norm, Complexity::new(10, 572.0, &lin).perplexity_norm), (1.0, 1.0));
+    assert_eq!(
+        (
+            Complexity::new(10, 181.0, &lin).perplexity_norm,
+            Complexity::new(10, 572.0, &lin).perplexity_norm
+        ),
+        (1.0, 1.0)
+    );
     for ppl in [0.5, 1.0, 1e9, f64::INFINITY, f64::NAN] {
         for cfg in [&log, &lin] {
             let c = Complexity::new(1000, ppl, cfg);
-            assert!((0.0..=1.0).contains(&c.perplexity_norm) && (0.0..=1.0).contains(&c.complexity), "{ppl}: {c:?}");
+            assert!(
+                (0.0..=1.0).contains(&c.perplexity_norm) && (0.0..=1.0).contains(&c.complexity),
+                "{ppl}: {c:?}"
+            );
             assert_eq!(c.tokens_norm, 1.0);
         }
     }

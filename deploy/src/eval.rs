@@ -64,7 +64,12 @@ pub fn run(a: &EvalArgs) -> Result<Vec<EvalRow>> {
             let text = match a.format.as_str() {
                 "plain" => casrap_common::text::read_plain(path)?,
                 "wikitext" => casrap_common::text::wikitext_as_text(path)?,
-                other => return Err(Error::process("eval", format!("--format `{other}`: expected plain or wikitext"))),
+                other => {
+                    return Err(Error::process(
+                        "eval",
+                        format!("--format `{other}`: expected plain or wikitext"),
+                    ))
+                }
             };
             let mut t = setup.tokenizer.encode(&text).map_err(actor_err)?;
             if a.max_tokens > 0 {
@@ -104,12 +109,21 @@ pub fn table(rows: &[EvalRow]) -> String {
     let mut s = String::from("| subject | tokens | perplexity | vs dense | MC accuracy | actions used |\n|---|---|---|---|---|---|\n");
     for r in rows {
         let (tok, ppl, rel) = match (&r.text, dense) {
-            (Some(t), Some(d)) => (t.tokens.to_string(), format!("{:.2}", t.perplexity), format!("{:+.1}%", (t.perplexity / d - 1.0) * 100.0)),
+            (Some(t), Some(d)) => (
+                t.tokens.to_string(),
+                format!("{:.2}", t.perplexity),
+                format!("{:+.1}%", (t.perplexity / d - 1.0) * 100.0),
+            ),
             _ => ("-".into(), "-".into(), "-".into()),
         };
-        let mc = r.mc.as_ref().map_or("-".into(), |m| format!("{:.1}% ({}/{})", m.accuracy * 100.0, m.correct, m.items));
+        let mc = r.mc.as_ref().map_or("-".into(), |m| {
+            format!("{:.1}% ({}/{})", m.accuracy * 100.0, m.correct, m.items)
+        });
         let mut used = std::collections::BTreeMap::new();
-        for m in [r.text.as_ref().map(|t| &t.actions), r.mc.as_ref().map(|m| &m.actions)].into_iter().flatten() {
+        for m in [r.text.as_ref().map(|t| &t.actions), r.mc.as_ref().map(|m| &m.actions)]
+            .into_iter()
+            .flatten()
+        {
             for (k, v) in m {
                 *used.entry(k.clone()).or_insert(0) += v;
             }

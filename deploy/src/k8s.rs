@@ -27,7 +27,11 @@ const GRPC_PORT: u16 = 50051;
 const METRICS_PORT: u16 = 9090;
 
 fn slug(name: &str) -> String {
-    let s: String = name.to_ascii_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    let s: String = name
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
     let s = s.trim_matches('-').to_string();
     if s.is_empty() {
         "run".into()
@@ -185,7 +189,10 @@ pub fn manifests(cfg: &RunConfig, o: &K8sOptions) -> Result<Vec<Value>> {
 /// The manifests as one multi-document YAML file.
 pub fn render(cfg: &RunConfig, o: &K8sOptions) -> Result<String> {
     let docs = manifests(cfg, o)?;
-    let mut s = format!("# Rendered by `casrap render k8s` from the run `{}`; apply with kubectl apply -f.\n", cfg.name);
+    let mut s = format!(
+        "# Rendered by `casrap render k8s` from the run `{}`; apply with kubectl apply -f.\n",
+        cfg.name
+    );
     for d in docs {
         s += "---\n";
         s += &serde_yaml_ng::to_string(&d).map_err(|e| Error::process("k8s", e.to_string()))?;

@@ -200,8 +200,15 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Run(args) => {
             let stop = signal_counter();
-            let overrides = casrap_deploy::run::Overrides { episodes: args.episodes, actors: args.actors, threads: args.threads, seed: args.seed };
-            let o = casrap_deploy::run::run(&args.config, &overrides, &args.out, stop, args.backend).await?;
+            let overrides = casrap_deploy::run::Overrides {
+                episodes: args.episodes,
+                actors: args.actors,
+                threads: args.threads,
+                seed: args.seed,
+            };
+            let o =
+                casrap_deploy::run::run(&args.config, &overrides, &args.out, stop, args.backend)
+                    .await?;
             println!(
                 "{} episodes of {} in {:.1} s; final policy version {}",
                 o.episodes, o.expected, o.seconds, o.policy_version
@@ -214,7 +221,11 @@ async fn main() -> anyhow::Result<()> {
                 for f in &o.failures {
                     eprintln!("error: {f}");
                 }
-                anyhow::bail!("the run failed ({} part(s)); outputs so far are in {}", o.failures.len(), o.dir.display());
+                anyhow::bail!(
+                    "the run failed ({} part(s)); outputs so far are in {}",
+                    o.failures.len(),
+                    o.dir.display()
+                );
             }
             if o.interrupted {
                 anyhow::bail!("interrupted; the records so far are in {}", o.dir.display());
@@ -232,7 +243,11 @@ async fn main() -> anyhow::Result<()> {
                 for f in &o.failures {
                     eprintln!("error: {f}");
                 }
-                anyhow::bail!("{} point(s) failed; outputs so far are in {}", o.failures.len(), o.dir.display());
+                anyhow::bail!(
+                    "{} point(s) failed; outputs so far are in {}",
+                    o.failures.len(),
+                    o.dir.display()
+                );
             }
             Ok(())
         }
@@ -249,7 +264,10 @@ async fn main() -> anyhow::Result<()> {
             // The model runs on this thread; tokio's workers stay idle meanwhile.
             let (dir, text) = tokio::task::block_in_place(|| casrap_deploy::testrun::run(&args))?;
             print!("{text}");
-            println!("outputs: {}/ (config.yaml, results.jsonl, summary.json, report.txt, plots/)", dir.display());
+            println!(
+                "outputs: {}/ (config.yaml, results.jsonl, summary.json, report.txt, plots/)",
+                dir.display()
+            );
             Ok(())
         }
         Command::Eval(a) => {
@@ -268,25 +286,42 @@ async fn main() -> anyhow::Result<()> {
             let rows = tokio::task::block_in_place(|| casrap_deploy::eval::run(&args))?;
             print!("{}", casrap_deploy::eval::table(&rows));
             if let Some(path) = a.json {
-                std::fs::write(&path, serde_json::to_string_pretty(&rows)? + "\n").map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                std::fs::write(&path, serde_json::to_string_pretty(&rows)? + "\n")
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
             }
             Ok(())
         }
-        Command::Render { what: RenderWhat::K8s { config, out, image, namespace, token_file, storage, storage_class } } => {
+        Command::Render {
+            what:
+                RenderWhat::K8s { config, out, image, namespace, token_file, storage, storage_class },
+        } => {
             let cfg = casrap_common::config::RunConfig::from_file(&config)?;
-            let token = match token_file.map(|p| p.display().to_string()).or_else(|| cfg.security.token_file.clone()) {
+            let token = match token_file
+                .map(|p| p.display().to_string())
+                .or_else(|| cfg.security.token_file.clone())
+            {
                 Some(path) if std::path::Path::new(&path).is_file() => {
-                    casrap_common::config::SecurityConfig { token_file: Some(path), ..Default::default() }.token()?.unwrap_or_default()
+                    casrap_common::config::SecurityConfig {
+                        token_file: Some(path),
+                        ..Default::default()
+                    }
+                    .token()?
+                    .unwrap_or_default()
                 }
                 _ => {
                     use rand::Rng;
                     let mut rng = rand::thread_rng();
-                    let t: String = (0..32).map(|_| format!("{:x}", rng.gen_range(0..16u8))).collect();
-                    eprintln!("no token file: generated a random token into the Secret; keep {} private", out.display());
+                    let t: String =
+                        (0..32).map(|_| format!("{:x}", rng.gen_range(0..16u8))).collect();
+                    eprintln!(
+                        "no token file: generated a random token into the Secret; keep {} private",
+                        out.display()
+                    );
                     t
                 }
             };
-            let opts = casrap_deploy::k8s::K8sOptions { image, namespace, token, storage, storage_class };
+            let opts =
+                casrap_deploy::k8s::K8sOptions { image, namespace, token, storage, storage_class };
             let text = casrap_deploy::k8s::render(&cfg, &opts)?;
             std::fs::write(&out, text).map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
             println!("wrote {}", out.display());
@@ -306,7 +341,13 @@ async fn main() -> anyhow::Result<()> {
         Command::Report { run } => {
             let w = casrap_deploy::report::write(&run)?;
             print!("{}", w.text);
-            println!("wrote {}, {} and {} plots in {}", w.summary.display(), w.report.display(), w.plots.len(), run.join("plots").display());
+            println!(
+                "wrote {}, {} and {} plots in {}",
+                w.summary.display(),
+                w.report.display(),
+                w.plots.len(),
+                run.join("plots").display()
+            );
             Ok(())
         }
         Command::Export { path, out } => {

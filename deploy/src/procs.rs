@@ -63,12 +63,9 @@ impl Proc {
         let file = open_log(log)?;
         let err = file.try_clone().map_err(|e| Error::io(log, e))?;
         detach(&mut cmd);
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(file)
-            .stderr(err)
-            .spawn()
-            .map_err(|e| Error::process(name, format!("cannot start {:?}: {e}", cmd.get_program())))?;
+        let child = cmd.stdin(Stdio::null()).stdout(file).stderr(err).spawn().map_err(|e| {
+            Error::process(name, format!("cannot start {:?}: {e}", cmd.get_program()))
+        })?;
         Ok(Self { name: name.into(), child, log: log.into() })
     }
 
@@ -159,7 +156,14 @@ impl Drop for Proc {
 pub fn failure_reason(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();
     match lines.iter().rposition(|l| l.starts_with("Error: ")) {
-        Some(i) => lines[i..].iter().take_while(|l| !l.starts_with("Stack backtrace:")).copied().collect::<Vec<_>>().join("\n").trim_end().to_string(),
+        Some(i) => lines[i..]
+            .iter()
+            .take_while(|l| !l.starts_with("Stack backtrace:"))
+            .copied()
+            .collect::<Vec<_>>()
+            .join("\n")
+            .trim_end()
+            .to_string(),
         None => lines[lines.len().saturating_sub(12)..].join("\n"),
     }
 }
@@ -176,7 +180,14 @@ pub fn log_tail(path: &Path, lines: usize) -> String {
 }
 
 /// Starts `casrap-learner serve` and waits (up to `timeout`) for its address.
-pub fn spawn_learner(bin: &Path, config: &Path, listen: &str, dir: &Path, log: &Path, timeout: Duration) -> Result<(Proc, SocketAddr)> {
+pub fn spawn_learner(
+    bin: &Path,
+    config: &Path,
+    listen: &str,
+    dir: &Path,
+    log: &Path,
+    timeout: Duration,
+) -> Result<(Proc, SocketAddr)> {
     let file = open_log(log)?;
     let mut cmd = Command::new(bin);
     cmd.arg("serve").arg("--config").arg(config).arg("--listen").arg(listen).arg("--dir").arg(dir);
@@ -207,7 +218,12 @@ pub fn spawn_learner(bin: &Path, config: &Path, listen: &str, dir: &Path, log: &
     loop {
         match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(addr) => {
-                let addr: SocketAddr = addr.parse().map_err(|_| Error::process("learner", format!("printed an address that does not parse: `{addr}`")))?;
+                let addr: SocketAddr = addr.parse().map_err(|_| {
+                    Error::process(
+                        "learner",
+                        format!("printed an address that does not parse: `{addr}`"),
+                    )
+                })?;
                 return Ok((proc, addr));
             }
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
@@ -215,16 +231,33 @@ pub fn spawn_learner(bin: &Path, config: &Path, listen: &str, dir: &Path, log: &
                 let status = proc.wait_timeout(Duration::from_secs(5))?;
                 return Err(Error::process(
                     "learner",
-                    format!("exited ({}) before listening; last log lines:\n{}", status.map_or("still running".into(), |s| s.to_string()), proc.log_tail(20)),
+                    format!(
+                        "exited ({}) before listening; last log lines:\n{}",
+                        status.map_or("still running".into(), |s| s.to_string()),
+                        proc.log_tail(20)
+                    ),
                 ));
             }
         }
         if let Some(status) = proc.try_wait()? {
-            return Err(Error::process("learner", format!("exited ({status}) before listening; last log lines:\n{}", proc.log_tail(20))));
+            return Err(Error::process(
+                "learner",
+                format!(
+                    "exited ({status}) before listening; last log lines:\n{}",
+                    proc.log_tail(20)
+                ),
+            ));
         }
         if Instant::now() >= deadline {
             let _ = proc.stop(Duration::from_secs(5));
-            return Err(Error::process("learner", format!("not listening after {:.0} s; last log lines:\n{}", timeout.as_secs_f64(), proc.log_tail(20))));
+            return Err(Error::process(
+                "learner",
+                format!(
+                    "not listening after {:.0} s; last log lines:\n{}",
+                    timeout.as_secs_f64(),
+                    proc.log_tail(20)
+                ),
+            ));
         }
     }
 }

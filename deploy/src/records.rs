@@ -25,16 +25,24 @@ pub struct Episode {
 }
 
 fn field<'a>(v: &'a Value, name: &str, path: &Path, at: &str) -> Result<&'a Value> {
-    v.get(name).ok_or_else(|| Error::Records { path: path.into(), reason: format!("{at}: no `{name}`") })
+    v.get(name)
+        .ok_or_else(|| Error::Records { path: path.into(), reason: format!("{at}: no `{name}`") })
 }
 
 impl Episode {
     /// Reads one record; `at` names it in errors.
     pub fn parse(json: Value, path: &Path, at: &str) -> Result<Self> {
-        let bad = |f: &str| Error::Records { path: path.into(), reason: format!("{at}: `{f}` has the wrong type") };
-        let actor_id = field(&json, "actor_id", path, at)?.as_str().ok_or_else(|| bad("actor_id"))?.to_string();
+        let bad = |f: &str| Error::Records {
+            path: path.into(),
+            reason: format!("{at}: `{f}` has the wrong type"),
+        };
+        let actor_id = field(&json, "actor_id", path, at)?
+            .as_str()
+            .ok_or_else(|| bad("actor_id"))?
+            .to_string();
         let seq = field(&json, "seq", path, at)?.as_u64().ok_or_else(|| bad("seq"))?;
-        let action = field(&json, "action", path, at)?.as_str().ok_or_else(|| bad("action"))?.to_string();
+        let action =
+            field(&json, "action", path, at)?.as_str().ok_or_else(|| bad("action"))?.to_string();
         let reward = field(&json, "reward", path, at)?.as_f64().ok_or_else(|| bad("reward"))?;
         let state = field(&json, "state", path, at)?
             .as_array()
@@ -42,7 +50,9 @@ impl Episode {
             .iter()
             .map(|x| x.as_f64().map(|x| x as f32).ok_or_else(|| bad("state")))
             .collect::<Result<Vec<f32>>>()?;
-        let policy_version = field(&json, "policy_version", path, at)?.as_u64().ok_or_else(|| bad("policy_version"))?;
+        let policy_version = field(&json, "policy_version", path, at)?
+            .as_u64()
+            .ok_or_else(|| bad("policy_version"))?;
         Ok(Self { actor_id, seq, action, reward, state, policy_version, json })
     }
 }
@@ -53,7 +63,10 @@ pub fn from_store(learner_dir: &Path, capacity: u64) -> Result<Vec<Episode>> {
     let replay = Replay::open(&path, capacity)?;
     let mut out = Vec::new();
     for (index, json) in replay.episodes()? {
-        let v: Value = serde_json::from_str(&json).map_err(|e| Error::Records { path: path.clone(), reason: format!("episode {index}: {e}") })?;
+        let v: Value = serde_json::from_str(&json).map_err(|e| Error::Records {
+            path: path.clone(),
+            reason: format!("episode {index}: {e}"),
+        })?;
         out.push(Episode::parse(v, &path, &format!("episode {index}"))?);
     }
     out.sort_by(|a, b| a.actor_id.cmp(&b.actor_id).then(a.seq.cmp(&b.seq)));
@@ -78,7 +91,11 @@ impl Exported {
             t += &format!("{a:<40} {n:>9} {last:>9}\n");
         }
         let total: u64 = self.actors.values().map(|(n, _)| n).sum();
-        t += &format!("{total} episodes from {} written to {}\n", self.store.display(), self.out.display());
+        t += &format!(
+            "{total} episodes from {} written to {}\n",
+            self.store.display(),
+            self.out.display()
+        );
         for p in &self.problems {
             t += &format!("not contiguous: {p}\n");
         }
@@ -99,7 +116,11 @@ fn locate_store(path: &Path) -> Result<(PathBuf, PathBuf)> {
         let parent = path.parent().unwrap_or(Path::new("."));
         return Ok((parent.into(), parent.join("episodes.jsonl")));
     }
-    Err(Error::Records { path: path.into(), reason: "no replay store here (looked for learner/replay/, replay/ and a sled store)".into() })
+    Err(Error::Records {
+        path: path.into(),
+        reason: "no replay store here (looked for learner/replay/, replay/ and a sled store)"
+            .into(),
+    })
 }
 
 /// `casrap export`: every episode record of a store to `episodes.jsonl` (or `out`), by actor
@@ -118,7 +139,13 @@ pub fn export(path: &Path, out: Option<&Path>) -> Result<Exported> {
     }
     let problems = actors
         .iter()
-        .filter_map(|(a, &(_, last))| check_complete(&episodes.iter().filter(|e| &e.actor_id == a).cloned().collect::<Vec<_>>(), &BTreeMap::from([(a.clone(), last)])).err())
+        .filter_map(|(a, &(_, last))| {
+            check_complete(
+                &episodes.iter().filter(|e| &e.actor_id == a).cloned().collect::<Vec<_>>(),
+                &BTreeMap::from([(a.clone(), last)]),
+            )
+            .err()
+        })
         .collect();
     Ok(Exported { store: learner_dir.join("replay"), out, actors, problems })
 }
@@ -126,11 +153,15 @@ pub fn export(path: &Path, out: Option<&Path>) -> Result<Exported> {
 /// Writes one JSON object per line (atomically: a temp file renamed into place).
 pub fn write_jsonl(path: &Path, episodes: &[Episode]) -> Result<()> {
     let tmp = path.with_extension("jsonl.tmp");
-    let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?);
+    let mut f =
+        std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?);
     for e in episodes {
         writeln!(f, "{}", e.json).map_err(|e| Error::io(&tmp, e))?;
     }
-    f.into_inner().map_err(|e| Error::io(&tmp, e.into_error()))?.sync_all().map_err(|e| Error::io(&tmp, e))?;
+    f.into_inner()
+        .map_err(|e| Error::io(&tmp, e.into_error()))?
+        .sync_all()
+        .map_err(|e| Error::io(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 
@@ -141,7 +172,10 @@ pub fn read_jsonl(path: &Path) -> Result<Vec<Episode>> {
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {
-            let v: Value = serde_json::from_str(l).map_err(|e| Error::Records { path: path.into(), reason: format!("line {}: {e}", i + 1) })?;
+            let v: Value = serde_json::from_str(l).map_err(|e| Error::Records {
+                path: path.into(),
+                reason: format!("line {}: {e}", i + 1),
+            })?;
             Episode::parse(v, path, &format!("line {}", i + 1))
         })
         .collect()
@@ -149,7 +183,10 @@ pub fn read_jsonl(path: &Path) -> Result<Vec<Episode>> {
 
 /// Checks that each actor's episodes are exactly seqs `1..=want[actor]`; the reason names the
 /// first gap or duplicate.
-pub fn check_complete(episodes: &[Episode], want: &BTreeMap<String, u64>) -> std::result::Result<(), String> {
+pub fn check_complete(
+    episodes: &[Episode],
+    want: &BTreeMap<String, u64>,
+) -> std::result::Result<(), String> {
     let mut seen: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
     for e in episodes {
         seen.entry(&e.actor_id).or_default().push(e.seq);
@@ -159,7 +196,11 @@ pub fn check_complete(episodes: &[Episode], want: &BTreeMap<String, u64>) -> std
         seqs.sort_unstable();
         for (i, &s) in seqs.iter().enumerate() {
             if s != i as u64 + 1 {
-                return Err(format!("{actor}: expected seq {} at position {}, found {s}", i + 1, i + 1));
+                return Err(format!(
+                    "{actor}: expected seq {} at position {}, found {s}",
+                    i + 1,
+                    i + 1
+                ));
             }
         }
         if seqs.len() as u64 != n {
@@ -231,15 +272,29 @@ pub fn policy_fit(run_dir: &Path) -> Result<PolicyFit> {
     let episodes = read_jsonl(&run_dir.join("episodes.jsonl"))?;
     let labels = cfg.action_labels();
     let ckpts = run_dir.join("learner").join("checkpoints");
-    let (trainer, checkpoint) = casrap_learner::trainer::Trainer::resume(&ckpts, &cfg.trainer, cfg.state_dim(), labels.len())
-        .ok_or_else(|| Error::Records { path: ckpts.clone(), reason: "no usable checkpoint".into() })?;
+    let (trainer, checkpoint) = casrap_learner::trainer::Trainer::resume(
+        &ckpts,
+        &cfg.trainer,
+        cfg.state_dim(),
+        labels.len(),
+    )
+    .ok_or_else(|| Error::Records { path: ckpts.clone(), reason: "no usable checkpoint".into() })?;
     if episodes.is_empty() {
-        return Err(Error::Records { path: run_dir.join("episodes.jsonl"), reason: "no episodes".into() });
+        return Err(Error::Records {
+            path: run_dir.join("episodes.jsonl"),
+            reason: "no episodes".into(),
+        });
     }
     if let Some(e) = episodes.iter().find(|e| e.state.len() != cfg.state_dim()) {
         return Err(Error::Records {
             path: run_dir.join("episodes.jsonl"),
-            reason: format!("{} seq {}: `state` has {} values, the run's layout has {}", e.actor_id, e.seq, e.state.len(), cfg.state_dim()),
+            reason: format!(
+                "{} seq {}: `state` has {} values, the run's layout has {}",
+                e.actor_id,
+                e.seq,
+                e.state.len(),
+                cfg.state_dim()
+            ),
         });
     }
     let states: Vec<f32> = episodes.iter().flat_map(|e| e.state.iter().copied()).collect();
@@ -248,7 +303,10 @@ pub fn policy_fit(run_dir: &Path) -> Result<PolicyFit> {
         let x = tch::Tensor::from_slice(&states).view([episodes.len() as i64, -1]);
         trainer.online().forward(&x)
     };
-    let q = Vec::<f32>::try_from(q.reshape([-1])).map_err(|e: tch::TchError| Error::Records { path: checkpoint.clone(), reason: e.to_string() })?;
+    let q = Vec::<f32>::try_from(q.reshape([-1])).map_err(|e: tch::TchError| Error::Records {
+        path: checkpoint.clone(),
+        reason: e.to_string(),
+    })?;
     let n = labels.len();
     // Like with like: an action's Q-values in the states where it was taken, against the rewards
     // it got there (a greedy policy takes actions in the states that favour them).
@@ -256,8 +314,12 @@ pub fn policy_fit(run_dir: &Path) -> Result<PolicyFit> {
         .iter()
         .enumerate()
         .filter_map(|(a, label)| {
-            let taken: Vec<(f64, f64)> =
-                episodes.iter().enumerate().filter(|(_, e)| &e.action == label).map(|(i, e)| (e.reward, f64::from(q[i * n + a]))).collect();
+            let taken: Vec<(f64, f64)> = episodes
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| &e.action == label)
+                .map(|(i, e)| (e.reward, f64::from(q[i * n + a])))
+                .collect();
             let k = taken.len() as f64;
             (!taken.is_empty()).then(|| ActionFit {
                 action: label.clone(),
@@ -267,7 +329,10 @@ pub fn policy_fit(run_dir: &Path) -> Result<PolicyFit> {
             })
         })
         .collect();
-    let rho = spearman(&rows.iter().map(|r| r.mean_q).collect::<Vec<_>>(), &rows.iter().map(|r| r.mean_reward).collect::<Vec<_>>());
+    let rho = spearman(
+        &rows.iter().map(|r| r.mean_q).collect::<Vec<_>>(),
+        &rows.iter().map(|r| r.mean_reward).collect::<Vec<_>>(),
+    );
     Ok(PolicyFit { checkpoint, updates: trainer.updates, rows, spearman: rho })
 }
 
@@ -279,7 +344,10 @@ impl PolicyFit {
             self.updates
         );
         for r in &self.rows {
-            s += &format!("| {} | {} | {:+.4} | {:+.4} |\n", r.action, r.episodes, r.mean_reward, r.mean_q);
+            s += &format!(
+                "| {} | {} | {:+.4} | {:+.4} |\n",
+                r.action, r.episodes, r.mean_reward, r.mean_q
+            );
         }
         s += &format!("Spearman rank correlation (mean Q vs mean reward): {:.3}\n", self.spearman);
         s

@@ -117,19 +117,32 @@ impl Progress {
         let bar = (label.is_none() && std::io::stdout().is_terminal()).then(|| {
             let b = indicatif::ProgressBar::new(total);
             b.set_style(
-                indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:32}] {pos}/{len} episodes · {msg}")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                    .progress_chars("=> "),
+                indicatif::ProgressStyle::with_template(
+                    "{elapsed_precise} [{bar:32}] {pos}/{len} episodes · {msg}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
             );
             b
         });
         let started = Instant::now();
-        Self { bar, label, started, last_print: started - Duration::from_secs(60), last_line: String::new(), total }
+        Self {
+            bar,
+            label,
+            started,
+            last_print: started - Duration::from_secs(60),
+            last_line: String::new(),
+            total,
+        }
     }
 
     fn update(&mut self, st: &v1::LearnerStatus, running: usize, actors: usize) {
         let rate = st.transitions_stored as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
-        let reward = if st.recent_rewards > 0 { format!("{:+.4}", st.recent_mean_reward) } else { "-".into() };
+        let reward = if st.recent_rewards > 0 {
+            format!("{:+.4}", st.recent_mean_reward)
+        } else {
+            "-".into()
+        };
         let msg = format!("{rate:.1} ep/s · mean reward (last {}) {reward} · policy v{} · updates {} · actors {running}/{actors}", st.recent_rewards, st.policy_version, st.updates);
         match &self.bar {
             Some(b) => {
@@ -139,7 +152,11 @@ impl Progress {
             None => {
                 let line = format!("episodes {}/{} · {msg}", st.transitions_stored, self.total);
                 if line != self.last_line && self.last_print.elapsed() >= Duration::from_secs(2) {
-                    println!("{}[{:6.1} s] {line}", self.prefix(), self.started.elapsed().as_secs_f64());
+                    println!(
+                        "{}[{:6.1} s] {line}",
+                        self.prefix(),
+                        self.started.elapsed().as_secs_f64()
+                    );
                     self.last_line = line;
                     self.last_print = Instant::now();
                 }
@@ -171,7 +188,13 @@ pub const STOP_GRACE: Duration = Duration::from_secs(60);
 /// Runs `config` to completion, printing progress to stdout. `signals` counts stop requests: at
 /// the first the actors are asked to stop (and killed after [`STOP_GRACE`]), at the second every
 /// process of the run is killed at once.
-pub async fn run(config: &Path, o: &Overrides, runs: &Path, signals: Arc<AtomicUsize>, backend: Backend) -> Result<Outcome> {
+pub async fn run(
+    config: &Path,
+    o: &Overrides,
+    runs: &Path,
+    signals: Arc<AtomicUsize>,
+    backend: Backend,
+) -> Result<Outcome> {
     let cfg = RunConfig::from_file(config)?;
     procs::locate("casrap-actor")?;
     procs::locate("casrap-learner")?;
@@ -185,12 +208,19 @@ pub async fn run(config: &Path, o: &Overrides, runs: &Path, signals: Arc<AtomicU
 
 /// Runs the resolved `cfg` in the existing folder `dir` (see [`run`]); `label` prefixes progress
 /// lines (sweeps run several at once) and turns the terminal bar off.
-pub async fn run_at(cfg: RunConfig, config: &Path, dir: PathBuf, signals: Arc<AtomicUsize>, label: Option<String>) -> Result<Outcome> {
+pub async fn run_at(
+    cfg: RunConfig,
+    config: &Path,
+    dir: PathBuf,
+    signals: Arc<AtomicUsize>,
+    label: Option<String>,
+) -> Result<Outcome> {
     let started = Instant::now();
     let actor_bin = procs::locate("casrap-actor")?;
     let learner_bin = procs::locate("casrap-learner")?;
     let cfg_path = dir.join("config.yaml");
-    std::fs::write(&cfg_path, format!("# resolved from {}\n{}", config.display(), cfg.to_yaml()?)).map_err(|e| Error::io(&cfg_path, e))?;
+    std::fs::write(&cfg_path, format!("# resolved from {}\n{}", config.display(), cfg.to_yaml()?))
+        .map_err(|e| Error::io(&cfg_path, e))?;
     let logs = dir.join("logs");
     println!("run {} -> {}", cfg.name, dir.display());
 
@@ -204,7 +234,8 @@ pub async fn run_at(cfg: RunConfig, config: &Path, dir: PathBuf, signals: Arc<At
     )?;
     let scheme = if cfg.security.tls.is_some() { "https" } else { "http" };
     let url = format!("{scheme}://{addr}");
-    let conn = casrap_actor::client::Connection::new(&url, &cfg.security).map_err(|e| Error::process("run", e.to_string()))?;
+    let conn = casrap_actor::client::Connection::new(&url, &cfg.security)
+        .map_err(|e| Error::process("run", e.to_string()))?;
     let a = &cfg.actors;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = if a.threads > 0 { a.threads } else { (cores / a.count).max(1) };
@@ -274,15 +305,29 @@ pub async fn run_at(cfg: RunConfig, config: &Path, dir: PathBuf, signals: Arc<At
                 if let Some(status) = p.try_wait()? {
                     *s = Some(status);
                     if !status.success() && !interrupted {
-                        failures.push(format!("{} failed ({}): {}", p.name, describe(status), p.failure()));
-                        progress.say(&format!("{} failed ({}); see {}", p.name, describe(status), p.log.display()));
+                        failures.push(format!(
+                            "{} failed ({}): {}",
+                            p.name,
+                            describe(status),
+                            p.failure()
+                        ));
+                        progress.say(&format!(
+                            "{} failed ({}); see {}",
+                            p.name,
+                            describe(status),
+                            p.log.display()
+                        ));
                     }
                 }
             }
         }
         if let Some(status) = learner.try_wait()? {
             learner_exit = Some(status);
-            failures.push(format!("learner exited early ({}): {}", describe(status), learner.failure()));
+            failures.push(format!(
+                "learner exited early ({}): {}",
+                describe(status),
+                learner.failure()
+            ));
             for (p, s) in &mut actors {
                 if s.is_none() {
                     *s = Some(p.stop(Duration::from_secs(15))?);
@@ -308,7 +353,11 @@ pub async fn run_at(cfg: RunConfig, config: &Path, dir: PathBuf, signals: Arc<At
     if learner_exit.is_none() {
         match learner.stop(Duration::from_secs(30))? {
             s if s.success() => {}
-            s => failures.push(format!("learner stopped with {}: {}", describe(s), learner.failure())),
+            s => failures.push(format!(
+                "learner stopped with {}: {}",
+                describe(s),
+                learner.failure()
+            )),
         }
     }
     let episodes = records::from_store(Path::new(&cfg.learner.dir), cfg.learner.replay_capacity)?;

@@ -63,7 +63,13 @@ wait $pid
 
 /// The actors' job array scripts, one per device kind (`cuda` arrays request a GPU per task,
 /// `cpu` arrays none), each task one actor with its run-wide id.
-pub fn actors_scripts(name: &str, actor_bin: &Path, dir: &Path, cfg: &RunConfig, threads: usize) -> Vec<(String, String)> {
+pub fn actors_scripts(
+    name: &str,
+    actor_bin: &Path,
+    dir: &Path,
+    cfg: &RunConfig,
+    threads: usize,
+) -> Vec<(String, String)> {
     let a = &cfg.actors;
     let mut kinds: Vec<(String, Vec<usize>)> = Vec::new();
     for k in 0..a.count {
@@ -113,9 +119,20 @@ exec {bin} run --learner "$(cat {url})" --config {cfg} --actor-id "actor-${{ids[
 }
 
 fn run_cmd(cmd: &mut Command, what: &str) -> Result<String> {
-    let out = cmd.output().map_err(|e| Error::process(what, format!("cannot run {:?}: {e} (is SLURM installed? SLURM_CONF set?)", cmd.get_program())))?;
+    let out = cmd.output().map_err(|e| {
+        Error::process(
+            what,
+            format!(
+                "cannot run {:?}: {e} (is SLURM installed? SLURM_CONF set?)",
+                cmd.get_program()
+            ),
+        )
+    })?;
     if !out.status.success() {
-        return Err(Error::process(what, format!("{}: {}", out.status, String::from_utf8_lossy(&out.stderr).trim())));
+        return Err(Error::process(
+            what,
+            format!("{}: {}", out.status, String::from_utf8_lossy(&out.stderr).trim()),
+        ));
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
@@ -126,7 +143,12 @@ fn in_queue(job: &str) -> Result<bool> {
 
 /// Submits the run in `dir` (its config already resolved) and waits for it; then exports the
 /// records and writes the report as a local run does.
-pub async fn run(mut cfg: RunConfig, source: &Path, dir: PathBuf, signals: Arc<AtomicUsize>) -> Result<Outcome> {
+pub async fn run(
+    mut cfg: RunConfig,
+    source: &Path,
+    dir: PathBuf,
+    signals: Arc<AtomicUsize>,
+) -> Result<Outcome> {
     let started = Instant::now();
     // Absolute paths in the scripts: jobs may start in another working directory.
     let dir = dir.canonicalize().map_err(|e| Error::io(&dir, e))?;
@@ -145,24 +167,32 @@ pub async fn run(mut cfg: RunConfig, source: &Path, dir: PathBuf, signals: Arc<A
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&token_path, std::fs::Permissions::from_mode(0o600)).map_err(|e| Error::io(&token_path, e))?;
+            std::fs::set_permissions(&token_path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| Error::io(&token_path, e))?;
         }
         cfg.security.token_file = Some(token_path.display().to_string());
     }
     let cfg_path = dir.join("config.yaml");
-    std::fs::write(&cfg_path, format!("# resolved from {} (SLURM backend)\n{}", source.display(), cfg.to_yaml()?)).map_err(|e| Error::io(&cfg_path, e))?;
+    std::fs::write(
+        &cfg_path,
+        format!("# resolved from {} (SLURM backend)\n{}", source.display(), cfg.to_yaml()?),
+    )
+    .map_err(|e| Error::io(&cfg_path, e))?;
     let name = cfg.name.clone();
     let threads = if cfg.actors.threads > 0 { cfg.actors.threads } else { 1 };
     let ls = dir.join("learner.sbatch");
-    std::fs::write(&ls, learner_script(&name, &learner_bin, &dir)).map_err(|e| Error::io(&ls, e))?;
+    std::fs::write(&ls, learner_script(&name, &learner_bin, &dir))
+        .map_err(|e| Error::io(&ls, e))?;
     let job_id = |out: String| out.split(';').next().unwrap_or_default().to_string();
-    let learner_job = job_id(run_cmd(Command::new("sbatch").arg("--parsable").arg(&ls), "sbatch (learner)")?);
+    let learner_job =
+        job_id(run_cmd(Command::new("sbatch").arg("--parsable").arg(&ls), "sbatch (learner)")?);
     let mut actor_jobs = Vec::new();
     for (kind, script) in actors_scripts(&name, &actor_bin, &dir, &cfg, threads) {
         let path = dir.join(format!("actors-{kind}.sbatch"));
-        let submitted = std::fs::write(&path, script)
-            .map_err(|e| Error::io(&path, e))
-            .and_then(|()| run_cmd(Command::new("sbatch").arg("--parsable").arg(&path), "sbatch (actors)"));
+        let submitted =
+            std::fs::write(&path, script).map_err(|e| Error::io(&path, e)).and_then(|()| {
+                run_cmd(Command::new("sbatch").arg("--parsable").arg(&path), "sbatch (actors)")
+            });
         match submitted {
             Ok(j) => actor_jobs.push(job_id(j)),
             Err(e) => {
@@ -194,15 +224,23 @@ pub async fn run(mut cfg: RunConfig, source: &Path, dir: PathBuf, signals: Arc<A
         if signals.load(Ordering::Relaxed) > 0 && !interrupted {
             interrupted = true;
             println!("stopping: cancelling the actors, then the learner");
-            let _ = Command::new("scancel").args(["--signal=TERM", "--full"]).args(&running).status();
+            let _ =
+                Command::new("scancel").args(["--signal=TERM", "--full"]).args(&running).status();
         }
         if !in_queue(&learner_job)? {
-            failures.push(format!("the learner job {learner_job} ended before the actors; see {}", dir.join("logs/learner.log").display()));
+            failures.push(format!(
+                "the learner job {learner_job} ended before the actors; see {}",
+                dir.join("logs/learner.log").display()
+            ));
             let _ = Command::new("scancel").args(&running).status();
             break;
         }
         if last.elapsed() >= Duration::from_secs(5) {
-            println!("[{:6.1} s] actor jobs {} running", started.elapsed().as_secs_f64(), running.join(", "));
+            println!(
+                "[{:6.1} s] actor jobs {} running",
+                started.elapsed().as_secs_f64(),
+                running.join(", ")
+            );
             last = Instant::now();
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -213,7 +251,9 @@ pub async fn run(mut cfg: RunConfig, source: &Path, dir: PathBuf, signals: Arc<A
     while in_queue(&learner_job)? {
         if t.elapsed() > Duration::from_secs(60) {
             let _ = Command::new("scancel").arg(&learner_job).status();
-            failures.push(format!("the learner job {learner_job} did not stop within 60 s of SIGTERM; cancelled"));
+            failures.push(format!(
+                "the learner job {learner_job} did not stop within 60 s of SIGTERM; cancelled"
+            ));
             break;
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -221,13 +261,18 @@ pub async fn run(mut cfg: RunConfig, source: &Path, dir: PathBuf, signals: Arc<A
     // The store may still be held for a moment by the exiting learner (Replay::open retries).
     let episodes = records::from_store(&dir.join("learner"), cfg.learner.replay_capacity)?;
     records::write_jsonl(&dir.join("episodes.jsonl"), &episodes)?;
-    let want = (0..cfg.actors.count).map(|k| (format!("actor-{k}"), cfg.actors.episodes_of(k))).collect();
+    let want =
+        (0..cfg.actors.count).map(|k| (format!("actor-{k}"), cfg.actors.episodes_of(k))).collect();
     if !interrupted && failures.is_empty() {
         if let Err(reason) = records::check_complete(&episodes, &want) {
-            failures.push(format!("records incomplete: {reason} (see the actor logs in {})", dir.join("logs").display()));
+            failures.push(format!(
+                "records incomplete: {reason} (see the actor logs in {})",
+                dir.join("logs").display()
+            ));
         }
     }
-    let report = if episodes.is_empty() { None } else { crate::report::write(&dir).ok().map(|w| w.text) };
+    let report =
+        if episodes.is_empty() { None } else { crate::report::write(&dir).ok().map(|w| w.text) };
     Ok(Outcome {
         dir,
         episodes: episodes.len(),

@@ -63,7 +63,11 @@ pub struct Point {
 }
 
 fn bad(path: &Path, field: impl Into<String>, reason: impl Into<String>) -> Error {
-    Error::Config(casrap_common::Error::Config { path: path.into(), field: field.into(), reason: reason.into() })
+    Error::Config(casrap_common::Error::Config {
+        path: path.into(),
+        field: field.into(),
+        reason: reason.into(),
+    })
 }
 
 /// Sets `value` at the dotted `key` of a YAML mapping, creating maps on the way.
@@ -114,7 +118,9 @@ impl SweepFile {
             return Err(bad(path, "parallel", "must be at least 1"));
         }
         match (sweep.grid.is_empty(), sweep.points.is_empty()) {
-            (true, true) => return Err(bad(path, "grid", "the sweep has no points: give `grid` or `points`")),
+            (true, true) => {
+                return Err(bad(path, "grid", "the sweep has no points: give `grid` or `points`"))
+            }
             (false, false) => return Err(bad(path, "grid", "give `grid` or `points`, not both")),
             _ => {}
         }
@@ -122,10 +128,12 @@ impl SweepFile {
             return Err(bad(path, format!("grid.{k}"), "is an empty list"));
         }
         let base_path = path.parent().unwrap_or(Path::new(".")).join(&sweep.base);
-        let base_text = std::fs::read_to_string(&base_path).map_err(|e| bad(path, "base", format!("{}: {e}", base_path.display())))?;
+        let base_text = std::fs::read_to_string(&base_path)
+            .map_err(|e| bad(path, "base", format!("{}: {e}", base_path.display())))?;
         // Check the base on its own first (its errors name its own file).
         RunConfig::from_yaml(&base_text, &base_path)?;
-        let base: Value = serde_yaml_ng::from_str(&base_text).map_err(|e| bad(&base_path, "(top level)", e.to_string()))?;
+        let base: Value = serde_yaml_ng::from_str(&base_text)
+            .map_err(|e| bad(&base_path, "(top level)", e.to_string()))?;
 
         let mut combos: Vec<(String, BTreeMap<String, Value>)> = Vec::new();
         if !sweep.grid.is_empty() {
@@ -136,14 +144,27 @@ impl SweepFile {
                     for v in values {
                         let mut o = o.clone();
                         o.insert(k.clone(), v.clone());
-                        next.push((format!("{prefix}{}{k}={}", if prefix.is_empty() { "" } else { " " }, short(v)), o));
+                        next.push((
+                            format!(
+                                "{prefix}{}{k}={}",
+                                if prefix.is_empty() { "" } else { " " },
+                                short(v)
+                            ),
+                            o,
+                        ));
                     }
                 }
                 combos = next;
             }
         } else {
             for o in &sweep.points {
-                combos.push((o.iter().map(|(k, v)| format!("{k}={}", short(v))).collect::<Vec<_>>().join(" "), o.clone()));
+                combos.push((
+                    o.iter()
+                        .map(|(k, v)| format!("{k}={}", short(v)))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    o.clone(),
+                ));
             }
         }
         let mut points = Vec::with_capacity(combos.len());
@@ -152,10 +173,17 @@ impl SweepFile {
             for (k, v) in sweep.set.iter().chain(&overrides) {
                 set_path(&mut cfg, k, v.clone()).map_err(|e| bad(path, k.clone(), e))?;
             }
-            let yaml = serde_yaml_ng::to_string(&cfg).map_err(|e| bad(path, "(top level)", e.to_string()))?;
-            let where_ = if sweep.grid.is_empty() { format!("points[{i}]") } else { format!("grid point {} ({label})", i + 1) };
+            let yaml = serde_yaml_ng::to_string(&cfg)
+                .map_err(|e| bad(path, "(top level)", e.to_string()))?;
+            let where_ = if sweep.grid.is_empty() {
+                format!("points[{i}]")
+            } else {
+                format!("grid point {} ({label})", i + 1)
+            };
             let config = RunConfig::from_yaml(&yaml, path).map_err(|e| match e {
-                casrap_common::Error::Config { field, reason, .. } => bad(path, format!("{where_}: {field}"), reason),
+                casrap_common::Error::Config { field, reason, .. } => {
+                    bad(path, format!("{where_}: {field}"), reason)
+                }
                 other => Error::Config(other),
             })?;
             points.push(Point { label, overrides, config });
@@ -201,9 +229,21 @@ impl SweepSummary {
                 f(r.greedy.mean_reward),
                 r.greedy.episodes,
                 f(r.last_quarter_reward),
-                if r.overall.speedup.is_finite() { format!("{:.3}", r.overall.speedup) } else { "-".into() },
-                if r.overall.ppl_change_mean.is_finite() { format!("{:+.1}", r.overall.ppl_change_mean * 100.0) } else { "-".into() },
-                if r.overall.top1_mean.is_finite() { format!("{:.0}", r.overall.top1_mean * 100.0) } else { "-".into() },
+                if r.overall.speedup.is_finite() {
+                    format!("{:.3}", r.overall.speedup)
+                } else {
+                    "-".into()
+                },
+                if r.overall.ppl_change_mean.is_finite() {
+                    format!("{:+.1}", r.overall.ppl_change_mean * 100.0)
+                } else {
+                    "-".into()
+                },
+                if r.overall.top1_mean.is_finite() {
+                    format!("{:.0}", r.overall.top1_mean * 100.0)
+                } else {
+                    "-".into()
+                },
                 r.final_policy_version
             );
         }
@@ -217,14 +257,17 @@ impl SweepSummary {
 pub fn report(dir: &Path) -> Result<(SweepSummary, String)> {
     let index = dir.join("sweep.json");
     let text = std::fs::read_to_string(&index).map_err(|e| Error::io(&index, e))?;
-    let meta: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Records { path: index.clone(), reason: e.to_string() })?;
+    let meta: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::Records { path: index.clone(), reason: e.to_string() })?;
     let name = meta["name"].as_str().unwrap_or_default().to_string();
     let mut rows = Vec::new();
     for p in meta["points"].as_array().into_iter().flatten() {
         let folder = p["folder"].as_str().unwrap_or_default();
         let point_dir = dir.join(folder);
         let episodes = records::read_jsonl(&point_dir.join("episodes.jsonl"))?;
-        let actions = RunConfig::from_file(&point_dir.join("config.yaml")).map(|c| c.action_labels()).unwrap_or_default();
+        let actions = RunConfig::from_file(&point_dir.join("config.yaml"))
+            .map(|c| c.action_labels())
+            .unwrap_or_default();
         let s = Summary::from_episodes(folder, &episodes, &actions);
         rows.push(PointRow {
             point: folder.to_string(),
@@ -236,10 +279,14 @@ pub fn report(dir: &Path) -> Result<(SweepSummary, String)> {
         });
     }
     let summary = SweepSummary { sweep: name, rows };
-    let json = serde_json::to_string_pretty(&summary).map_err(|e| Error::Records { path: dir.join("summary.json"), reason: e.to_string() })? + "\n";
-    std::fs::write(dir.join("summary.json"), json).map_err(|e| Error::io(dir.join("summary.json"), e))?;
+    let json = serde_json::to_string_pretty(&summary)
+        .map_err(|e| Error::Records { path: dir.join("summary.json"), reason: e.to_string() })?
+        + "\n";
+    std::fs::write(dir.join("summary.json"), json)
+        .map_err(|e| Error::io(dir.join("summary.json"), e))?;
     let text = summary.text();
-    std::fs::write(dir.join("report.txt"), &text).map_err(|e| Error::io(dir.join("report.txt"), e))?;
+    std::fs::write(dir.join("report.txt"), &text)
+        .map_err(|e| Error::io(dir.join("report.txt"), e))?;
     let names: Vec<String> = summary.rows.iter().map(|r| r.point.clone()).collect();
     crate::report::plots::bars(
         &dir.join("sweep.png"),
@@ -264,7 +311,12 @@ pub struct SweepOutcome {
 }
 
 /// Runs every point of the sweep file `path`, `parallel` at a time (locally, or as SLURM jobs).
-pub async fn run(path: &Path, runs: &Path, signals: Arc<AtomicUsize>, backend: crate::run::Backend) -> Result<SweepOutcome> {
+pub async fn run(
+    path: &Path,
+    runs: &Path,
+    signals: Arc<AtomicUsize>,
+    backend: crate::run::Backend,
+) -> Result<SweepOutcome> {
     let (sweep, points) = SweepFile::load(path)?;
     crate::procs::locate("casrap-actor")?;
     crate::procs::locate("casrap-learner")?;
@@ -274,8 +326,18 @@ pub async fn run(path: &Path, runs: &Path, signals: Arc<AtomicUsize>, backend: c
     let index: Vec<serde_json::Value> =
         points.iter().enumerate().map(|(i, p)| serde_json::json!({"folder": format!("point-{}", i + 1), "overrides": p.label})).collect();
     let meta = serde_json::json!({"name": sweep.name, "file": path.display().to_string(), "points": index});
-    std::fs::write(dir.join("sweep.json"), serde_json::to_string_pretty(&meta).unwrap_or_default() + "\n").map_err(|e| Error::io(dir.join("sweep.json"), e))?;
-    println!("sweep {} -> {} ({} points, {} at a time)", sweep.name, dir.display(), points.len(), sweep.parallel);
+    std::fs::write(
+        dir.join("sweep.json"),
+        serde_json::to_string_pretty(&meta).unwrap_or_default() + "\n",
+    )
+    .map_err(|e| Error::io(dir.join("sweep.json"), e))?;
+    println!(
+        "sweep {} -> {} ({} points, {} at a time)",
+        sweep.name,
+        dir.display(),
+        points.len(),
+        sweep.parallel
+    );
     let limit = Arc::new(tokio::sync::Semaphore::new(sweep.parallel));
     let mut tasks = tokio::task::JoinSet::new();
     for (i, p) in points.into_iter().enumerate() {
@@ -291,8 +353,12 @@ pub async fn run(path: &Path, runs: &Path, signals: Arc<AtomicUsize>, backend: c
                 return (label, Err(Error::process("sweep", "not started: the sweep was stopped")));
             }
             let out = match backend {
-                crate::run::Backend::Local => crate::run::run_at(cfg, &source, point_dir, signals, Some(label.clone())).await,
-                crate::run::Backend::Slurm => crate::slurm::run(cfg, &source, point_dir, signals).await,
+                crate::run::Backend::Local => {
+                    crate::run::run_at(cfg, &source, point_dir, signals, Some(label.clone())).await
+                }
+                crate::run::Backend::Slurm => {
+                    crate::slurm::run(cfg, &source, point_dir, signals).await
+                }
             };
             (label, out)
         });

@@ -27,9 +27,13 @@ pub struct TestArgs {
 
 /// The checkpoint folder (`ckpt-N`) and the run folder it belongs to, if any.
 fn locate(path: &Path) -> Result<(Option<PathBuf>, PathBuf)> {
-    let is_ckpt = |p: &Path| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("ckpt-")) && p.join("state.json").is_file();
+    let is_ckpt = |p: &Path| {
+        p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("ckpt-"))
+            && p.join("state.json").is_file()
+    };
     if is_ckpt(path) {
-        let run = path.parent().and_then(Path::parent).and_then(Path::parent).map(Path::to_path_buf);
+        let run =
+            path.parent().and_then(Path::parent).and_then(Path::parent).map(Path::to_path_buf);
         return Ok((run, path.to_path_buf()));
     }
     let (run, dir) = if path.join("learner/checkpoints").is_dir() {
@@ -40,15 +44,22 @@ fn locate(path: &Path) -> Result<(Option<PathBuf>, PathBuf)> {
     let newest = casrap_learner::trainer::list_checkpoints(&dir).pop();
     match newest {
         Some(c) => Ok((run, c)),
-        None => Err(Error::Records { path: path.into(), reason: "no checkpoint here (a run folder, its learner/checkpoints, or a ckpt-N folder)".into() }),
+        None => Err(Error::Records {
+            path: path.into(),
+            reason:
+                "no checkpoint here (a run folder, its learner/checkpoints, or a ckpt-N folder)"
+                    .into(),
+        }),
     }
 }
 
 /// The greedy policy (online Q-network) of a checkpoint found from `path` (see [`TestArgs::checkpoint`]).
 pub fn load_policy(path: &Path, cfg: &RunConfig) -> Result<casrap_common::qnet::QNet> {
     let (_, ckpt) = locate(path)?;
-    let trainer = Trainer::load_checkpoint(&ckpt, &cfg.trainer, cfg.state_dim(), cfg.action_labels().len())?;
-    casrap_common::qnet::QNet::decode(&trainer.online().encode(), None).map_err(|e| Error::Records { path: ckpt, reason: e.to_string() })
+    let trainer =
+        Trainer::load_checkpoint(&ckpt, &cfg.trainer, cfg.state_dim(), cfg.action_labels().len())?;
+    casrap_common::qnet::QNet::decode(&trainer.online().encode(), None)
+        .map_err(|e| Error::Records { path: ckpt, reason: e.to_string() })
 }
 
 /// Runs test mode and writes its folder; returns the folder and the report's text.
@@ -57,18 +68,30 @@ pub fn run(a: &TestArgs) -> Result<(PathBuf, String)> {
     let cfg_path = match (&a.config, &run_dir) {
         (Some(c), _) => c.clone(),
         (None, Some(r)) if r.join("config.yaml").is_file() => r.join("config.yaml"),
-        _ => return Err(Error::Records { path: a.checkpoint.clone(), reason: "no config.yaml beside the checkpoint; pass --config".into() }),
+        _ => {
+            return Err(Error::Records {
+                path: a.checkpoint.clone(),
+                reason: "no config.yaml beside the checkpoint; pass --config".into(),
+            })
+        }
     };
     let cfg = RunConfig::from_file(&cfg_path)?;
-    let trainer = Trainer::load_checkpoint(&ckpt, &cfg.trainer, cfg.state_dim(), cfg.action_labels().len())?;
+    let trainer =
+        Trainer::load_checkpoint(&ckpt, &cfg.trainer, cfg.state_dim(), cfg.action_labels().len())?;
     let policy = casrap_common::qnet::QNet::decode(&trainer.online().encode(), None)
         .map_err(|e| Error::Records { path: ckpt.clone(), reason: e.to_string() })?;
     let dir = new_run_dir(&a.out, "test")?;
     let cfg_out = dir.join("config.yaml");
-    std::fs::write(&cfg_out, format!("# test of {} (config {})\n{}", ckpt.display(), cfg_path.display(), cfg.to_yaml()?)).map_err(|e| Error::io(&cfg_out, e))?;
+    std::fs::write(
+        &cfg_out,
+        format!("# test of {} (config {})\n{}", ckpt.display(), cfg_path.display(), cfg.to_yaml()?),
+    )
+    .map_err(|e| Error::io(&cfg_out, e))?;
     println!("test of {} ({} updates) -> {}", ckpt.display(), trainer.updates, dir.display());
     let results_path = dir.join("results.jsonl");
-    let mut file = std::io::BufWriter::new(std::fs::File::create(&results_path).map_err(|e| Error::io(&results_path, e))?);
+    let mut file = std::io::BufWriter::new(
+        std::fs::File::create(&results_path).map_err(|e| Error::io(&results_path, e))?,
+    );
     let options = casrap_actor::testmode::TestOptions {
         config: cfg.clone(),
         policy,

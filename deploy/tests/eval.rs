@@ -14,7 +14,14 @@ fn repo(rel: &str) -> PathBuf {
 }
 
 fn eval(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_casrap")).env("RUST_BACKTRACE", "0").arg("eval").arg("--config").arg(repo("deploy/local.yaml")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_casrap"))
+        .env("RUST_BACKTRACE", "0")
+        .arg("eval")
+        .arg("--config")
+        .arg(repo("deploy/local.yaml"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -30,14 +37,18 @@ fn accuracy_follows_the_models_own_likelihoods() {
     for (i, p) in split.test.iter().take(8).enumerate() {
         let question: String = p.prompt.split_whitespace().take(12).collect::<Vec<_>>().join(" ");
         let tokens = setup.tokenizer.encode(&question).unwrap();
-        let opts = GenerateOptions { max_new_tokens: 6, sampling: Sampling::Greedy, ignore_eos: true };
+        let opts =
+            GenerateOptions { max_new_tokens: 6, sampling: Sampling::Greedy, ignore_eos: true };
         let g = generate::generate(&setup.model, &tokens, &opts).unwrap();
         let own = setup.tokenizer.decode(&g.tokens).unwrap().trim().to_string();
         assert!(!own.is_empty());
         let junk = "qzx vvkj wq zzpx kkq".to_string();
         let (choices, own_at) = if i % 2 == 0 { ([own, junk], 0) } else { ([junk, own], 1) };
         let answer = if i < 6 { own_at } else { 1 - own_at };
-        lines.push(serde_json::json!({"question": question, "choices": choices, "answer": answer}).to_string());
+        lines.push(
+            serde_json::json!({"question": question, "choices": choices, "answer": answer})
+                .to_string(),
+        );
     }
     let file = tmp.path().join("forced.jsonl");
     std::fs::write(&file, lines.join("\n") + "\n").unwrap();
@@ -64,8 +75,12 @@ fn the_committed_samples_evaluate_for_dense_and_fixed_actions() {
     ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    let rows: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(json.path()).unwrap()).unwrap();
-    assert_eq!(rows.iter().map(|r| r["subject"].as_str().unwrap()).collect::<Vec<_>>(), ["dense", "ffn:0.25", "layers:0.125"]);
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(json.path()).unwrap()).unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r["subject"].as_str().unwrap()).collect::<Vec<_>>(),
+        ["dense", "ffn:0.25", "layers:0.125"]
+    );
     for r in &rows {
         assert_eq!(r["mc"]["items"], 16);
         assert!(r["text"]["tokens"].as_u64().unwrap() > 3000, "{r}");
@@ -73,7 +88,10 @@ fn the_committed_samples_evaluate_for_dense_and_fixed_actions() {
         assert!(ppl.is_finite() && ppl > 1.0, "{r}");
     }
     // Skipping a layer loses something on every text this model has seen.
-    assert!(rows[2]["text"]["perplexity"].as_f64().unwrap() > rows[0]["text"]["perplexity"].as_f64().unwrap());
+    assert!(
+        rows[2]["text"]["perplexity"].as_f64().unwrap()
+            > rows[0]["text"]["perplexity"].as_f64().unwrap()
+    );
 }
 
 #[test]

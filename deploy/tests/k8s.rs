@@ -27,7 +27,10 @@ fn options() -> K8sOptions {
 }
 
 fn docs(text: &str) -> Vec<serde_yaml_ng::Value> {
-    serde_yaml_ng::Deserializer::from_str(text).map(|d| serde_yaml_ng::Value::deserialize(d).unwrap()).filter(|v| !v.is_null()).collect()
+    serde_yaml_ng::Deserializer::from_str(text)
+        .map(|d| serde_yaml_ng::Value::deserialize(d).unwrap())
+        .filter(|v| !v.is_null())
+        .collect()
 }
 
 #[test]
@@ -39,7 +42,8 @@ fn fleet_manifests_parse_as_typed_objects_and_carry_the_run() {
     assert_eq!(kinds, ["ConfigMap", "Secret", "Service", "StatefulSet", "Job", "Job"]);
 
     let cm: ConfigMap = serde_yaml_ng::from_value(docs[0].clone()).unwrap();
-    let pod_cfg = RunConfig::from_yaml(&cm.data.unwrap()["config.yaml"], Path::new("configmap")).unwrap();
+    let pod_cfg =
+        RunConfig::from_yaml(&cm.data.unwrap()["config.yaml"], Path::new("configmap")).unwrap();
     assert_eq!(pod_cfg.learner.dir, "/data");
     assert_eq!(pod_cfg.security.token_file.as_deref(), Some("/etc/casrap/token/token"));
     assert_eq!(pod_cfg.action_labels(), cfg.action_labels());
@@ -57,18 +61,37 @@ fn fleet_manifests_parse_as_typed_objects_and_carry_the_run() {
     let claim = &spec.volume_claim_templates.unwrap()[0];
     assert_eq!(claim.metadata.name.as_deref(), Some("data"));
     let learner = &spec.template.spec.unwrap().containers[0];
-    assert!(learner.volume_mounts.as_ref().unwrap().iter().any(|m| m.name == "data" && m.mount_path == "/data"));
+    assert!(learner
+        .volume_mounts
+        .as_ref()
+        .unwrap()
+        .iter()
+        .any(|m| m.name == "data" && m.mount_path == "/data"));
 
     // fleet.yaml: 6 actors over [cuda:0, cuda:1, cpu]: 4 on GPUs, 2 on CPUs, 500 episodes each.
-    let jobs: Vec<Job> = docs[4..].iter().map(|d| serde_yaml_ng::from_value(d.clone()).unwrap()).collect();
+    let jobs: Vec<Job> =
+        docs[4..].iter().map(|d| serde_yaml_ng::from_value(d.clone()).unwrap()).collect();
     for (job, (n, gpu)) in jobs.iter().zip([(4, true), (2, false)]) {
         let spec = job.spec.as_ref().unwrap();
-        assert_eq!((spec.completions, spec.parallelism, spec.completion_mode.as_deref()), (Some(n), Some(n), Some("Indexed")));
+        assert_eq!(
+            (spec.completions, spec.parallelism, spec.completion_mode.as_deref()),
+            (Some(n), Some(n), Some("Indexed"))
+        );
         let c = &spec.template.spec.as_ref().unwrap().containers[0];
         let limits = c.resources.as_ref().and_then(|r| r.limits.clone()).unwrap_or_default();
-        assert_eq!(limits.get("nvidia.com/gpu").map(|q| q.0.as_str()), gpu.then_some("1"), "{:?}", job.metadata.name);
+        assert_eq!(
+            limits.get("nvidia.com/gpu").map(|q| q.0.as_str()),
+            gpu.then_some("1"),
+            "{:?}",
+            job.metadata.name
+        );
         let cmd = c.command.as_ref().unwrap().join(" ");
-        assert!(cmd.contains("--learner http://casrap-fleet-learner:50051") && cmd.contains("$(JOB_COMPLETION_INDEX)") && cmd.contains("--episodes 500"), "{cmd}");
+        assert!(
+            cmd.contains("--learner http://casrap-fleet-learner:50051")
+                && cmd.contains("$(JOB_COMPLETION_INDEX)")
+                && cmd.contains("--episodes 500"),
+            "{cmd}"
+        );
     }
 }
 
@@ -87,6 +110,8 @@ fn the_rendering_matches_the_golden_file() {
 #[test]
 fn an_unusable_token_is_refused() {
     let cfg = RunConfig::from_file(&here("fleet.yaml")).unwrap();
-    let e = k8s::render(&cfg, &K8sOptions { token: "two words".into(), ..options() }).unwrap_err().to_string();
+    let e = k8s::render(&cfg, &K8sOptions { token: "two words".into(), ..options() })
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("token"), "{e}");
 }

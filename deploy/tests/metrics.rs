@@ -21,14 +21,21 @@ fn scrape(addr: &str) -> String {
 }
 
 fn value(text: &str, series: &str) -> f64 {
-    let line = text.lines().find(|l| l.starts_with(series) && l[series.len()..].starts_with(' ')).unwrap_or_else(|| panic!("no `{series}` in\n{text}"));
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .unwrap_or_else(|| panic!("no `{series}` in\n{text}"));
     line[series.len()..].trim().parse().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_learner_exports_ingest_training_and_actors_by_hardware() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut cfg = RunConfig::from_yaml("actions: [{kind: none}, {kind: ffn, intensity: 0.25}]\n", Path::new("t.yaml")).unwrap();
+    let mut cfg = RunConfig::from_yaml(
+        "actions: [{kind: none}, {kind: ffn, intensity: 0.25}]\n",
+        Path::new("t.yaml"),
+    )
+    .unwrap();
     cfg.learner.metrics = Some("127.0.0.1:0".into());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let learner = casrap_learner::server::start(&cfg, "127.0.0.1:0", tmp.path(), async {
@@ -38,7 +45,13 @@ async fn the_learner_exports_ingest_training_and_actors_by_hardware() {
     .unwrap();
     let metrics = learner.metrics_addr.unwrap().to_string();
     let mut c = Connection::plain(&format!("http://{}", learner.addr)).client().await.unwrap();
-    let hardware = v1::HardwareProfile { device_kind: "cuda".into(), device_name: "Test GPU \"X\"".into(), memory_bytes: 1, cpu_model: "c".into(), cpu_cores: 2 };
+    let hardware = v1::HardwareProfile {
+        device_kind: "cuda".into(),
+        device_name: "Test GPU \"X\"".into(),
+        memory_bytes: 1,
+        cpu_model: "c".into(),
+        cpu_cores: 2,
+    };
     let info = v1::ActorInfo {
         actor_id: "a-1".into(),
         hardware: Some(hardware),
@@ -50,9 +63,22 @@ async fn the_learner_exports_ingest_training_and_actors_by_hardware() {
     let reg = c.register(info).await.unwrap().into_inner();
     assert!(reg.accepted);
     let s = vec![0.5; cfg.state_dim()];
-    let t = |seq| v1::Transition { seq, state: s.clone(), action: 1, reward: 0.25, next_state: s.clone(), done: true, metrics: None };
-    let batch = v1::TransitionBatch { actor_id: "a-1".into(), transitions: vec![t(1), t(2), t(3)], session: reg.session };
-    let mut acks = c.stream_transitions(tokio_stream::iter(vec![batch])).await.unwrap().into_inner();
+    let t = |seq| v1::Transition {
+        seq,
+        state: s.clone(),
+        action: 1,
+        reward: 0.25,
+        next_state: s.clone(),
+        done: true,
+        metrics: None,
+    };
+    let batch = v1::TransitionBatch {
+        actor_id: "a-1".into(),
+        transitions: vec![t(1), t(2), t(3)],
+        session: reg.session,
+    };
+    let mut acks =
+        c.stream_transitions(tokio_stream::iter(vec![batch])).await.unwrap().into_inner();
     assert_eq!(acks.message().await.unwrap().unwrap().stored, 3);
 
     let text = tokio::task::spawn_blocking(move || scrape(&metrics)).await.unwrap();
@@ -90,23 +116,59 @@ fn a_running_actor_exports_its_episodes_actions_and_speed() {
     .unwrap();
     let log = tmp.path().join("actor.log");
     let mut cmd = std::process::Command::new(casrap_deploy::procs::locate("casrap-actor").unwrap());
-    cmd.args(["run", "--learner", &format!("http://{addr}"), "--actor-id", "m-1", "--episodes", "200", "--threads", "1", "--metrics", "127.0.0.1:0", "--config"]).arg(&cfg);
+    cmd.args([
+        "run",
+        "--learner",
+        &format!("http://{addr}"),
+        "--actor-id",
+        "m-1",
+        "--episodes",
+        "200",
+        "--threads",
+        "1",
+        "--metrics",
+        "127.0.0.1:0",
+        "--config",
+    ])
+    .arg(&cfg);
     let mut actor = casrap_deploy::procs::Proc::spawn("actor", cmd, &log).unwrap();
     let t = Instant::now();
     let text = loop {
-        assert!(t.elapsed() < Duration::from_secs(120), "no episodes exported:\n{}", actor.log_tail(20));
+        assert!(
+            t.elapsed() < Duration::from_secs(120),
+            "no episodes exported:\n{}",
+            actor.log_tail(20)
+        );
         std::thread::sleep(Duration::from_millis(200));
-        let Some(m) = std::fs::read_to_string(&log).unwrap_or_default().lines().find_map(|l| l.strip_prefix("metrics on ").map(str::to_string)) else { continue };
+        let Some(m) = std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("metrics on ").map(str::to_string))
+        else {
+            continue;
+        };
         let text = scrape(&m);
-        if text.lines().any(|l| l.starts_with("casrap_actor_episodes_total{") && !l.ends_with(" 0")) {
+        if text.lines().any(|l| l.starts_with("casrap_actor_episodes_total{") && !l.ends_with(" 0"))
+        {
             break text;
         }
     };
-    let episodes = text.lines().find(|l| l.starts_with("casrap_actor_episodes_total{hardware=\"cpu ")).unwrap_or_else(|| panic!("{text}"));
+    let episodes = text
+        .lines()
+        .find(|l| l.starts_with("casrap_actor_episodes_total{hardware=\"cpu "))
+        .unwrap_or_else(|| panic!("{text}"));
     assert!(episodes.rsplit(' ').next().unwrap().parse::<f64>().unwrap() >= 1.0, "{text}");
-    let by_action: f64 = text.lines().filter(|l| l.starts_with("casrap_actor_actions_total{action=")).map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap()).sum();
+    let by_action: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("casrap_actor_actions_total{action="))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum();
     assert!(by_action >= 1.0, "{text}");
-    assert!(text.lines().any(|l| l.starts_with("casrap_actor_dense_tokens_per_second{") && !l.ends_with("NaN")), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("casrap_actor_dense_tokens_per_second{") && !l.ends_with("NaN")),
+        "{text}"
+    );
     actor.kill().unwrap();
     learner.stop(Duration::from_secs(30)).unwrap();
 }
@@ -116,15 +178,27 @@ fn a_running_actor_exports_its_episodes_actions_and_speed() {
 #[test]
 fn the_grafana_dashboard_queries_only_exported_series() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let dash: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root.join("deploy/grafana/casrap.json")).unwrap()).unwrap();
-    let sources = ["learner/src/service.rs", "actor/src/episodes.rs"].map(|f| std::fs::read_to_string(root.join(f)).unwrap()).join("\n");
+    let dash: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("deploy/grafana/casrap.json")).unwrap(),
+    )
+    .unwrap();
+    let sources = ["learner/src/service.rs", "actor/src/episodes.rs"]
+        .map(|f| std::fs::read_to_string(root.join(f)).unwrap())
+        .join("\n");
     let mut seen = 0;
     for panel in dash["panels"].as_array().unwrap() {
         for target in panel["targets"].as_array().unwrap() {
             let expr = target["expr"].as_str().unwrap();
             for (i, _) in expr.match_indices("casrap_") {
-                let name: String = expr[i..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
-                assert!(sources.contains(&format!("\"{name}\"")), "panel {:?} queries `{name}`, which nothing exports", panel["title"]);
+                let name: String = expr[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                assert!(
+                    sources.contains(&format!("\"{name}\"")),
+                    "panel {:?} queries `{name}`, which nothing exports",
+                    panel["title"]
+                );
                 seen += 1;
             }
         }
@@ -148,7 +222,15 @@ fn get_json(addr: &str, path: &str) -> serde_json::Value {
 }
 
 fn url_encode(s: &str) -> String {
-    s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 /// A real Prometheus server (Debian's `prometheus`, provisioned by `scripts/services-up`) scrapes a
@@ -187,21 +269,47 @@ fn a_real_prometheus_scrapes_both_and_every_dashboard_query_returns_data() {
     )
     .unwrap();
     let mut cmd = std::process::Command::new(casrap_deploy::procs::locate("casrap-actor").unwrap());
-    cmd.args(["run", "--learner", &format!("http://{addr}"), "--actor-id", "p-1", "--episodes", "400", "--threads", "1"])
-        .args(["--metrics", &format!("127.0.0.1:{actor_metrics}"), "--config"])
-        .arg(&cfg);
-    let mut actor = casrap_deploy::procs::Proc::spawn("actor", cmd, &tmp.path().join("actor.log")).unwrap();
+    cmd.args([
+        "run",
+        "--learner",
+        &format!("http://{addr}"),
+        "--actor-id",
+        "p-1",
+        "--episodes",
+        "400",
+        "--threads",
+        "1",
+    ])
+    .args(["--metrics", &format!("127.0.0.1:{actor_metrics}"), "--config"])
+    .arg(&cfg);
+    let mut actor =
+        casrap_deploy::procs::Proc::spawn("actor", cmd, &tmp.path().join("actor.log")).unwrap();
     let mut prom = std::process::Command::new(&prometheus);
     prom.arg(format!("--config.file={}", tmp.path().join("prometheus.yml").display()))
         .arg(format!("--storage.tsdb.path={}", tmp.path().join("tsdb").display()))
         .arg(format!("--web.listen-address=127.0.0.1:{web}"));
-    let mut prom = casrap_deploy::procs::Proc::spawn("prometheus", prom, &tmp.path().join("prometheus.log"))
-        .unwrap_or_else(|e| panic!("cannot start `{prometheus}` (provision it with scripts/services-up): {e}"));
+    let mut prom =
+        casrap_deploy::procs::Proc::spawn("prometheus", prom, &tmp.path().join("prometheus.log"))
+            .unwrap_or_else(|e| {
+                panic!("cannot start `{prometheus}` (provision it with scripts/services-up): {e}")
+            });
     let web = format!("127.0.0.1:{web}");
 
-    let dash: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/grafana/casrap.json")).unwrap()).unwrap();
-    let exprs: Vec<String> = dash["panels"].as_array().unwrap().iter().flat_map(|p| p["targets"].as_array().unwrap().iter().map(|t| t["expr"].as_str().unwrap().to_string())).collect();
+    let dash: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/grafana/casrap.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let exprs: Vec<String> = dash["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| {
+            p["targets"].as_array().unwrap().iter().map(|t| t["expr"].as_str().unwrap().to_string())
+        })
+        .collect();
     let t = Instant::now();
     let mut empty = exprs.clone();
     while !empty.is_empty() {
@@ -224,7 +332,12 @@ fn a_real_prometheus_scrapes_both_and_every_dashboard_query_returns_data() {
     }
     // Both targets are up, and the stored counter Prometheus holds is the one the learner reports.
     let up = get_json(&web, "/api/v1/query?query=up");
-    let ups: Vec<&str> = up["data"]["result"].as_array().unwrap().iter().map(|r| r["value"][1].as_str().unwrap()).collect();
+    let ups: Vec<&str> = up["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["value"][1].as_str().unwrap())
+        .collect();
     assert_eq!(ups, ["1", "1"], "{up}");
     let stored = get_json(&web, "/api/v1/query?query=casrap_learner_transitions_stored_total");
     let stored: f64 = stored["data"]["result"][0]["value"][1].as_str().unwrap().parse().unwrap();

@@ -42,25 +42,48 @@ fn every_plot_is_drawn_and_the_summary_follows_the_records() {
     let out = report(&run);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     for name in PLOTS {
-        let bytes = std::fs::read(run.join("plots").join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let bytes =
+            std::fs::read(run.join("plots").join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{name} is not a PNG");
-        let (w, h) = (u32::from_be_bytes(bytes[16..20].try_into().unwrap()), u32::from_be_bytes(bytes[20..24].try_into().unwrap()));
+        let (w, h) = (
+            u32::from_be_bytes(bytes[16..20].try_into().unwrap()),
+            u32::from_be_bytes(bytes[20..24].try_into().unwrap()),
+        );
         assert_eq!((w, h), (1100, 650), "{name}");
-        assert!(bytes.len() > 12_000, "{name} is suspiciously small ({} bytes): nothing drawn?", bytes.len());
+        assert!(
+            bytes.len() > 12_000,
+            "{name} is suspiciously small ({} bytes): nothing drawn?",
+            bytes.len()
+        );
     }
     // The summary's figures, recomputed here from the raw lines.
-    let lines: Vec<serde_json::Value> =
-        std::fs::read_to_string(run.join("episodes.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(run.join("episodes.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["episodes"].as_u64().unwrap() as usize, lines.len());
     let rows = summary["per_action"].as_array().unwrap();
-    assert_eq!(rows.iter().map(|r| r["stats"]["episodes"].as_u64().unwrap()).sum::<u64>() as usize, lines.len());
+    assert_eq!(
+        rows.iter().map(|r| r["stats"]["episodes"].as_u64().unwrap()).sum::<u64>() as usize,
+        lines.len()
+    );
     for r in rows {
         let action = r["action"].as_str().unwrap();
-        let rewards: Vec<f64> = lines.iter().filter(|l| l["action"] == action).map(|l| l["reward"].as_f64().unwrap()).collect();
+        let rewards: Vec<f64> = lines
+            .iter()
+            .filter(|l| l["action"] == action)
+            .map(|l| l["reward"].as_f64().unwrap())
+            .collect();
         let mean = rewards.iter().sum::<f64>() / rewards.len() as f64;
         assert!((r["stats"]["mean_reward"].as_f64().unwrap() - mean).abs() < 1e-12, "{action}");
-        let logs: Vec<f64> = lines.iter().filter(|l| l["action"] == action).map(|l| l["speedup"].as_f64().unwrap().ln()).collect();
+        let logs: Vec<f64> = lines
+            .iter()
+            .filter(|l| l["action"] == action)
+            .map(|l| l["speedup"].as_f64().unwrap().ln())
+            .collect();
         let gmean = (logs.iter().sum::<f64>() / logs.len() as f64).exp();
         assert!((r["stats"]["speedup"].as_f64().unwrap() - gmean).abs() < 1e-12, "{action}");
     }

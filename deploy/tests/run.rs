@@ -42,7 +42,9 @@ fn status(url: &str) -> Option<v1::LearnerStatus> {
 }
 
 fn durable(url: &str, actor: &str) -> u64 {
-    status(url).and_then(|s| s.actors.into_iter().find(|a| a.actor_id == actor)).map_or(0, |a| a.durable_seq)
+    status(url)
+        .and_then(|s| s.actors.into_iter().find(|a| a.actor_id == actor))
+        .map_or(0, |a| a.durable_seq)
 }
 
 /// Polls `f` every 100 ms until it holds; panics with `what` after `limit`.
@@ -81,7 +83,8 @@ fn learner(dir: &Path, cfg: &Path, listen: &str) -> (Proc, String) {
 }
 
 fn finish(p: &mut Proc) -> serde_json::Value {
-    let status = p.wait_timeout(Duration::from_secs(300)).unwrap().expect("actor still running after 300 s");
+    let status =
+        p.wait_timeout(Duration::from_secs(300)).unwrap().expect("actor still running after 300 s");
     assert!(status.success(), "{} failed ({status}):\n{}", p.name, p.log_tail(30));
     // The actor's last stdout line is its summary.
     let tail = p.log_tail(1);
@@ -105,18 +108,37 @@ fn casrap_run_stores_every_episode_once_advances_policies_and_learns_what_it_saw
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "casrap run failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "casrap run failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let run = tmp.path().join("runs/train-1");
     assert!(stdout.contains(&format!("outputs: {}/", run.display())), "{stdout}");
 
     // Every episode exactly once in the store and in episodes.jsonl, with the same records.
     let stored = records::from_store(&run.join("learner"), 1_000_000).unwrap();
     let exported = records::read_jsonl(&run.join("episodes.jsonl")).unwrap();
-    let want: BTreeMap<String, u64> = [("actor-0".to_string(), 30), ("actor-1".to_string(), 30)].into();
+    let want: BTreeMap<String, u64> =
+        [("actor-0".to_string(), 30), ("actor-1".to_string(), 30)].into();
     records::check_complete(&stored, &want).unwrap();
-    assert_eq!(stored.iter().map(|e| &e.json).collect::<Vec<_>>(), exported.iter().map(|e| &e.json).collect::<Vec<_>>());
+    assert_eq!(
+        stored.iter().map(|e| &e.json).collect::<Vec<_>>(),
+        exported.iter().map(|e| &e.json).collect::<Vec<_>>()
+    );
     for e in &exported {
-        for field in ["prompt_tokens", "prompt_perplexity", "complexity", "telemetry", "dense", "pruned", "top1_agreement", "hardware", "epsilon", "measurement"] {
+        for field in [
+            "prompt_tokens",
+            "prompt_perplexity",
+            "complexity",
+            "telemetry",
+            "dense",
+            "pruned",
+            "top1_agreement",
+            "hardware",
+            "epsilon",
+            "measurement",
+        ] {
             assert!(e.json.get(field).is_some(), "{} seq {}: no `{field}`", e.actor_id, e.seq);
         }
         assert_eq!(e.state.len(), casrap_common::state::FEATURES.len());
@@ -125,29 +147,55 @@ fn casrap_run_stores_every_episode_once_advances_policies_and_learns_what_it_saw
     }
     // Both actors acted on policies the learner published while they ran.
     for a in ["actor-0", "actor-1"] {
-        let newest = exported.iter().filter(|e| e.actor_id == a).map(|e| e.policy_version).max().unwrap();
+        let newest =
+            exported.iter().filter(|e| e.actor_id == a).map(|e| e.policy_version).max().unwrap();
         assert!(newest > 1, "{a} never received a trained policy (newest version {newest})");
     }
     // `casrap export` recovers the same records from the run folder's store.
     let recovered = tmp.path().join("recovered.jsonl");
-    let out = Command::new(env!("CARGO_BIN_EXE_casrap")).arg("export").arg(&run).arg("--out").arg(&recovered).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_casrap"))
+        .arg("export")
+        .arg(&run)
+        .arg("--out")
+        .arg(&recovered)
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains("60 episodes from") && !text.contains("not contiguous"), "{text}");
-    assert_eq!(std::fs::read(&recovered).unwrap(), std::fs::read(run.join("episodes.jsonl")).unwrap());
-    let nothing = Command::new(env!("CARGO_BIN_EXE_casrap")).arg("export").arg(tmp.path().join("no-such-run")).output().unwrap();
-    assert!(!nothing.status.success() && String::from_utf8_lossy(&nothing.stderr).contains("no replay store here"));
+    assert_eq!(
+        std::fs::read(&recovered).unwrap(),
+        std::fs::read(run.join("episodes.jsonl")).unwrap()
+    );
+    let nothing = Command::new(env!("CARGO_BIN_EXE_casrap"))
+        .arg("export")
+        .arg(tmp.path().join("no-such-run"))
+        .output()
+        .unwrap();
+    assert!(
+        !nothing.status.success()
+            && String::from_utf8_lossy(&nothing.stderr).contains("no replay store here")
+    );
     // The run's summary is reproduced exactly from its records.
     let summary = std::fs::read(run.join("summary.json")).unwrap();
-    let again = Command::new(env!("CARGO_BIN_EXE_casrap")).arg("report").arg(&run).output().unwrap();
+    let again =
+        Command::new(env!("CARGO_BIN_EXE_casrap")).arg("report").arg(&run).output().unwrap();
     assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
-    assert_eq!(std::fs::read(run.join("summary.json")).unwrap(), summary, "casrap report changed summary.json");
+    assert_eq!(
+        std::fs::read(run.join("summary.json")).unwrap(),
+        summary,
+        "casrap report changed summary.json"
+    );
     assert!(run.join("plots/training_loss.png").is_file());
     // The learned Q-values rank the actions as the observed mean rewards do.
     let fit = records::policy_fit(&run).unwrap();
     eprintln!("{}", fit.table());
     assert!(fit.rows.len() >= 4, "too few actions observed:\n{}", fit.table());
-    assert!(fit.spearman >= 0.8, "Q-values do not order the actions as their rewards:\n{}", fit.table());
+    assert!(
+        fit.spearman >= 0.8,
+        "Q-values do not order the actions as their rewards:\n{}",
+        fit.table()
+    );
 
     // Test mode on held-out prompts, from the run's folder (newest checkpoint, its config).
     let out = Command::new(env!("CARGO_BIN_EXE_casrap"))
@@ -158,28 +206,57 @@ fn casrap_run_stores_every_episode_once_advances_policies_and_learns_what_it_saw
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "casrap test failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "casrap test failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let test = tmp.path().join("runs/test-1");
-    let results: Vec<serde_json::Value> =
-        std::fs::read_to_string(test.join("results.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let results: Vec<serde_json::Value> = std::fs::read_to_string(test.join("results.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(results.len(), 6);
-    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(test.join("summary.json")).unwrap()).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(test.join("summary.json")).unwrap()).unwrap();
     let rows = summary["rows"].as_array().unwrap();
-    let row = |name: &str| rows.iter().find(|r| r["policy"] == name).unwrap_or_else(|| panic!("no row `{name}`:\n{stdout}"));
+    let row = |name: &str| {
+        rows.iter()
+            .find(|r| r["policy"] == name)
+            .unwrap_or_else(|| panic!("no row `{name}`:\n{stdout}"))
+    };
     // The policy's row takes, per prompt, the greedy action recorded for it.
-    let greedy_mean = results.iter().map(|r| r["results"][r["greedy"].as_u64().unwrap() as usize]["reward"].as_f64().unwrap()).sum::<f64>() / 6.0;
+    let greedy_mean = results
+        .iter()
+        .map(|r| r["results"][r["greedy"].as_u64().unwrap() as usize]["reward"].as_f64().unwrap())
+        .sum::<f64>()
+        / 6.0;
     assert!((row("policy (greedy)")["mean_reward"].as_f64().unwrap() - greedy_mean).abs() < 1e-12);
     // The oracle is the best in hindsight: no row beats it.
     let oracle = row("oracle")["mean_reward"].as_f64().unwrap();
     for r in rows {
-        assert!(r["mean_reward"].as_f64().unwrap() <= oracle + 1e-12, "{} beats the oracle:\n{stdout}", r["policy"]);
+        assert!(
+            r["mean_reward"].as_f64().unwrap() <= oracle + 1e-12,
+            "{} beats the oracle:\n{stdout}",
+            r["policy"]
+        );
     }
     for name in ["always none", "random", "always ffn:0.25"] {
         row(name);
     }
     let first = std::fs::read(test.join("summary.json")).unwrap();
-    assert!(Command::new(env!("CARGO_BIN_EXE_casrap")).arg("report").arg(&test).status().unwrap().success());
-    assert_eq!(std::fs::read(test.join("summary.json")).unwrap(), first, "casrap report changed the test summary");
+    assert!(Command::new(env!("CARGO_BIN_EXE_casrap"))
+        .arg("report")
+        .arg(&test)
+        .status()
+        .unwrap()
+        .success());
+    assert_eq!(
+        std::fs::read(test.join("summary.json")).unwrap(),
+        first,
+        "casrap report changed the test summary"
+    );
 }
 
 #[test]
@@ -189,21 +266,33 @@ fn a_killed_actor_restarts_and_continues_its_sequence_while_the_rest_go_on() {
     let (mut learner, url) = learner(tmp.path(), &cfg, "127.0.0.1:0");
     let mut a0 = actor(tmp.path(), &url, &cfg, "actor-0", 15);
     let mut a1 = actor(tmp.path(), &url, &cfg, "actor-1", 15);
-    wait_until("actor-1 to store 3 episodes", Duration::from_secs(120), || durable(&url, "actor-1") >= 3);
+    wait_until("actor-1 to store 3 episodes", Duration::from_secs(120), || {
+        durable(&url, "actor-1") >= 3
+    });
     a1.signal("KILL").unwrap();
     a1.wait_timeout(Duration::from_secs(10)).unwrap().expect("killed actor still running");
     let killed_at = durable(&url, "actor-1");
     let before = durable(&url, "actor-0");
-    wait_until("actor-0 to go on without actor-1", Duration::from_secs(60), || durable(&url, "actor-0") >= (before + 2).min(15));
+    wait_until("actor-0 to go on without actor-1", Duration::from_secs(60), || {
+        durable(&url, "actor-0") >= (before + 2).min(15)
+    });
     assert_eq!(durable(&url, "actor-1"), killed_at, "a killed actor's count moved");
     let mut a1 = actor(tmp.path(), &url, &cfg, "actor-1", 15);
     let s0 = finish(&mut a0);
     let s1 = finish(&mut a1);
     assert_eq!(s0["resumed_after"], 0);
-    assert!(s1["resumed_after"].as_u64().unwrap() >= killed_at, "restart resumed after {} (stored: {killed_at})", s1["resumed_after"]);
+    assert!(
+        s1["resumed_after"].as_u64().unwrap() >= killed_at,
+        "restart resumed after {} (stored: {killed_at})",
+        s1["resumed_after"]
+    );
     assert!(learner.stop(Duration::from_secs(30)).unwrap().success(), "{}", learner.log_tail(20));
     let stored = records::from_store(&tmp.path().join("learner"), 1_000_000).unwrap();
-    records::check_complete(&stored, &[("actor-0".to_string(), 15), ("actor-1".to_string(), 15)].into()).unwrap();
+    records::check_complete(
+        &stored,
+        &[("actor-0".to_string(), 15), ("actor-1".to_string(), 15)].into(),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -211,13 +300,16 @@ fn actors_survive_a_learner_crash_and_lose_nothing_acknowledged_or_buffered() {
     let tmp = tempfile::tempdir().unwrap();
     // Trajectories of two episodes, so `next_state` links episodes across the crash too.
     let cfg = config(tmp.path(), 30, "");
-    let text = std::fs::read_to_string(&cfg).unwrap().replace("threads: 1}", "threads: 1, horizon: 2}");
+    let text =
+        std::fs::read_to_string(&cfg).unwrap().replace("threads: 1}", "threads: 1, horizon: 2}");
     std::fs::write(&cfg, text).unwrap();
     let (mut first, url) = learner(tmp.path(), &cfg, "127.0.0.1:0");
     let addr = url.trim_start_matches("http://").to_string();
     let mut a0 = actor(tmp.path(), &url, &cfg, "actor-0", 15);
     let mut a1 = actor(tmp.path(), &url, &cfg, "actor-1", 15);
-    wait_until("4 episodes stored", Duration::from_secs(120), || status(&url).is_some_and(|s| s.transitions_stored >= 4));
+    wait_until("4 episodes stored", Duration::from_secs(120), || {
+        status(&url).is_some_and(|s| s.transitions_stored >= 4)
+    });
     let acknowledged = status(&url).unwrap().transitions_stored;
     first.signal("KILL").unwrap();
     first.wait_timeout(Duration::from_secs(10)).unwrap().expect("killed learner still running");
@@ -225,16 +317,29 @@ fn actors_survive_a_learner_crash_and_lose_nothing_acknowledged_or_buffered() {
     std::thread::sleep(Duration::from_secs(2));
     let (mut second, url2) = learner(tmp.path(), &cfg, &addr);
     assert_eq!(url2, url);
-    assert!(status(&url).unwrap().transitions_stored >= acknowledged, "acknowledged transitions lost in the crash");
+    assert!(
+        status(&url).unwrap().transitions_stored >= acknowledged,
+        "acknowledged transitions lost in the crash"
+    );
     let s0 = finish(&mut a0);
     let s1 = finish(&mut a1);
-    assert!(s0["reconnects"].as_u64().unwrap() + s1["reconnects"].as_u64().unwrap() >= 1, "no actor reconnected: {s0} {s1}");
+    assert!(
+        s0["reconnects"].as_u64().unwrap() + s1["reconnects"].as_u64().unwrap() >= 1,
+        "no actor reconnected: {s0} {s1}"
+    );
     assert!(second.stop(Duration::from_secs(30)).unwrap().success(), "{}", second.log_tail(20));
     let stored = records::from_store(&tmp.path().join("learner"), 1_000_000).unwrap();
-    records::check_complete(&stored, &[("actor-0".to_string(), 15), ("actor-1".to_string(), 15)].into()).unwrap();
+    records::check_complete(
+        &stored,
+        &[("actor-0".to_string(), 15), ("actor-1".to_string(), 15)].into(),
+    )
+    .unwrap();
     // horizon 2: odd seqs continue into the next episode's state, even seqs (and the last) end one.
-    let replay = casrap_learner::replay::Replay::open(&tmp.path().join("learner/replay"), 1_000_000).unwrap();
-    let mut by_actor: BTreeMap<String, BTreeMap<u64, casrap_common::rl::Transition>> = BTreeMap::new();
+    let replay =
+        casrap_learner::replay::Replay::open(&tmp.path().join("learner/replay"), 1_000_000)
+            .unwrap();
+    let mut by_actor: BTreeMap<String, BTreeMap<u64, casrap_common::rl::Transition>> =
+        BTreeMap::new();
     for r in replay.records().unwrap() {
         by_actor.entry(r.actor).or_default().insert(r.transition.seq, r.transition);
     }
@@ -243,7 +348,11 @@ fn actors_survive_a_learner_crash_and_lose_nothing_acknowledged_or_buffered() {
             let last = *seq == 15;
             assert_eq!(t.done, seq % 2 == 0 || last, "{actor} seq {seq}");
             if !t.done {
-                assert_eq!(t.next_state, ts[&(seq + 1)].state, "{actor} seq {seq}: next_state is not the next episode's state");
+                assert_eq!(
+                    t.next_state,
+                    ts[&(seq + 1)].state,
+                    "{actor} seq {seq}: next_state is not the next episode's state"
+                );
             }
         }
     }
@@ -253,21 +362,37 @@ fn actors_survive_a_learner_crash_and_lose_nothing_acknowledged_or_buffered() {
 fn a_bad_config_fails_before_anything_starts_and_names_the_field() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = config(tmp.path(), 4, "reward: {alpha: fast}");
-    let out = Command::new(env!("CARGO_BIN_EXE_casrap")).env("HF_HUB_OFFLINE", "1").args(["run", cfg.to_str().unwrap(), "--out"]).arg(tmp.path().join("runs")).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_casrap"))
+        .env("HF_HUB_OFFLINE", "1")
+        .args(["run", cfg.to_str().unwrap(), "--out"])
+        .arg(tmp.path().join("runs"))
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("run.yaml: reward.alpha: invalid type"), "{stderr}");
-    assert!(!tmp.path().join("runs").exists(), "a run folder was made for a config that does not parse");
+    assert!(
+        !tmp.path().join("runs").exists(),
+        "a run folder was made for a config that does not parse"
+    );
 }
 
 #[test]
 fn a_failing_actor_fails_the_run_with_its_reason() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = config(tmp.path(), 4, "model: models/no-such-model");
-    let out = Command::new(env!("CARGO_BIN_EXE_casrap")).env("HF_HUB_OFFLINE", "1").args(["run", cfg.to_str().unwrap(), "--out"]).arg(tmp.path().join("runs")).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_casrap"))
+        .env("HF_HUB_OFFLINE", "1")
+        .args(["run", cfg.to_str().unwrap(), "--out"])
+        .arg(tmp.path().join("runs"))
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
-    assert!(stderr.contains("actor-0 failed (exit code 1)") && stderr.contains("no-such-model"), "{stderr}");
+    assert!(
+        stderr.contains("actor-0 failed (exit code 1)") && stderr.contains("no-such-model"),
+        "{stderr}"
+    );
     assert!(stderr.contains("the run failed"), "{stderr}");
 }
 
@@ -276,13 +401,23 @@ fn an_actor_with_another_action_set_is_refused_with_the_difference() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = config(tmp.path(), 4, "");
     let other = tmp.path().join("other.yaml");
-    std::fs::write(&other, std::fs::read_to_string(&cfg).unwrap().replace("window: 16", "window: 32")).unwrap();
+    std::fs::write(
+        &other,
+        std::fs::read_to_string(&cfg).unwrap().replace("window: 16", "window: 32"),
+    )
+    .unwrap();
     let (mut learner, url) = learner(tmp.path(), &cfg, "127.0.0.1:0");
     let mut a = actor(tmp.path(), &url, &other, "odd", 2);
-    let status = a.wait_timeout(Duration::from_secs(120)).unwrap().expect("refused actor still running");
+    let status =
+        a.wait_timeout(Duration::from_secs(120)).unwrap().expect("refused actor still running");
     assert!(!status.success());
     let log = a.failure();
-    assert!(log.contains("registration refused") && log.contains("kv_window:4+32") && log.contains("kv_window:4+16"), "{log}");
+    assert!(
+        log.contains("registration refused")
+            && log.contains("kv_window:4+32")
+            && log.contains("kv_window:4+16"),
+        "{log}"
+    );
     assert!(learner.stop(Duration::from_secs(30)).unwrap().success());
     assert_eq!(records::from_store(&tmp.path().join("learner"), 1_000_000).unwrap().len(), 0);
 }
@@ -301,7 +436,9 @@ fn children(pid: u32) -> Vec<u32> {
 fn gone(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => true,
-        Ok(stat) => stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next()) == Some("Z"),
+        Ok(stat) => {
+            stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next()) == Some("Z")
+        }
     }
 }
 
@@ -318,11 +455,19 @@ fn a_sigkilled_casrap_leaves_no_learner_or_actor_running() {
         .spawn()
         .unwrap();
     let pid = casrap.id();
-    wait_until("the learner and both actors", Duration::from_secs(120), || children(pid).len() >= 3);
+    wait_until("the learner and both actors", Duration::from_secs(120), || {
+        children(pid).len() >= 3
+    });
     let kids = children(pid);
     casrap.kill().unwrap();
     casrap.wait().unwrap();
     let t = Instant::now();
-    wait_until("the orphaned learner and actors to stop", Duration::from_secs(30), || kids.iter().all(|&k| gone(k)));
-    println!("{} orphans stopped {:.1} s after casrap was killed", kids.len(), t.elapsed().as_secs_f64());
+    wait_until("the orphaned learner and actors to stop", Duration::from_secs(30), || {
+        kids.iter().all(|&k| gone(k))
+    });
+    println!(
+        "{} orphans stopped {:.1} s after casrap was killed",
+        kids.len(),
+        t.elapsed().as_secs_f64()
+    );
 }

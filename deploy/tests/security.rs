@@ -31,9 +31,15 @@ fn pki(dir: &Path) -> Pki {
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca = ca_params.self_signed(&ca_key).unwrap();
     let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap().signed_by(&key, &ca, &ca_key).unwrap();
+    let cert = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
     let ckey = KeyPair::generate().unwrap();
-    let ccert = CertificateParams::new(vec!["actor-1".to_string()]).unwrap().signed_by(&ckey, &ca, &ca_key).unwrap();
+    let ccert = CertificateParams::new(vec!["actor-1".to_string()])
+        .unwrap()
+        .signed_by(&ckey, &ca, &ca_key)
+        .unwrap();
     Pki {
         ca: write("ca.pem", ca.pem()),
         cert: write("learner.pem", cert.pem()),
@@ -44,7 +50,11 @@ fn pki(dir: &Path) -> Pki {
 }
 
 fn config(security: SecurityConfig) -> RunConfig {
-    let mut cfg = RunConfig::from_yaml("actions: [{kind: none}, {kind: ffn, intensity: 0.25}]\n", Path::new("t.yaml")).unwrap();
+    let mut cfg = RunConfig::from_yaml(
+        "actions: [{kind: none}, {kind: ffn, intensity: 0.25}]\n",
+        Path::new("t.yaml"),
+    )
+    .unwrap();
     cfg.security = security;
     cfg
 }
@@ -63,7 +73,15 @@ fn batch(session: u64) -> v1::TransitionBatch {
     let s = vec![0.5; casrap_common::state::FEATURES.len()];
     v1::TransitionBatch {
         actor_id: "actor-1".into(),
-        transitions: vec![v1::Transition { seq: 1, state: s.clone(), action: 1, reward: 0.1, next_state: s, done: true, metrics: None }],
+        transitions: vec![v1::Transition {
+            seq: 1,
+            state: s.clone(),
+            action: 1,
+            reward: 0.1,
+            next_state: s,
+            done: true,
+            metrics: None,
+        }],
         session,
     }
 }
@@ -83,13 +101,21 @@ fn tls(p: &Pki, client: bool) -> TlsConfig {
 /// Registers and streams one transition; the status code on failure.
 async fn exchange(conn: &Connection) -> Result<u32, String> {
     let mut c = conn.client().await?;
-    let reg = c.register(info()).await.map_err(|s| format!("{:?}: {}", s.code(), s.message()))?.into_inner();
+    let reg = c
+        .register(info())
+        .await
+        .map_err(|s| format!("{:?}: {}", s.code(), s.message()))?
+        .into_inner();
     let mut acks = c
         .stream_transitions(tokio_stream::iter(vec![batch(reg.session)]))
         .await
         .map_err(|s| format!("{:?}: {}", s.code(), s.message()))?
         .into_inner();
-    let ack = acks.message().await.map_err(|s| format!("{:?}: {}", s.code(), s.message()))?.ok_or("no ack")?;
+    let ack = acks
+        .message()
+        .await
+        .map_err(|s| format!("{:?}: {}", s.code(), s.message()))?
+        .ok_or("no ack")?;
     Ok(ack.stored)
 }
 
@@ -99,26 +125,46 @@ async fn tokens_are_required_on_every_rpc_over_tls() {
     let p = pki(tmp.path());
     let token_file = tmp.path().join("token");
     std::fs::write(&token_file, "s3cret-token\n").unwrap();
-    let server_sec = SecurityConfig { token_file: Some(token_file.display().to_string()), tls: Some(tls(&p, false)), allow_insecure: false };
+    let server_sec = SecurityConfig {
+        token_file: Some(token_file.display().to_string()),
+        tls: Some(tls(&p, false)),
+        allow_insecure: false,
+    };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let learner = casrap_learner::server::start(&config(server_sec.clone()), "127.0.0.1:0", &tmp.path().join("learner"), async {
-        let _ = stopped.await;
-    })
+    let learner = casrap_learner::server::start(
+        &config(server_sec.clone()),
+        "127.0.0.1:0",
+        &tmp.path().join("learner"),
+        async {
+            let _ = stopped.await;
+        },
+    )
     .await
     .unwrap();
     let url = format!("https://{}", learner.addr);
 
     // No token, and a wrong one: UNAUTHENTICATED, nothing stored.
-    let none = Connection::new(&url, &SecurityConfig { token_file: None, ..server_sec.clone() }).unwrap();
+    let none =
+        Connection::new(&url, &SecurityConfig { token_file: None, ..server_sec.clone() }).unwrap();
     let e = exchange(&none).await.unwrap_err();
     assert!(e.contains("Unauthenticated") && e.contains("requires a bearer token"), "{e}");
     let wrong_file = tmp.path().join("wrong");
     std::fs::write(&wrong_file, "guess").unwrap();
-    let wrong = Connection::new(&url, &SecurityConfig { token_file: Some(wrong_file.display().to_string()), ..server_sec.clone() }).unwrap();
+    let wrong = Connection::new(
+        &url,
+        &SecurityConfig {
+            token_file: Some(wrong_file.display().to_string()),
+            ..server_sec.clone()
+        },
+    )
+    .unwrap();
     let e = exchange(&wrong).await.unwrap_err();
     assert!(e.contains("Unauthenticated") && e.contains("wrong bearer token"), "{e}");
     let mut status = none.client().await.unwrap();
-    assert_eq!(status.status(v1::StatusRequest {}).await.unwrap_err().code(), tonic::Code::Unauthenticated);
+    assert_eq!(
+        status.status(v1::StatusRequest {}).await.unwrap_err().code(),
+        tonic::Code::Unauthenticated
+    );
     assert_eq!(learner.shared.replay.total().unwrap(), 0);
 
     // Plain HTTP against the TLS learner does not get through.
@@ -139,17 +185,25 @@ async fn tokens_are_required_on_every_rpc_over_tls() {
 async fn client_certificates_are_checked_when_required() {
     let tmp = tempfile::tempdir().unwrap();
     let p = pki(tmp.path());
-    let server_sec = SecurityConfig { token_file: None, tls: Some(tls(&p, true)), allow_insecure: false };
+    let server_sec =
+        SecurityConfig { token_file: None, tls: Some(tls(&p, true)), allow_insecure: false };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let learner = casrap_learner::server::start(&config(server_sec.clone()), "127.0.0.1:0", &tmp.path().join("learner"), async {
-        let _ = stopped.await;
-    })
+    let learner = casrap_learner::server::start(
+        &config(server_sec.clone()),
+        "127.0.0.1:0",
+        &tmp.path().join("learner"),
+        async {
+            let _ = stopped.await;
+        },
+    )
     .await
     .unwrap();
     let url = format!("https://{}", learner.addr);
     let mut anonymous = tls(&p, false);
     anonymous.client_ca = None;
-    let without = Connection::new(&url, &SecurityConfig { tls: Some(anonymous), ..server_sec.clone() }).unwrap();
+    let without =
+        Connection::new(&url, &SecurityConfig { tls: Some(anonymous), ..server_sec.clone() })
+            .unwrap();
     assert!(exchange(&without).await.is_err(), "a client without a certificate got through");
     let with = Connection::new(&url, &server_sec).unwrap();
     assert_eq!(exchange(&with).await.unwrap(), 1);
@@ -161,16 +215,28 @@ async fn client_certificates_are_checked_when_required() {
 async fn a_non_loopback_address_needs_a_token_unless_told_otherwise() {
     let tmp = tempfile::tempdir().unwrap();
     let open = SecurityConfig::default();
-    let e = match casrap_learner::server::start(&config(open), "0.0.0.0:0", &tmp.path().join("a"), std::future::pending()).await {
+    let e = match casrap_learner::server::start(
+        &config(open),
+        "0.0.0.0:0",
+        &tmp.path().join("a"),
+        std::future::pending(),
+    )
+    .await
+    {
         Ok(_) => panic!("started on 0.0.0.0 without a token"),
         Err(e) => e.to_string(),
     };
     assert!(e.contains("refusing to listen") && e.contains("security.token_file"), "{e}");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let insecure = SecurityConfig { allow_insecure: true, ..Default::default() };
-    let learner = casrap_learner::server::start(&config(insecure), "0.0.0.0:0", &tmp.path().join("b"), async {
-        let _ = stopped.await;
-    })
+    let learner = casrap_learner::server::start(
+        &config(insecure),
+        "0.0.0.0:0",
+        &tmp.path().join("b"),
+        async {
+            let _ = stopped.await;
+        },
+    )
     .await
     .unwrap();
     let _ = stop.send(());

@@ -91,7 +91,9 @@ struct Live {
 }
 
 fn now_micros() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
 }
 
 /// The tail of an episode record of about `bytes` bytes with the keys an actor's record has
@@ -113,7 +115,10 @@ fn record_tail(bytes: usize, rng: &mut SmallRng) -> String {
 
 /// Connects, retrying (as actors do) up to 5 times a second apart; the error with its causes.
 async fn connect(url: &str) -> Result<Channel, String> {
-    let endpoint = Endpoint::from_shared(url.to_string()).map_err(|e| e.to_string())?.connect_timeout(Duration::from_secs(30)).tcp_nodelay(true);
+    let endpoint = Endpoint::from_shared(url.to_string())
+        .map_err(|e| e.to_string())?
+        .connect_timeout(Duration::from_secs(30))
+        .tcp_nodelay(true);
     let mut tries = 0;
     loop {
         match endpoint.connect().await {
@@ -128,9 +133,18 @@ async fn connect(url: &str) -> Result<Channel, String> {
     }
 }
 
-async fn actor(url: String, id: usize, args: BenchArgs, labels: Vec<String>, shared: Option<Arc<Shared>>, live: Arc<Live>, until: Instant) -> Result<ActorResult, String> {
+async fn actor(
+    url: String,
+    id: usize,
+    args: BenchArgs,
+    labels: Vec<String>,
+    shared: Option<Arc<Shared>>,
+    live: Arc<Live>,
+    until: Instant,
+) -> Result<ActorResult, String> {
     let channel = connect(&url).await?;
-    let mut client = LearnerClient::new(channel.clone()).max_decoding_message_size(casrap_proto::MAX_MESSAGE_BYTES);
+    let mut client = LearnerClient::new(channel.clone())
+        .max_decoding_message_size(casrap_proto::MAX_MESSAGE_BYTES);
     let name = format!("bench-{id}");
     let dim = state::FEATURES.len();
     let reg = client
@@ -157,15 +171,24 @@ async fn actor(url: String, id: usize, args: BenchArgs, labels: Vec<String>, sha
         // Only versions published after the watch began count: the one current at that moment
         // arrives at once but was published before this actor existed.
         let (began, began_unix) = (Instant::now(), now_micros());
-        let Ok(resp) = watch.watch_policy(v1::PolicyRequest { actor_id: name, have_version: 0 }).await else { return push_ms };
+        let Ok(resp) =
+            watch.watch_policy(v1::PolicyRequest { actor_id: name, have_version: 0 }).await
+        else {
+            return push_ms;
+        };
         let mut updates = resp.into_inner();
         loop {
             let left = until.saturating_duration_since(Instant::now());
             let Ok(Some(Ok(u))) = tokio::time::timeout(left, updates.next()).await else { break };
             if u.chunk + 1 == u.chunks {
                 let ms = match &shared {
-                    Some(s) => s.published_at(u.version).filter(|t| *t >= began).map(|t| t.elapsed().as_secs_f64() * 1e3),
-                    None if u.published_unix_micros >= began_unix => Some(now_micros().saturating_sub(u.published_unix_micros) as f64 / 1e3),
+                    Some(s) => s
+                        .published_at(u.version)
+                        .filter(|t| *t >= began)
+                        .map(|t| t.elapsed().as_secs_f64() * 1e3),
+                    None if u.published_unix_micros >= began_unix => {
+                        Some(now_micros().saturating_sub(u.published_unix_micros) as f64 / 1e3)
+                    }
                     None => None,
                 };
                 push_ms.extend(ms);
@@ -176,7 +199,11 @@ async fn actor(url: String, id: usize, args: BenchArgs, labels: Vec<String>, sha
     // At most `in_flight` batches between send and ack (tonic would otherwise buffer far more).
     let permits = Arc::new(tokio::sync::Semaphore::new(args.in_flight.max(1)));
     let (tx, rx) = mpsc::channel::<v1::TransitionBatch>(1);
-    let mut acks = client.stream_transitions(ReceiverStream::new(rx)).await.map_err(|e| e.to_string())?.into_inner();
+    let mut acks = client
+        .stream_transitions(ReceiverStream::new(rx))
+        .await
+        .map_err(|e| e.to_string())?
+        .into_inner();
     let (sent_tx, mut sent_rx) = mpsc::unbounded_channel::<Instant>();
     let batch = if args.rate > 0.0 { 1 } else { args.batch };
     let session = reg.session;
@@ -189,7 +216,10 @@ async fn actor(url: String, id: usize, args: BenchArgs, labels: Vec<String>, sha
         let mut tick = (args.rate > 0.0).then(|| {
             let period = Duration::from_secs_f64(1.0 / args.rate);
             // Actors start at random phases, as independent machines do.
-            let mut t = tokio::time::interval_at(tokio::time::Instant::now() + period.mul_f64(rng.gen()), period);
+            let mut t = tokio::time::interval_at(
+                tokio::time::Instant::now() + period.mul_f64(rng.gen()),
+                period,
+            );
             t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             t
         });
@@ -203,12 +233,26 @@ async fn actor(url: String, id: usize, args: BenchArgs, labels: Vec<String>, sha
                 .map(|_| {
                     seq += 1;
                     let state: Vec<f32> = (0..dim).map(|_| rng.gen()).collect();
-                    let metrics = (args.record_bytes > 0).then(|| v1::EpisodeMetrics { json: format!("{{\"actor_id\":\"bench-{id}\",\"seq\":{seq}{tail}") });
-                    v1::Transition { seq, next_state: state.clone(), state, action: rng.gen_range(0..actions), reward: rng.gen_range(-1.0..1.0), done: true, metrics }
+                    let metrics = (args.record_bytes > 0).then(|| v1::EpisodeMetrics {
+                        json: format!("{{\"actor_id\":\"bench-{id}\",\"seq\":{seq}{tail}"),
+                    });
+                    v1::Transition {
+                        seq,
+                        next_state: state.clone(),
+                        state,
+                        action: rng.gen_range(0..actions),
+                        reward: rng.gen_range(-1.0..1.0),
+                        done: true,
+                        metrics,
+                    }
                 })
                 .collect();
             let _ = sent_tx.send(Instant::now());
-            if tx.send(v1::TransitionBatch { actor_id: format!("bench-{id}"), transitions, session }).await.is_err() {
+            if tx
+                .send(v1::TransitionBatch { actor_id: format!("bench-{id}"), transitions, session })
+                .await
+                .is_err()
+            {
                 break;
             }
         }
@@ -237,7 +281,14 @@ async fn actor(url: String, id: usize, args: BenchArgs, labels: Vec<String>, sha
 /// Resident memory of `pid` in bytes (`VmRSS`), if readable.
 fn rss_bytes(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kb: u64 = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
     Some(kb * 1024)
 }
 
@@ -282,41 +333,66 @@ pub struct Quantiles {
 
 impl Quantiles {
     fn of(mut v: Vec<f64>) -> Self {
-        Self { n: v.len(), p50: quantile(&mut v, 0.5), p99: quantile(&mut v, 0.99), max: quantile(&mut v, 1.0) }
+        Self {
+            n: v.len(),
+            p50: quantile(&mut v, 0.5),
+            p99: quantile(&mut v, 0.99),
+            max: quantile(&mut v, 1.0),
+        }
     }
 }
 
 impl Record {
     /// Reads a record written by `--record`; the error names the file.
     pub fn load(path: &std::path::Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: not a fleet bench record: {e}", path.display()))
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        serde_json::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}: not a fleet bench record: {e}", path.display()))
     }
 
     /// Bytes of learner memory per connected actor: growth from idle to all connected.
     pub fn bytes_per_actor(&self) -> Option<f64> {
         let (idle, full) = (self.rss_idle_bytes?, self.rss_connected_bytes?);
-        (self.actors_connected > 0).then(|| (full as f64 - idle as f64) / self.actors_connected as f64)
+        (self.actors_connected > 0)
+            .then(|| (full as f64 - idle as f64) / self.actors_connected as f64)
     }
 
     /// The table printed at the end.
     pub fn table(&self) -> String {
         let a = &self.args;
-        let load = if a.rate > 0.0 { format!("{} transition(s)/s per actor", a.rate) } else { format!("batches of {}, {} in flight per actor", a.batch, a.in_flight) };
+        let load = if a.rate > 0.0 {
+            format!("{} transition(s)/s per actor", a.rate)
+        } else {
+            format!("batches of {}, {} in flight per actor", a.batch, a.in_flight)
+        };
         let mut t = format!(
             "casrap-learner bench: {} actors ({} connected), {load}, episode records of {} bytes, {:.1} s, learner {}\n",
             a.actors, self.actors_connected, a.record_bytes, self.elapsed_s, self.learner
         );
         t += "| measure | value | target |\n|---|---|---|\n";
-        t += &format!("| actors connected / failed | {} / {} | all / 0 |\n", self.actors_connected, self.actors_failed);
-        t += &format!("| durable ingest (acked transitions/s) | {:.0} | |\n", self.acked as f64 / self.elapsed_s);
+        t += &format!(
+            "| actors connected / failed | {} / {} | all / 0 |\n",
+            self.actors_connected, self.actors_failed
+        );
+        t += &format!(
+            "| durable ingest (acked transitions/s) | {:.0} | |\n",
+            self.acked as f64 / self.elapsed_s
+        );
         let stored = self.stored.map_or("-".to_string(), |s| s.to_string());
         t += &format!("| transitions acked / stored | {} / {stored} | equal |\n", self.acked);
         t += &format!("| ack latency p50 / p99 / max (ms, send to durable ack) | {:.2} / {:.2} / {:.2} | p99 <= 100 |\n", self.ack_ms.p50, self.ack_ms.p99, self.ack_ms.max);
-        t += &format!("| policy versions published / pushes received | {} / {} | |\n", self.policy_versions, self.pushes);
+        t += &format!(
+            "| policy versions published / pushes received | {} / {} | |\n",
+            self.policy_versions, self.pushes
+        );
         t += &format!("| policy push latency p50 / p99 / max (ms, to every watcher) | {:.2} / {:.2} / {:.2} | p99 <= 100 |\n", self.push_ms.p50, self.push_ms.p99, self.push_ms.max);
         if let (Some(idle), Some(full)) = (self.rss_idle_bytes, self.rss_connected_bytes) {
-            t += &format!("| learner memory idle / all connected (MiB) | {:.1} / {:.1} | |\n", idle as f64 / 1048576.0, full as f64 / 1048576.0);
+            t += &format!(
+                "| learner memory idle / all connected (MiB) | {:.1} / {:.1} | |\n",
+                idle as f64 / 1048576.0,
+                full as f64 / 1048576.0
+            );
         }
         if let Some(b) = self.bytes_per_actor() {
             t += &format!("| learner memory per connected actor (KiB) | {:.1} | |\n", b / 1024.0);
@@ -366,7 +442,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             let Some(pid) = pid else { return samples };
             while Instant::now() < until {
                 if let Some(rss) = rss_bytes(pid) {
-                    samples.push(MemorySample { t_s: start.elapsed().as_secs_f64(), rss_bytes: rss, connected: live.connected.load(Ordering::Relaxed), acked: live.acked.load(Ordering::Relaxed) });
+                    samples.push(MemorySample {
+                        t_s: start.elapsed().as_secs_f64(),
+                        rss_bytes: rss,
+                        connected: live.connected.load(Ordering::Relaxed),
+                        acked: live.acked.load(Ordering::Relaxed),
+                    });
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
@@ -376,13 +457,27 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut tasks = Vec::with_capacity(args.actors);
     for i in 0..args.actors {
         if !ramp.is_zero() {
-            tokio::time::sleep_until(tokio::time::Instant::from_std(start + ramp.mul_f64(i as f64 / args.actors as f64))).await;
+            tokio::time::sleep_until(tokio::time::Instant::from_std(
+                start + ramp.mul_f64(i as f64 / args.actors as f64),
+            ))
+            .await;
         }
-        tasks.push(tokio::spawn(actor(url.clone(), i, args.clone(), labels.clone(), shared.clone(), live.clone(), until)));
+        tasks.push(tokio::spawn(actor(
+            url.clone(),
+            i,
+            args.clone(),
+            labels.clone(),
+            shared.clone(),
+            live.clone(),
+            until,
+        )));
     }
     // Memory once every actor is connected (or the ramp is over).
     let all_in = Instant::now() + Duration::from_secs(60);
-    while live.connected.load(Ordering::Relaxed) < args.actors as u64 && Instant::now() < all_in && Instant::now() < until {
+    while live.connected.load(Ordering::Relaxed) < args.actors as u64
+        && Instant::now() < all_in
+        && Instant::now() < until
+    {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -416,7 +511,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let record = Record {
         actors_failed: failures.len(),
         first_failure: failures.first().cloned(),
-        learner: args.connect.clone().map_or("in-process (trainer included)".into(), |u| format!("at {u} (its own process)")),
+        learner: args.connect.clone().map_or("in-process (trainer included)".into(), |u| {
+            format!("at {u} (its own process)")
+        }),
         elapsed_s: elapsed,
         actors_connected: live.connected.load(Ordering::Relaxed),
         acked: results.iter().map(|r| r.acked).sum(),

@@ -5,8 +5,8 @@ pub mod bench;
 pub mod error;
 pub mod priority;
 pub mod replay;
-pub mod service;
 pub mod server;
+pub mod service;
 pub mod trainer;
 
 pub use error::{Error, Result};

@@ -48,7 +48,13 @@ async fn main() -> anyhow::Result<()> {
             }
             let listen = args.listen.unwrap_or_else(|| cfg.learner.listen.clone());
             let dir = args.dir.unwrap_or_else(|| PathBuf::from(&cfg.learner.dir));
-            let learner = casrap_learner::server::start(&cfg, &listen, &dir, casrap_learner::server::shutdown_signal()).await?;
+            let learner = casrap_learner::server::start(
+                &cfg,
+                &listen,
+                &dir,
+                casrap_learner::server::shutdown_signal(),
+            )
+            .await?;
             if let Some(m) = learner.metrics_addr {
                 println!("metrics on {m}");
             }

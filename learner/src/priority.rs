@@ -72,7 +72,14 @@ pub struct Drawn {
 
 impl Priorities {
     pub fn new(cfg: Prioritized, capacity: u64) -> Self {
-        Self { cfg, capacity, tree: SumTree::new(capacity as usize), index: vec![u64::MAX; capacity as usize], seen: 0, max: 1.0 }
+        Self {
+            cfg,
+            capacity,
+            tree: SumTree::new(capacity as usize),
+            index: vec![u64::MAX; capacity as usize],
+            seen: 0,
+            max: 1.0,
+        }
     }
 
     /// Gives every transition stored since the last call the highest priority (their slots'
@@ -89,9 +96,16 @@ impl Priorities {
     }
 
     /// Draws `n` transitions in proportion to their priorities.
-    pub fn sample(&mut self, replay: &Replay, n: usize, beta: f64, rng: &mut impl Rng) -> Result<Drawn> {
+    pub fn sample(
+        &mut self,
+        replay: &Replay,
+        n: usize,
+        beta: f64,
+        rng: &mut impl Rng,
+    ) -> Result<Drawn> {
         self.sync(replay);
-        let (mut records, mut slots, mut probs) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+        let (mut records, mut slots, mut probs) =
+            (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
         let total = self.tree.total();
         let mut misses = 0;
         while records.len() < n && total > 0.0 && misses < 10 * n {

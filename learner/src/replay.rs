@@ -223,14 +223,18 @@ fn remove_partial_snapshots(path: &Path) -> Result<()> {
         let name = name.to_string_lossy();
         if name.starts_with("snap.") && name.ends_with(".generating") {
             tracing::warn!(file = %e.path().display(), "removing an incomplete sled snapshot");
-            std::fs::remove_file(e.path()).map_err(|source| Error::Io { path: e.path(), source })?;
+            std::fs::remove_file(e.path())
+                .map_err(|source| Error::Io { path: e.path(), source })?;
         }
     }
     Ok(())
 }
 
 fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
-    p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_else(|| "a panic".into())
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into())
 }
 
 /// What an opening read back.
@@ -252,10 +256,16 @@ fn open_store(path: &Path, cache_bytes: u64, epoch: u64) -> Result<Opened> {
         // sled panics on some corrupt files ("tried to serialize Uninitialized") rather than
         // returning an error: a corrupt store is bad input, not a bug here.
         let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()))
-            .map_err(|p| Error::Corrupt { path: path.into(), key: "(database file)".into(), reason: format!("sled could not read it: {}", panic_text(&p)) })?;
+            .map_err(|p| Error::Corrupt {
+                path: path.into(),
+                key: "(database file)".into(),
+                reason: format!("sled could not read it: {}", panic_text(&p)),
+            })?;
         match opened {
             Ok(db) => break db,
-            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") && tries < 100 => {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock") && tries < 100 =>
+            {
                 tries += 1;
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -294,7 +304,14 @@ impl Replay {
             cache_bytes,
             head: AtomicU64::new(o.head),
             next: AtomicU64::new(o.next),
-            write: Mutex::new(Writer { applied: 0, head: o.head, next: o.next, high: HashMap::new(), broken: None, opened: Instant::now() }),
+            write: Mutex::new(Writer {
+                applied: 0,
+                head: o.head,
+                next: o.next,
+                high: HashMap::new(),
+                broken: None,
+                opened: Instant::now(),
+            }),
             durable: Mutex::new(o.marks),
             wedged: Mutex::new(None),
             store: RwLock::new(Some(o.store)),
@@ -321,7 +338,10 @@ impl Replay {
                 }
                 Some(b'e') => {
                     if std::str::from_utf8(&v).is_err() {
-                        return Err(self.corrupt(format!("episodes/{}", read_u64(Some(k.subslice(1, 8)))), "not UTF-8"));
+                        return Err(self.corrupt(
+                            format!("episodes/{}", read_u64(Some(k.subslice(1, 8)))),
+                            "not UTF-8",
+                        ));
                     }
                 }
                 _ => {}
@@ -348,7 +368,10 @@ impl Replay {
     }
 
     /// Runs `f` on the open tree.
-    fn with_tree<T>(&self, f: impl FnOnce(&Tree) -> std::result::Result<T, sled::Error>) -> Result<T> {
+    fn with_tree<T>(
+        &self,
+        f: impl FnOnce(&Tree) -> std::result::Result<T, sled::Error>,
+    ) -> Result<T> {
         let g = self.read();
         let s = g.as_ref().ok_or_else(|| self.unavailable("being reopened after a failure"))?;
         f(&s.tree).map_err(|e| self.err(e))
@@ -445,7 +468,8 @@ impl Replay {
             .map_err(|_| self.unavailable("closed"))?
             .clone();
         if state.epoch != a.epoch {
-            return Err(self.unavailable("reopened after a failure before this batch was flushed; resend it"));
+            return Err(self
+                .unavailable("reopened after a failure before this batch was flushed; resend it"));
         }
         if state.durable < a.ticket {
             return Err(self.unavailable(&format!("flush failed: {}", state.error)));
@@ -468,7 +492,9 @@ impl Replay {
                     let (m, cv) = &*wanted;
                     let mut w = lock(m);
                     while !*w {
-                        let (g, timeout) = cv.wait_timeout(w, Duration::from_millis(200)).unwrap_or_else(|e| e.into_inner());
+                        let (g, timeout) = cv
+                            .wait_timeout(w, Duration::from_millis(200))
+                            .unwrap_or_else(|e| e.into_inner());
                         w = g;
                         if timeout.timed_out() && weak.strong_count() == 0 {
                             return;
@@ -531,7 +557,10 @@ impl Replay {
                     return Err(Error::InvalidTransition {
                         actor: actor.into(),
                         seq: tr.seq,
-                        reason: format!("leaves a gap: the next seq of this actor is {}", high.saturating_add(1)),
+                        reason: format!(
+                            "leaves a gap: the next seq of this actor is {}",
+                            high.saturating_add(1)
+                        ),
                     });
                 }
                 b.insert(key(b't', &be(next)), encode(actor, tr));
@@ -583,7 +612,9 @@ impl Replay {
         let mut st = lock(&self.sync);
         loop {
             if st.epoch != epoch {
-                return Err(self.unavailable("reopened after a failure before this batch was flushed; resend it"));
+                return Err(self.unavailable(
+                    "reopened after a failure before this batch was flushed; resend it",
+                ));
             }
             if st.durable >= ticket {
                 return Ok(());
@@ -601,7 +632,9 @@ impl Replay {
                 let g = self.read();
                 match g.as_ref() {
                     Some(s) if s.epoch == epoch => s.db.flush().map(drop).map_err(|e| self.err(e)),
-                    _ => Err(self.unavailable("reopened after a failure before this batch was flushed; resend it")),
+                    _ => Err(self.unavailable(
+                        "reopened after a failure before this batch was flushed; resend it",
+                    )),
                 }
             };
             st = lock(&self.sync);
@@ -668,7 +701,8 @@ impl Replay {
     }
 
     fn record(&self, index: u64, bytes: &[u8]) -> Result<Record> {
-        let (actor, transition) = decode(bytes).ok_or_else(|| self.corrupt(format!("transitions/{index}"), "cannot be decoded"))?;
+        let (actor, transition) = decode(bytes)
+            .ok_or_else(|| self.corrupt(format!("transitions/{index}"), "cannot be decoded"))?;
         Ok(Record { index, actor, transition })
     }
 
@@ -732,7 +766,8 @@ impl Replay {
             .map(|kv| {
                 let (k, v) = kv.map_err(|e| self.err(e))?;
                 let index = read_u64(Some(k.subslice(1, 8)));
-                let json = String::from_utf8(v.to_vec()).map_err(|_| self.corrupt(format!("episodes/{index}"), "not UTF-8"))?;
+                let json = String::from_utf8(v.to_vec())
+                    .map_err(|_| self.corrupt(format!("episodes/{index}"), "not UTF-8"))?;
                 Ok((index, json))
             })
             .collect()
@@ -745,7 +780,15 @@ mod tests {
 
     #[test]
     fn codec_round_trips_and_rejects_truncation() {
-        let t = Transition { seq: 7, state: vec![0.5, -1.0], action: 3, reward: -0.25, next_state: vec![1.0, 2.0], done: true, metrics: None };
+        let t = Transition {
+            seq: 7,
+            state: vec![0.5, -1.0],
+            action: 3,
+            reward: -0.25,
+            next_state: vec![1.0, 2.0],
+            done: true,
+            metrics: None,
+        };
         let bytes = encode("actor-1", &t);
         assert_eq!(decode(&bytes), Some(("actor-1".to_string(), t)));
         for cut in 0..bytes.len() {

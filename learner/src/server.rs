@@ -47,8 +47,17 @@ pub const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Opens `dir/replay`, resumes from `dir/checkpoints` (or starts fresh), binds `listen` and
 /// serves until `shutdown` resolves (see [`Learner::wait`]).
-pub async fn start(cfg: &RunConfig, listen: &str, dir: &Path, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<Learner> {
-    let replay = Arc::new(Replay::open_with_cache(&dir.join("replay"), cfg.learner.replay_capacity, cfg.learner.cache_mb << 20)?);
+pub async fn start(
+    cfg: &RunConfig,
+    listen: &str,
+    dir: &Path,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<Learner> {
+    let replay = Arc::new(Replay::open_with_cache(
+        &dir.join("replay"),
+        cfg.learner.replay_capacity,
+        cfg.learner.cache_mb << 20,
+    )?);
     // Read everything once: a corrupt store fails here, with the record named, rather than
     // stopping the trainer later while ingest goes on.
     let records = replay.verify()?;
@@ -56,7 +65,12 @@ pub async fn start(cfg: &RunConfig, listen: &str, dir: &Path, shutdown: impl Fut
     let contract = contract(cfg);
     let checkpoints: PathBuf = dir.join("checkpoints");
     let log = dir.join("training.jsonl");
-    let mut trainer = match Trainer::resume(&checkpoints, &cfg.trainer, contract.state_dim, contract.actions.len()) {
+    let mut trainer = match Trainer::resume(
+        &checkpoints,
+        &cfg.trainer,
+        contract.state_dim,
+        contract.actions.len(),
+    ) {
         Some((t, _)) => t,
         None => {
             tracing::info!(dir = %checkpoints.display(), "no checkpoint; starting fresh");
@@ -67,7 +81,11 @@ pub async fn start(cfg: &RunConfig, listen: &str, dir: &Path, shutdown: impl Fut
     // checkpoints are lost: running actors ignore a version that does not increase.
     let published = replay.policy_version()?;
     if published > trainer.version {
-        tracing::warn!(checkpoint_version = trainer.version, published, "policy versions continue after the newest one published");
+        tracing::warn!(
+            checkpoint_version = trainer.version,
+            published,
+            "policy versions continue after the newest one published"
+        );
         trainer.version = published;
     }
     let sec = &cfg.security;
@@ -106,7 +124,8 @@ pub async fn start(cfg: &RunConfig, listen: &str, dir: &Path, shutdown: impl Fut
         })
         .map_err(|e| Error::Trainer(format!("cannot start its thread: {e}")))?;
     let svc = tonic::service::interceptor::InterceptedService::new(
-        LearnerServer::new(LearnerService { shared: shared.clone() }).max_decoding_message_size(casrap_proto::MAX_MESSAGE_BYTES),
+        LearnerServer::new(LearnerService { shared: shared.clone() })
+            .max_decoding_message_size(casrap_proto::MAX_MESSAGE_BYTES),
         BearerAuth::new(token.as_deref()),
     );
     let mut builder = tonic::transport::Server::builder();
@@ -134,7 +153,8 @@ pub async fn start(cfg: &RunConfig, listen: &str, dir: &Path, shutdown: impl Fut
             let l = TcpListener::bind(m).await.map_err(bind)?;
             let a = l.local_addr().map_err(bind)?;
             let s = shared.clone();
-            let last = std::sync::Mutex::new((std::time::Instant::now(), s.replay.total().unwrap_or(0)));
+            let last =
+                std::sync::Mutex::new((std::time::Instant::now(), s.replay.total().unwrap_or(0)));
             let render: casrap_common::metrics::Render = Arc::new(move || {
                 let total = s.replay.total().unwrap_or(0);
                 let mut l = last.lock().unwrap_or_else(|e| e.into_inner());
@@ -147,7 +167,16 @@ pub async fn start(cfg: &RunConfig, listen: &str, dir: &Path, shutdown: impl Fut
             (Some(a), Some(tokio::spawn(casrap_common::metrics::serve(l, render))))
         }
     };
-    Ok(Learner { addr, metrics_addr, metrics, shared, stop, trainer: Some(trainer), server, signaled: Some(signaled) })
+    Ok(Learner {
+        addr,
+        metrics_addr,
+        metrics,
+        shared,
+        stop,
+        trainer: Some(trainer),
+        server,
+        signaled: Some(signaled),
+    })
 }
 
 /// Requires `authorization: Bearer <token>` on every RPC when a token is set; a missing or wrong
@@ -174,7 +203,9 @@ impl tonic::service::Interceptor for BearerAuth {
         match req.metadata().get("authorization") {
             Some(v) if same(v.as_bytes(), expected) => Ok(req),
             Some(_) => Err(tonic::Status::unauthenticated("wrong bearer token")),
-            None => Err(tonic::Status::unauthenticated("this learner requires a bearer token (authorization: Bearer ...)")),
+            None => Err(tonic::Status::unauthenticated(
+                "this learner requires a bearer token (authorization: Bearer ...)",
+            )),
         }
     }
 }
@@ -186,7 +217,10 @@ fn read_pem(path: &str, what: &str) -> Result<Vec<u8>> {
 /// The learner's TLS settings from the `security.tls` section.
 fn server_tls(t: &casrap_common::config::TlsConfig) -> Result<tonic::transport::ServerTlsConfig> {
     use tonic::transport::{Certificate, Identity, ServerTlsConfig};
-    let identity = Identity::from_pem(read_pem(&t.cert, "security.tls.cert")?, read_pem(&t.key, "security.tls.key")?);
+    let identity = Identity::from_pem(
+        read_pem(&t.cert, "security.tls.cert")?,
+        read_pem(&t.key, "security.tls.key")?,
+    );
     let mut tls = ServerTlsConfig::new().identity(identity);
     if let Some(ca) = &t.client_ca {
         tls = tls.client_ca_root(Certificate::from_pem(read_pem(ca, "security.tls.client_ca")?));
@@ -220,9 +254,13 @@ impl Learner {
             m.abort();
         }
         if let Some(t) = self.trainer.take() {
-            let t = tokio::task::spawn_blocking(move || t.join()).await.map_err(|e| Error::Trainer(e.to_string()))?;
+            let t = tokio::task::spawn_blocking(move || t.join())
+                .await
+                .map_err(|e| Error::Trainer(e.to_string()))?;
             match t {
-                Ok(Ok(t)) => tracing::info!(updates = t.updates, version = t.version, "trainer stopped"),
+                Ok(Ok(t)) => {
+                    tracing::info!(updates = t.updates, version = t.version, "trainer stopped")
+                }
                 Ok(Err(e)) => return Err(e),
                 Err(_) => return Err(Error::Trainer("its thread panicked".into())),
             }
@@ -246,7 +284,11 @@ mod tests {
     use std::time::Duration;
 
     fn config() -> RunConfig {
-        let mut cfg = RunConfig::from_file(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/local.yaml"))).unwrap();
+        let mut cfg = RunConfig::from_file(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../deploy/local.yaml"
+        )))
+        .unwrap();
         cfg.trainer.min_replay = 5;
         cfg.trainer.batch = 4;
         cfg.trainer.spi_tolerance = 64.0;
@@ -255,7 +297,15 @@ mod tests {
 
     fn transition(cfg: &RunConfig, seq: u64) -> Transition {
         let s = vec![0.5; cfg.state_dim()];
-        Transition { seq, state: s.clone(), action: 0, reward: 0.1, next_state: s, done: true, metrics: None }
+        Transition {
+            seq,
+            state: s.clone(),
+            action: 0,
+            reward: 0.1,
+            next_state: s,
+            done: true,
+            metrics: None,
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -270,7 +320,9 @@ mod tests {
         replay.put_raw_transition(2, b"not a transition").unwrap();
         replay.insert("a", &[transition(&cfg, 5)]).unwrap();
         let shared = learner.shared.clone();
-        let ended = tokio::time::timeout(Duration::from_secs(30), learner.wait()).await.expect("the learner kept running without its trainer");
+        let ended = tokio::time::timeout(Duration::from_secs(30), learner.wait())
+            .await
+            .expect("the learner kept running without its trainer");
         let err = ended.expect_err("the learner stopped without an error").to_string();
         assert!(err.contains("corrupt record transitions/2"), "{err}");
         assert!(shared.trainer_error().is_some_and(|e| e.contains("transitions/2")));

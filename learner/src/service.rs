@@ -108,7 +108,10 @@ impl Shared {
         let version = policy.version;
         let sent = self.policy.send_if_modified(|cur| {
             if cur.as_ref().is_some_and(|c| c.version >= policy.version) {
-                tracing::warn!(version = policy.version, "ignoring a policy version that does not increase");
+                tracing::warn!(
+                    version = policy.version,
+                    "ignoring a policy version that does not increase"
+                );
                 return false;
             }
             *cur = Some(policy);
@@ -119,7 +122,9 @@ impl Shared {
                 tracing::warn!(version, error = %e, "cannot record the policy version in the store");
             }
             let mut log = self.published_at.lock().unwrap_or_else(|e| e.into_inner());
-            let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+            let unix = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros() as u64);
             log.push_back((version, std::time::Instant::now(), unix));
             while log.len() > 4096 {
                 log.pop_front();
@@ -129,12 +134,24 @@ impl Shared {
 
     /// When `version` was published, if it is recent.
     pub fn published_at(&self, version: u64) -> Option<std::time::Instant> {
-        self.published_at.lock().unwrap_or_else(|e| e.into_inner()).iter().rev().find(|(v, ..)| *v == version).map(|(_, t, _)| *t)
+        self.published_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .rev()
+            .find(|(v, ..)| *v == version)
+            .map(|(_, t, _)| *t)
     }
 
     /// When `version` was published, in microseconds since the Unix epoch (0: not recent).
     pub fn published_unix_micros(&self, version: u64) -> u64 {
-        self.published_at.lock().unwrap_or_else(|e| e.into_inner()).iter().rev().find(|(v, ..)| *v == version).map_or(0, |(.., u)| *u)
+        self.published_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .rev()
+            .find(|(v, ..)| *v == version)
+            .map_or(0, |(.., u)| *u)
     }
 
     pub fn policy_version(&self) -> u64 {
@@ -171,7 +188,9 @@ impl Shared {
     /// Connected actors per hardware profile label (as the actors' own records name them).
     pub fn actors_by_hardware(&self) -> std::collections::BTreeMap<String, usize> {
         let mut out = std::collections::BTreeMap::new();
-        for a in self.actors.lock().unwrap_or_else(|e| e.into_inner()).values().filter(|a| a.connected()) {
+        for a in
+            self.actors.lock().unwrap_or_else(|e| e.into_inner()).values().filter(|a| a.connected())
+        {
             let label = match &a.info.hardware {
                 Some(h) if h.device_kind == "cuda" => format!("cuda {}", h.device_name),
                 Some(h) => format!("cpu {} ({} cores)", h.cpu_model, h.cpu_cores),
@@ -186,17 +205,57 @@ impl Shared {
     pub fn metrics(&self, ingest_per_s: f64) -> String {
         use casrap_common::metrics::Exposition;
         let (reward, n) = self.recent_reward();
-        let hw: Vec<(Vec<(&str, String)>, f64)> = self.actors_by_hardware().into_iter().map(|(h, c)| (vec![("hardware", h)], c as f64)).collect();
+        let hw: Vec<(Vec<(&str, String)>, f64)> = self
+            .actors_by_hardware()
+            .into_iter()
+            .map(|(h, c)| (vec![("hardware", h)], c as f64))
+            .collect();
         Exposition::new()
-            .counter("casrap_learner_transitions_stored_total", "Transitions stored durably (resends not counted).", self.replay.total().unwrap_or(0) as f64)
-            .gauge("casrap_learner_ingest_per_second", "Transitions stored per second since the previous scrape.", ingest_per_s)
-            .gauge("casrap_learner_replay_size", "Transitions kept in the replay store.", self.replay.len().unwrap_or(0) as f64)
-            .counter("casrap_learner_updates_total", "Double-DQN updates.", self.updates.load(Ordering::Relaxed) as f64)
-            .gauge("casrap_learner_loss", "Loss of the last update (Huber).", f64::from_bits(self.loss_bits.load(Ordering::Relaxed)))
-            .gauge("casrap_learner_policy_version", "Newest published policy version.", self.policy_version() as f64)
-            .gauge("casrap_learner_recent_mean_reward", "Mean reward of the last (up to) 100 stored transitions.", if n > 0 { reward } else { f64::NAN })
-            .gauge("casrap_learner_trainer_up", "1 while the trainer runs, 0 once it has stopped on an error.", if self.trainer_error().is_some() { 0.0 } else { 1.0 })
-            .gauge("casrap_learner_store_up", "1 while the replay store accepts writes, 0 while it recovers from a failed one.", if self.replay.broken().is_some() { 0.0 } else { 1.0 })
+            .counter(
+                "casrap_learner_transitions_stored_total",
+                "Transitions stored durably (resends not counted).",
+                self.replay.total().unwrap_or(0) as f64,
+            )
+            .gauge(
+                "casrap_learner_ingest_per_second",
+                "Transitions stored per second since the previous scrape.",
+                ingest_per_s,
+            )
+            .gauge(
+                "casrap_learner_replay_size",
+                "Transitions kept in the replay store.",
+                self.replay.len().unwrap_or(0) as f64,
+            )
+            .counter(
+                "casrap_learner_updates_total",
+                "Double-DQN updates.",
+                self.updates.load(Ordering::Relaxed) as f64,
+            )
+            .gauge(
+                "casrap_learner_loss",
+                "Loss of the last update (Huber).",
+                f64::from_bits(self.loss_bits.load(Ordering::Relaxed)),
+            )
+            .gauge(
+                "casrap_learner_policy_version",
+                "Newest published policy version.",
+                self.policy_version() as f64,
+            )
+            .gauge(
+                "casrap_learner_recent_mean_reward",
+                "Mean reward of the last (up to) 100 stored transitions.",
+                if n > 0 { reward } else { f64::NAN },
+            )
+            .gauge(
+                "casrap_learner_trainer_up",
+                "1 while the trainer runs, 0 once it has stopped on an error.",
+                if self.trainer_error().is_some() { 0.0 } else { 1.0 },
+            )
+            .gauge(
+                "casrap_learner_store_up",
+                "1 while the replay store accepts writes, 0 while it recovers from a failed one.",
+                if self.replay.broken().is_some() { 0.0 } else { 1.0 },
+            )
             .labeled("casrap_learner_actors", "Connected actors by hardware profile.", "gauge", &hw)
             .finish()
     }
@@ -207,12 +266,21 @@ impl Shared {
 
     /// Checks that `batch` may be taken from the stream bound to `bound` (binding it on its
     /// first batch); the rejection's code and message otherwise.
-    fn admit(&self, batch: &v1::TransitionBatch, bound: &mut Option<String>) -> Result<(), (Code, String)> {
+    fn admit(
+        &self,
+        batch: &v1::TransitionBatch,
+        bound: &mut Option<String>,
+    ) -> Result<(), (Code, String)> {
         let actor = &batch.actor_id;
         casrap_common::rl::check_actor_id(actor).map_err(|e| (Code::InvalidArgument, e))?;
         if let Some(b) = bound.as_deref() {
             if b != actor {
-                return Err((Code::InvalidArgument, format!("this stream carries actor `{b}`, not `{actor}`: open one stream per actor")));
+                return Err((
+                    Code::InvalidArgument,
+                    format!(
+                        "this stream carries actor `{b}`, not `{actor}`: open one stream per actor"
+                    ),
+                ));
             }
         }
         let mut regs = self.registrations();
@@ -280,15 +348,23 @@ fn stream_error(status: &Status) -> Status {
 
 /// Checks a batch against the contract and takes its transitions (moved, not copied); the
 /// message names the transition and the field.
-pub fn validate(contract: &Contract, batch: v1::TransitionBatch) -> Result<Vec<Transition>, String> {
+pub fn validate(
+    contract: &Contract,
+    batch: v1::TransitionBatch,
+) -> Result<Vec<Transition>, String> {
     if batch.transitions.len() > contract.max_batch {
-        return Err(format!("batch of {} transitions is over the limit of {}", batch.transitions.len(), contract.max_batch));
+        return Err(format!(
+            "batch of {} transitions is over the limit of {}",
+            batch.transitions.len(),
+            contract.max_batch
+        ));
     }
     let mut out = Vec::with_capacity(batch.transitions.len());
     let mut last = 0u64;
     let [lo, hi] = contract.reward_bounds.unwrap_or([-MAX_ABS_REWARD, MAX_ABS_REWARD]);
     for (i, t) in batch.transitions.into_iter().enumerate() {
-        let at = |field: &str, why: String| format!("transition {i} (seq {}): `{field}` {why}", t.seq);
+        let at =
+            |field: &str, why: String| format!("transition {i} (seq {}): `{field}` {why}", t.seq);
         if t.seq == 0 || t.seq > casrap_proto::MAX_SEQ {
             return Err(at("seq", format!("must be in 1..={}", casrap_proto::MAX_SEQ)));
         }
@@ -298,7 +374,10 @@ pub fn validate(contract: &Contract, batch: v1::TransitionBatch) -> Result<Vec<T
         last = t.seq;
         for (field, v) in [("state", &t.state), ("next_state", &t.next_state)] {
             if v.len() != contract.state_dim {
-                return Err(at(field, format!("has {} values, the state layout has {}", v.len(), contract.state_dim)));
+                return Err(at(
+                    field,
+                    format!("has {} values, the state layout has {}", v.len(), contract.state_dim),
+                ));
             }
             // Every feature is normalised to [0, 1] (casrap_common::state); NaN fails this too.
             if let Some(j) = v.iter().position(|x| !(0.0..=1.0).contains(x)) {
@@ -306,17 +385,32 @@ pub fn validate(contract: &Contract, batch: v1::TransitionBatch) -> Result<Vec<T
             }
         }
         if t.action as usize >= contract.actions.len() {
-            return Err(at("action", format!("{} is out of range (0..{})", t.action, contract.actions.len())));
+            return Err(at(
+                "action",
+                format!("{} is out of range (0..{})", t.action, contract.actions.len()),
+            ));
         }
         if !(lo..=hi).contains(&t.reward) {
             return Err(at("reward", format!("is {}, outside [{lo}, {hi}]", t.reward)));
         }
         let metrics = match t.metrics {
             Some(m) if m.json.len() > casrap_proto::MAX_EPISODE_BYTES => {
-                return Err(at("metrics", format!("is {} bytes, over the limit of {}", m.json.len(), casrap_proto::MAX_EPISODE_BYTES)));
+                return Err(at(
+                    "metrics",
+                    format!(
+                        "is {} bytes, over the limit of {}",
+                        m.json.len(),
+                        casrap_proto::MAX_EPISODE_BYTES
+                    ),
+                ));
             }
             // Checked, not built: a JSON object is all a record must be here.
-            Some(m) if m.json.trim_start().starts_with('{') && serde_json::from_str::<serde::de::IgnoredAny>(&m.json).is_ok() => Some(m.json),
+            Some(m)
+                if m.json.trim_start().starts_with('{')
+                    && serde_json::from_str::<serde::de::IgnoredAny>(&m.json).is_ok() =>
+            {
+                Some(m.json)
+            }
             Some(_) => return Err(at("metrics", "is not a JSON object".into())),
             None => None,
         };
@@ -335,15 +429,30 @@ pub fn validate(contract: &Contract, batch: v1::TransitionBatch) -> Result<Vec<T
 
 /// Takes one batch from a stream bound to `bound`: admits, validates and stores it; the ack (a
 /// rejection says why and names the code the client acts on).
-async fn ingest(shared: &Arc<Shared>, batch: v1::TransitionBatch, bound: &mut Option<String>) -> v1::Ack {
+async fn ingest(
+    shared: &Arc<Shared>,
+    batch: v1::TransitionBatch,
+    bound: &mut Option<String>,
+) -> v1::Ack {
     let actor = batch.actor_id.clone();
     if let Err((code, message)) = shared.admit(&batch, bound) {
-        let durable = if code == Code::InvalidArgument { 0 } else { shared.replay.durable_seq(&actor).unwrap_or(0) };
+        let durable = if code == Code::InvalidArgument {
+            0
+        } else {
+            shared.replay.durable_seq(&actor).unwrap_or(0)
+        };
         return rejection(&actor, durable, code, message);
     }
     let transitions = match validate(&shared.contract, batch) {
         Ok(t) => t,
-        Err(message) => return rejection(&actor, shared.replay.durable_seq(&actor).unwrap_or(0), Code::InvalidArgument, message),
+        Err(message) => {
+            return rejection(
+                &actor,
+                shared.replay.durable_seq(&actor).unwrap_or(0),
+                Code::InvalidArgument,
+                message,
+            )
+        }
     };
     let rewards: Vec<f32> = transitions.iter().map(|t| t.reward).collect();
     let failed = |e: &crate::Error| {
@@ -357,8 +466,16 @@ async fn ingest(shared: &Arc<Shared>, batch: v1::TransitionBatch, bound: &mut Op
     match shared.replay.insert_async(&actor, &transitions).await {
         Ok(s) => {
             // Resent transitions come first in a batch; the new ones are its tail.
-            shared.note_rewards(rewards[rewards.len() - (s.stored as usize).min(rewards.len())..].iter().copied());
-            v1::Ack { actor_id: actor, durable_seq: s.durable_seq, stored: s.stored, duplicates: s.duplicates, rejected: None }
+            shared.note_rewards(
+                rewards[rewards.len() - (s.stored as usize).min(rewards.len())..].iter().copied(),
+            );
+            v1::Ack {
+                actor_id: actor,
+                durable_seq: s.durable_seq,
+                stored: s.stored,
+                duplicates: s.duplicates,
+                rejected: None,
+            }
         }
         Err(e) => failed(&e),
     }
@@ -371,14 +488,23 @@ pub struct LearnerService {
 }
 
 fn rejection(actor: &str, durable_seq: u64, code: Code, message: String) -> v1::Ack {
-    v1::Ack { actor_id: actor.into(), durable_seq, stored: 0, duplicates: 0, rejected: Some(v1::Rejection { code: code as i32, message }) }
+    v1::Ack {
+        actor_id: actor.into(),
+        durable_seq,
+        stored: 0,
+        duplicates: 0,
+        rejected: Some(v1::Rejection { code: code as i32, message }),
+    }
 }
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 #[tonic::async_trait]
 impl casrap_proto::Learner for LearnerService {
-    async fn register(&self, request: Request<v1::ActorInfo>) -> Result<Response<v1::Registration>, Status> {
+    async fn register(
+        &self,
+        request: Request<v1::ActorInfo>,
+    ) -> Result<Response<v1::Registration>, Status> {
         let info = request.into_inner();
         let c = &self.shared.contract;
         let refuse = |reason: String| {
@@ -388,16 +514,26 @@ impl casrap_proto::Learner for LearnerService {
         if let Err(e) = casrap_common::rl::check_actor_id(&info.actor_id) {
             return refuse(e);
         }
-        if info.state_layout_version != c.state_layout_version || info.state_dim as usize != c.state_dim {
+        if info.state_layout_version != c.state_layout_version
+            || info.state_dim as usize != c.state_dim
+        {
             return refuse(format!(
                 "state layout {} with {} features; the learner uses layout {} with {}",
                 info.state_layout_version, info.state_dim, c.state_layout_version, c.state_dim
             ));
         }
         if info.actions != c.actions {
-            return refuse(format!("action set [{}]; the learner uses [{}]", info.actions.join(", "), c.actions.join(", ")));
+            return refuse(format!(
+                "action set [{}]; the learner uses [{}]",
+                info.actions.join(", "),
+                c.actions.join(", ")
+            ));
         }
-        let durable_seq = self.shared.replay.durable_seq(&info.actor_id).map_err(|e| Status::internal(e.to_string()))?;
+        let durable_seq = self
+            .shared
+            .replay
+            .durable_seq(&info.actor_id)
+            .map_err(|e| Status::internal(e.to_string()))?;
         let session = rand::random::<u64>() | 1;
         tracing::info!(actor = %info.actor_id, durable_seq, "actor registered");
         let mut regs = self.shared.registrations();
@@ -405,7 +541,15 @@ impl casrap_proto::Learner for LearnerService {
             regs.retain(|_, r| r.connected());
         }
         let streams = regs.get(&info.actor_id).map_or(0, |r| r.streams);
-        regs.insert(info.actor_id.clone(), Registered { info, session, recent_until: std::time::Instant::now() + RECENTLY_REGISTERED, streams });
+        regs.insert(
+            info.actor_id.clone(),
+            Registered {
+                info,
+                session,
+                recent_until: std::time::Instant::now() + RECENTLY_REGISTERED,
+                streams,
+            },
+        );
         drop(regs);
         Ok(Response::new(v1::Registration {
             accepted: true,
@@ -456,7 +600,10 @@ impl casrap_proto::Learner for LearnerService {
 
     type WatchPolicyStream = BoxStream<v1::PolicyUpdate>;
 
-    async fn watch_policy(&self, request: Request<v1::PolicyRequest>) -> Result<Response<Self::WatchPolicyStream>, Status> {
+    async fn watch_policy(
+        &self,
+        request: Request<v1::PolicyRequest>,
+    ) -> Result<Response<Self::WatchPolicyStream>, Status> {
         let have = request.into_inner().have_version;
         let mut rx = self.shared.policy.subscribe();
         let (tx, out) = mpsc::channel(8);
@@ -467,7 +614,11 @@ impl casrap_proto::Learner for LearnerService {
             loop {
                 let policy = rx.borrow_and_update().clone();
                 if let Some(p) = policy.filter(|p| p.version > sent) {
-                    let chunks: Vec<&[u8]> = if p.weights.is_empty() { vec![&[]] } else { p.weights.chunks(MAX_WEIGHT_CHUNK).collect() };
+                    let chunks: Vec<&[u8]> = if p.weights.is_empty() {
+                        vec![&[]]
+                    } else {
+                        p.weights.chunks(MAX_WEIGHT_CHUNK).collect()
+                    };
                     let n = chunks.len() as u32;
                     for (i, c) in chunks.into_iter().enumerate() {
                         let update = v1::PolicyUpdate {
@@ -476,7 +627,9 @@ impl casrap_proto::Learner for LearnerService {
                             weights: c.to_vec(),
                             chunk: i as u32,
                             chunks: n,
-                            published_unix_micros: shared.upgrade().map_or(0, |s| s.published_unix_micros(p.version)),
+                            published_unix_micros: shared
+                                .upgrade()
+                                .map_or(0, |s| s.published_unix_micros(p.version)),
                         };
                         if tx.send(Ok(update)).await.is_err() {
                             return;
@@ -492,15 +645,23 @@ impl casrap_proto::Learner for LearnerService {
         Ok(Response::new(Box::pin(ReceiverStream::new(out))))
     }
 
-    async fn status(&self, _request: Request<v1::StatusRequest>) -> Result<Response<v1::LearnerStatus>, Status> {
+    async fn status(
+        &self,
+        _request: Request<v1::StatusRequest>,
+    ) -> Result<Response<v1::LearnerStatus>, Status> {
         let s = &self.shared;
         let internal = |e: crate::Error| Status::internal(e.to_string());
         // Copy the registrations out, so the store is not read under the lock.
-        let connected: Vec<v1::ActorInfo> = s.registrations().values().filter(|r| r.connected()).map(|r| r.info.clone()).collect();
+        let connected: Vec<v1::ActorInfo> =
+            s.registrations().values().filter(|r| r.connected()).map(|r| r.info.clone()).collect();
         let actors = connected
             .into_iter()
             .map(|a| {
-                Ok(v1::ConnectedActor { durable_seq: s.replay.durable_seq(&a.actor_id)?, actor_id: a.actor_id, hardware: a.hardware })
+                Ok(v1::ConnectedActor {
+                    durable_seq: s.replay.durable_seq(&a.actor_id)?,
+                    actor_id: a.actor_id,
+                    hardware: a.hardware,
+                })
             })
             .collect::<crate::Result<Vec<_>>>()
             .map_err(internal)?;

@@ -37,7 +37,9 @@ pub struct RateLimiter {
 impl RateLimiter {
     /// Whether `batch` more samples may be drawn now.
     pub fn can_sample(&self, inserted: u64, sampled: u64, size: u64, batch: usize) -> bool {
-        size >= self.min_size.max(1) && (sampled + batch as u64) as f64 <= self.samples_per_insert * inserted as f64 + self.tolerance
+        size >= self.min_size.max(1)
+            && (sampled + batch as u64) as f64
+                <= self.samples_per_insert * inserted as f64 + self.tolerance
     }
 }
 
@@ -69,7 +71,8 @@ fn hash_hex(bytes: &[u8]) -> String {
 
 impl Trainer {
     pub fn new(cfg: TrainerConfig, state_dim: usize, actions: usize) -> Self {
-        let dims: Vec<usize> = std::iter::once(state_dim).chain(cfg.hidden.iter().copied()).chain([actions]).collect();
+        let dims: Vec<usize> =
+            std::iter::once(state_dim).chain(cfg.hidden.iter().copied()).chain([actions]).collect();
         let online = QNet::new(&dims, cfg.seed);
         let mut target = QNet::new(&dims, cfg.seed);
         target.copy_from(&online);
@@ -100,15 +103,29 @@ impl Trainer {
 
     /// One step with per-transition loss weights (prioritised replay's importance weights);
     /// returns the loss and each transition's TD error.
-    pub fn update_weighted(&mut self, batch: &[Record], weights: Option<&[f32]>) -> (f64, Vec<f32>) {
+    pub fn update_weighted(
+        &mut self,
+        batch: &[Record],
+        weights: Option<&[f32]>,
+    ) -> (f64, Vec<f32>) {
         let n = batch.len() as i64;
         let d = self.online.dims()[0] as i64;
-        let flat = |f: &dyn Fn(&Record) -> &[f32]| Tensor::from_slice(&batch.iter().flat_map(|r| f(r).iter().copied()).collect::<Vec<f32>>()).view([n, d]);
+        let flat = |f: &dyn Fn(&Record) -> &[f32]| {
+            Tensor::from_slice(
+                &batch.iter().flat_map(|r| f(r).iter().copied()).collect::<Vec<f32>>(),
+            )
+            .view([n, d])
+        };
         let s = flat(&|r| &r.transition.state);
         let s2 = flat(&|r| &r.transition.next_state);
-        let a = Tensor::from_slice(&batch.iter().map(|r| i64::from(r.transition.action)).collect::<Vec<_>>()).view([n, 1]);
+        let a = Tensor::from_slice(
+            &batch.iter().map(|r| i64::from(r.transition.action)).collect::<Vec<_>>(),
+        )
+        .view([n, 1]);
         let r = Tensor::from_slice(&batch.iter().map(|r| r.transition.reward).collect::<Vec<_>>());
-        let not_done = Tensor::from_slice(&batch.iter().map(|r| if r.transition.done { 0f32 } else { 1.0 }).collect::<Vec<_>>());
+        let not_done = Tensor::from_slice(
+            &batch.iter().map(|r| if r.transition.done { 0f32 } else { 1.0 }).collect::<Vec<_>>(),
+        );
         let y = tch::no_grad(|| {
             let next_a = self.online.forward(&s2).argmax(-1, true);
             let next_q = self.target.forward(&s2).gather(1, &next_a, false).squeeze_dim(1);
@@ -118,7 +135,9 @@ impl Trainer {
         let td = Vec::<f32>::try_from(&(&q - &y).detach()).unwrap_or_default();
         let loss = match weights {
             None => q.huber_loss(&y, Reduction::Mean, self.cfg.huber_delta),
-            Some(w) => (q.huber_loss(&y, Reduction::None, self.cfg.huber_delta) * Tensor::from_slice(w)).mean(Kind::Float),
+            Some(w) => (q.huber_loss(&y, Reduction::None, self.cfg.huber_delta)
+                * Tensor::from_slice(w))
+            .mean(Kind::Float),
         };
         for p in self.online.parameters() {
             let mut g = p.grad();
@@ -141,11 +160,19 @@ impl Trainer {
         let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8);
         let params = self.online.parameters();
         let grads: Vec<Tensor> = params.iter().map(|p| p.grad()).collect();
-        let norm = grads.iter().filter(|g| g.defined()).map(|g| g.square().sum(Kind::Double).double_value(&[])).sum::<f64>().sqrt();
-        let scale = if norm > self.cfg.grad_clip { self.cfg.grad_clip / (norm + 1e-12) } else { 1.0 };
+        let norm = grads
+            .iter()
+            .filter(|g| g.defined())
+            .map(|g| g.square().sum(Kind::Double).double_value(&[]))
+            .sum::<f64>()
+            .sqrt();
+        let scale =
+            if norm > self.cfg.grad_clip { self.cfg.grad_clip / (norm + 1e-12) } else { 1.0 };
         let t = (self.updates + 1) as i32;
         let (c1, c2) = (1.0 - b1.powi(t), 1.0 - b2.powi(t));
-        for (((p, g), m), v) in params.into_iter().zip(grads).zip(self.m.iter_mut()).zip(self.v.iter_mut()) {
+        for (((p, g), m), v) in
+            params.into_iter().zip(grads).zip(self.m.iter_mut()).zip(self.v.iter_mut())
+        {
             if !g.defined() {
                 continue;
             }
@@ -163,25 +190,39 @@ impl Trainer {
     /// The online network as a policy with the next version number.
     pub fn next_policy(&mut self) -> Policy {
         self.version += 1;
-        Policy { version: self.version, epsilon: self.epsilon(), weights: Arc::new(self.online.encode()) }
+        Policy {
+            version: self.version,
+            epsilon: self.epsilon(),
+            weights: Arc::new(self.online.encode()),
+        }
     }
 
     fn named_tensors(&self) -> Vec<(String, Tensor)> {
         let mut out = Vec::new();
         for (name, ts) in [
-            ("online", self.online.parameters().into_iter().map(Tensor::shallow_clone).collect::<Vec<_>>()),
+            (
+                "online",
+                self.online.parameters().into_iter().map(Tensor::shallow_clone).collect::<Vec<_>>(),
+            ),
             ("target", self.target.parameters().into_iter().map(Tensor::shallow_clone).collect()),
             ("adam_m", self.m.iter().map(Tensor::shallow_clone).collect()),
             ("adam_v", self.v.iter().map(Tensor::shallow_clone).collect()),
         ] {
-            out.extend(ts.into_iter().enumerate().map(|(i, t)| (format!("{name}.{i}"), t.detach().contiguous())));
+            out.extend(
+                ts.into_iter()
+                    .enumerate()
+                    .map(|(i, t)| (format!("{name}.{i}"), t.detach().contiguous())),
+            );
         }
         out
     }
 
     /// Writes `dir/ckpt-<updates>/` atomically (a temp folder renamed into place) and prunes old ones.
     pub fn save_checkpoint(&self, dir: &Path) -> Result<PathBuf> {
-        let io = |p: &Path, e: std::io::Error| Error::Checkpoint { path: p.into(), reason: e.to_string() };
+        let io = |p: &Path, e: std::io::Error| Error::Checkpoint {
+            path: p.into(),
+            reason: e.to_string(),
+        };
         std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
         let name = format!("ckpt-{:012}", self.updates);
         let tmp = dir.join(format!("{name}.tmp"));
@@ -190,7 +231,8 @@ impl Trainer {
         let tensors_path = tmp.join("tensors.safetensors");
         let named = self.named_tensors();
         let refs: Vec<(&str, &Tensor)> = named.iter().map(|(n, t)| (n.as_str(), t)).collect();
-        Tensor::write_safetensors(&refs, &tensors_path).map_err(|e| Error::Checkpoint { path: tensors_path.clone(), reason: e.to_string() })?;
+        Tensor::write_safetensors(&refs, &tensors_path)
+            .map_err(|e| Error::Checkpoint { path: tensors_path.clone(), reason: e.to_string() })?;
         let bytes = std::fs::read(&tensors_path).map_err(|e| io(&tensors_path, e))?;
         let state = CheckpointState {
             updates: self.updates,
@@ -200,7 +242,8 @@ impl Trainer {
             tensors_hash: hash_hex(&bytes),
         };
         let state_path = tmp.join("state.json");
-        let json = serde_json::to_string_pretty(&state).map_err(|e| Error::Checkpoint { path: state_path.clone(), reason: e.to_string() })?;
+        let json = serde_json::to_string_pretty(&state)
+            .map_err(|e| Error::Checkpoint { path: state_path.clone(), reason: e.to_string() })?;
         std::fs::write(&state_path, json).map_err(|e| io(&state_path, e))?;
         for f in [&tensors_path, &state_path] {
             std::fs::File::open(f).and_then(|f| f.sync_all()).map_err(|e| io(f, e))?;
@@ -218,29 +261,49 @@ impl Trainer {
     }
 
     /// Loads the checkpoint folder `path` (a `ckpt-N`), checking its hash and widths.
-    pub fn load_checkpoint(path: &Path, cfg: &TrainerConfig, state_dim: usize, actions: usize) -> Result<Self> {
+    pub fn load_checkpoint(
+        path: &Path,
+        cfg: &TrainerConfig,
+        state_dim: usize,
+        actions: usize,
+    ) -> Result<Self> {
         let bad = |reason: String| Error::Checkpoint { path: path.into(), reason };
-        let json = std::fs::read_to_string(path.join("state.json")).map_err(|e| bad(format!("state.json: {e}")))?;
-        let state: CheckpointState = serde_json::from_str(&json).map_err(|e| bad(format!("state.json: {e}")))?;
+        let json = std::fs::read_to_string(path.join("state.json"))
+            .map_err(|e| bad(format!("state.json: {e}")))?;
+        let state: CheckpointState =
+            serde_json::from_str(&json).map_err(|e| bad(format!("state.json: {e}")))?;
         let mut t = Self::new(cfg.clone(), state_dim, actions);
         if state.dims != t.online.dims() {
-            return Err(bad(format!("network widths {:?}, the config gives {:?}", state.dims, t.online.dims())));
+            return Err(bad(format!(
+                "network widths {:?}, the config gives {:?}",
+                state.dims,
+                t.online.dims()
+            )));
         }
         let tensors_path = path.join("tensors.safetensors");
-        let bytes = std::fs::read(&tensors_path).map_err(|e| bad(format!("tensors.safetensors: {e}")))?;
+        let bytes =
+            std::fs::read(&tensors_path).map_err(|e| bad(format!("tensors.safetensors: {e}")))?;
         if hash_hex(&bytes) != state.tensors_hash {
             return Err(bad("tensors.safetensors does not match the hash in state.json".into()));
         }
-        let named = Tensor::read_safetensors(&tensors_path).map_err(|e| bad(format!("tensors.safetensors: {e}")))?;
+        let named = Tensor::read_safetensors(&tensors_path)
+            .map_err(|e| bad(format!("tensors.safetensors: {e}")))?;
         let _guard = tch::no_grad_guard();
         let want = t.named_tensors();
         if named.len() != want.len() {
             return Err(bad(format!("{} tensors, expected {}", named.len(), want.len())));
         }
         for (name, dst) in &want {
-            let (_, src) = named.iter().find(|(n, _)| n == name).ok_or_else(|| bad(format!("tensor `{name}` missing")))?;
+            let (_, src) = named
+                .iter()
+                .find(|(n, _)| n == name)
+                .ok_or_else(|| bad(format!("tensor `{name}` missing")))?;
             if src.size() != dst.size() {
-                return Err(bad(format!("tensor `{name}` has shape {:?}, expected {:?}", src.size(), dst.size())));
+                return Err(bad(format!(
+                    "tensor `{name}` has shape {:?}, expected {:?}",
+                    src.size(),
+                    dst.size()
+                )));
             }
             // `dst` shares storage with the live parameter or moment.
             let mut d = dst.shallow_clone();
@@ -256,14 +319,21 @@ impl Trainer {
 
     /// The newest valid checkpoint in `dir`, trying older ones when one is corrupt (each failure
     /// is logged). `None` when there is none.
-    pub fn resume(dir: &Path, cfg: &TrainerConfig, state_dim: usize, actions: usize) -> Option<(Self, PathBuf)> {
+    pub fn resume(
+        dir: &Path,
+        cfg: &TrainerConfig,
+        state_dim: usize,
+        actions: usize,
+    ) -> Option<(Self, PathBuf)> {
         for path in list_checkpoints(dir).into_iter().rev() {
             match Self::load_checkpoint(&path, cfg, state_dim, actions) {
                 Ok(t) => {
                     tracing::info!(checkpoint = %path.display(), updates = t.updates, version = t.version, "resumed from checkpoint");
                     return Some((t, path));
                 }
-                Err(e) => tracing::error!(error = %e, "checkpoint unusable; trying the previous one"),
+                Err(e) => {
+                    tracing::error!(error = %e, "checkpoint unusable; trying the previous one")
+                }
             }
         }
         None
@@ -275,7 +345,12 @@ pub fn list_checkpoints(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|rd| {
             rd.filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_dir() && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("ckpt-") && !n.ends_with(".tmp")))
+                .filter(|p| {
+                    p.is_dir()
+                        && p.file_name()
+                            .and_then(|n| n.to_str())
+                            .is_some_and(|n| n.starts_with("ckpt-") && !n.ends_with(".tmp"))
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -300,7 +375,13 @@ impl TrainingLog {
             .append(true)
             .open(&path)
             .map_err(|e| Error::Trainer(format!("{}: {e}", path.display())))?;
-        Ok(Self { file: std::io::BufWriter::new(file), path, started: std::time::Instant::now(), loss_sum: 0.0, losses: 0 })
+        Ok(Self {
+            file: std::io::BufWriter::new(file),
+            path,
+            started: std::time::Instant::now(),
+            loss_sum: 0.0,
+            losses: 0,
+        })
     }
 
     fn line(&mut self, t: &Trainer, inserted: u64) {
@@ -324,14 +405,21 @@ impl TrainingLog {
 /// Runs the training loop on the calling thread until `stop` is set: rate-limited updates from
 /// the replay store, publishing every `publish_every` updates (and once at start), checkpoints
 /// every `checkpoint_every` and on stop; with `log`, a training log line per published version.
-pub fn run(mut trainer: Trainer, shared: Arc<Shared>, checkpoints: Option<PathBuf>, log: Option<PathBuf>, stop: Arc<AtomicBool>) -> Result<Trainer> {
+pub fn run(
+    mut trainer: Trainer,
+    shared: Arc<Shared>,
+    checkpoints: Option<PathBuf>,
+    log: Option<PathBuf>,
+    stop: Arc<AtomicBool>,
+) -> Result<Trainer> {
     let mut log = log.map(TrainingLog::open).transpose()?;
     let limiter = RateLimiter {
         samples_per_insert: trainer.cfg.samples_per_insert,
         tolerance: trainer.cfg.spi_tolerance,
         min_size: trainer.cfg.min_replay,
     };
-    let mut priorities = trainer.cfg.prioritized.clone().map(|p| Priorities::new(p, shared.replay.capacity()));
+    let mut priorities =
+        trainer.cfg.prioritized.clone().map(|p| Priorities::new(p, shared.replay.capacity()));
     shared.publish(trainer.next_policy());
     if let Some(l) = &mut log {
         l.line(&trainer, shared.replay.total()?);
@@ -351,7 +439,8 @@ pub fn run(mut trainer: Trainer, shared: Arc<Shared>, checkpoints: Option<PathBu
         let drawn = match &mut priorities {
             Some(p) => {
                 let beta = p.cfg.beta;
-                p.sample(&shared.replay, trainer.cfg.batch, beta, &mut trainer.rng).map(|d| (d.records, Some((d.slots, d.weights))))
+                p.sample(&shared.replay, trainer.cfg.batch, beta, &mut trainer.rng)
+                    .map(|d| (d.records, Some((d.slots, d.weights))))
             }
             None => shared.replay.sample(trainer.cfg.batch, &mut trainer.rng).map(|r| (r, None)),
         };
@@ -379,7 +468,11 @@ pub fn run(mut trainer: Trainer, shared: Arc<Shared>, checkpoints: Option<PathBu
             p.update(slots, &td);
         }
         if !loss.is_finite() {
-            tracing::error!(updates = trainer.updates, loss, "non-finite loss; stopping the trainer");
+            tracing::error!(
+                updates = trainer.updates,
+                loss,
+                "non-finite loss; stopping the trainer"
+            );
             break;
         }
         shared.updates.store(trainer.updates, Ordering::Relaxed);
@@ -395,7 +488,9 @@ pub fn run(mut trainer: Trainer, shared: Arc<Shared>, checkpoints: Option<PathBu
             }
         }
         if let Some(dir) = &checkpoints {
-            if trainer.cfg.checkpoint_every > 0 && trainer.updates.is_multiple_of(trainer.cfg.checkpoint_every) {
+            if trainer.cfg.checkpoint_every > 0
+                && trainer.updates.is_multiple_of(trainer.cfg.checkpoint_every)
+            {
                 trainer.save_checkpoint(dir)?;
             }
         }
@@ -422,7 +517,14 @@ mod tests {
 
     #[test]
     fn epsilon_decays_linearly_then_holds() {
-        let mut t = Trainer::new(TrainerConfig { epsilon: Epsilon { start: 1.0, end: 0.1, decay_updates: 100 }, ..Default::default() }, 3, 2);
+        let mut t = Trainer::new(
+            TrainerConfig {
+                epsilon: Epsilon { start: 1.0, end: 0.1, decay_updates: 100 },
+                ..Default::default()
+            },
+            3,
+            2,
+        );
         assert!((t.epsilon() - 1.0).abs() < 1e-6);
         t.updates = 50;
         assert!((t.epsilon() - 0.55).abs() < 1e-6);

@@ -66,11 +66,18 @@ async fn write_until_killed(url: String, life: std::sync::Arc<std::sync::Mutex<L
     assert!(reg.accepted, "{}", reg.reason);
     life.lock().unwrap().resumed_from = reg.durable_seq;
     let (tx, rx) = tokio::sync::mpsc::channel::<v1::TransitionBatch>(4);
-    let Ok(acks) = client.stream_transitions(tokio_stream::wrappers::ReceiverStream::new(rx)).await else { return };
+    let Ok(acks) = client.stream_transitions(tokio_stream::wrappers::ReceiverStream::new(rx)).await
+    else {
+        return;
+    };
     let mut acks = acks.into_inner();
     let mut next = reg.durable_seq + 1;
     loop {
-        let b = v1::TransitionBatch { actor_id: "w".into(), transitions: (next..next + 8).map(transition).collect(), session: reg.session };
+        let b = v1::TransitionBatch {
+            actor_id: "w".into(),
+            transitions: (next..next + 8).map(transition).collect(),
+            session: reg.session,
+        };
         if tx.send(b).await.is_err() {
             return;
         }
@@ -96,7 +103,8 @@ async fn witness(url: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_sigkills_and_a_sigstop_lose_nothing_acknowledged() {
-    let kills: usize = std::env::var("CASRAP_FAULT_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
+    let kills: usize =
+        std::env::var("CASRAP_FAULT_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
     let dir = tempfile::tempdir().unwrap();
     let started = Instant::now();
     let mut acked_before_kill = 0u64;
@@ -113,7 +121,10 @@ async fn repeated_sigkills_and_a_sigstop_lose_nothing_acknowledged() {
         restart_ms.push(t0.elapsed().as_secs_f64() * 1e3);
         // The witness, before the writer is back: nothing acknowledged before the kill is gone.
         let seen = witness(&url).await;
-        assert!(seen >= acked_before_kill, "life {k}: the learner holds {seen}, but {acked_before_kill} was acknowledged");
+        assert!(
+            seen >= acked_before_kill,
+            "life {k}: the learner holds {seen}, but {acked_before_kill} was acknowledged"
+        );
         if k == kills {
             signal(&child, "TERM");
             let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
@@ -135,14 +146,25 @@ async fn repeated_sigkills_and_a_sigstop_lose_nothing_acknowledged() {
         let _ = tokio::task::spawn_blocking(move || child.wait()).await.unwrap();
         let _ = tokio::time::timeout(Duration::from_secs(10), writer).await;
         let l = life.lock().unwrap();
-        assert!(l.resumed_from >= acked_before_kill, "life {k}: resumed from {} after {acked_before_kill} was acknowledged", l.resumed_from);
+        assert!(
+            l.resumed_from >= acked_before_kill,
+            "life {k}: resumed from {} after {acked_before_kill} was acknowledged",
+            l.resumed_from
+        );
         acked_before_kill = acked_before_kill.max(l.acked);
         resent += l.resent;
     }
     // Every seq once, no gap, as far as was acknowledged (and perhaps a little beyond it: what
     // was durable when the kill came but not yet acknowledged).
-    let replay = casrap_learner::replay::Replay::open(&dir.path().join("replay"), u64::MAX).unwrap();
-    let seqs: Vec<u64> = replay.records().unwrap().iter().filter(|r| r.actor == "w").map(|r| r.transition.seq).collect();
+    let replay =
+        casrap_learner::replay::Replay::open(&dir.path().join("replay"), u64::MAX).unwrap();
+    let seqs: Vec<u64> = replay
+        .records()
+        .unwrap()
+        .iter()
+        .filter(|r| r.actor == "w")
+        .map(|r| r.transition.seq)
+        .collect();
     let stored = seqs.len() as u64;
     let duplicates = seqs.windows(2).filter(|w| w[1] == w[0]).count();
     let gaps = seqs.windows(2).filter(|w| w[1] > w[0] + 1).count();
@@ -156,5 +178,9 @@ async fn repeated_sigkills_and_a_sigstop_lose_nothing_acknowledged() {
     assert!(acked_before_kill > 0, "nothing was ever acknowledged");
     assert_eq!(seqs, (1..=stored).collect::<Vec<_>>(), "stored seqs are 1..=n, each once");
     assert!(stored >= acked_before_kill, "stored {stored} < acknowledged {acked_before_kill}");
-    assert_eq!(replay.episodes().unwrap().len() as u64, stored, "one episode record per stored transition");
+    assert_eq!(
+        replay.episodes().unwrap().len() as u64,
+        stored,
+        "one episode record per stored transition"
+    );
 }

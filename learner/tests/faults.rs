@@ -47,7 +47,10 @@ impl Tmpfs {
     }
 
     fn unavailable(why: &str) -> Option<Self> {
-        assert!(std::env::var_os("CI").is_none(), "CI must be able to mount a tmpfs (it runs as root): {why}");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must be able to mount a tmpfs (it runs as root): {why}"
+        );
         eprintln!("SKIPPED: cannot mount a tmpfs here ({})", why.trim());
         None
     }
@@ -74,7 +77,13 @@ fn fill(dir: &Path) -> PathBuf {
 }
 
 fn seqs_of(replay: &Replay, actor: &str) -> Vec<u64> {
-    replay.records().unwrap().into_iter().filter(|r| r.actor == actor).map(|r| r.transition.seq).collect()
+    replay
+        .records()
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.actor == actor)
+        .map(|r| r.transition.seq)
+        .collect()
 }
 
 #[test]
@@ -132,7 +141,11 @@ fn a_full_disk_loses_nothing_acknowledged_and_heals_when_space_returns() {
         return;
     }
     let s = recovered.expect("the store did not heal within 20 s of space returning");
-    println!("healed {:.2} s after space returned; durable seq {}", healed.elapsed().as_secs_f64(), s.durable_seq);
+    println!(
+        "healed {:.2} s after space returned; durable seq {}",
+        healed.elapsed().as_secs_f64(),
+        s.durable_seq
+    );
     assert!(s.durable_seq >= acked + 4);
     let last = s.durable_seq;
     let next = replay.insert("a", &batch(last + 1, 4, 16)).unwrap();

@@ -79,7 +79,13 @@ fn info(actor: &str) -> v1::ActorInfo {
     let c = contract();
     v1::ActorInfo {
         actor_id: actor.into(),
-        hardware: Some(v1::HardwareProfile { device_kind: "cpu".into(), device_name: "test".into(), memory_bytes: 1, cpu_model: "test".into(), cpu_cores: 2 }),
+        hardware: Some(v1::HardwareProfile {
+            device_kind: "cpu".into(),
+            device_name: "test".into(),
+            memory_bytes: 1,
+            cpu_model: "test".into(),
+            cpu_cores: 2,
+        }),
         model_identity: "test-model".into(),
         actions: c.actions,
         state_layout_version: c.state_layout_version,
@@ -96,12 +102,18 @@ fn transition(seq: u64) -> v1::Transition {
         reward: x,
         next_state: vec![x + 0.01; DIM],
         done: seq.is_multiple_of(4),
-        metrics: seq.is_multiple_of(4).then(|| v1::EpisodeMetrics { json: format!("{{\"seq\":{seq}}}") }),
+        metrics: seq
+            .is_multiple_of(4)
+            .then(|| v1::EpisodeMetrics { json: format!("{{\"seq\":{seq}}}") }),
     }
 }
 
 fn batch(actor: &str, seqs: std::ops::RangeInclusive<u64>) -> v1::TransitionBatch {
-    v1::TransitionBatch { actor_id: actor.into(), transitions: seqs.map(transition).collect(), session: 0 }
+    v1::TransitionBatch {
+        actor_id: actor.into(),
+        transitions: seqs.map(transition).collect(),
+        session: 0,
+    }
 }
 
 /// An open transition stream of one registration: send a batch (with the session unless it
@@ -134,7 +146,13 @@ impl Stream {
 }
 
 fn stored_seqs(replay: &Replay, actor: &str) -> Vec<u64> {
-    replay.records().unwrap().into_iter().filter(|r| r.actor == actor).map(|r| r.transition.seq).collect()
+    replay
+        .records()
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.actor == actor)
+        .map(|r| r.transition.seq)
+        .collect()
 }
 
 #[tokio::test]
@@ -164,7 +182,10 @@ async fn acks_are_durable_and_resends_are_stored_once() {
     let mut client = LearnerClient::connect(server.url.clone()).await.unwrap();
     let mut s = Stream::register(&mut client, "a").await;
     let ack = s.send(batch("a", 1..=5)).await;
-    assert_eq!((ack.durable_seq, ack.stored, ack.duplicates, ack.rejected.is_none()), (5, 5, 0, true));
+    assert_eq!(
+        (ack.durable_seq, ack.stored, ack.duplicates, ack.rejected.is_none()),
+        (5, 5, 0, true)
+    );
     // Acknowledged means durable: the store already holds it.
     assert_eq!(server.shared.replay.durable_seq("a").unwrap(), 5);
     s.send(batch("a", 6..=10)).await;
@@ -174,7 +195,11 @@ async fn acks_are_durable_and_resends_are_stored_once() {
     let mut s = Stream::open(&mut client, session).await;
     let ack = s.send(batch("a", 6..=15)).await;
     assert_eq!((ack.durable_seq, ack.stored, ack.duplicates), (15, 5, 5));
-    assert_eq!(stored_seqs(&server.shared.replay, "a"), (1..=15).collect::<Vec<_>>(), "no duplicates, no gaps");
+    assert_eq!(
+        stored_seqs(&server.shared.replay, "a"),
+        (1..=15).collect::<Vec<_>>(),
+        "no duplicates, no gaps"
+    );
     assert_eq!(server.shared.replay.episodes().unwrap().len(), 3);
     drop(s);
     server.shutdown().await;
@@ -249,7 +274,8 @@ async fn bad_batches_are_rejected_in_band_and_nothing_is_stored() {
     cases.push(("must follow seq 2 by one", b, invalid));
     // An episode record over 1 MiB.
     let mut b = batch("a", 1..=1);
-    b.transitions[0].metrics = Some(v1::EpisodeMetrics { json: format!("{{\"pad\":\"{}\"}}", "x".repeat(1 << 20)) });
+    b.transitions[0].metrics =
+        Some(v1::EpisodeMetrics { json: format!("{{\"pad\":\"{}\"}}", "x".repeat(1 << 20)) });
     cases.push(("over the limit of 1048576", b, invalid));
     // A stream belongs to its first batch's actor.
     cases.push(("this stream carries actor `a`", batch("stranger", 1..=2), invalid));
@@ -279,8 +305,13 @@ async fn policy_versions_arrive_in_order_and_large_weights_in_chunks() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path()).await;
     let mut client = LearnerClient::connect(server.url.clone()).await.unwrap();
-    let mut updates = client.watch_policy(v1::PolicyRequest { actor_id: "a".into(), have_version: 0 }).await.unwrap().into_inner();
-    let big: Vec<u8> = (0..(2 * casrap_proto::MAX_WEIGHT_CHUNK + 123)).map(|i| (i % 251) as u8).collect();
+    let mut updates = client
+        .watch_policy(v1::PolicyRequest { actor_id: "a".into(), have_version: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    let big: Vec<u8> =
+        (0..(2 * casrap_proto::MAX_WEIGHT_CHUNK + 123)).map(|i| (i % 251) as u8).collect();
     server.shared.publish(Policy { version: 1, epsilon: 0.5, weights: Arc::new(vec![1, 2, 3]) });
     let u = updates.next().await.unwrap().unwrap();
     assert_eq!((u.version, u.chunk, u.chunks, u.weights), (1, 0, 1, vec![1, 2, 3]));
@@ -294,7 +325,11 @@ async fn policy_versions_arrive_in_order_and_large_weights_in_chunks() {
     }
     assert_eq!(got, big);
     for v in 3..=6 {
-        server.shared.publish(Policy { version: v, epsilon: 0.1, weights: Arc::new(vec![v as u8]) });
+        server.shared.publish(Policy {
+            version: v,
+            epsilon: 0.1,
+            weights: Arc::new(vec![v as u8]),
+        });
     }
     let mut last = 2;
     while last < 6 {
@@ -303,7 +338,11 @@ async fn policy_versions_arrive_in_order_and_large_weights_in_chunks() {
         last = u.version;
     }
     // A late watcher that already has version 6 gets only newer ones.
-    let mut late = client.watch_policy(v1::PolicyRequest { actor_id: "b".into(), have_version: 6 }).await.unwrap().into_inner();
+    let mut late = client
+        .watch_policy(v1::PolicyRequest { actor_id: "b".into(), have_version: 6 })
+        .await
+        .unwrap()
+        .into_inner();
     server.shared.publish(Policy { version: 7, epsilon: 0.1, weights: Arc::new(vec![7]) });
     assert_eq!(late.next().await.unwrap().unwrap().version, 7);
     drop((updates, late, client));
@@ -362,8 +401,13 @@ async fn status_lists_connected_actors_only() {
     let mut client = LearnerClient::connect(server.url.clone()).await.unwrap();
     let mut s = Stream::register(&mut client, "a").await;
     s.send(batch("a", 1..=2)).await;
-    let names = |st: v1::LearnerStatus| st.actors.into_iter().map(|a| (a.actor_id, a.durable_seq)).collect::<Vec<_>>();
-    assert_eq!(names(client.status(v1::StatusRequest {}).await.unwrap().into_inner()), vec![("a".to_string(), 2)]);
+    let names = |st: v1::LearnerStatus| {
+        st.actors.into_iter().map(|a| (a.actor_id, a.durable_seq)).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(client.status(v1::StatusRequest {}).await.unwrap().into_inner()),
+        vec![("a".to_string(), 2)]
+    );
     drop(s);
     // Registered long ago and no stream open any more: not listed (the time is moved back
     // rather than waited for).
@@ -388,7 +432,11 @@ struct AckDecoder;
 impl tonic::codec::Encoder for RawEncoder {
     type Item = Vec<u8>;
     type Error = tonic::Status;
-    fn encode(&mut self, item: Vec<u8>, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
         use prost::bytes::BufMut;
         dst.put_slice(&item);
         Ok(())
@@ -398,7 +446,10 @@ impl tonic::codec::Encoder for RawEncoder {
 impl tonic::codec::Decoder for AckDecoder {
     type Item = v1::Ack;
     type Error = tonic::Status;
-    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<v1::Ack>, tonic::Status> {
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<v1::Ack>, tonic::Status> {
         use prost::Message;
         v1::Ack::decode(src).map(Some).map_err(|e| tonic::Status::internal(e.to_string()))
     }
@@ -420,10 +471,13 @@ impl tonic::codec::Codec for RawCodec {
 /// Opens a transition stream that sends `messages` as they are and returns what comes back:
 /// the acks, then the status the stream ended with.
 async fn raw_stream(url: &str, messages: Vec<Vec<u8>>) -> (Vec<v1::Ack>, tonic::Status) {
-    let channel = tonic::transport::Endpoint::from_shared(url.to_string()).unwrap().connect().await.unwrap();
+    let channel =
+        tonic::transport::Endpoint::from_shared(url.to_string()).unwrap().connect().await.unwrap();
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.unwrap();
-    let path = tonic::codegen::http::uri::PathAndQuery::from_static("/casrap.v1.Learner/StreamTransitions");
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+        "/casrap.v1.Learner/StreamTransitions",
+    );
     let req = tonic::Request::new(tokio_stream::iter(messages));
     let mut acks = grpc.streaming(req, path, RawCodec).await.unwrap().into_inner();
     let mut got = Vec::new();
@@ -449,12 +503,18 @@ async fn unreadable_messages_end_the_stream_with_a_reason() {
         b.encode_to_vec()
     };
     // Bytes that are no protobuf message (field 0x1f..., wire type 7), then a good batch.
-    let (acks, status) = raw_stream(&server.url, vec![good(1..=2), vec![0xff; 64], good(3..=4)]).await;
+    let (acks, status) =
+        raw_stream(&server.url, vec![good(1..=2), vec![0xff; 64], good(3..=4)]).await;
     assert_eq!(acks.len(), 1, "the batch before the bad message is acknowledged");
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
-    assert!(status.message().contains("batches after it on this stream were not read"), "{}", status.message());
+    assert!(
+        status.message().contains("batches after it on this stream were not read"),
+        "{}",
+        status.message()
+    );
     // Over the 64 MiB limit.
-    let (acks, status) = raw_stream(&server.url, vec![vec![0u8; casrap_proto::MAX_MESSAGE_BYTES + 1]]).await;
+    let (acks, status) =
+        raw_stream(&server.url, vec![vec![0u8; casrap_proto::MAX_MESSAGE_BYTES + 1]]).await;
     assert!(acks.is_empty());
     assert_eq!(status.code(), tonic::Code::OutOfRange, "{status:?}");
     assert!(status.message().contains("too large"), "{}", status.message());

@@ -26,7 +26,13 @@ const ACTIONS: usize = 3;
 const BEST: [usize; CONTEXTS] = [0, 1, 2, 1];
 
 fn contract() -> Contract {
-    Contract { state_layout_version: 1, state_dim: CONTEXTS, actions: (0..ACTIONS).map(|a| format!("a{a}")).collect(), max_batch: 100, reward_bounds: Some([-1.0, 1.0]) }
+    Contract {
+        state_layout_version: 1,
+        state_dim: CONTEXTS,
+        actions: (0..ACTIONS).map(|a| format!("a{a}")).collect(),
+        max_batch: 100,
+        reward_bounds: Some([-1.0, 1.0]),
+    }
 }
 
 fn context_state(c: usize, rng: &mut SmallRng) -> Vec<f32> {
@@ -67,12 +73,16 @@ async fn learn_bandit(cfg: TrainerConfig) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let svc = LearnerServer::new(LearnerService { shared: shared.clone() });
-    tokio::spawn(Server::builder().add_service(svc).serve_with_incoming(TcpListenerStream::new(listener)));
+    tokio::spawn(
+        Server::builder().add_service(svc).serve_with_incoming(TcpListenerStream::new(listener)),
+    );
 
     let stop = Arc::new(AtomicBool::new(false));
     let (s, st) = (shared.clone(), stop.clone());
     let ckpt = dir.path().join("checkpoints");
-    let trainer = std::thread::spawn(move || trainer::run(Trainer::new(cfg, CONTEXTS, ACTIONS), s, Some(ckpt), None, st));
+    let trainer = std::thread::spawn(move || {
+        trainer::run(Trainer::new(cfg, CONTEXTS, ACTIONS), s, Some(ckpt), None, st)
+    });
 
     // Two actors explore uniformly and stream 1,500 one-step episodes each.
     let mut actors = Vec::new();
@@ -116,7 +126,8 @@ async fn learn_bandit(cfg: TrainerConfig) {
                     session: reg.session,
                 })
                 .collect();
-            let mut acks = client.stream_transitions(tokio_stream::iter(batches)).await.unwrap().into_inner();
+            let mut acks =
+                client.stream_transitions(tokio_stream::iter(batches)).await.unwrap().into_inner();
             let mut last = 0;
             while let Some(ack) = acks.next().await {
                 let ack = ack.unwrap();
@@ -131,7 +142,11 @@ async fn learn_bandit(cfg: TrainerConfig) {
     }
     let t0 = Instant::now();
     while shared.updates.load(Ordering::Relaxed) < 300 {
-        assert!(t0.elapsed() < Duration::from_secs(120), "trainer stalled at {} updates", shared.updates.load(Ordering::Relaxed));
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "trainer stalled at {} updates",
+            shared.updates.load(Ordering::Relaxed)
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     stop.store(true, Ordering::Relaxed);
@@ -141,13 +156,22 @@ async fn learn_bandit(cfg: TrainerConfig) {
 
     // What an actor receives: the newest published policy, over gRPC.
     let mut client = LearnerClient::connect(url).await.unwrap();
-    let mut updates = client.watch_policy(v1::PolicyRequest { actor_id: "eval".into(), have_version: 0 }).await.unwrap().into_inner();
+    let mut updates = client
+        .watch_policy(v1::PolicyRequest { actor_id: "eval".into(), have_version: 0 })
+        .await
+        .unwrap()
+        .into_inner();
     let first = updates.next().await.unwrap().unwrap();
     let mut weights = first.weights.clone();
     for _ in 1..first.chunks {
         weights.extend(updates.next().await.unwrap().unwrap().weights);
     }
-    assert!(first.version > 1 && first.epsilon < 0.5, "version {}, epsilon {}", first.version, first.epsilon);
+    assert!(
+        first.version > 1 && first.epsilon < 0.5,
+        "version {}, epsilon {}",
+        first.version,
+        first.epsilon
+    );
     let policy = QNet::decode(&weights, Some(&[CONTEXTS, 32, ACTIONS])).unwrap();
     let mut rng = SmallRng::seed_from_u64(99);
     let trials = 1000;
@@ -158,7 +182,10 @@ async fn learn_bandit(cfg: TrainerConfig) {
         })
         .count();
     assert!(hits * 100 >= 95 * trials, "best action in {hits} of {trials}");
-    assert!(!trainer::list_checkpoints(&dir.path().join("checkpoints")).is_empty(), "a checkpoint on stop");
+    assert!(
+        !trainer::list_checkpoints(&dir.path().join("checkpoints")).is_empty(),
+        "a checkpoint on stop"
+    );
 }
 
 fn records(n: u64) -> Vec<casrap_learner::replay::Record> {
@@ -170,7 +197,15 @@ fn records(n: u64) -> Vec<casrap_learner::replay::Record> {
             casrap_learner::replay::Record {
                 index: seq,
                 actor: "a".into(),
-                transition: Transition { seq, next_state: state.clone(), state, action: (seq % 3) as u32, reward: 0.5, done: seq % 2 == 0, metrics: None },
+                transition: Transition {
+                    seq,
+                    next_state: state.clone(),
+                    state,
+                    action: (seq % 3) as u32,
+                    reward: 0.5,
+                    done: seq % 2 == 0,
+                    metrics: None,
+                },
             }
         })
         .collect()
@@ -194,7 +229,11 @@ fn checkpoints_resume_exactly_and_a_corrupt_one_falls_back() {
     assert_eq!(resumed.online().encode(), weights_at_5);
     t.update(&data);
     resumed.update(&data);
-    assert_eq!(resumed.online().encode(), t.online().encode(), "Adam state and target network resumed too");
+    assert_eq!(
+        resumed.online().encode(),
+        t.online().encode(),
+        "Adam state and target network resumed too"
+    );
 
     let second = t.save_checkpoint(dir.path()).unwrap();
     assert!(second > first);

@@ -24,7 +24,11 @@ fn transition(actor: usize, seq: u64, with_metrics: bool) -> Transition {
 #[derive(Debug, Clone)]
 enum Op {
     /// Actor sends seqs `from..from+len` (a resend when `from` is at or below its mark).
-    Send { actor: usize, back: u64, len: u64 },
+    Send {
+        actor: usize,
+        back: u64,
+        len: u64,
+    },
     Reopen,
 }
 

@@ -44,11 +44,20 @@ async fn send(url: &str, seqs: std::ops::RangeInclusive<u64>) -> u64 {
     let batch = v1::TransitionBatch {
         actor_id: "a".into(),
         transitions: seqs
-            .map(|seq| v1::Transition { seq, state: vec![0.5; dim], action: 1, reward: 0.1, next_state: vec![0.5; dim], done: true, metrics: None })
+            .map(|seq| v1::Transition {
+                seq,
+                state: vec![0.5; dim],
+                action: 1,
+                reward: 0.1,
+                next_state: vec![0.5; dim],
+                done: true,
+                metrics: None,
+            })
             .collect(),
         session: reg.session,
     };
-    let mut acks = client.stream_transitions(tokio_stream::iter([batch])).await.unwrap().into_inner();
+    let mut acks =
+        client.stream_transitions(tokio_stream::iter([batch])).await.unwrap().into_inner();
     use tokio_stream::StreamExt;
     let ack = acks.next().await.unwrap().unwrap();
     assert!(ack.rejected.is_none());

@@ -95,8 +95,15 @@ fn default_max_position_embeddings() -> usize {
 #[derive(Debug, Clone, PartialEq)]
 pub enum RopeScaling {
     None,
-    Linear { factor: f64 },
-    Llama3 { factor: f64, low_freq_factor: f64, high_freq_factor: f64, original_max_position: usize },
+    Linear {
+        factor: f64,
+    },
+    Llama3 {
+        factor: f64,
+        low_freq_factor: f64,
+        high_freq_factor: f64,
+        original_max_position: usize,
+    },
 }
 
 /// The runtime configuration: every field resolved and checked.
@@ -126,14 +133,17 @@ impl Config {
 
     /// Number of parameters, embeddings counted once when tied.
     pub fn num_parameters(&self) -> usize {
-        super::model::hf_parameter_shapes(self).iter().map(|(_, s)| s.iter().product::<i64>() as usize).sum()
+        super::model::hf_parameter_shapes(self)
+            .iter()
+            .map(|(_, s)| s.iter().product::<i64>() as usize)
+            .sum()
     }
 
     /// Reads and resolves `config.json`.
     pub fn from_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let hf: LlamaConfig =
-            serde_json::from_str(&text).map_err(|source| Error::Json { path: path.into(), source })?;
+        let hf: LlamaConfig = serde_json::from_str(&text)
+            .map_err(|source| Error::Json { path: path.into(), source })?;
         hf.resolve(path)
     }
 }
@@ -141,7 +151,11 @@ impl Config {
 impl LlamaConfig {
     /// Checks the HF config and resolves defaults. `path` is only used in error messages.
     pub fn resolve(&self, path: &Path) -> Result<Config> {
-        let bad = |field: &'static str, reason: String| Error::Config { path: path.into(), field, reason };
+        let bad = |field: &'static str, reason: String| Error::Config {
+            path: path.into(),
+            field,
+            reason,
+        };
         let unsupported = |reason: String| Error::Unsupported { path: path.into(), reason };
 
         if let Some(archs) = &self.architectures {
@@ -180,7 +194,10 @@ impl LlamaConfig {
         if num_kv_heads == 0 || !self.num_attention_heads.is_multiple_of(num_kv_heads) {
             return Err(bad(
                 "num_key_value_heads",
-                format!("{num_kv_heads} does not divide num_attention_heads {}", self.num_attention_heads),
+                format!(
+                    "{num_kv_heads} does not divide num_attention_heads {}",
+                    self.num_attention_heads
+                ),
             ));
         }
         let head_dim = match self.head_dim {
@@ -189,7 +206,10 @@ impl LlamaConfig {
                 if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
                     return Err(bad(
                         "hidden_size",
-                        format!("{} not divisible by num_attention_heads {}", self.hidden_size, self.num_attention_heads),
+                        format!(
+                            "{} not divisible by num_attention_heads {}",
+                            self.hidden_size, self.num_attention_heads
+                        ),
                     ));
                 }
                 self.hidden_size / self.num_attention_heads
@@ -202,10 +222,8 @@ impl LlamaConfig {
             return Err(bad("rms_norm_eps", format!("{} must be positive", self.rms_norm_eps)));
         }
         let scaling_src = self.rope_scaling.as_ref().or(self.rope_parameters.as_ref());
-        let rope_theta = self
-            .rope_theta
-            .or_else(|| scaling_src.and_then(|s| s.rope_theta))
-            .unwrap_or(10_000.0);
+        let rope_theta =
+            self.rope_theta.or_else(|| scaling_src.and_then(|s| s.rope_theta)).unwrap_or(10_000.0);
         if !(rope_theta.is_finite() && rope_theta > 0.0) {
             return Err(bad("rope_theta", format!("{rope_theta} must be positive")));
         }
@@ -224,7 +242,10 @@ impl LlamaConfig {
                         let low = need("low_freq_factor", s.low_freq_factor)?;
                         let high = need("high_freq_factor", s.high_freq_factor)?;
                         if high <= low {
-                            return Err(bad(field, format!("high_freq_factor {high} <= low_freq_factor {low}")));
+                            return Err(bad(
+                                field,
+                                format!("high_freq_factor {high} <= low_freq_factor {low}"),
+                            ));
                         }
                         RopeScaling::Llama3 {
                             factor: need("factor", s.factor)?,
@@ -233,7 +254,9 @@ impl LlamaConfig {
                             original_max_position: s
                                 .original_max_position_embeddings
                                 .filter(|v| *v > 0)
-                                .ok_or_else(|| bad(field, "`original_max_position_embeddings` missing".into()))?,
+                                .ok_or_else(|| {
+                                    bad(field, "`original_max_position_embeddings` missing".into())
+                                })?,
                         }
                     }
                     other => {
@@ -248,7 +271,10 @@ impl LlamaConfig {
         let (bos_token_ids, eos_token_ids) = (ids(&self.bos_token_id), ids(&self.eos_token_id));
         for (field, list) in [("bos_token_id", &bos_token_ids), ("eos_token_id", &eos_token_ids)] {
             if let Some(id) = list.iter().find(|&&id| id as usize >= self.vocab_size) {
-                return Err(bad(field, format!("{id} is outside the vocabulary ({})", self.vocab_size)));
+                return Err(bad(
+                    field,
+                    format!("{id} is outside the vocabulary ({})", self.vocab_size),
+                ));
             }
         }
         Ok(Config {
@@ -275,7 +301,8 @@ mod tests {
     use super::*;
 
     fn parse(json: &str) -> Result<Config> {
-        let hf: LlamaConfig = serde_json::from_str(json).map_err(|source| Error::Json { path: "t".into(), source })?;
+        let hf: LlamaConfig = serde_json::from_str(json)
+            .map_err(|source| Error::Json { path: "t".into(), source })?;
         hf.resolve(Path::new("config.json"))
     }
 
@@ -300,13 +327,17 @@ mod tests {
 
     #[test]
     fn rejects_bad_fields_by_name() {
-        let e = parse(&LLAMA32_1B.replace("\"num_key_value_heads\":8", "\"num_key_value_heads\":5")).unwrap_err();
+        let e =
+            parse(&LLAMA32_1B.replace("\"num_key_value_heads\":8", "\"num_key_value_heads\":5"))
+                .unwrap_err();
         assert!(e.to_string().contains("num_key_value_heads"), "{e}");
-        let e = parse(&LLAMA32_1B.replace("\"rope_type\":\"llama3\"", "\"rope_type\":\"yarn\"")).unwrap_err();
+        let e = parse(&LLAMA32_1B.replace("\"rope_type\":\"llama3\"", "\"rope_type\":\"yarn\""))
+            .unwrap_err();
         assert!(e.to_string().contains("yarn"), "{e}");
         let e = parse(&LLAMA32_1B.replace("LlamaForCausalLM", "MistralForCausalLM")).unwrap_err();
         assert!(e.to_string().contains("MistralForCausalLM"), "{e}");
-        let e = parse(&LLAMA32_1B.replace("\"bos_token_id\":128000", "\"bos_token_id\":999999")).unwrap_err();
+        let e = parse(&LLAMA32_1B.replace("\"bos_token_id\":128000", "\"bos_token_id\":999999"))
+            .unwrap_err();
         assert!(e.to_string().contains("bos_token_id"), "{e}");
         let e = parse(&LLAMA32_1B.replace("\"hidden_size\":2048,", "")).unwrap_err();
         assert!(e.to_string().contains("hidden_size"), "{e}");

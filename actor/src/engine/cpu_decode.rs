@@ -214,7 +214,8 @@ impl<E: Elem> Plan<E> {
         };
         let max_heads = self.layers.iter().map(|l| l.heads + 2 * l.kv_heads).max().unwrap_or(0);
         let max_f = self.layers.iter().map(|l| l.intermediate).max().unwrap_or(0);
-        let mut x: Vec<f32> = self.embed[token * d..(token + 1) * d].iter().map(|v| v.get()).collect();
+        let mut x: Vec<f32> =
+            self.embed[token * d..(token + 1) * d].iter().map(|v| v.get()).collect();
         let mut h = vec![0f32; d];
         let mut qkv_buf = vec![0f32; max_heads * hd];
         let mut att_buf = vec![0f32; max_heads * hd];

@@ -46,7 +46,9 @@ fn isa() -> Option<Isa> {
         #[cfg(target_arch = "x86_64")]
         {
             if is_x86_feature_detected!("avx512f") {
-                if is_x86_feature_detected!("avx512bf16") && std::env::var_os("CASRAP_NO_AVX512BF16").is_none() {
+                if is_x86_feature_detected!("avx512bf16")
+                    && std::env::var_os("CASRAP_NO_AVX512BF16").is_none()
+                {
                     return Some(Isa::Avx512Bf16);
                 }
                 return Some(Isa::Avx512);
@@ -99,9 +101,15 @@ impl Job {
             (Isa::Avx512Bf16, WKind::Bf16) => {
                 x86::rows_bf16_avx512bf16(self.w as _, self.x as _, self.y as _, self.k, r0, r1)
             }
-            (Isa::Avx512, WKind::Bf16) => x86::rows_bf16_avx512(self.w as _, self.x as _, self.y as _, self.k, r0, r1),
-            (Isa::Avx2, WKind::F32) => x86::rows_f32_avx2(self.w as _, self.x as _, self.y as _, self.k, r0, r1),
-            (Isa::Avx2, WKind::Bf16) => x86::rows_bf16_avx2(self.w as _, self.x as _, self.y as _, self.k, r0, r1),
+            (Isa::Avx512, WKind::Bf16) => {
+                x86::rows_bf16_avx512(self.w as _, self.x as _, self.y as _, self.k, r0, r1)
+            }
+            (Isa::Avx2, WKind::F32) => {
+                x86::rows_f32_avx2(self.w as _, self.x as _, self.y as _, self.k, r0, r1)
+            }
+            (Isa::Avx2, WKind::Bf16) => {
+                x86::rows_bf16_avx2(self.w as _, self.x as _, self.y as _, self.k, r0, r1)
+            }
         }
     }
 }
@@ -301,7 +309,14 @@ impl<'a> WeightView<'a> {
             _ => return None,
         };
         let (n, k) = (w.size()[0] as usize, w.size()[1] as usize);
-        Some(Self { ptr: w.data_ptr() as usize, wkind, isa, n, k, _tensor: std::marker::PhantomData })
+        Some(Self {
+            ptr: w.data_ptr() as usize,
+            wkind,
+            isa,
+            n,
+            k,
+            _tensor: std::marker::PhantomData,
+        })
     }
 
     /// `y = W x` with `x` of `k` and `y` of `n` f32, on the pool.
@@ -311,12 +326,23 @@ impl<'a> WeightView<'a> {
     pub unsafe fn run(&self, x: *const f32, y: *mut f32) {
         // The BF16 dot-product kernel takes its inputs as bf16 too (as HF's bf16 matmuls do).
         let x_bf16: Vec<u16> = if self.isa == Isa::Avx512Bf16 && self.wkind == WKind::Bf16 {
-            std::slice::from_raw_parts(x, self.k).iter().map(|&v| half::bf16::from_f32(v).to_bits()).collect()
+            std::slice::from_raw_parts(x, self.k)
+                .iter()
+                .map(|&v| half::bf16::from_f32(v).to_bits())
+                .collect()
         } else {
             Vec::new()
         };
         let x = if x_bf16.is_empty() { x as usize } else { x_bf16.as_ptr() as usize };
-        let job = Job { w: self.ptr, x, y: y as usize, k: self.k, n: self.n, wkind: self.wkind, isa: self.isa };
+        let job = Job {
+            w: self.ptr,
+            x,
+            y: y as usize,
+            k: self.k,
+            n: self.n,
+            wkind: self.wkind,
+            isa: self.isa,
+        };
         let mut guard = POOL.lock().unwrap_or_else(|e| e.into_inner());
         let pool = guard.get_or_insert_with(|| Pool::new(threads()));
         pool.run(job);
@@ -332,7 +358,14 @@ impl<'a> WeightView<'a> {
 
     /// `y = W x` on slices.
     pub fn matvec(&self, x: &[f32], y: &mut [f32]) {
-        assert!(x.len() == self.k && y.len() == self.n, "gemv: x {} / y {} for a {}x{} weight", x.len(), y.len(), self.n, self.k);
+        assert!(
+            x.len() == self.k && y.len() == self.n,
+            "gemv: x {} / y {} for a {}x{} weight",
+            x.len(),
+            y.len(),
+            self.n,
+            self.k
+        );
         // SAFETY: lengths checked above; `&[f32]` and `&mut [f32]` cannot overlap.
         unsafe { self.run(x.as_ptr(), y.as_mut_ptr()) }
     }
@@ -378,7 +411,14 @@ mod x86 {
             /// The CPU supports the target features; `w` holds rows `r0..r1` of length `k`, `x`
             /// holds `k` values, `y` at least `r1` values.
             #[target_feature(enable = $feat)]
-            pub unsafe fn $name(w: *const $wty, x: *const $xty, y: *mut f32, k: usize, r0: usize, r1: usize) {
+            pub unsafe fn $name(
+                w: *const $wty,
+                x: *const $xty,
+                y: *mut f32,
+                k: usize,
+                r0: usize,
+                r1: usize,
+            ) {
                 let full4 = k / (4 * $step) * (4 * $step);
                 let full = k / $step * $step;
                 for r in r0..r1 {
@@ -427,7 +467,9 @@ mod x86 {
     #[target_feature(enable = "avx512f")]
     #[inline]
     unsafe fn dot_bf16_512(acc: __m512, w: *const u16, x: *const f32) -> __m512 {
-        let wv = _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(_mm256_loadu_si256(w as *const __m256i))));
+        let wv = _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(
+            _mm256_loadu_si256(w as *const __m256i),
+        )));
         _mm512_fmadd_ps(wv, _mm512_loadu_ps(x), acc)
     }
     /// 32 bf16 weights times 32 bf16 inputs, pairwise products summed into 16 f32 lanes.
@@ -465,13 +507,25 @@ mod x86 {
     #[target_feature(enable = "avx2,fma")]
     #[inline]
     unsafe fn dot_bf16_256(acc: __m256, w: *const u16, x: *const f32) -> __m256 {
-        let wv = _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(_mm_loadu_si128(w as *const __m128i))));
+        let wv = _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(
+            _mm_loadu_si128(w as *const __m128i),
+        )));
         _mm256_fmadd_ps(wv, _mm256_loadu_ps(x), acc)
     }
 
     rows_kernel!(rows_f32_avx512, "avx512f", f32, f32, 16, zero512, dot_f32_512, add512, sum512);
     rows_kernel!(rows_bf16_avx512, "avx512f", u16, f32, 16, zero512, dot_bf16_512, add512, sum512);
-    rows_kernel!(rows_bf16_avx512bf16, "avx512f,avx512bf16", u16, u16, 32, zero512, dot_bf16_dp, add512, sum512);
+    rows_kernel!(
+        rows_bf16_avx512bf16,
+        "avx512f,avx512bf16",
+        u16,
+        u16,
+        32,
+        zero512,
+        dot_bf16_dp,
+        add512,
+        sum512
+    );
     rows_kernel!(rows_f32_avx2, "avx2,fma", f32, f32, 8, zero256, dot_f32_256, add256, sum256);
     rows_kernel!(rows_bf16_avx2, "avx2,fma", u16, f32, 8, zero256, dot_bf16_256, add256, sum256);
 }
@@ -516,7 +570,8 @@ mod tests {
         }
         tch::manual_seed(3);
         for isa in isas() {
-            for (n, k) in [(640usize, 256usize), (7, 19), (1, 16), (33, 1000), (4096, 64), (5, 130)] {
+            for (n, k) in [(640usize, 256usize), (7, 19), (1, 16), (33, 1000), (4096, 64), (5, 130)]
+            {
                 let w = Tensor::randn([n as i64, k as i64], (Kind::Float, Device::Cpu));
                 let x = Tensor::randn([k as i64], (Kind::Float, Device::Cpu));
                 let xs = Vec::<f32>::try_from(&x).expect("f32");
@@ -555,8 +610,14 @@ mod tests {
     #[test]
     fn declines_what_it_does_not_handle() {
         let w = Tensor::ones([8, 4], (Kind::Float, Device::Cpu));
-        assert!(gemv(&w.tr(), &Tensor::ones([8], (Kind::Float, Device::Cpu))).is_none(), "non-contiguous");
+        assert!(
+            gemv(&w.tr(), &Tensor::ones([8], (Kind::Float, Device::Cpu))).is_none(),
+            "non-contiguous"
+        );
         assert!(gemv(&w, &Tensor::ones([2, 4], (Kind::Float, Device::Cpu))).is_none(), "two rows");
-        assert!(gemv(&w.to_kind(Kind::Half), &Tensor::ones([4], (Kind::Half, Device::Cpu))).is_none(), "f16");
+        assert!(
+            gemv(&w.to_kind(Kind::Half), &Tensor::ones([4], (Kind::Half, Device::Cpu))).is_none(),
+            "f16"
+        );
     }
 }

@@ -80,7 +80,10 @@ pub fn generate(model: &Llama, prompt: &[u32], opts: &GenerateOptions) -> Result
         ));
     }
     if let Some(&bad) = prompt.iter().find(|&&t| t as usize >= cfg.vocab_size) {
-        return Err(Error::arg("prompt", format!("token id {bad} is outside the vocabulary ({})", cfg.vocab_size)));
+        return Err(Error::arg(
+            "prompt",
+            format!("token id {bad} is outside the vocabulary ({})", cfg.vocab_size),
+        ));
     }
     let _guard = tch::no_grad_guard();
     let device = model.device();
@@ -115,5 +118,9 @@ pub fn generate(model: &Llama, prompt: &[u32], opts: &GenerateOptions) -> Result
 pub fn full_logits(model: &Llama, tokens: &[u32]) -> Tensor {
     let _guard = tch::no_grad_guard();
     let mut cache = model.new_cache(1, tokens.len());
-    model.forward(&token_batch(tokens, model.device()), &mut cache, Logits::All).squeeze_dim(0).to_kind(Kind::Float).to_device(Device::Cpu)
+    model
+        .forward(&token_batch(tokens, model.device()), &mut cache, Logits::All)
+        .squeeze_dim(0)
+        .to_kind(Kind::Float)
+        .to_device(Device::Cpu)
 }

@@ -177,7 +177,13 @@ impl Attention {
     }
 
     /// The attention output before `o_proj` (`[B, T, heads * head_dim]`).
-    fn context(&self, x: &Tensor, layer_cache: &mut (Tensor, Tensor), pos: i64, tables: &StepTables) -> Tensor {
+    fn context(
+        &self,
+        x: &Tensor,
+        layer_cache: &mut (Tensor, Tensor),
+        pos: i64,
+        tables: &StepTables,
+    ) -> Tensor {
         let (b, t) = (x.size()[0], x.size()[1]);
         let (nh, nkv, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
         let qkv = self.qkv.forward(x);
@@ -206,8 +212,16 @@ impl Attention {
             None => (keys, values, nh != nkv),
         };
         // q already carries 1/sqrt(head_dim).
-        let out =
-            Tensor::scaled_dot_product_attention(&q, &keys, &values, tables.mask.as_ref(), 0.0, tables.causal, 1.0, gqa);
+        let out = Tensor::scaled_dot_product_attention(
+            &q,
+            &keys,
+            &values,
+            tables.mask.as_ref(),
+            0.0,
+            tables.causal,
+            1.0,
+            gqa,
+        );
         out.transpose(1, 2).reshape([b, t, nh * hd])
     }
 }
@@ -273,17 +287,33 @@ impl Block {
 
     /// Bytes of the block's weights (all of which one decode step reads).
     pub fn bytes(&self) -> usize {
-        let norms = (self.input_norm.weight.numel() + self.post_norm.weight.numel()) * self.input_norm.weight.kind().elt_size_in_bytes();
-        self.attn.qkv.bytes() + self.attn.o.bytes() + self.mlp.gate_up.bytes() + self.mlp.down.bytes() + norms
+        let norms = (self.input_norm.weight.numel() + self.post_norm.weight.numel())
+            * self.input_norm.weight.kind().elt_size_in_bytes();
+        self.attn.qkv.bytes()
+            + self.attn.o.bytes()
+            + self.mlp.gate_up.bytes()
+            + self.mlp.down.bytes()
+            + norms
     }
 
     /// A block from fused weights, `kv_of_head` giving each query head's KV head.
-    pub fn from_weights(w: LayerWeights, eps: f64, head_dim: usize, kv_of_head: Vec<usize>) -> Self {
+    pub fn from_weights(
+        w: LayerWeights,
+        eps: f64,
+        head_dim: usize,
+        kv_of_head: Vec<usize>,
+    ) -> Self {
         let device = w.qkv.device();
         let intermediate = w.down.size()[1];
         Block {
             input_norm: RmsNorm::new(w.input_norm, eps),
-            attn: Attention::new(Linear::new(w.qkv), Linear::new(w.o), head_dim as i64, kv_of_head, device),
+            attn: Attention::new(
+                Linear::new(w.qkv),
+                Linear::new(w.o),
+                head_dim as i64,
+                kv_of_head,
+                device,
+            ),
             post_norm: RmsNorm::new(w.post_norm, eps),
             mlp: Mlp { gate_up: Linear::new(w.gate_up), down: Linear::new(w.down), intermediate },
         }
@@ -316,9 +346,22 @@ impl Block {
         if let Some(c) = capture {
             let (b, t) = (x.size()[0], x.size()[1]);
             let (nh, hd) = (self.attn.num_heads, self.attn.head_dim);
-            let head_abs = ctx.to_kind(Kind::Float).abs().view([b * t, nh, hd]).sum_dim_intlist([0i64, 2].as_slice(), false, Kind::Float);
-            let channel_abs = hidden.to_kind(Kind::Float).abs().view([b * t, -1]).sum_dim_intlist([0i64].as_slice(), false, Kind::Float);
-            let cos = Tensor::cosine_similarity(&x.to_kind(Kind::Float), &out.to_kind(Kind::Float), -1, 1e-8);
+            let head_abs = ctx.to_kind(Kind::Float).abs().view([b * t, nh, hd]).sum_dim_intlist(
+                [0i64, 2].as_slice(),
+                false,
+                Kind::Float,
+            );
+            let channel_abs = hidden.to_kind(Kind::Float).abs().view([b * t, -1]).sum_dim_intlist(
+                [0i64].as_slice(),
+                false,
+                Kind::Float,
+            );
+            let cos = Tensor::cosine_similarity(
+                &x.to_kind(Kind::Float),
+                &out.to_kind(Kind::Float),
+                -1,
+                1e-8,
+            );
             c.head_abs += head_abs.to_device(Device::Cpu);
             c.channel_abs += channel_abs.to_device(Device::Cpu);
             c.influence += (cos.ones_like() - cos).sum(Kind::Double).double_value(&[]);
@@ -340,7 +383,15 @@ pub struct KvCache {
 impl KvCache {
     /// A cache for `cfg`'s dense shape.
     pub fn new(cfg: &Config, batch: usize, capacity: usize, kind: Kind, device: Device) -> Self {
-        Self::for_kv_heads(&vec![cfg.num_kv_heads; cfg.num_layers], cfg.head_dim, batch, capacity, kind, device, ProfileId::DENSE)
+        Self::for_kv_heads(
+            &vec![cfg.num_kv_heads; cfg.num_layers],
+            cfg.head_dim,
+            batch,
+            capacity,
+            kind,
+            device,
+            ProfileId::DENSE,
+        )
     }
 
     fn for_kv_heads(
@@ -380,7 +431,10 @@ impl KvCache {
     }
     /// Bytes the cache holds.
     pub fn bytes(&self) -> usize {
-        self.layers.iter().map(|(k, v)| (k.numel() + v.numel()) * k.kind().elt_size_in_bytes()).sum()
+        self.layers
+            .iter()
+            .map(|(k, v)| (k.numel() + v.numel()) * k.kind().elt_size_in_bytes())
+            .sum()
     }
     pub(crate) fn layers_mut(&mut self) -> &mut [(Tensor, Tensor)] {
         &mut self.layers
@@ -539,14 +593,22 @@ pub struct Weights {
 
 impl Weights {
     /// Reads HF-named parameters (`model.layers.N.self_attn.q_proj.weight`, ...) and fuses them.
-    pub fn from_hf(cfg: &Config, params: &impl ParamSource, kind: Kind, device: Device) -> Result<Self> {
+    pub fn from_hf(
+        cfg: &Config,
+        params: &impl ParamSource,
+        kind: Kind,
+        device: Device,
+    ) -> Result<Self> {
         let _guard = tch::no_grad_guard();
         let (d, f) = (cfg.hidden_size as i64, cfg.intermediate_size as i64);
         let (nh, nkv, hd) = (cfg.num_heads as i64, cfg.num_kv_heads as i64, cfg.head_dim as i64);
         let get = |name: &str, shape: &[i64]| params.get(name, shape, kind, device);
         let embed = get("model.embed_tokens.weight", &[cfg.vocab_size as i64, d])?;
-        let lm_head =
-            if cfg.tie_word_embeddings { None } else { Some(get("lm_head.weight", &[cfg.vocab_size as i64, d])?) };
+        let lm_head = if cfg.tie_word_embeddings {
+            None
+        } else {
+            Some(get("lm_head.weight", &[cfg.vocab_size as i64, d])?)
+        };
         let mut layers = Vec::with_capacity(cfg.num_layers);
         for i in 0..cfg.num_layers {
             let p = |s: &str| format!("model.layers.{i}.{s}");
@@ -570,8 +632,12 @@ impl Weights {
 
     /// The HF-named tensors (fused projections split again), in [`hf_parameter_shapes`] order.
     pub fn to_hf(&self, cfg: &Config) -> Vec<(String, Tensor)> {
-        let (nh, nkv, hd, f) =
-            (cfg.num_heads as i64, cfg.num_kv_heads as i64, cfg.head_dim as i64, cfg.intermediate_size as i64);
+        let (nh, nkv, hd, f) = (
+            cfg.num_heads as i64,
+            cfg.num_kv_heads as i64,
+            cfg.head_dim as i64,
+            cfg.intermediate_size as i64,
+        );
         let mut out = vec![("model.embed_tokens.weight".to_string(), self.embed.shallow_clone())];
         for (i, l) in self.layers.iter().enumerate() {
             let p = |s: &str| format!("model.layers.{i}.{s}");
@@ -579,7 +645,10 @@ impl Weights {
                 (p("input_layernorm.weight"), l.input_norm.shallow_clone()),
                 (p("self_attn.q_proj.weight"), l.qkv.narrow(0, 0, nh * hd).contiguous()),
                 (p("self_attn.k_proj.weight"), l.qkv.narrow(0, nh * hd, nkv * hd).contiguous()),
-                (p("self_attn.v_proj.weight"), l.qkv.narrow(0, (nh + nkv) * hd, nkv * hd).contiguous()),
+                (
+                    p("self_attn.v_proj.weight"),
+                    l.qkv.narrow(0, (nh + nkv) * hd, nkv * hd).contiguous(),
+                ),
                 (p("self_attn.o_proj.weight"), l.o.shallow_clone()),
                 (p("post_attention_layernorm.weight"), l.post_norm.shallow_clone()),
                 (p("mlp.gate_proj.weight"), l.gate_up.narrow(0, 0, f).contiguous()),
@@ -632,7 +701,8 @@ impl LayerCapture {
 /// `[1, H, head_dim]` (the same times rotate_half's sign).
 fn rope_scales(nh: i64, nkv: i64, hd: i64, device: Device) -> (Tensor, Tensor) {
     let scale = 1.0 / (hd as f64).sqrt();
-    let head_scale: Vec<f32> = (0..nh + nkv).map(|h| if h < nh { scale as f32 } else { 1.0 }).collect();
+    let head_scale: Vec<f32> =
+        (0..nh + nkv).map(|h| if h < nh { scale as f32 } else { 1.0 }).collect();
     let cos_scale = Tensor::from_slice(&head_scale).view([1, nh + nkv, 1]).to_device(device);
     let sign: Vec<f32> = (0..hd).map(|j| if j < hd / 2 { -1.0 } else { 1.0 }).collect();
     let sin_scale = &cos_scale * Tensor::from_slice(&sign).view([1, 1, hd]).to_device(device);
@@ -642,11 +712,17 @@ fn rope_scales(nh: i64, nkv: i64, hd: i64, device: Device) -> (Tensor, Tensor) {
 impl Llama {
     /// Builds the model from HF-named parameters (`model.layers.N.self_attn.q_proj.weight`, ...),
     /// with the torch-free decode step where it applies.
-    pub fn load(cfg: &Config, params: &impl ParamSource, kind: Kind, device: Device) -> Result<Self> {
+    pub fn load(
+        cfg: &Config,
+        params: &impl ParamSource,
+        kind: Kind,
+        device: Device,
+    ) -> Result<Self> {
         if device == Device::Cpu {
             gemv::ensure_configured();
         }
-        let mut model = Self::from_weights(cfg, Weights::from_hf(cfg, params, kind, device)?, kind, device);
+        let mut model =
+            Self::from_weights(cfg, Weights::from_hf(cfg, params, kind, device)?, kind, device);
         model.cpu_decode = true;
         model.rebuild_plan(0);
         Ok(model)
@@ -761,35 +837,55 @@ impl Llama {
     }
 
     /// Adds a profile (one entry per layer) and builds its decode plan, so the first use is warm.
-    pub fn add_profile(&mut self, name: &str, layers: Vec<LayerRef>, kv_window: Option<KvWindow>) -> Result<ProfileId> {
+    pub fn add_profile(
+        &mut self,
+        name: &str,
+        layers: Vec<LayerRef>,
+        kv_window: Option<KvWindow>,
+    ) -> Result<ProfileId> {
         let n = self.cfg.num_layers;
         if layers.len() != n {
-            return Err(Error::arg("profile", format!("`{name}` has {} layers, the model {n}", layers.len())));
+            return Err(Error::arg(
+                "profile",
+                format!("`{name}` has {} layers, the model {n}", layers.len()),
+            ));
         }
         if layers.iter().all(|l| matches!(l, LayerRef::Skip)) {
             return Err(Error::arg("profile", format!("`{name}` skips every layer")));
         }
         if kv_window.is_some_and(|w| w.window == 0) {
-            return Err(Error::arg("profile", format!("`{name}`: the attention window must keep at least the current token")));
+            return Err(Error::arg(
+                "profile",
+                format!("`{name}`: the attention window must keep at least the current token"),
+            ));
         }
         for l in &layers {
             if let LayerRef::Own(b) = l {
                 let (nh, nkv) = (b.attn.num_heads, b.attn.num_kv_heads);
                 if nh == 0 || b.mlp.intermediate == 0 {
-                    return Err(Error::arg("profile", format!("`{name}` has a block with no heads or no FFN channels")));
+                    return Err(Error::arg(
+                        "profile",
+                        format!("`{name}` has a block with no heads or no FFN channels"),
+                    ));
                 }
-                self.rope.entry((nh, nkv)).or_insert_with(|| rope_scales(nh, nkv, self.cfg.head_dim as i64, self.device));
+                self.rope
+                    .entry((nh, nkv))
+                    .or_insert_with(|| rope_scales(nh, nkv, self.cfg.head_dim as i64, self.device));
             }
         }
         let id = ProfileId(self.next_id);
         self.next_id += 1;
-        self.profiles.push((id, Profile { name: name.into(), layers, kv_window, decode_plan: None }));
+        self.profiles
+            .push((id, Profile { name: name.into(), layers, kv_window, decode_plan: None }));
         self.rebuild_plan(self.profiles.len() - 1);
         Ok(id)
     }
 
     fn index_of(&self, id: ProfileId) -> Result<usize> {
-        self.profiles.iter().position(|(i, _)| *i == id).ok_or_else(|| Error::arg("profile", format!("no profile {id:?}")))
+        self.profiles
+            .iter()
+            .position(|(i, _)| *i == id)
+            .ok_or_else(|| Error::arg("profile", format!("no profile {id:?}")))
     }
 
     /// Drops a profile and its pruned weights. The dense and the active profile cannot be removed.
@@ -844,8 +940,17 @@ impl Llama {
 
     /// A cache for `batch` sequences of up to `capacity` positions of the active profile.
     pub fn new_cache(&self, batch: usize, capacity: usize) -> KvCache {
-        let kv: Vec<usize> = self.active_layers().map(|b| b.map_or(0, |b| b.attn.num_kv_heads as usize)).collect();
-        KvCache::for_kv_heads(&kv, self.cfg.head_dim, batch, capacity, self.kind, self.device, self.active())
+        let kv: Vec<usize> =
+            self.active_layers().map(|b| b.map_or(0, |b| b.attn.num_kv_heads as usize)).collect();
+        KvCache::for_kv_heads(
+            &kv,
+            self.cfg.head_dim,
+            batch,
+            capacity,
+            self.kind,
+            self.device,
+            self.active(),
+        )
     }
 
     /// Bytes of weights the active profile reads to decode one token (embedding row excluded, LM
@@ -879,23 +984,43 @@ impl Llama {
         }
         let len = pos + t;
         let causal_mask = |visible: &dyn Fn(usize, usize) -> bool| {
-            let m: Vec<u8> = (0..t).flat_map(|i| (0..len).map(move |j| (i, j))).map(|(i, j)| u8::from(visible(pos + i, j))).collect();
-            Tensor::from_slice(&m).view([t as i64, len as i64]).to_kind(Kind::Bool).to_device(self.device)
+            let m: Vec<u8> = (0..t)
+                .flat_map(|i| (0..len).map(move |j| (i, j)))
+                .map(|(i, j)| u8::from(visible(pos + i, j)))
+                .collect();
+            Tensor::from_slice(&m)
+                .view([t as i64, len as i64])
+                .to_kind(Kind::Bool)
+                .to_device(self.device)
         };
         let all = KeySpan::All { len: len as i64 };
         match p.kv_window {
             None if t == 1 => StepTables { rope, mask: None, causal: false, keys: all },
             None if pos == 0 => StepTables { rope, mask: None, causal: true, keys: all },
-            None => StepTables { rope, mask: Some(causal_mask(&|i, j| j <= i)), causal: false, keys: all },
+            None => StepTables {
+                rope,
+                mask: Some(causal_mask(&|i, j| j <= i)),
+                causal: false,
+                keys: all,
+            },
             Some(w) if t == 1 => {
                 let keys = if len <= w.sinks + w.window {
                     all
                 } else {
-                    KeySpan::SinksAndRecent { sinks: w.sinks as i64, start: (len - w.window) as i64, len: len as i64 }
+                    KeySpan::SinksAndRecent {
+                        sinks: w.sinks as i64,
+                        start: (len - w.window) as i64,
+                        len: len as i64,
+                    }
                 };
                 StepTables { rope, mask: None, causal: false, keys }
             }
-            Some(w) => StepTables { rope, mask: Some(causal_mask(&|i, j| w.visible(i, j))), causal: false, keys: all },
+            Some(w) => StepTables {
+                rope,
+                mask: Some(causal_mask(&|i, j| w.visible(i, j))),
+                causal: false,
+                keys: all,
+            },
         }
     }
 
@@ -912,7 +1037,9 @@ impl Llama {
         if t == 1 && b == 1 && logits == Logits::Last {
             if let Some(plan) = &profile.decode_plan {
                 let token = tokens.reshape([-1]).int64_value(&[0]);
-                if let Some(out) = usize::try_from(token).ok().and_then(|tok| plan.step(self, tok, cache)) {
+                if let Some(out) =
+                    usize::try_from(token).ok().and_then(|tok| plan.step(self, tok, cache))
+                {
                     return out;
                 }
             }
@@ -947,7 +1074,9 @@ impl Llama {
         let mut cache = KvCache::new(&self.cfg, b as usize, t, self.kind, self.device);
         let _threads = (self.device == Device::Cpu).then(gemv::TorchThreads::lend);
         let mut x = self.embed.rows(&tokens.reshape([-1])).view([b, t as i64, -1]);
-        for ((block, layer_cache), capture) in self.blocks.iter().zip(cache.layers.iter_mut()).zip(captures.iter_mut()) {
+        for ((block, layer_cache), capture) in
+            self.blocks.iter().zip(cache.layers.iter_mut()).zip(captures.iter_mut())
+        {
             x = block.forward(&x, layer_cache, 0, &tables, Some(capture));
         }
         let x = self.norm.forward(&x);

@@ -38,7 +38,10 @@ pub fn evaluate(model: &Llama, tokens: &[u32], window: usize, batch: usize) -> R
     let _guard = tch::no_grad_guard();
     let vocab = model.config().vocab_size;
     if let Some(bad) = tokens.iter().find(|&&t| t as usize >= vocab) {
-        return Err(Error::arg("tokens", format!("token id {bad} is outside the vocabulary of {vocab}")));
+        return Err(Error::arg(
+            "tokens",
+            format!("token id {bad} is outside the vocabulary of {vocab}"),
+        ));
     }
     let all = windows(tokens, window);
     let mut total = Nll::default();
@@ -50,12 +53,14 @@ pub fn evaluate(model: &Llama, tokens: &[u32], window: usize, batch: usize) -> R
         while j < all.len() && j - i < batch.max(1) && all[j].len() == len {
             j += 1;
         }
-        let flat: Vec<i64> = all[i..j].iter().flat_map(|w| w.iter().map(|&t| i64::from(t))).collect();
+        let flat: Vec<i64> =
+            all[i..j].iter().flat_map(|w| w.iter().map(|&t| i64::from(t))).collect();
         let b = (j - i) as i64;
         let ids = Tensor::from_slice(&flat).view([b, len as i64]).to_device(model.device());
         let mut cache = model.new_cache(b as usize, len);
         let logits = model.forward(&ids, &mut cache, Logits::All);
-        let logp = logits.narrow(1, 0, len as i64 - 1).to_kind(Kind::Float).log_softmax(-1, Kind::Float);
+        let logp =
+            logits.narrow(1, 0, len as i64 - 1).to_kind(Kind::Float).log_softmax(-1, Kind::Float);
         let targets = ids.narrow(1, 1, len as i64 - 1).unsqueeze(-1);
         let picked = logp.gather(-1, &targets, false);
         let sum = picked.sum(Kind::Double).f_double_value(&[]).ctx(|| "reading the NLL".into())?;
@@ -91,14 +96,21 @@ pub struct Report {
 
 /// Evaluates the dense `model` on `tokens` (see the module's notes on windows); with
 /// `skip_each_layer`, also through a profile per layer that skips it (removed afterwards).
-pub fn report(model: &mut Llama, tokens: &[u32], window: usize, batch: usize, skip_each_layer: bool) -> Result<Report> {
+pub fn report(
+    model: &mut Llama,
+    tokens: &[u32],
+    window: usize,
+    batch: usize,
+    skip_each_layer: bool,
+) -> Result<Report> {
     model.activate_dense();
     let dense = evaluate(model, tokens, window, batch)?;
     let mut skip_layer = Vec::new();
     if skip_each_layer {
         let n = model.config().num_layers;
         for layer in 0..n {
-            let layers = (0..n).map(|i| if i == layer { LayerRef::Skip } else { LayerRef::Dense }).collect();
+            let layers =
+                (0..n).map(|i| if i == layer { LayerRef::Skip } else { LayerRef::Dense }).collect();
             let id = model.add_profile(&format!("skip layer {layer}"), layers, None)?;
             model.activate(id)?;
             let nll = evaluate(model, tokens, window, batch);

@@ -12,7 +12,11 @@ pub enum Sampling {
     Greedy,
     /// Softmax at `temperature`, keep the smallest set of tokens whose mass reaches `top_p`,
     /// draw from it with a generator seeded by `seed`.
-    TopP { temperature: f64, top_p: f64, seed: u64 },
+    TopP {
+        temperature: f64,
+        top_p: f64,
+        seed: u64,
+    },
 }
 
 impl Sampling {
@@ -24,7 +28,11 @@ impl Sampling {
         if !(top_p > 0.0 && top_p <= 1.0) {
             return Err(Error::arg("top-p", format!("{top_p} must be in (0, 1]")));
         }
-        Ok(if temperature == 0.0 { Sampling::Greedy } else { Sampling::TopP { temperature, top_p, seed } })
+        Ok(if temperature == 0.0 {
+            Sampling::Greedy
+        } else {
+            Sampling::TopP { temperature, top_p, seed }
+        })
     }
 }
 
@@ -48,10 +56,16 @@ impl Sampler {
         match self.sampling {
             Sampling::Greedy => {
                 let ids = logits.argmax(-1, false).to_device(tch::Device::Cpu);
-                Vec::<i64>::try_from(&ids).unwrap_or_default().into_iter().map(|i| i as u32).collect()
+                Vec::<i64>::try_from(&ids)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|i| i as u32)
+                    .collect()
             }
             Sampling::TopP { temperature, top_p, .. } => {
-                let probs = (logits.to_kind(Kind::Float) / temperature).softmax(-1, Kind::Float).to_device(tch::Device::Cpu);
+                let probs = (logits.to_kind(Kind::Float) / temperature)
+                    .softmax(-1, Kind::Float)
+                    .to_device(tch::Device::Cpu);
                 let rows = probs.size()[0];
                 (0..rows)
                     .map(|r| {
@@ -67,7 +81,8 @@ impl Sampler {
 /// Draws from the nucleus of `probs`: the most likely tokens whose mass first reaches `top_p`.
 fn top_p_draw(probs: &[f32], top_p: f64, rng: &mut StdRng) -> u32 {
     let mut order: Vec<u32> = (0..probs.len() as u32).collect();
-    order.sort_unstable_by(|&a, &b| probs[b as usize].total_cmp(&probs[a as usize]).then(a.cmp(&b)));
+    order
+        .sort_unstable_by(|&a, &b| probs[b as usize].total_cmp(&probs[a as usize]).then(a.cmp(&b)));
     let mut mass = 0.0f64;
     let mut keep = 0;
     for &i in &order {
@@ -104,8 +119,14 @@ mod tests {
     #[test]
     fn same_seed_same_draws() {
         let probs = [0.25f32; 4];
-        let a: Vec<u32> = { let mut r = StdRng::seed_from_u64(1); (0..32).map(|_| top_p_draw(&probs, 1.0, &mut r)).collect() };
-        let b: Vec<u32> = { let mut r = StdRng::seed_from_u64(1); (0..32).map(|_| top_p_draw(&probs, 1.0, &mut r)).collect() };
+        let a: Vec<u32> = {
+            let mut r = StdRng::seed_from_u64(1);
+            (0..32).map(|_| top_p_draw(&probs, 1.0, &mut r)).collect()
+        };
+        let b: Vec<u32> = {
+            let mut r = StdRng::seed_from_u64(1);
+            (0..32).map(|_| top_p_draw(&probs, 1.0, &mut r)).collect()
+        };
         assert_eq!(a, b);
         assert!(a.iter().any(|&t| t != a[0]), "uniform draws should vary");
     }

@@ -18,23 +18,31 @@ pub const PRESETS: &[&str] = &["tiny", "llama-3.2-1b"];
 pub fn preset_config(preset: &str) -> Result<LlamaConfig> {
     let json = match preset {
         // The embedded-model class: 8 layers, d 256, 8 query / 2 KV heads, FFN 768, vocab 4096.
-        "tiny" => r#"{"architectures":["LlamaForCausalLM"],"model_type":"llama","hidden_size":256,
+        "tiny" => {
+            r#"{"architectures":["LlamaForCausalLM"],"model_type":"llama","hidden_size":256,
             "intermediate_size":768,"num_hidden_layers":8,"num_attention_heads":8,"num_key_value_heads":2,
             "vocab_size":4096,"rms_norm_eps":1e-5,"rope_theta":10000.0,"max_position_embeddings":2048,
-            "tie_word_embeddings":true,"bos_token_id":1,"eos_token_id":2,"hidden_act":"silu"}"#,
+            "tie_word_embeddings":true,"bos_token_id":1,"eos_token_id":2,"hidden_act":"silu"}"#
+        }
         // meta-llama/Llama-3.2-1B's config.json.
-        "llama-3.2-1b" => r#"{"architectures":["LlamaForCausalLM"],"bos_token_id":128000,
+        "llama-3.2-1b" => {
+            r#"{"architectures":["LlamaForCausalLM"],"bos_token_id":128000,
             "eos_token_id":128001,"head_dim":64,"hidden_act":"silu","hidden_size":2048,
             "intermediate_size":8192,"max_position_embeddings":131072,"model_type":"llama",
             "num_attention_heads":32,"num_hidden_layers":16,"num_key_value_heads":8,"rms_norm_eps":1e-05,
             "rope_scaling":{"factor":32.0,"high_freq_factor":4.0,"low_freq_factor":1.0,
             "original_max_position_embeddings":8192,"rope_type":"llama3"},"rope_theta":500000.0,
-            "tie_word_embeddings":true,"torch_dtype":"bfloat16","vocab_size":128256}"#,
+            "tie_word_embeddings":true,"torch_dtype":"bfloat16","vocab_size":128256}"#
+        }
         other => {
-            return Err(Error::arg("model", format!("unknown synthetic preset `{other}`; known: {}", PRESETS.join(", "))))
+            return Err(Error::arg(
+                "model",
+                format!("unknown synthetic preset `{other}`; known: {}", PRESETS.join(", ")),
+            ))
         }
     };
-    serde_json::from_str(json).map_err(|source| Error::Json { path: format!("synthetic:{preset}").into(), source })
+    serde_json::from_str(json)
+        .map_err(|source| Error::Json { path: format!("synthetic:{preset}").into(), source })
 }
 
 /// Resolved runtime config of a preset.
@@ -75,11 +83,14 @@ impl ParamSource for RandomParams {
 pub fn export(preset_name: &str, seed: u64, kind: Kind, out: &Path) -> Result<()> {
     let mut hf = preset_config(preset_name)?;
     let cfg = hf.resolve(format!("synthetic:{preset_name}").as_ref())?;
-    hf.torch_dtype = Some(match kind {
-        Kind::BFloat16 => "bfloat16",
-        Kind::Half => "float16",
-        _ => "float32",
-    }.into());
+    hf.torch_dtype = Some(
+        match kind {
+            Kind::BFloat16 => "bfloat16",
+            Kind::Half => "float16",
+            _ => "float32",
+        }
+        .into(),
+    );
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let params = RandomParams { seed };
     let tensors = hf_parameter_shapes(&cfg)
@@ -87,6 +98,8 @@ pub fn export(preset_name: &str, seed: u64, kind: Kind, out: &Path) -> Result<()
         .map(|(name, shape)| Ok((name.clone(), params.get(&name, &shape, kind, Device::Cpu)?)))
         .collect::<Result<Vec<_>>>()?;
     save_safetensors(&out.join(SINGLE_FILE), &tensors)?;
-    let json = serde_json::to_string_pretty(&hf).map_err(|source| Error::Json { path: out.join("config.json"), source })?;
-    std::fs::write(out.join("config.json"), json + "\n").map_err(|e| Error::io(out.join("config.json"), e))
+    let json = serde_json::to_string_pretty(&hf)
+        .map_err(|source| Error::Json { path: out.join("config.json"), source })?;
+    std::fs::write(out.join("config.json"), json + "\n")
+        .map_err(|e| Error::io(out.join("config.json"), e))
 }

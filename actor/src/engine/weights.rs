@@ -49,12 +49,15 @@ impl SafeTensorFiles {
         if !index.is_file() {
             return Err(Error::io(
                 single,
-                std::io::Error::new(std::io::ErrorKind::NotFound, format!("no {SINGLE_FILE} or {INDEX_FILE}")),
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("no {SINGLE_FILE} or {INDEX_FILE}"),
+                ),
             ));
         }
         let text = std::fs::read_to_string(&index).map_err(|e| Error::io(&index, e))?;
-        let parsed: ShardIndex =
-            serde_json::from_str(&text).map_err(|source| Error::Json { path: index.clone(), source })?;
+        let parsed: ShardIndex = serde_json::from_str(&text)
+            .map_err(|source| Error::Json { path: index.clone(), source })?;
         let mut files: Vec<String> = parsed.weight_map.values().cloned().collect();
         files.sort();
         files.dedup();
@@ -71,7 +74,10 @@ impl SafeTensorFiles {
         for (name, file) in &parsed.weight_map {
             let at = this.location.get(name).map(|&i| &this.shards[i].path);
             if at.map(|p| p.file_name() != Some(std::ffi::OsStr::new(file))).unwrap_or(true) {
-                return Err(Error::MissingTensor { name: name.clone(), searched: dir.join(file).display().to_string() });
+                return Err(Error::MissingTensor {
+                    name: name.clone(),
+                    searched: dir.join(file).display().to_string(),
+                });
             }
         }
         Ok(this)
@@ -92,7 +98,10 @@ impl SafeTensorFiles {
                 if let Some(prev) = location.insert(name.clone(), i) {
                     return Err(Error::Safetensors {
                         path: path.clone(),
-                        reason: format!("tensor `{name}` also present in {}", paths[prev].display()),
+                        reason: format!(
+                            "tensor `{name}` also present in {}",
+                            paths[prev].display()
+                        ),
                     });
                 }
             }
@@ -126,7 +135,12 @@ impl SafeTensorFiles {
         let info = &shard.tensors[name];
         let found: Vec<i64> = info.shape.iter().map(|&d| d as i64).collect();
         if found != shape {
-            return Err(Error::Shape { path: shard.path.clone(), name: name.into(), expected: shape.to_vec(), found });
+            return Err(Error::Shape {
+                path: shard.path.clone(),
+                name: name.into(),
+                expected: shape.to_vec(),
+                found,
+            });
         }
         let src_kind = match info.dtype {
             Dtype::F32 => Kind::Float,

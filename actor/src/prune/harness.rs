@@ -156,10 +156,19 @@ pub struct Reference {
 /// Runs the dense model (whatever profile is active) as [`Reference`] says.
 pub fn reference(model: &Llama, prompt: &[u32], new_tokens: usize) -> Result<Reference> {
     if prompt.len() < 2 || new_tokens == 0 {
-        return Err(Error::arg("reference", "needs a prompt of at least two tokens and one new token"));
+        return Err(Error::arg(
+            "reference",
+            "needs a prompt of at least two tokens and one new token",
+        ));
     }
     if prompt.len() + new_tokens > model.config().max_position_embeddings {
-        return Err(Error::arg("reference", format!("prompt ({}) + new tokens ({new_tokens}) exceed the model's positions", prompt.len())));
+        return Err(Error::arg(
+            "reference",
+            format!(
+                "prompt ({}) + new tokens ({new_tokens}) exceed the model's positions",
+                prompt.len()
+            ),
+        ));
     }
     let _guard = tch::no_grad_guard();
     let device = model.device();
@@ -177,19 +186,26 @@ pub fn reference(model: &Llama, prompt: &[u32], new_tokens: usize) -> Result<Ref
     let t = std::time::Instant::now();
     let mut continuation = vec![last];
     while continuation.len() < new_tokens {
-        let logits = model.forward(&generate::token_batch(&[last], device), &mut cache, Logits::Last);
+        let logits =
+            model.forward(&generate::token_batch(&[last], device), &mut cache, Logits::Last);
         last = logits.reshape([-1]).argmax(-1, false).int64_value(&[]) as u32;
         continuation.push(last);
     }
     generate::synchronize(device);
-    Ok(Reference { prompt_ppl: nll.exp(), continuation, prefill_s, decode_s: t.elapsed().as_secs_f64() })
+    Ok(Reference {
+        prompt_ppl: nll.exp(),
+        continuation,
+        prefill_s,
+        decode_s: t.elapsed().as_secs_f64(),
+    })
 }
 
 /// Model NLL summed over positions `from..n-1` predicting `seq[from+1..]`, and the argmaxes there.
 fn teacher_forced(model: &Llama, seq: &[u32]) -> (Tensor, Tensor) {
     let _guard = tch::no_grad_guard();
     let ids = generate::token_batch(seq, model.device());
-    let logits = model.forward(&ids, &mut model.new_cache(1, seq.len()), Logits::All).squeeze_dim(0);
+    let logits =
+        model.forward(&ids, &mut model.new_cache(1, seq.len()), Logits::All).squeeze_dim(0);
     let logp = logits.to_kind(Kind::Float).log_softmax(-1, Kind::Float);
     let n = seq.len() as i64;
     let targets = ids.squeeze_dim(0).narrow(0, 1, n - 1).unsqueeze(-1);
@@ -214,7 +230,13 @@ impl Harness {
         Ok(r)
     }
 
-    fn warm(&mut self, model: &mut Llama, action: &Action, prompt: &[u32], opts: &GenerateOptions) -> Result<()> {
+    fn warm(
+        &mut self,
+        model: &mut Llama,
+        action: &Action,
+        prompt: &[u32],
+        opts: &GenerateOptions,
+    ) -> Result<()> {
         if self.warmed.insert("none".into()) {
             generate::generate(model, prompt, opts)?;
         }
@@ -242,18 +264,31 @@ impl Harness {
         if o.pairs == 0 || o.new_tokens < 2 {
             return Err(Error::arg("measure", "needs at least one pair and two new tokens"));
         }
-        let gen = GenerateOptions { max_new_tokens: o.new_tokens, sampling: Sampling::Greedy, ignore_eos: true };
+        let gen = GenerateOptions {
+            max_new_tokens: o.new_tokens,
+            sampling: Sampling::Greedy,
+            ignore_eos: true,
+        };
         let built = self.cache.ensure(model, action)?;
         self.warm(model, action, prompt, &gen)?;
         let mut runs = Vec::with_capacity(2 * o.pairs);
         let mut dense_tokens: Option<Vec<u32>> = continuation.map(<[u32]>::to_vec);
         let (mut identical, mut rebuilt, mut checked) = (true, false, 0);
         for pair in 0..o.pairs {
-            let order = if (pair + episode).is_multiple_of(2) { [false, true] } else { [true, false] };
+            let order =
+                if (pair + episode).is_multiple_of(2) { [false, true] } else { [true, false] };
             for pruned in order {
                 if !pruned {
                     let g = generate::generate(model, prompt, &gen)?;
-                    runs.push(Run { pruned, prefill_s: g.prefill.as_secs_f64(), decode_s: g.decode.as_secs_f64(), decode_steps: g.decode_steps, apply_s: None, restore_s: None, verify_s: None });
+                    runs.push(Run {
+                        pruned,
+                        prefill_s: g.prefill.as_secs_f64(),
+                        decode_s: g.decode.as_secs_f64(),
+                        decode_steps: g.decode_steps,
+                        apply_s: None,
+                        restore_s: None,
+                        verify_s: None,
+                    });
                     dense_tokens.get_or_insert(g.tokens);
                     continue;
                 }
@@ -352,7 +387,8 @@ pub fn summarize(ms: &[Measurement]) -> Vec<Summary> {
         .into_iter()
         .map(|label| {
             let group: Vec<&Measurement> = ms.iter().filter(|m| m.action == label).collect();
-            let col = |f: &dyn Fn(&Measurement) -> f64| median(group.iter().map(|m| f(m)).collect());
+            let col =
+                |f: &dyn Fn(&Measurement) -> f64| median(group.iter().map(|m| f(m)).collect());
             let speedups: Vec<f64> = group.iter().map(|m| m.speedup()).collect();
             let speedup = median(speedups.clone());
             let ceiling = col(&|m| m.ceiling());
@@ -370,9 +406,15 @@ pub fn summarize(ms: &[Measurement]) -> Vec<Summary> {
                 gain_efficiency: (ceiling > 1.005).then(|| (speedup - 1.0) / (ceiling - 1.0)),
                 ppl_change_median: col(&|m| m.ppl_change()),
                 top1_median: col(&|m| m.top1_agreement),
-                apply_ms: median(group.iter().flat_map(|m| m.runs.iter().filter_map(|r| r.apply_s)).collect()) * 1e3,
-                restore_ms: median(group.iter().flat_map(|m| m.runs.iter().filter_map(|r| r.restore_s)).collect()) * 1e3,
-                verify_ms: median(group.iter().flat_map(|m| m.runs.iter().filter_map(|r| r.verify_s)).collect()) * 1e3,
+                apply_ms: median(
+                    group.iter().flat_map(|m| m.runs.iter().filter_map(|r| r.apply_s)).collect(),
+                ) * 1e3,
+                restore_ms: median(
+                    group.iter().flat_map(|m| m.runs.iter().filter_map(|r| r.restore_s)).collect(),
+                ) * 1e3,
+                verify_ms: median(
+                    group.iter().flat_map(|m| m.runs.iter().filter_map(|r| r.verify_s)).collect(),
+                ) * 1e3,
                 build_s: group.iter().filter_map(|m| m.build_s).next(),
                 restores_identical: group.iter().all(|m| m.restore_identical),
             }

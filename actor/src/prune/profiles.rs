@@ -31,7 +31,13 @@ pub fn heads_kept(imp: &Importance, intensity: f64, action: &Action) -> Result<V
     let total = layers * nh;
     let remove = ((total as f64 * intensity).round() as usize).max(1);
     if remove > total - layers {
-        return Err(err(action, format!("removes {remove} of {total} query heads; at most {} can go (one stays per layer)", total - layers)));
+        return Err(err(
+            action,
+            format!(
+                "removes {remove} of {total} query heads; at most {} can go (one stays per layer)",
+                total - layers
+            ),
+        ));
     }
     let mut ranked: Vec<(f64, usize, usize)> = Vec::with_capacity(total);
     for (l, scores) in imp.heads.iter().enumerate() {
@@ -53,7 +59,10 @@ pub fn heads_kept(imp: &Importance, intensity: f64, action: &Action) -> Result<V
             removed += 1;
         }
     }
-    Ok(kept.into_iter().map(|k| k.iter().enumerate().filter(|(_, &keep)| keep).map(|(h, _)| h).collect()).collect())
+    Ok(kept
+        .into_iter()
+        .map(|k| k.iter().enumerate().filter(|(_, &keep)| keep).map(|(h, _)| h).collect())
+        .collect())
 }
 
 /// FFN channels each layer keeps under `ffn` pruning (ascending indices).
@@ -82,7 +91,13 @@ pub fn layers_skipped(imp: &Importance, intensity: f64, action: &Action) -> Resu
     let n = imp.layers.len();
     let k = ((n as f64 * intensity).round() as usize).max(1);
     if n < 3 || k > n - 2 {
-        return Err(err(action, format!("skips {k} of {n} layers; at most {} can go (never the first or the last)", n.saturating_sub(2))));
+        return Err(err(
+            action,
+            format!(
+                "skips {k} of {n} layers; at most {} can go (never the first or the last)",
+                n.saturating_sub(2)
+            ),
+        ));
     }
     let mut middle: Vec<usize> = (1..n - 1).collect();
     middle.sort_by(|&a, &b| imp.layers[a].total_cmp(&imp.layers[b]).then(a.cmp(&b)));
@@ -96,11 +111,13 @@ fn head_pruned_block(model: &Llama, dense: &Block, kept: &[usize]) -> Block {
     let (nh, nkv, hd, g) = (cfg.num_heads, cfg.num_kv_heads, cfg.head_dim, cfg.group_size());
     let mut kv: Vec<usize> = kept.iter().map(|&h| h / g).collect();
     kv.dedup();
-    let kv_of_head: Vec<usize> = kept.iter().map(|&h| kv.iter().position(|&k| k == h / g).unwrap_or(0)).collect();
+    let kv_of_head: Vec<usize> =
+        kept.iter().map(|&h| kv.iter().position(|&k| k == h / g).unwrap_or(0)).collect();
     let rows = |base: usize, heads: &[usize]| -> Vec<i64> {
         heads.iter().flat_map(|&h| (base + h * hd..base + (h + 1) * hd).map(|r| r as i64)).collect()
     };
-    let qkv_rows: Vec<i64> = [rows(0, kept), rows(nh * hd, &kv), rows((nh + nkv) * hd, &kv)].concat();
+    let qkv_rows: Vec<i64> =
+        [rows(0, kept), rows(nh * hd, &kv), rows((nh + nkv) * hd, &kv)].concat();
     let o_cols = rows(0, kept);
     let w = dense.weights();
     let device = w.qkv.device();
@@ -115,7 +132,8 @@ fn head_pruned_block(model: &Llama, dense: &Block, kept: &[usize]) -> Block {
 fn ffn_pruned_block(model: &Llama, dense: &Block, kept: &[usize]) -> Block {
     let cfg = model.config();
     let f = cfg.intermediate_size;
-    let rows: Vec<i64> = kept.iter().map(|&c| c as i64).chain(kept.iter().map(|&c| (c + f) as i64)).collect();
+    let rows: Vec<i64> =
+        kept.iter().map(|&c| c as i64).chain(kept.iter().map(|&c| (c + f) as i64)).collect();
     let cols: Vec<i64> = kept.iter().map(|&c| c as i64).collect();
     let w = dense.weights();
     let device = w.qkv.device();
@@ -128,7 +146,11 @@ fn ffn_pruned_block(model: &Llama, dense: &Block, kept: &[usize]) -> Block {
 }
 
 /// The per-layer plan of `action` (`None` for the dense model).
-pub fn build(model: &Llama, imp: &Importance, action: &Action) -> Result<Option<(Vec<LayerRef>, Option<KvWindow>)>> {
+pub fn build(
+    model: &Llama,
+    imp: &Importance,
+    action: &Action,
+) -> Result<Option<(Vec<LayerRef>, Option<KvWindow>)>> {
     let _guard = tch::no_grad_guard();
     let n = model.config().num_layers;
     let dense = model.dense_blocks();
@@ -139,19 +161,38 @@ pub fn build(model: &Llama, imp: &Importance, action: &Action) -> Result<Option<
             let layers = kept
                 .iter()
                 .zip(dense)
-                .map(|(k, b)| if k.len() == model.config().num_heads { LayerRef::Dense } else { LayerRef::Own(head_pruned_block(model, b, k)) })
+                .map(|(k, b)| {
+                    if k.len() == model.config().num_heads {
+                        LayerRef::Dense
+                    } else {
+                        LayerRef::Own(head_pruned_block(model, b, k))
+                    }
+                })
                 .collect();
             (layers, None)
         }
         Action::Ffn { intensity } => {
             let kept = channels_kept(imp, intensity, action)?;
-            (kept.iter().zip(dense).map(|(k, b)| LayerRef::Own(ffn_pruned_block(model, b, k))).collect(), None)
+            (
+                kept.iter()
+                    .zip(dense)
+                    .map(|(k, b)| LayerRef::Own(ffn_pruned_block(model, b, k)))
+                    .collect(),
+                None,
+            )
         }
         Action::Layers { intensity } => {
             let skip = layers_skipped(imp, intensity, action)?;
-            ((0..n).map(|i| if skip.contains(&i) { LayerRef::Skip } else { LayerRef::Dense }).collect(), None)
+            (
+                (0..n)
+                    .map(|i| if skip.contains(&i) { LayerRef::Skip } else { LayerRef::Dense })
+                    .collect(),
+                None,
+            )
         }
-        Action::KvWindow { sinks, window } => ((0..n).map(|_| LayerRef::Dense).collect(), Some(KvWindow { sinks, window })),
+        Action::KvWindow { sinks, window } => {
+            ((0..n).map(|_| LayerRef::Dense).collect(), Some(KvWindow { sinks, window }))
+        }
     }))
 }
 
@@ -165,11 +206,18 @@ fn own_bytes(model: &Llama, id: ProfileId) -> usize {
         .map(|(l, d)| match l {
             LayerRef::Own(b) => {
                 let (w, dw) = (b.weights(), d.weights());
-                [(w.qkv, dw.qkv), (w.o, dw.o), (w.gate_up, dw.gate_up), (w.down, dw.down), (w.input_norm, dw.input_norm), (w.post_norm, dw.post_norm)]
-                    .iter()
-                    .filter(|(a, b)| a.data_ptr() != b.data_ptr())
-                    .map(|(a, _)| bytes(a))
-                    .sum()
+                [
+                    (w.qkv, dw.qkv),
+                    (w.o, dw.o),
+                    (w.gate_up, dw.gate_up),
+                    (w.down, dw.down),
+                    (w.input_norm, dw.input_norm),
+                    (w.post_norm, dw.post_norm),
+                ]
+                .iter()
+                .filter(|(a, b)| a.data_ptr() != b.data_ptr())
+                .map(|(a, _)| bytes(a))
+                .sum()
             }
             _ => 0,
         })
@@ -235,13 +283,21 @@ impl ProfileCache {
             return Ok(Some(built));
         }
         let t = Instant::now();
-        let Some((layers, window)) = build(model, &self.importance, action)? else { return Ok(None) };
+        let Some((layers, window)) = build(model, &self.importance, action)? else {
+            return Ok(None);
+        };
         let id = model.add_profile(&label, layers, window)?;
         let bytes = own_bytes(model, id);
         let build = t.elapsed();
         if bytes > self.max_bytes {
             model.remove_profile(id)?;
-            return Err(err(action, format!("needs {bytes} bytes of pruned weights, over the cache budget of {}", self.max_bytes)));
+            return Err(err(
+                action,
+                format!(
+                    "needs {bytes} bytes of pruned weights, over the cache budget of {}",
+                    self.max_bytes
+                ),
+            ));
         }
         while self.bytes() + bytes > self.max_bytes && !self.entries.is_empty() {
             let old = self.entries.remove(0);
@@ -277,7 +333,11 @@ impl ProfileCache {
 
     /// Switches back to the dense model and checks the probe bit for bit; on a mismatch logs it,
     /// replaces the model with `reload()` (dropping every profile) and checks again.
-    pub fn restore(&mut self, model: &mut Llama, reload: &mut dyn FnMut() -> Result<Llama>) -> Result<Restore> {
+    pub fn restore(
+        &mut self,
+        model: &mut Llama,
+        reload: &mut dyn FnMut() -> Result<Llama>,
+    ) -> Result<Restore> {
         let t = Instant::now();
         model.activate_dense();
         let restore = t.elapsed();
@@ -291,7 +351,10 @@ impl ProfileCache {
         *model = reload()?;
         self.entries.clear();
         if !self.verify(model) {
-            return Err(Error::arg("restore", "the rebuilt dense model still differs from the reference logits"));
+            return Err(Error::arg(
+                "restore",
+                "the rebuilt dense model still differs from the reference logits",
+            ));
         }
         Ok(Restore { restore, verify, identical, rebuilt: true, checked: true })
     }
@@ -301,7 +364,13 @@ impl ProfileCache {
     pub fn switch_back(&self, model: &mut Llama) -> Restore {
         let t = Instant::now();
         model.activate_dense();
-        Restore { restore: t.elapsed(), verify: Duration::ZERO, identical: true, rebuilt: false, checked: false }
+        Restore {
+            restore: t.elapsed(),
+            verify: Duration::ZERO,
+            identical: true,
+            rebuilt: false,
+            checked: false,
+        }
     }
 
     /// Whether the active model reproduces the probe's reference logits exactly (true without a probe).

@@ -70,14 +70,21 @@ impl Setup {
             Calibration::Texts { texts, description, windows, seq } => {
                 let desc = format!("{windows} windows of {seq} tokens from {description}");
                 let key = casrap_common::prompts::stable_hash(0, desc.as_bytes());
-                let path = cache_dir()?.join("importance").join(format!("{identity}-{key:016x}.json"));
+                let path =
+                    cache_dir()?.join("importance").join(format!("{identity}-{key:016x}.json"));
                 let mut stream = Vec::new();
                 for t in texts {
                     stream.extend(loaded.tokenizer.encode(t)?);
                 }
-                let cut: Vec<Vec<u32>> = stream.chunks_exact((*seq).max(2)).take(*windows).map(<[u32]>::to_vec).collect();
+                let cut: Vec<Vec<u32>> = stream
+                    .chunks_exact((*seq).max(2))
+                    .take(*windows)
+                    .map(<[u32]>::to_vec)
+                    .collect();
                 let t = std::time::Instant::now();
-                let (imp, reused) = Importance::load_or(&path, &model, &identity, || Importance::calibrate(&model, &identity, &cut, &desc))?;
+                let (imp, reused) = Importance::load_or(&path, &model, &identity, || {
+                    Importance::calibrate(&model, &identity, &cut, &desc)
+                })?;
                 tracing::info!(file = %path.display(), reused, seconds = t.elapsed().as_secs_f64(), "importances");
                 imp
             }
@@ -86,7 +93,10 @@ impl Setup {
         let cache = ProfileCache::new(importance, budget);
         let reload_source = source.clone();
         let seed = o.seed;
-        let harness = Harness::new(cache, Box::new(move || Ok(engine::load(&reload_source, kind, device, seed)?.model)));
+        let harness = Harness::new(
+            cache,
+            Box::new(move || Ok(engine::load(&reload_source, kind, device, seed)?.model)),
+        );
         Ok(Self { model, tokenizer: loaded.tokenizer, source, identity, harness })
     }
 

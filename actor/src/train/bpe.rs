@@ -3,9 +3,9 @@
 //! LLaMA does, and `</s>` ends documents in training.
 
 use tokenizers::models::bpe::{BpeTrainerBuilder, BPE};
+use tokenizers::models::TrainerWrapper;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::processors::template::TemplateProcessing;
-use tokenizers::models::TrainerWrapper;
 use tokenizers::{AddedToken, Tokenizer};
 
 use crate::error::{Error, Result};
@@ -26,7 +26,10 @@ fn err(reason: impl std::fmt::Display) -> Error {
 pub fn train(documents: &[String], vocab_size: usize) -> Result<Tokenizer> {
     let specials = [BOS, EOS, PAD].map(|s| AddedToken::from(s, true)).to_vec();
     if vocab_size < 256 + specials.len() {
-        return Err(Error::arg("vocab_size", format!("{vocab_size} is below 256 bytes + {} special tokens", specials.len())));
+        return Err(Error::arg(
+            "vocab_size",
+            format!("{vocab_size} is below 256 bytes + {} special tokens", specials.len()),
+        ));
     }
     let byte_level = ByteLevel::new(false, true, true);
     let mut trainer: TrainerWrapper = BpeTrainerBuilder::new()

@@ -27,14 +27,20 @@ impl Corpus {
         for path in &paths {
             let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
             let text = String::from_utf8(bytes).map_err(|e| {
-                Error::io(path, std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not UTF-8: {e}")))
+                Error::io(
+                    path,
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not UTF-8: {e}")),
+                )
             })?;
             if !text.trim().is_empty() {
                 documents.push(text);
             }
         }
         if documents.is_empty() {
-            return Err(Error::io(dir, std::io::Error::new(std::io::ErrorKind::NotFound, "no non-empty *.txt documents")));
+            return Err(Error::io(
+                dir,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no non-empty *.txt documents"),
+            ));
         }
         Ok(Self { dir: dir.into(), documents })
     }

@@ -30,7 +30,16 @@ pub struct Shape {
 impl Default for Shape {
     /// The embedded model: 8 layers, d 256, 8 query / 2 KV heads (4 per group), FFN 768, vocab 4096.
     fn default() -> Self {
-        Self { hidden: 256, layers: 8, heads: 8, kv_heads: 2, ffn: 768, vocab: 4096, max_positions: 1024, rope_theta: 10000.0 }
+        Self {
+            hidden: 256,
+            layers: 8,
+            heads: 8,
+            kv_heads: 2,
+            ffn: 768,
+            vocab: 4096,
+            max_positions: 1024,
+            rope_theta: 10000.0,
+        }
     }
 }
 
@@ -68,7 +77,9 @@ fn write(path: &Path, text: String) -> Result<()> {
 }
 
 fn pretty(path: &Path, v: &impl serde::Serialize) -> Result<String> {
-    serde_json::to_string_pretty(v).map(|s| s + "\n").map_err(|source| Error::Json { path: path.into(), source })
+    serde_json::to_string_pretty(v)
+        .map(|s| s + "\n")
+        .map_err(|source| Error::Json { path: path.into(), source })
 }
 
 /// Writes the folder `out` (created if missing); weights are stored as `storage` (bf16 halves the
@@ -83,11 +94,14 @@ pub fn write_folder(
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let mut hf = shape.hf_config()?;
     let cfg = hf.resolve(out)?;
-    hf.torch_dtype = Some(match storage {
-        Kind::BFloat16 => "bfloat16",
-        Kind::Half => "float16",
-        _ => "float32",
-    }.into());
+    hf.torch_dtype = Some(
+        match storage {
+            Kind::BFloat16 => "bfloat16",
+            Kind::Half => "float16",
+            _ => "float32",
+        }
+        .into(),
+    );
     let config_path = out.join("config.json");
     write(&config_path, pretty(&config_path, &hf)?)?;
     let gen_path = out.join("generation_config.json");
@@ -106,7 +120,10 @@ pub fn write_folder(
     });
     write(&tok_cfg_path, pretty(&tok_cfg_path, &tok_cfg)?)?;
     let _guard = tch::no_grad_guard();
-    let tensors: Vec<(String, Tensor)> =
-        weights.to_hf(&cfg).into_iter().map(|(name, t)| (name, t.detach().to_kind(storage).contiguous())).collect();
+    let tensors: Vec<(String, Tensor)> = weights
+        .to_hf(&cfg)
+        .into_iter()
+        .map(|(name, t)| (name, t.detach().to_kind(storage).contiguous()))
+        .collect();
     save_safetensors(&out.join(SINGLE_FILE), &tensors)
 }

@@ -88,7 +88,8 @@ impl Params {
         let vs = nn::VarStore::new(Device::Cpu);
         let root = vs.root();
         let norms = vs.root().set_group(1);
-        let (d, f, v) = (cfg.hidden_size as i64, cfg.intermediate_size as i64, cfg.vocab_size as i64);
+        let (d, f, v) =
+            (cfg.hidden_size as i64, cfg.intermediate_size as i64, cfg.vocab_size as i64);
         let qkv_rows = ((cfg.num_heads + 2 * cfg.num_kv_heads) * cfg.head_dim) as i64;
         let attn_width = (cfg.num_heads * cfg.head_dim) as i64;
         let std = 0.02;
@@ -140,7 +141,10 @@ pub fn train(
     mut progress: impl FnMut(&StepLog, Duration),
 ) -> Result<(Params, Vec<StepLog>)> {
     if stream.len() <= o.seq_len + 1 {
-        return Err(Error::arg("corpus", format!("{} tokens is too few for sequences of {}", stream.len(), o.seq_len)));
+        return Err(Error::arg(
+            "corpus",
+            format!("{} tokens is too few for sequences of {}", stream.len(), o.seq_len),
+        ));
     }
     if o.steps == 0 || o.batch == 0 || o.warmup_steps == 0 {
         return Err(Error::arg("steps", "steps, batch and warmup must be positive"));
@@ -152,9 +156,10 @@ pub fn train(
     };
     tch::manual_seed(o.seed as i64);
     let params = Params::init(cfg);
-    let mut opt = nn::AdamW { beta1: 0.9, beta2: 0.95, wd: o.weight_decay, eps: 1e-8, amsgrad: false }
-        .build(&params.vs, o.lr)
-        .ctx(|| "building AdamW".into())?;
+    let mut opt =
+        nn::AdamW { beta1: 0.9, beta2: 0.95, wd: o.weight_decay, eps: 1e-8, amsgrad: false }
+            .build(&params.vs, o.lr)
+            .ctx(|| "building AdamW".into())?;
     opt.set_weight_decay_group(1, 0.0);
     let mut rng = SmallRng::seed_from_u64(o.seed);
     let mut log = Vec::with_capacity(o.steps);
@@ -163,7 +168,12 @@ pub fn train(
         let lr = learning_rate(o, step);
         opt.set_lr(lr);
         let windows = sample_batch(stream, o.batch, o.seq_len, &mut rng);
-        let model = Llama::from_weights(cfg, params.weights.map(|t| t.to_kind(compute)), compute, Device::Cpu);
+        let model = Llama::from_weights(
+            cfg,
+            params.weights.map(|t| t.to_kind(compute)),
+            compute,
+            Device::Cpu,
+        );
         let loss = lm_loss(&model, &windows);
         opt.zero_grad();
         loss.f_backward().ctx(|| format!("backward at step {step}"))?;
@@ -172,7 +182,10 @@ pub fn train(
         opt.step();
         let loss = loss.double_value(&[]);
         if !loss.is_finite() {
-            return Err(Error::arg("lr", format!("loss became {loss} at step {step}; lower the learning rate")));
+            return Err(Error::arg(
+                "lr",
+                format!("loss became {loss} at step {step}; lower the learning rate"),
+            ));
         }
         let entry = StepLog { step, loss, lr, grad_norm, elapsed_s: t0.elapsed().as_secs_f64() };
         let eta = t0.elapsed().mul_f64((o.steps - step - 1) as f64 / (step + 1) as f64);
@@ -204,11 +217,19 @@ mod tests {
 
     #[test]
     fn schedule_warms_up_then_decays_to_min() {
-        let o = TrainOptions { steps: 100, warmup_steps: 10, lr: 1.0, min_lr: 0.1, ..Default::default() };
+        let o = TrainOptions {
+            steps: 100,
+            warmup_steps: 10,
+            lr: 1.0,
+            min_lr: 0.1,
+            ..Default::default()
+        };
         assert!((learning_rate(&o, 0) - 0.1).abs() < 1e-12);
         assert!((learning_rate(&o, 9) - 1.0).abs() < 1e-12);
         assert!((learning_rate(&o, 10) - 1.0).abs() < 1e-12);
         assert!((learning_rate(&o, 99) - 0.1).abs() < 1e-3);
-        assert!((1..100).all(|s| s < 10 || learning_rate(&o, s) <= learning_rate(&o, s - 1) + 1e-12));
+        assert!(
+            (1..100).all(|s| s < 10 || learning_rate(&o, s) <= learning_rate(&o, s - 1) + 1e-12)
+        );
     }
 }

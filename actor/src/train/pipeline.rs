@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tch::Kind;
 
+use super::bpe;
 use super::corpus::Corpus;
 use super::export::{write_folder, Shape};
 use super::lm::{self, StepLog, TrainOptions};
-use super::bpe;
 use crate::error::{Error, Result};
 
 /// File in the model folder with the training record.
@@ -61,14 +61,18 @@ pub fn run(recipe: &Recipe, mut progress: impl FnMut(Progress<'_>)) -> Result<Re
     let mut stream: Vec<u16> = Vec::new();
     for doc in &corpus.documents {
         for id in bpe::encode_document(&tokenizer, doc)? {
-            stream.push(u16::try_from(id).map_err(|_| Error::arg("vocab", "token ids must fit in 16 bits"))?);
+            stream.push(
+                u16::try_from(id)
+                    .map_err(|_| Error::arg("vocab", "token ids must fit in 16 bits"))?,
+            );
         }
     }
     let tokenize_s = t.elapsed().as_secs_f64();
     let cfg = recipe.shape.config()?;
     progress(Progress::Stage("training the model"));
     let t = Instant::now();
-    let (params, steps) = lm::train(&cfg, &stream, &recipe.options, |s, eta| progress(Progress::Step(s, eta)))?;
+    let (params, steps) =
+        lm::train(&cfg, &stream, &recipe.options, |s, eta| progress(Progress::Step(s, eta)))?;
     let train_s = t.elapsed().as_secs_f64();
     write_folder(&recipe.out, &recipe.shape, &tokenizer, &params.weights, Kind::BFloat16)?;
     let record = Record {
@@ -91,6 +95,7 @@ pub fn run(recipe: &Recipe, mut progress: impl FnMut(Progress<'_>)) -> Result<Re
 
 fn write_record(out: &Path, record: &Record) -> Result<()> {
     let path = out.join(RECORD_FILE);
-    let text = serde_json::to_string(record).map_err(|source| Error::Json { path: path.clone(), source })?;
+    let text = serde_json::to_string(record)
+        .map_err(|source| Error::Json { path: path.clone(), source })?;
     std::fs::write(&path, text + "\n").map_err(|e| Error::io(&path, e))
 }

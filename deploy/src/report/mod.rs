@@ -38,7 +38,12 @@ pub fn training_log(run_dir: &Path) -> Result<Option<Vec<serde_json::Value>>> {
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| serde_json::from_str(l).map_err(|e| Error::Records { path: path.clone(), reason: format!("line {}: {e}", i + 1) }))
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| Error::Records {
+                path: path.clone(),
+                reason: format!("line {}: {e}", i + 1),
+            })
+        })
         .collect::<Result<Vec<_>>>()
         .map(Some)
 }
@@ -56,27 +61,40 @@ pub fn write(run_dir: &Path) -> Result<Written> {
         let cfg = RunConfig::from_file(&cfg_path)?;
         (cfg.name.clone(), cfg.action_labels())
     } else {
-        (run_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), Vec::new())
+        (
+            run_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            Vec::new(),
+        )
     };
     let summary = Summary::from_episodes(&name, &episodes, &actions);
-    let json = serde_json::to_string_pretty(&summary).map_err(|e| Error::Records { path: run_dir.join("summary.json"), reason: e.to_string() })? + "\n";
+    let json = serde_json::to_string_pretty(&summary).map_err(|e| Error::Records {
+        path: run_dir.join("summary.json"),
+        reason: e.to_string(),
+    })? + "\n";
     let summary_path = run_dir.join("summary.json");
     write_file(&summary_path, &json)?;
     let text = summary.text();
     let report = run_dir.join("report.txt");
     write_file(&report, &text)?;
     let training = training_log(run_dir)?;
-    let plots = plots::training_run(&run_dir.join("plots"), &episodes, &summary, training.as_deref())?;
+    let plots =
+        plots::training_run(&run_dir.join("plots"), &episodes, &summary, training.as_deref())?;
     Ok(Written { summary: summary_path, report, plots, text })
 }
 
 fn write_test(run_dir: &Path) -> Result<Written> {
     let results = test::read(&run_dir.join("results.jsonl"))?;
     if results.is_empty() {
-        return Err(Error::Records { path: run_dir.join("results.jsonl"), reason: "no prompts".into() });
+        return Err(Error::Records {
+            path: run_dir.join("results.jsonl"),
+            reason: "no prompts".into(),
+        });
     }
     let summary = test::TestSummary::from_results(&results);
-    let json = serde_json::to_string_pretty(&summary).map_err(|e| Error::Records { path: run_dir.join("summary.json"), reason: e.to_string() })? + "\n";
+    let json = serde_json::to_string_pretty(&summary).map_err(|e| Error::Records {
+        path: run_dir.join("summary.json"),
+        reason: e.to_string(),
+    })? + "\n";
     let summary_path = run_dir.join("summary.json");
     write_file(&summary_path, &json)?;
     let text = summary.text();
@@ -89,17 +107,31 @@ fn write_test(run_dir: &Path) -> Result<Written> {
 /// A fleet benchmark record (`casrap-learner bench --record`, `bench/fleet/*.json`): its table,
 /// reprinted from the record, and the learner's memory curve drawn beside it as `<stem>.memory.png`.
 pub fn fleet(record: &Path) -> Result<(String, PathBuf)> {
-    let r = casrap_learner::bench::Record::load(record).map_err(|e| Error::Records { path: record.into(), reason: format!("{e:#}") })?;
+    let r = casrap_learner::bench::Record::load(record)
+        .map_err(|e| Error::Records { path: record.into(), reason: format!("{e:#}") })?;
     let stem = record.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let png = record.with_file_name(format!("{stem}.memory.png"));
     let mib = |b: u64| b as f64 / 1048576.0;
     let rss: Vec<(f64, f64)> = r.memory.iter().map(|m| (m.t_s, mib(m.rss_bytes))).collect();
     let mut series = vec![plots::Series::new("learner RSS (MiB)", rss, plots::Mark::Line)];
     // Where every actor had connected: the memory the fleet itself holds from then on.
-    if let Some(m) = r.memory.iter().find(|m| m.connected >= r.actors_connected && r.actors_connected > 0) {
-        series.push(plots::Series::new(format!("all {} actors connected", r.actors_connected), vec![(m.t_s, mib(m.rss_bytes))], plots::Mark::Big));
+    if let Some(m) =
+        r.memory.iter().find(|m| m.connected >= r.actors_connected && r.actors_connected > 0)
+    {
+        series.push(plots::Series::new(
+            format!("all {} actors connected", r.actors_connected),
+            vec![(m.t_s, mib(m.rss_bytes))],
+            plots::Mark::Big,
+        ));
     }
     let title = format!("Learner memory: {} actors, {:.0} s ({stem})", r.args.actors, r.elapsed_s);
-    plots::xy_at(&png, &title, "seconds since start", "resident memory (MiB)", &series, plotters::prelude::SeriesLabelPosition::LowerRight)?;
+    plots::xy_at(
+        &png,
+        &title,
+        "seconds since start",
+        "resident memory (MiB)",
+        &series,
+        plotters::prelude::SeriesLabelPosition::LowerRight,
+    )?;
     Ok((r.table(), png))
 }

@@ -30,7 +30,12 @@ fn color(i: usize) -> RGBColor {
 fn init_font() -> Result<()> {
     static INIT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let ok = *INIT.get_or_init(|| {
-        plotters::style::register_font(FONT, FontStyle::Normal, include_bytes!("../../assets/DejaVuSansCondensed.ttf")).is_ok()
+        plotters::style::register_font(
+            FONT,
+            FontStyle::Normal,
+            include_bytes!("../../assets/DejaVuSansCondensed.ttf"),
+        )
+        .is_ok()
     });
     if ok {
         Ok(())
@@ -80,7 +85,11 @@ pub struct Series {
 
 impl Series {
     pub fn new(name: impl Into<String>, points: Vec<(f64, f64)>, mark: Mark) -> Self {
-        Self { name: name.into(), points: points.into_iter().filter(|(x, y)| x.is_finite() && y.is_finite()).collect(), mark }
+        Self {
+            name: name.into(),
+            points: points.into_iter().filter(|(x, y)| x.is_finite() && y.is_finite()).collect(),
+            mark,
+        }
     }
 }
 
@@ -107,7 +116,14 @@ pub fn xy(path: &Path, title: &str, x_label: &str, y_label: &str, series: &[Seri
 }
 
 /// [`xy`] with the legend at `legend`.
-pub fn xy_at(path: &Path, title: &str, x_label: &str, y_label: &str, series: &[Series], legend: SeriesLabelPosition) -> Result<()> {
+pub fn xy_at(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+    legend: SeriesLabelPosition,
+) -> Result<()> {
     init_font()?;
     let root = BitMapBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
@@ -132,26 +148,43 @@ pub fn xy_at(path: &Path, title: &str, x_label: &str, y_label: &str, series: &[S
     for (i, s) in series.iter().enumerate() {
         let c = color(i);
         let drawn = match s.mark {
-            Mark::Line => chart.draw_series(LineSeries::new(s.points.iter().copied(), c.stroke_width(2))).map_err(|e| plot_err(path, e))?,
-            Mark::Dots => chart.draw_series(s.points.iter().map(|&p| Circle::new(p, 3, c.mix(0.6).filled()))).map_err(|e| plot_err(path, e))?,
-            Mark::Point => chart.draw_series(s.points.iter().map(|&p| Circle::new(p, 8, c.filled()))).map_err(|e| plot_err(path, e))?,
-            Mark::Big => chart.draw_series(s.points.iter().map(|&p| TriangleMarker::new(p, 11, c.filled()))).map_err(|e| plot_err(path, e))?,
+            Mark::Line => chart
+                .draw_series(LineSeries::new(s.points.iter().copied(), c.stroke_width(2)))
+                .map_err(|e| plot_err(path, e))?,
+            Mark::Dots => chart
+                .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, c.mix(0.6).filled())))
+                .map_err(|e| plot_err(path, e))?,
+            Mark::Point => chart
+                .draw_series(s.points.iter().map(|&p| Circle::new(p, 8, c.filled())))
+                .map_err(|e| plot_err(path, e))?,
+            Mark::Big => chart
+                .draw_series(s.points.iter().map(|&p| TriangleMarker::new(p, 11, c.filled())))
+                .map_err(|e| plot_err(path, e))?,
         };
-        drawn.label(s.name.clone()).legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 18, y + 6)], c.filled()));
+        drawn
+            .label(s.name.clone())
+            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 18, y + 6)], c.filled()));
     }
     draw_legend(&mut chart, legend, path)?;
     root.present().map_err(|e| plot_err(path, e))
 }
 
 /// Grouped bars: one cluster per category, one bar per group (with a legend).
-pub fn bars(path: &Path, title: &str, y_label: &str, categories: &[String], groups: &[(String, Vec<f64>)]) -> Result<()> {
+pub fn bars(
+    path: &Path,
+    title: &str,
+    y_label: &str,
+    categories: &[String],
+    groups: &[(String, Vec<f64>)],
+) -> Result<()> {
     init_font()?;
     let root = BitMapBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
     let g = groups.len().max(1) as i32;
     let slot = g + 1;
     let total = categories.len() as i32 * slot;
-    let (y0, y1) = range(groups.iter().flat_map(|(_, v)| v.iter().copied().filter(|x| x.is_finite())), true);
+    let (y0, y1) =
+        range(groups.iter().flat_map(|(_, v)| v.iter().copied().filter(|x| x.is_finite())), true);
     let mut chart = ChartBuilder::on(&root)
         .caption(title, (FONT, 26))
         .margin(18)
@@ -161,7 +194,9 @@ pub fn bars(path: &Path, title: &str, y_label: &str, categories: &[String], grou
         .map_err(|e| plot_err(path, e))?;
     let cats = categories.to_vec();
     let formatter = move |v: &SegmentValue<i32>| match v {
-        SegmentValue::CenterOf(x) | SegmentValue::Exact(x) if x % slot == (g - 1) / 2 => cats.get((x / slot) as usize).cloned().unwrap_or_default(),
+        SegmentValue::CenterOf(x) | SegmentValue::Exact(x) if x % slot == (g - 1) / 2 => {
+            cats.get((x / slot) as usize).cloned().unwrap_or_default()
+        }
         _ => String::new(),
     };
     chart
@@ -177,10 +212,14 @@ pub fn bars(path: &Path, title: &str, y_label: &str, categories: &[String], grou
         .map_err(|e| plot_err(path, e))?;
     for (gi, (name, values)) in groups.iter().enumerate() {
         let c = color(gi);
-        let rects = values.iter().enumerate().filter(|(_, v)| v.is_finite()).map(move |(ci, &v)| {
-            let x = ci as i32 * slot + gi as i32;
-            Rectangle::new([(SegmentValue::Exact(x), 0.0), (SegmentValue::Exact(x + 1), v)], c.filled())
-        });
+        let rects =
+            values.iter().enumerate().filter(|(_, v)| v.is_finite()).map(move |(ci, &v)| {
+                let x = ci as i32 * slot + gi as i32;
+                Rectangle::new(
+                    [(SegmentValue::Exact(x), 0.0), (SegmentValue::Exact(x + 1), v)],
+                    c.filled(),
+                )
+            });
         chart
             .draw_series(rects)
             .map_err(|e| plot_err(path, e))?
@@ -195,16 +234,19 @@ pub fn bars(path: &Path, title: &str, y_label: &str, categories: &[String], grou
 
 /// Least-squares line through `points`, drawn over their x range.
 pub fn trendline(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
-    let pts: Vec<(f64, f64)> = points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
+    let pts: Vec<(f64, f64)> =
+        points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
     if pts.len() < 2 {
         return Vec::new();
     }
     let n = pts.len() as f64;
-    let (mx, my) = (pts.iter().map(|p| p.0).sum::<f64>() / n, pts.iter().map(|p| p.1).sum::<f64>() / n);
+    let (mx, my) =
+        (pts.iter().map(|p| p.0).sum::<f64>() / n, pts.iter().map(|p| p.1).sum::<f64>() / n);
     let sxx: f64 = pts.iter().map(|p| (p.0 - mx).powi(2)).sum();
     let sxy: f64 = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
     let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
-    let (lo, hi) = pts.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), p| (l.min(p.0), h.max(p.0)));
+    let (lo, hi) =
+        pts.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), p| (l.min(p.0), h.max(p.0)));
     vec![(lo, my + slope * (lo - mx)), (hi, my + slope * (hi - mx))]
 }
 
@@ -214,7 +256,12 @@ fn moving_mean(v: &[f64], window: usize) -> Vec<(f64, f64)> {
 
 /// Writes every plot of a training run into `dir`; returns their paths. `training` is the
 /// learner's `training.jsonl` (for the loss plot), when present.
-pub fn training_run(dir: &Path, episodes: &[Episode], summary: &Summary, training: Option<&[serde_json::Value]>) -> Result<Vec<PathBuf>> {
+pub fn training_run(
+    dir: &Path,
+    episodes: &[Episode],
+    summary: &Summary,
+    training: Option<&[serde_json::Value]>,
+) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let mut out = Vec::new();
     let mut emit = |name: &str, f: &dyn Fn(&Path) -> Result<()>| -> Result<()> {
@@ -225,38 +272,76 @@ pub fn training_run(dir: &Path, episodes: &[Episode], summary: &Summary, trainin
     };
     let ordered = by_time(episodes);
     let idx = |i: usize| i as f64 + 1.0;
-    let per_episode = |path: &[&str]| -> Vec<(f64, f64)> { ordered.iter().enumerate().map(|(i, e)| (idx(i), num(&e.json, path))).collect() };
+    let per_episode = |path: &[&str]| -> Vec<(f64, f64)> {
+        ordered.iter().enumerate().map(|(i, e)| (idx(i), num(&e.json, path))).collect()
+    };
     let ms = |side: &str| -> Vec<(f64, f64)> {
-        ordered.iter().enumerate().map(|(i, e)| (idx(i), (num(&e.json, &[side, "prefill_s"]) + num(&e.json, &[side, "decode_s"])) * 1e3)).collect()
+        ordered
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                (
+                    idx(i),
+                    (num(&e.json, &[side, "prefill_s"]) + num(&e.json, &[side, "decode_s"])) * 1e3,
+                )
+            })
+            .collect()
     };
 
     emit("tokens_per_s.png", &|p| {
-        xy(p, "Decode speed per episode", "episode", "decode tokens/s", &[
-            Series::new("dense", per_episode(&["dense", "decode_tokens_per_s"]), Mark::Dots),
-            Series::new("pruned", per_episode(&["pruned", "decode_tokens_per_s"]), Mark::Dots),
-        ])
+        xy(
+            p,
+            "Decode speed per episode",
+            "episode",
+            "decode tokens/s",
+            &[
+                Series::new("dense", per_episode(&["dense", "decode_tokens_per_s"]), Mark::Dots),
+                Series::new("pruned", per_episode(&["pruned", "decode_tokens_per_s"]), Mark::Dots),
+            ],
+        )
     })?;
     emit("inference_time.png", &|p| {
-        xy(p, "Inference time per episode (prefill + decode, median run)", "episode", "milliseconds", &[
-            Series::new("dense", ms("dense"), Mark::Dots),
-            Series::new("pruned", ms("pruned"), Mark::Dots),
-        ])
+        xy(
+            p,
+            "Inference time per episode (prefill + decode, median run)",
+            "episode",
+            "milliseconds",
+            &[
+                Series::new("dense", ms("dense"), Mark::Dots),
+                Series::new("pruned", ms("pruned"), Mark::Dots),
+            ],
+        )
     })?;
     emit("perplexity.png", &|p| {
         let (d, q) = (per_episode(&["dense", "ppl"]), per_episode(&["pruned", "ppl"]));
-        xy(p, "Perplexity on prompt + dense continuation, per episode", "episode", "perplexity", &[
-            Series::new("dense", d.clone(), Mark::Dots),
-            Series::new("pruned", q.clone(), Mark::Dots),
-            Series::new("dense trend", trendline(&d), Mark::Line),
-            Series::new("pruned trend", trendline(&q), Mark::Line),
-        ])
+        xy(
+            p,
+            "Perplexity on prompt + dense continuation, per episode",
+            "episode",
+            "perplexity",
+            &[
+                Series::new("dense", d.clone(), Mark::Dots),
+                Series::new("pruned", q.clone(), Mark::Dots),
+                Series::new("dense trend", trendline(&d), Mark::Line),
+                Series::new("pruned trend", trendline(&q), Mark::Line),
+            ],
+        )
     })?;
     emit("length_vs_perplexity.png", &|p| {
-        let pts = episodes.iter().map(|e| (num(&e.json, &["prompt_tokens"]), num(&e.json, &["prompt_perplexity"]))).collect::<Vec<_>>();
-        xy(p, "Prompt length vs the dense model's prompt perplexity", "prompt tokens", "prompt perplexity", &[
-            Series::new("prompts", pts.clone(), Mark::Dots),
-            Series::new("trend", trendline(&pts), Mark::Line),
-        ])
+        let pts = episodes
+            .iter()
+            .map(|e| (num(&e.json, &["prompt_tokens"]), num(&e.json, &["prompt_perplexity"])))
+            .collect::<Vec<_>>();
+        xy(
+            p,
+            "Prompt length vs the dense model's prompt perplexity",
+            "prompt tokens",
+            "prompt perplexity",
+            &[
+                Series::new("prompts", pts.clone(), Mark::Dots),
+                Series::new("trend", trendline(&pts), Mark::Line),
+            ],
+        )
     })?;
     let actions: Vec<String> = summary.per_action.iter().map(|r| r.action.clone()).collect();
     emit("action_usage.png", &|p| {
@@ -264,57 +349,124 @@ pub fn training_run(dir: &Path, episodes: &[Episode], summary: &Summary, trainin
         let groups: Vec<(String, Vec<f64>)> = (0..4)
             .map(|q| {
                 let part = &ordered[q * n / 4..(q + 1) * n / 4];
-                let counts = actions.iter().map(|a| part.iter().filter(|e| &e.action == a).count() as f64).collect();
+                let counts = actions
+                    .iter()
+                    .map(|a| part.iter().filter(|e| &e.action == a).count() as f64)
+                    .collect();
                 (format!("episodes {}-{}", q * n / 4 + 1, (q + 1) * n / 4), counts)
             })
             .collect();
         bars(p, "Actions chosen, by quarter of the run", "episodes", &actions, &groups)
     })?;
     emit("time_per_action.png", &|p| {
-        bars(p, "Inference time per action (median, prefill + decode)", "milliseconds", &actions, &[
-            ("dense".into(), summary.per_action.iter().map(|r| r.dense_ms_median).collect()),
-            ("pruned".into(), summary.per_action.iter().map(|r| r.pruned_ms_median).collect()),
-        ])
+        bars(
+            p,
+            "Inference time per action (median, prefill + decode)",
+            "milliseconds",
+            &actions,
+            &[
+                ("dense".into(), summary.per_action.iter().map(|r| r.dense_ms_median).collect()),
+                ("pruned".into(), summary.per_action.iter().map(|r| r.pruned_ms_median).collect()),
+            ],
+        )
     })?;
     emit("perplexity_per_action.png", &|p| {
-        bars(p, "Perplexity per action (median, on prompt + dense continuation)", "perplexity", &actions, &[
-            ("dense".into(), summary.per_action.iter().map(|r| r.ppl_dense_median).collect()),
-            ("pruned".into(), summary.per_action.iter().map(|r| r.ppl_pruned_median).collect()),
-        ])
+        bars(
+            p,
+            "Perplexity per action (median, on prompt + dense continuation)",
+            "perplexity",
+            &actions,
+            &[
+                ("dense".into(), summary.per_action.iter().map(|r| r.ppl_dense_median).collect()),
+                ("pruned".into(), summary.per_action.iter().map(|r| r.ppl_pruned_median).collect()),
+            ],
+        )
     })?;
     emit("reward_epsilon.png", &|p| {
         let rewards: Vec<f64> = ordered.iter().map(|e| e.reward).collect();
-        xy(p, "Reward (mean of the last 20 episodes) and exploration over the run", "episode", "reward / epsilon", &[
-            Series::new("reward, moving mean", moving_mean(&rewards, 20), Mark::Line),
-            Series::new("epsilon", per_episode(&["epsilon"]), Mark::Line),
-            Series::new("reward", ordered.iter().enumerate().map(|(i, e)| (idx(i), e.reward)).collect(), Mark::Dots),
-        ])
+        xy(
+            p,
+            "Reward (mean of the last 20 episodes) and exploration over the run",
+            "episode",
+            "reward / epsilon",
+            &[
+                Series::new("reward, moving mean", moving_mean(&rewards, 20), Mark::Line),
+                Series::new("epsilon", per_episode(&["epsilon"]), Mark::Line),
+                Series::new(
+                    "reward",
+                    ordered.iter().enumerate().map(|(i, e)| (idx(i), e.reward)).collect(),
+                    Mark::Dots,
+                ),
+            ],
+        )
     })?;
     if let Some(lines) = training.filter(|t| !t.is_empty()) {
         emit("training_loss.png", &|p| {
-            let pts = lines.iter().map(|l| (num(l, &["updates"]), num(l, &["loss"]))).collect::<Vec<_>>();
-            xy(p, "Double-DQN training loss (Huber, mean between published versions)", "updates", "loss", &[Series::new("loss", pts, Mark::Line)])
+            let pts =
+                lines.iter().map(|l| (num(l, &["updates"]), num(l, &["loss"]))).collect::<Vec<_>>();
+            xy(
+                p,
+                "Double-DQN training loss (Huber, mean between published versions)",
+                "updates",
+                "loss",
+                &[Series::new("loss", pts, Mark::Line)],
+            )
         })?;
     }
     emit("quality_vs_speed.png", &|p| {
         let mut series: Vec<Series> = summary
             .per_action
             .iter()
-            .map(|r| Series::new(r.action.clone(), vec![(r.stats.speedup, r.stats.ppl_change_mean * 100.0)], Mark::Point))
+            .map(|r| {
+                Series::new(
+                    r.action.clone(),
+                    vec![(r.stats.speedup, r.stats.ppl_change_mean * 100.0)],
+                    Mark::Point,
+                )
+            })
             .collect();
-        let greedy: Vec<&Episode> = episodes.iter().filter(|e| e.json.get("explored").and_then(serde_json::Value::as_bool) == Some(false)).collect();
+        let greedy: Vec<&Episode> = episodes
+            .iter()
+            .filter(|e| e.json.get("explored").and_then(serde_json::Value::as_bool) == Some(false))
+            .collect();
         if !greedy.is_empty() {
             let sp = gmean(&greedy.iter().map(|e| num(&e.json, &["speedup"])).collect::<Vec<_>>());
-            let pc = mean(&greedy.iter().map(|e| num(&e.json, &["ppl_change"])).collect::<Vec<_>>()) * 100.0;
+            let pc =
+                mean(&greedy.iter().map(|e| num(&e.json, &["ppl_change"])).collect::<Vec<_>>())
+                    * 100.0;
             series.push(Series::new("policy (greedy episodes)", vec![(sp, pc)], Mark::Big));
         }
-        xy_at(p, "Quality vs speed: each action (mean of its episodes) and the policy", "decode speedup (x)", "perplexity change (%)", &series, SeriesLabelPosition::UpperLeft)
+        xy_at(
+            p,
+            "Quality vs speed: each action (mean of its episodes) and the policy",
+            "decode speedup (x)",
+            "perplexity change (%)",
+            &series,
+            SeriesLabelPosition::UpperLeft,
+        )
     })?;
     let hw: Vec<String> = summary.per_hardware.iter().map(|h| h.hardware.clone()).collect();
     emit("hardware_speedup.png", &|p| {
-        let groups: Vec<(String, Vec<f64>)> =
-            summary.per_hardware.iter().map(|h| (h.hardware.clone(), actions.iter().map(|a| h.speedups.get(a).copied().unwrap_or(f64::NAN)).collect())).collect();
-        bars(p, "Decode speedup per action on each hardware profile", "speedup (x)", &actions, &groups)
+        let groups: Vec<(String, Vec<f64>)> = summary
+            .per_hardware
+            .iter()
+            .map(|h| {
+                (
+                    h.hardware.clone(),
+                    actions
+                        .iter()
+                        .map(|a| h.speedups.get(a).copied().unwrap_or(f64::NAN))
+                        .collect(),
+                )
+            })
+            .collect();
+        bars(
+            p,
+            "Decode speedup per action on each hardware profile",
+            "speedup (x)",
+            &actions,
+            &groups,
+        )
     })?;
     emit("hardware_actions.png", &|p| {
         let groups: Vec<(String, Vec<f64>)> = summary
@@ -322,10 +474,22 @@ pub fn training_run(dir: &Path, episodes: &[Episode], summary: &Summary, trainin
             .iter()
             .map(|h| {
                 let n = h.stats.episodes.max(1) as f64;
-                (h.hardware.clone(), actions.iter().map(|a| h.actions.get(a).copied().unwrap_or(0) as f64 / n * 100.0).collect())
+                (
+                    h.hardware.clone(),
+                    actions
+                        .iter()
+                        .map(|a| h.actions.get(a).copied().unwrap_or(0) as f64 / n * 100.0)
+                        .collect(),
+                )
             })
             .collect();
-        bars(p, &format!("Actions chosen per hardware profile ({} profiles)", hw.len()), "% of that hardware's episodes", &actions, &groups)
+        bars(
+            p,
+            &format!("Actions chosen per hardware profile ({} profiles)", hw.len()),
+            "% of that hardware's episodes",
+            &actions,
+            &groups,
+        )
     })?;
     Ok(out)
 }
@@ -342,9 +506,22 @@ pub fn test_run(dir: &Path, summary: &super::test::TestSummary) -> Result<Vec<Pa
         })
         .collect();
     let p = dir.join("quality_vs_speed.png");
-    xy_at(&p, "Held-out prompts: quality vs speed of the policy and every baseline", "decode speedup (x)", "perplexity change (%)", &series, SeriesLabelPosition::UpperLeft)?;
+    xy_at(
+        &p,
+        "Held-out prompts: quality vs speed of the policy and every baseline",
+        "decode speedup (x)",
+        "perplexity change (%)",
+        &series,
+        SeriesLabelPosition::UpperLeft,
+    )?;
     let rewards = dir.join("mean_reward.png");
     let names: Vec<String> = summary.rows.iter().map(|r| r.policy.replace("always ", "")).collect();
-    bars(&rewards, "Held-out prompts: mean reward per policy", "mean reward", &names, &[(String::new(), summary.rows.iter().map(|r| r.mean_reward).collect())])?;
+    bars(
+        &rewards,
+        "Held-out prompts: mean reward per policy",
+        "mean reward",
+        &names,
+        &[(String::new(), summary.rows.iter().map(|r| r.mean_reward).collect())],
+    )?;
     Ok(vec![p, rewards])
 }

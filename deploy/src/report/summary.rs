@@ -47,8 +47,9 @@ pub fn mean(v: &[f64]) -> f64 {
 /// normal's 1.96 approached through 1.96 + 2.4/df).
 pub fn t975(df: usize) -> f64 {
     const T: [f64; 30] = [
-        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-        2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+        2.052, 2.048, 2.045, 2.042,
     ];
     match df {
         0 => f64::NAN,
@@ -157,7 +158,12 @@ pub struct Summary {
 /// Episodes in the order they happened (record time, then actor and seq).
 pub fn by_time(episodes: &[Episode]) -> Vec<&Episode> {
     let mut v: Vec<&Episode> = episodes.iter().collect();
-    v.sort_by(|a, b| num(&a.json, &["time_unix_s"]).total_cmp(&num(&b.json, &["time_unix_s"])).then(a.actor_id.cmp(&b.actor_id)).then(a.seq.cmp(&b.seq)));
+    v.sort_by(|a, b| {
+        num(&a.json, &["time_unix_s"])
+            .total_cmp(&num(&b.json, &["time_unix_s"]))
+            .then(a.actor_id.cmp(&b.actor_id))
+            .then(a.seq.cmp(&b.seq))
+    });
     v
 }
 
@@ -171,7 +177,9 @@ impl Summary {
                 labels.push(e.action.clone());
             }
         }
-        let ms = |e: &Episode, side: &str| (num(&e.json, &[side, "prefill_s"]) + num(&e.json, &[side, "decode_s"])) * 1e3;
+        let ms = |e: &Episode, side: &str| {
+            (num(&e.json, &[side, "prefill_s"]) + num(&e.json, &[side, "decode_s"])) * 1e3
+        };
         let per_action = labels
             .iter()
             .filter_map(|a| {
@@ -207,13 +215,23 @@ impl Summary {
                 let mut counts = BTreeMap::new();
                 let mut speedups = BTreeMap::new();
                 for a in &labels {
-                    let sel: Vec<f64> = g.iter().filter(|e| &e.action == a).map(|e| num(&e.json, &["speedup"])).collect();
+                    let sel: Vec<f64> = g
+                        .iter()
+                        .filter(|e| &e.action == a)
+                        .map(|e| num(&e.json, &["speedup"]))
+                        .collect();
                     if !sel.is_empty() {
                         counts.insert(a.clone(), sel.len());
                         speedups.insert(a.clone(), gmean(&sel));
                     }
                 }
-                HardwareRow { hardware, actors, stats: Stats::of(g.iter().copied()), actions: counts, speedups }
+                HardwareRow {
+                    hardware,
+                    actors,
+                    stats: Stats::of(g.iter().copied()),
+                    actions: counts,
+                    speedups,
+                }
             })
             .collect();
         let ordered = by_time(episodes);
@@ -224,8 +242,16 @@ impl Summary {
             run: run.into(),
             episodes: n,
             overall: Stats::of(episodes),
-            greedy: Stats::of(episodes.iter().filter(|e| e.json.get("explored").and_then(Value::as_bool) == Some(false))),
-            explored_share: episodes.iter().filter(|e| e.json.get("explored").and_then(Value::as_bool) == Some(true)).count() as f64 / n.max(1) as f64,
+            greedy: Stats::of(
+                episodes
+                    .iter()
+                    .filter(|e| e.json.get("explored").and_then(Value::as_bool) == Some(false)),
+            ),
+            explored_share: episodes
+                .iter()
+                .filter(|e| e.json.get("explored").and_then(Value::as_bool) == Some(true))
+                .count() as f64
+                / n.max(1) as f64,
             first_quarter_reward: quarter(&ordered[..q.min(n)]),
             last_quarter_reward: quarter(&ordered[n.saturating_sub(q)..]),
             final_policy_version: episodes.iter().map(|e| e.policy_version).max().unwrap_or(0),
@@ -281,8 +307,17 @@ impl Summary {
         s += "\n| hardware | actors | episodes | mean reward | actions chosen | speedup per action |\n|---|---|---|---|---|---|\n";
         for h in &self.per_hardware {
             let acts: Vec<String> = h.actions.iter().map(|(a, c)| format!("{a} {c}")).collect();
-            let sp: Vec<String> = h.speedups.iter().map(|(a, x)| format!("{a} {}x", f(*x, 3))).collect();
-            s += &format!("| {} | {} | {} | {} | {} | {} |\n", h.hardware, h.actors.join(" "), h.stats.episodes, f(h.stats.mean_reward, 4), acts.join(", "), sp.join(", "));
+            let sp: Vec<String> =
+                h.speedups.iter().map(|(a, x)| format!("{a} {}x", f(*x, 3))).collect();
+            s += &format!(
+                "| {} | {} | {} | {} | {} | {} |\n",
+                h.hardware,
+                h.actors.join(" "),
+                h.stats.episodes,
+                f(h.stats.mean_reward, 4),
+                acts.join(", "),
+                sp.join(", ")
+            );
         }
         s += "\nspeedup: geometric mean of pruned over dense decode tokens/s (paired ABBA runs); ceiling: bytes read per token, dense over pruned;\nppl change: perplexity of the pruned model on prompt + dense continuation, relative to the dense model's; all from episodes.jsonl.\n";
         s

@@ -16,12 +16,24 @@ pub fn read(path: &Path) -> Result<Vec<PromptResult>> {
         .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| serde_json::from_str(l).map_err(|e| Error::Records { path: path.into(), reason: format!("line {}: {e}", i + 1) }))
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| Error::Records {
+                path: path.into(),
+                reason: format!("line {}: {e}", i + 1),
+            })
+        })
         .collect::<Result<_>>()?;
     for (i, r) in rows.iter().enumerate() {
         let n = rows[0].results.len();
         if r.results.len() != n || r.greedy >= n || r.random >= n {
-            return Err(Error::Records { path: path.into(), reason: format!("prompt {} (line {}): action indices or result count do not match", r.prompt_id, i + 1) });
+            return Err(Error::Records {
+                path: path.into(),
+                reason: format!(
+                    "prompt {} (line {}): action indices or result count do not match",
+                    r.prompt_id,
+                    i + 1
+                ),
+            });
         }
     }
     Ok(rows)
@@ -64,20 +76,32 @@ pub struct TestSummary {
 
 impl TestSummary {
     pub fn from_results(results: &[PromptResult]) -> Self {
-        let actions: Vec<String> = results.first().map(|r| r.results.iter().map(|a| a.action.clone()).collect()).unwrap_or_default();
-        let oracle = |r: &PromptResult| r.results.iter().enumerate().fold(0, |b, (k, a)| if a.reward > r.results[b].reward { k } else { b });
-        let mut choosers: Vec<(String, Chooser)> = vec![("policy (greedy)".into(), Box::new(|r: &PromptResult| r.greedy))];
+        let actions: Vec<String> = results
+            .first()
+            .map(|r| r.results.iter().map(|a| a.action.clone()).collect())
+            .unwrap_or_default();
+        let oracle = |r: &PromptResult| {
+            r.results
+                .iter()
+                .enumerate()
+                .fold(0, |b, (k, a)| if a.reward > r.results[b].reward { k } else { b })
+        };
+        let mut choosers: Vec<(String, Chooser)> =
+            vec![("policy (greedy)".into(), Box::new(|r: &PromptResult| r.greedy))];
         for (k, a) in actions.iter().enumerate() {
             choosers.push((format!("always {a}"), Box::new(move |_: &PromptResult| k)));
         }
         choosers.push(("random".into(), Box::new(|r: &PromptResult| r.random)));
         choosers.push(("oracle".into(), Box::new(oracle)));
-        let rewards_of = |f: &dyn Fn(&PromptResult) -> usize| -> Vec<f64> { results.iter().map(|r| r.results[f(r)].reward).collect() };
+        let rewards_of = |f: &dyn Fn(&PromptResult) -> usize| -> Vec<f64> {
+            results.iter().map(|r| r.results[f(r)].reward).collect()
+        };
         let oracle_mean = mean(&rewards_of(&oracle));
         let rows = choosers
             .iter()
             .map(|(name, f)| {
-                let picked: Vec<&casrap_actor::testmode::ActionResult> = results.iter().map(|r| &r.results[f(r)]).collect();
+                let picked: Vec<&casrap_actor::testmode::ActionResult> =
+                    results.iter().map(|r| &r.results[f(r)]).collect();
                 let rewards: Vec<f64> = picked.iter().map(|a| a.reward).collect();
                 let mut chosen = BTreeMap::new();
                 for a in &picked {
@@ -90,7 +114,11 @@ impl TestSummary {
                     speedup: gmean(&picked.iter().map(|a| a.speedup).collect::<Vec<_>>()),
                     ppl_change_mean: mean(&picked.iter().map(|a| a.ppl_change).collect::<Vec<_>>()),
                     top1_mean: mean(&picked.iter().map(|a| a.top1_agreement).collect::<Vec<_>>()),
-                    oracle_share: if oracle_mean > 0.0 { mean(&rewards) / oracle_mean } else { f64::NAN },
+                    oracle_share: if oracle_mean > 0.0 {
+                        mean(&rewards) / oracle_mean
+                    } else {
+                        f64::NAN
+                    },
                     chosen,
                 }
             })
@@ -100,7 +128,8 @@ impl TestSummary {
             .iter()
             .filter(|(name, _)| name == "always none" || name == "random" || name == "oracle")
             .map(|(name, f)| {
-                let diff: Vec<f64> = policy.iter().zip(rewards_of(f.as_ref())).map(|(p, b)| p - b).collect();
+                let diff: Vec<f64> =
+                    policy.iter().zip(rewards_of(f.as_ref())).map(|(p, b)| p - b).collect();
                 Paired { baseline: name.clone(), mean_difference: mean(&diff), ci95: ci95(&diff) }
             })
             .collect();

@@ -14,13 +14,25 @@ pub fn config() -> PathBuf {
 /// Starts `serve` on `dir` (stderr as given); its process and URL once it listens.
 pub fn spawn(dir: &Path, stderr: Stdio) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_casrap-learner"))
-        .args(["serve", "--config", config().to_str().unwrap(), "--listen", "127.0.0.1:0", "--dir", dir.to_str().unwrap()])
+        .args([
+            "serve",
+            "--config",
+            config().to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--dir",
+            dir.to_str().unwrap(),
+        ])
         .stdout(Stdio::piped())
         .stderr(stderr)
         .spawn()
         .unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_string();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
     (child, format!("http://{addr}"))
 }
