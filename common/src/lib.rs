@@ -10,6 +10,7 @@ pub mod qnet;
 pub mod rl;
 pub mod signals;
 pub mod state;
+pub mod stats;
 pub mod telemetry;
 pub mod text;
 

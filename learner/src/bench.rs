@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use casrap_common::config::RunConfig;
 use casrap_common::state;
+use casrap_common::stats::quantile;
 use casrap_proto::{v1, LearnerClient};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -66,15 +67,6 @@ pub struct BenchArgs {
     /// Write the raw figures as JSON here.
     #[arg(long)]
     pub record: Option<PathBuf>,
-}
-
-/// The `q` quantile (nearest rank) of `v`, NaN when empty.
-fn quantile(v: &mut [f64], q: f64) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    v[((v.len() - 1) as f64 * q).round() as usize]
 }
 
 struct ActorResult {
@@ -332,13 +324,8 @@ pub struct Quantiles {
 }
 
 impl Quantiles {
-    fn of(mut v: Vec<f64>) -> Self {
-        Self {
-            n: v.len(),
-            p50: quantile(&mut v, 0.5),
-            p99: quantile(&mut v, 0.99),
-            max: quantile(&mut v, 1.0),
-        }
+    fn of(v: Vec<f64>) -> Self {
+        Self { n: v.len(), p50: quantile(&v, 0.5), p99: quantile(&v, 0.99), max: quantile(&v, 1.0) }
     }
 }
 

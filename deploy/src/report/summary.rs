@@ -31,54 +31,7 @@ pub fn text<'a>(v: &'a Value, path: &[&str]) -> &'a str {
     cur.as_str().unwrap_or("")
 }
 
-fn finite(v: impl IntoIterator<Item = f64>) -> Vec<f64> {
-    v.into_iter().filter(|x| x.is_finite()).collect()
-}
-
-pub fn mean(v: &[f64]) -> f64 {
-    if v.is_empty() {
-        f64::NAN
-    } else {
-        v.iter().sum::<f64>() / v.len() as f64
-    }
-}
-
-/// Two-sided 97.5% quantile of Student's t with `df` degrees of freedom (table to 30, then the
-/// normal's 1.96 approached through 1.96 + 2.4/df).
-pub fn t975(df: usize) -> f64 {
-    const T: [f64; 30] = [
-        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
-        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
-        2.052, 2.048, 2.045, 2.042,
-    ];
-    match df {
-        0 => f64::NAN,
-        1..=30 => T[df - 1],
-        _ => 1.96 + 2.4 / df as f64,
-    }
-}
-
-/// Half-width of the 95% confidence interval of the mean (Student's t).
-pub fn ci95(v: &[f64]) -> f64 {
-    if v.len() < 2 {
-        return f64::NAN;
-    }
-    let m = mean(v);
-    let var = v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64;
-    t975(v.len() - 1) * (var / v.len() as f64).sqrt()
-}
-
-pub fn median(v: &[f64]) -> f64 {
-    casrap_actor::prune::harness::median(v.to_vec())
-}
-
-/// Geometric mean (of speedups); NaN when any value is not a positive number.
-pub fn gmean(v: &[f64]) -> f64 {
-    if v.iter().any(|x| !(x.is_finite() && *x > 0.0)) {
-        return f64::NAN;
-    }
-    mean(&v.iter().map(|x| x.ln()).collect::<Vec<_>>()).exp()
-}
+pub use casrap_common::stats::{ci95, finite, gmean, mean, median, std_dev, t975};
 
 /// Aggregates of a group of episodes.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -153,6 +106,8 @@ pub struct Summary {
     pub final_epsilon: f64,
     pub per_action: Vec<ActionRow>,
     pub per_hardware: Vec<HardwareRow>,
+    /// Measurement noise: mean and standard deviation of `none`'s per-episode speedup (true: 1).
+    pub none_speedup: Option<[f64; 2]>,
 }
 
 /// Episodes in the order they happened (record time, then actor and seq).
@@ -234,6 +189,10 @@ impl Summary {
                 }
             })
             .collect();
+        let none: Vec<f64> = finite(
+            episodes.iter().filter(|e| e.action == "none").map(|e| num(&e.json, &["speedup"])),
+        );
+        let none_speedup = (none.len() >= 2).then(|| [mean(&none), std_dev(&none)]);
         let ordered = by_time(episodes);
         let q = (n / 4).max(1).min(n);
         let quarter = |es: &[&Episode]| mean(&es.iter().map(|e| e.reward).collect::<Vec<_>>());
@@ -258,6 +217,7 @@ impl Summary {
             final_epsilon: last.map_or(f64::NAN, |e| num(&e.json, &["epsilon"])),
             per_action,
             per_hardware,
+            none_speedup,
         }
     }
 
@@ -319,7 +279,14 @@ impl Summary {
                 sp.join(", ")
             );
         }
-        s += "\nspeedup: geometric mean of pruned over dense decode tokens/s (paired ABBA runs); ceiling: bytes read per token, dense over pruned;\nppl change: perplexity of the pruned model on prompt + dense continuation, relative to the dense model's; all from episodes.jsonl.\n";
+        if let Some([m, sd]) = self.none_speedup {
+            s += &format!(
+                "\nNoise: `none` (the dense model in both slots, true speedup 1) measured {}x, standard deviation {} per episode.\n",
+                f(m, 3),
+                f(sd, 3)
+            );
+        }
+        s += "\nspeedup: geometric mean over episodes of each episode's decode speedup (actors.timing: interleaved, the median per-step time ratio; runs, paired ABBA runs); ceiling: bytes read per token, dense over pruned;\nppl change: perplexity of the pruned model on prompt + dense continuation, relative to the dense model's; all from episodes.jsonl.\n";
         s
     }
 }

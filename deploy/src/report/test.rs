@@ -6,7 +6,7 @@ use std::path::Path;
 use casrap_actor::testmode::PromptResult;
 use serde::Serialize;
 
-use super::summary::{ci95, gmean, mean};
+use super::summary::{ci95, gmean, mean, std_dev};
 use crate::error::{Error, Result};
 
 /// Reads `results.jsonl`; a bad line is named.
@@ -72,6 +72,9 @@ pub struct TestSummary {
     pub hardware: Vec<String>,
     pub rows: Vec<TestRow>,
     pub policy_vs: Vec<Paired>,
+    /// Measurement noise: `none` runs the dense model in both slots, so its true speedup is 1;
+    /// the mean and standard deviation of its measured speedups over the prompts.
+    pub none_speedup: Option<[f64; 2]>,
 }
 
 impl TestSummary {
@@ -136,7 +139,13 @@ impl TestSummary {
         let mut hardware: Vec<String> = results.iter().map(|r| r.hardware_label.clone()).collect();
         hardware.sort();
         hardware.dedup();
-        Self { prompts: results.len(), hardware, rows, policy_vs }
+        let none: Vec<f64> = results
+            .iter()
+            .filter_map(|r| r.results.iter().find(|a| a.action == "none"))
+            .map(|a| a.speedup)
+            .collect();
+        let none_speedup = (none.len() >= 2).then(|| [mean(&none), std_dev(&none)]);
+        Self { prompts: results.len(), hardware, rows, policy_vs, none_speedup }
     }
 
     pub fn text(&self) -> String {
@@ -165,7 +174,14 @@ impl TestSummary {
         for p in &self.policy_vs {
             s += &format!("- vs {}: {} ± {}\n", p.baseline, f(p.mean_difference, 4), f(p.ci95, 4));
         }
-        s += "\nAll from results.jsonl: each action measured on each prompt (ABBA pairs against the dense model); a policy's row takes, per prompt, the action it chooses.\n";
+        if let Some([m, sd]) = self.none_speedup {
+            s += &format!(
+                "\nNoise: `none` (the dense model in both slots, true speedup 1) measured {}x, standard deviation {} over the prompts.\n",
+                f(m, 3),
+                f(sd, 3)
+            );
+        }
+        s += "\nAll from results.jsonl: each action measured on each prompt against the dense model (config.yaml's actors.timing says how); a policy's row takes, per prompt, the action it chooses.\n";
         s
     }
 }
