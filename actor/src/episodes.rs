@@ -158,13 +158,10 @@ struct Policy {
     net: QNet,
 }
 
-/// Sets the kernel and torch thread counts (`threads` > 0) and returns the CUDA device index of
-/// `device` (`None` for the CPU), as every command that runs the model needs.
+/// Sets the thread budget ([`crate::engine::configure_threads`]; 0: one per core) and returns
+/// the CUDA device index of `device` (`None` for the CPU), as every command that runs the model needs.
 pub fn prepare(threads: usize, device: &str) -> Result<Option<u32>> {
-    if threads > 0 {
-        crate::engine::gemv::set_threads(threads);
-        tch::set_num_threads(threads as i32);
-    }
+    crate::engine::configure_threads(threads);
     Ok(match crate::engine::parse_device(device)? {
         tch::Device::Cuda(i) => Some(i as u32),
         _ => None,
@@ -285,7 +282,7 @@ pub fn run(o: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunSummary> {
         order_seed ^ 0x5eed ^ resumed_after.wrapping_mul(0x9e37_79b9_7f4a_7c15),
     );
     let mut policy: Option<Policy> = None;
-    let opts = MeasureOptions { new_tokens: a.new_tokens, pairs: a.pairs };
+    let opts = MeasureOptions { new_tokens: a.new_tokens, pairs: a.pairs, timing: a.timing };
     let mut pending: Option<v1::Transition> = None;
     let mut seq = resumed_after;
     let mut skipped = 0u64;

@@ -45,6 +45,39 @@ enum Command {
     /// fixed-length decode) and print one table: speedup, ceiling, efficiency, quality, apply and
     /// restore time. Raw records go to a JSON file.
     PruneBench(PruneBenchArgs),
+    /// Test mode's measuring process (`casrap test` starts one per training actor): every action
+    /// on this shard of the held-out prompts, one JSON result per line.
+    Test(TestArgs),
+}
+
+#[derive(clap::Args)]
+struct TestArgs {
+    /// Run config (the run's model, actions, state, reward and actors sections).
+    #[arg(long)]
+    config: std::path::PathBuf,
+    /// The greedy policy: an encoded Q-network (what `casrap test` writes as `policy.bin`).
+    #[arg(long)]
+    policy: std::path::PathBuf,
+    /// Held-out prompts of the whole test, spread over the test split (0: all of it).
+    #[arg(long, default_value_t = 0)]
+    prompts: usize,
+    /// This process measures the prompts whose index is SHARD modulo SHARDS.
+    #[arg(long, default_value_t = 0)]
+    shard: usize,
+    #[arg(long, default_value_t = 1)]
+    shards: usize,
+    /// Device: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Kernel and torch threads (0: one per core).
+    #[arg(long, env = "CASRAP_THREADS", default_value_t = 0)]
+    threads: usize,
+    /// Seed of the random baseline.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Results file (JSON lines, written as each prompt finishes).
+    #[arg(long)]
+    out: std::path::PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -96,9 +129,14 @@ struct PruneBenchArgs {
     /// Cut longer prompts to this many tokens (synthetic models tokenize bytes).
     #[arg(long, default_value_t = 256)]
     max_prompt_tokens: usize,
-    /// Dense/pruned pairs per prompt and action (order alternates: ABBA).
+    /// Dense/pruned pairs per prompt and action (order alternates: ABBA); interleaved passes
+    /// with `--timing interleaved`.
     #[arg(long, default_value_t = 2)]
     pairs: usize,
+    /// `interleaved`: dense and pruned decode alternate step by step, speedup = median step-time
+    /// ratio; `runs`: whole generations in ABBA pairs.
+    #[arg(long, default_value = "interleaved")]
+    timing: casrap_common::config::Timing,
     /// Importances from calibration windows cut from the train prompts (`prompts`) or from
     /// weight norms (`none`).
     #[arg(long, default_value = "prompts")]
@@ -123,13 +161,20 @@ struct PruneBenchArgs {
     seed: u64,
     /// CPU thread budget (default: one per core).
     #[arg(long, env = "CASRAP_THREADS")]
-    threads: Option<i32>,
+    threads: Option<usize>,
     /// Raw records file (default: runs/prune-bench-<unix time>.json).
     #[arg(long)]
     out: Option<std::path::PathBuf>,
     /// Print the table of a saved raw-records file instead of measuring.
     #[arg(long)]
     report: Option<std::path::PathBuf>,
+    /// Instead of measuring, compare saved records' timing: the noise and cost of each
+    /// (`none`'s spread), and with --bias-reference each one's speedups against the reference's.
+    #[arg(long, num_args = 1.., value_name = "RECORD")]
+    compare: Vec<std::path::PathBuf>,
+    /// With --compare: a record of the same prompts and actions timed as long separate runs.
+    #[arg(long)]
+    bias_reference: Option<std::path::PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -151,7 +196,7 @@ struct PromptStatsArgs {
     split_seed: u64,
     /// CPU thread budget (default: one per core).
     #[arg(long, env = "CASRAP_THREADS")]
-    threads: Option<i32>,
+    threads: Option<usize>,
 }
 
 #[derive(clap::Args)]
@@ -194,7 +239,7 @@ struct TrainArgs {
     vocab: usize,
     /// Torch threads (default: one per core).
     #[arg(long, env = "CASRAP_THREADS")]
-    threads: Option<i32>,
+    threads: Option<usize>,
 }
 
 #[derive(clap::Args)]
@@ -231,7 +276,7 @@ struct EvalArgs {
     json: Option<std::path::PathBuf>,
     /// CPU thread budget (default: one per core).
     #[arg(long, env = "CASRAP_THREADS")]
-    threads: Option<i32>,
+    threads: Option<usize>,
 }
 
 #[derive(clap::Args)]
@@ -262,7 +307,7 @@ struct BenchArgs {
     seed: u64,
     /// CPU thread budget for decode kernels and torch (default: one per core).
     #[arg(long, env = "CASRAP_THREADS")]
-    threads: Option<i32>,
+    threads: Option<usize>,
     /// Measure read bandwidth (1 GiB f32 sum) right before and right after each timed run.
     #[arg(long)]
     bandwidth: bool,
@@ -316,7 +361,7 @@ struct GenerateArgs {
     ignore_eos: bool,
     /// CPU thread budget for decode kernels and torch (default: one per core).
     #[arg(long, env = "CASRAP_THREADS")]
-    threads: Option<i32>,
+    threads: Option<usize>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -336,7 +381,42 @@ fn main() -> anyhow::Result<()> {
         Command::EvalPpl(args) => run_eval(args),
         Command::PromptStats(args) => run_prompt_stats(args),
         Command::PruneBench(args) => run_prune_bench(args),
+        Command::Test(args) => run_test(args),
     }
+}
+
+fn run_test(args: TestArgs) -> anyhow::Result<()> {
+    let config = casrap_common::config::RunConfig::from_file(&args.config)?;
+    let bytes = std::fs::read(&args.policy)
+        .with_context(|| format!("reading {}", args.policy.display()))?;
+    let policy = casrap_common::qnet::QNet::decode(&bytes, None)
+        .with_context(|| format!("decoding the policy {}", args.policy.display()))?;
+    let mut out = std::io::BufWriter::new(
+        std::fs::File::create(&args.out)
+            .with_context(|| format!("creating {}", args.out.display()))?,
+    );
+    let options = casrap_actor::testmode::TestOptions {
+        config,
+        policy,
+        prompts: args.prompts,
+        shard: args.shard,
+        shards: args.shards,
+        device: args.device,
+        threads: args.threads,
+        seed: args.seed,
+    };
+    let mut write_err = None;
+    casrap_actor::testmode::run(&options, |done, n, r| {
+        let line = serde_json::to_string(r).map_err(std::io::Error::other);
+        if let Err(e) = line.and_then(|l| writeln!(out, "{l}")).and_then(|()| out.flush()) {
+            write_err.get_or_insert(e);
+        }
+        tracing::info!(done, of = n, prompt = r.prompt_id, "measured");
+    })?;
+    if let Some(e) = write_err {
+        return Err(anyhow::Error::new(e).context(format!("writing {}", args.out.display())));
+    }
+    Ok(())
 }
 
 fn run_episodes(args: RunArgs) -> anyhow::Result<()> {
@@ -390,20 +470,49 @@ fn run_episodes(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A prune-bench record's header line and its measurements (named by the file's stem).
+fn read_prune_record(
+    path: &std::path::Path,
+) -> anyhow::Result<(String, casrap_actor::prune::harness::TimingRecord)> {
+    use casrap_actor::prune::harness::{MeasureOptions, Measurement, TimingRecord};
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let measurements: Vec<Measurement> = serde_json::from_value(v["measurements"].clone())
+        .with_context(|| format!("{}: field `measurements`", path.display()))?;
+    let options: MeasureOptions = serde_json::from_value(v["options"].clone())
+        .with_context(|| format!("{}: field `options`", path.display()))?;
+    let name = path.file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+    let header = v["header"].as_str().unwrap_or_default().to_string();
+    Ok((header, TimingRecord { name, options, measurements }))
+}
+
 fn run_prune_bench(args: PruneBenchArgs) -> anyhow::Result<()> {
-    use casrap_actor::prune::harness::{self, MeasureOptions, Measurement};
+    use casrap_actor::prune::harness::{self, MeasureOptions};
     use casrap_actor::prune::setup::{Calibration, Setup, SetupOptions};
     use casrap_actor::prune::Action;
     use casrap_common::prompts::{BadRows, PromptSet};
     if let Some(path) = &args.report {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let v: serde_json::Value =
-            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-        let ms: Vec<Measurement> = serde_json::from_value(v["measurements"].clone())
-            .with_context(|| format!("{}: field `measurements`", path.display()))?;
-        println!("{}", v["header"].as_str().unwrap_or_default());
-        print!("{}", harness::table(&harness::summarize(&ms)));
+        let (header, r) = read_prune_record(path)?;
+        println!("{header}");
+        print!("{}", harness::table(&harness::summarize(&r.measurements)));
+        return Ok(());
+    }
+    if !args.compare.is_empty() {
+        let records: Vec<harness::TimingRecord> = args
+            .compare
+            .iter()
+            .map(|p| read_prune_record(p).map(|(_, r)| r))
+            .collect::<anyhow::Result<_>>()?;
+        print!("{}", harness::noise_table(&records));
+        if let Some(path) = &args.bias_reference {
+            let (_, reference) = read_prune_record(path)?;
+            for r in &records {
+                println!();
+                print!("{}", harness::bias_table(&reference, r)?);
+            }
+        }
         return Ok(());
     }
     let actions = Action::parse_list(&args.actions)?;
@@ -445,9 +554,10 @@ fn run_prune_bench(args: PruneBenchArgs) -> anyhow::Result<()> {
     setup.set_probe(&chosen[0]);
     let Setup { mut model, source, mut harness, .. } = setup;
     let device = model.device();
-    let opts = MeasureOptions { new_tokens: args.new_tokens, pairs: args.pairs };
+    let opts =
+        MeasureOptions { new_tokens: args.new_tokens, pairs: args.pairs, timing: args.timing };
     let header = format!(
-        "model {} ({} params), {} {:?}, {} threads; {} prompts from the test split (tokens {}-{}), {} new tokens, {} ABBA pairs; importances: {}",
+        "model {} ({} params), {} {:?}, {} threads; {} prompts from the test split (tokens {}-{}), {} new tokens, {} {}; importances: {}",
         engine::describe(&source),
         model.config().num_parameters(),
         args.dtype,
@@ -458,6 +568,10 @@ fn run_prune_bench(args: PruneBenchArgs) -> anyhow::Result<()> {
         chosen.iter().map(Vec::len).max().unwrap_or(0),
         args.new_tokens,
         args.pairs,
+        match args.timing {
+            casrap_common::config::Timing::Runs => "ABBA pairs",
+            casrap_common::config::Timing::Interleaved => "step-interleaved passes",
+        },
         harness.cache.importance.source,
     );
     let mut measurements = Vec::new();
@@ -483,16 +597,18 @@ fn run_prune_bench(args: PruneBenchArgs) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", out.display()))?;
     println!("{header}");
     print!("{}", harness::table(&harness::summarize(&measurements)));
+    let name = out.file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+    print!(
+        "{}",
+        harness::noise_table(&[harness::TimingRecord { name, options: opts, measurements }])
+    );
     println!("raw records: {}", out.display());
     Ok(())
 }
 
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    sorted.get(((sorted.len().max(1) - 1) as f64 * q).round() as usize).copied().unwrap_or(f64::NAN)
-}
-
 fn run_prompt_stats(args: PromptStatsArgs) -> anyhow::Result<()> {
     use casrap_common::prompts::{BadRows, PromptSet};
+    use casrap_common::stats::quantile;
     set_threads(args.threads)?;
     let path = casrap_actor::resolve::repo_path(&args.prompts);
     let bad = if args.skip_bad_rows { BadRows::Skip } else { BadRows::Fail };
@@ -551,10 +667,7 @@ fn run_prompt_stats(args: PromptStatsArgs) -> anyhow::Result<()> {
 }
 
 fn run_train(args: TrainArgs) -> anyhow::Result<()> {
-    if let Some(n) = args.threads {
-        anyhow::ensure!(n > 0, "--threads must be positive, got {n}");
-        tch::set_num_threads(n);
-    }
+    set_threads(args.threads)?;
     let corpus = match args.corpus {
         Some(c) => c,
         None => casrap_actor::prune::setup::cache_dir()
@@ -660,11 +773,12 @@ fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn set_threads(threads: Option<i32>) -> anyhow::Result<()> {
+/// `--threads` through the one thread configuration ([`engine::configure_threads`]).
+fn set_threads(threads: Option<usize>) -> anyhow::Result<()> {
     if let Some(n) = threads {
         anyhow::ensure!(n > 0, "--threads must be positive, got {n}");
-        engine::gemv::set_threads(n as usize);
     }
+    engine::configure_threads(threads.unwrap_or(0));
     Ok(())
 }
 

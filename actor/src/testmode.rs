@@ -1,6 +1,9 @@
 //! Test mode: on held-out prompts, every action of the run is measured against the dense model on
 //! the same prompt, in the same process, so the greedy policy, each fixed action, uniform random and
 //! the oracle (the best action per prompt in hindsight) are compared on identical measurements.
+//! `casrap test` runs it in as many actor processes as the training run had, each with the
+//! training's thread budget and its shard of the prompts, so speedups mean what they meant in
+//! training.
 
 use casrap_common::config::RunConfig;
 use casrap_common::qnet::QNet;
@@ -31,6 +34,9 @@ pub struct ActionResult {
 /// and every action's result (in the run's action order).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PromptResult {
+    /// Position among the prompts of the whole test (shards are merged in this order).
+    #[serde(default)]
+    pub index: usize,
     pub prompt_id: u64,
     pub category: String,
     pub prompt_tokens: usize,
@@ -49,8 +55,11 @@ pub struct PromptResult {
 pub struct TestOptions {
     pub config: RunConfig,
     pub policy: QNet,
-    /// Held-out prompts measured (spread evenly over the test split; at most all of it).
+    /// Held-out prompts measured (spread evenly over the test split; 0 or more than it: all).
     pub prompts: usize,
+    /// This process measures the prompts whose index is `shard` modulo `shards`.
+    pub shard: usize,
+    pub shards: usize,
     pub device: String,
     pub threads: usize,
     /// Seed of the random baseline.
@@ -80,7 +89,10 @@ pub fn run(
     }
     let cuda = crate::episodes::prepare(o.threads, &o.device)?;
     let (mut setup, split) = open_setup(cfg, &o.device)?;
-    let n = o.prompts.clamp(1, split.test.len());
+    if o.shards == 0 || o.shard >= o.shards {
+        return Err(Error::arg("shard", format!("{} of {} does not exist", o.shard, o.shards)));
+    }
+    let n = if o.prompts == 0 { split.test.len() } else { o.prompts.min(split.test.len()) };
     let chosen: Vec<_> = (0..n).map(|i| &split.test[i * split.test.len() / n]).collect();
     let max = cfg.actors.max_prompt_tokens;
     let encode = |tok: &crate::tokenizer::TextTokenizer, text: &str| -> Result<Vec<u32>> {
@@ -92,10 +104,18 @@ pub fn run(
     setup.set_probe(&probe);
     let mut telemetry = Telemetry::open(cuda);
     let hardware = telemetry.hardware(cuda).label();
-    let mut rng = SmallRng::seed_from_u64(o.seed);
-    let opts = MeasureOptions { new_tokens: cfg.actors.new_tokens, pairs: cfg.actors.pairs };
-    let mut out = Vec::with_capacity(n);
-    for (i, p) in chosen.iter().enumerate() {
+    let opts = MeasureOptions {
+        new_tokens: cfg.actors.new_tokens,
+        pairs: cfg.actors.pairs,
+        timing: cfg.actors.timing,
+    };
+    let mine: Vec<(usize, _)> =
+        chosen.iter().enumerate().filter(|(i, _)| i % o.shards == o.shard).collect();
+    let mut out = Vec::with_capacity(mine.len());
+    for (done, (i, p)) in mine.iter().copied().enumerate() {
+        // The random baseline's draw depends on the prompt, not on how prompts were sharded.
+        let mut rng =
+            SmallRng::seed_from_u64(o.seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let tokens = encode(&setup.tokenizer, &p.prompt)?;
         let snapshot = telemetry.snapshot();
         let reference = harness::reference(&setup.model, &tokens, opts.new_tokens)?;
@@ -144,6 +164,7 @@ pub fn run(
             continue;
         }
         let r = PromptResult {
+            index: i,
             prompt_id: p.id,
             category: p.category.clone(),
             prompt_tokens: tokens.len(),
@@ -155,7 +176,7 @@ pub fn run(
             results,
             hardware_label: hardware.clone(),
         };
-        progress(i + 1, n, &r);
+        progress(done + 1, mine.len(), &r);
         out.push(r);
     }
     Ok(out)

@@ -12,6 +12,7 @@ use casrap_actor::prune::importance::Importance;
 use casrap_actor::prune::profiles::{self, ProfileCache};
 use casrap_actor::prune::Action;
 use casrap_actor::resolve::{repo_path, Resolver, DEFAULT_MODEL};
+use casrap_common::config::Timing;
 use tch::{Device, Kind, Tensor};
 
 fn fixture() -> PathBuf {
@@ -334,7 +335,7 @@ fn harness_interleaves_runs_and_judges_quality_on_dense_tokens() {
     cache.set_probe(&mut m, &tokens[..8]);
     let src = repo_path(DEFAULT_MODEL);
     let mut h = Harness::new(cache, Box::new(move || Ok(load(&src))));
-    let o = MeasureOptions { new_tokens: 8, pairs: 2 };
+    let o = MeasureOptions { new_tokens: 8, pairs: 2, timing: Timing::Runs };
     let none = h.measure(&mut m, &Action::None, &tokens, None, &o, 0).unwrap();
     let order: Vec<bool> = none.runs.iter().map(|r| r.pruned).collect();
     assert_eq!(order, vec![false, true, true, false], "ABBA");
@@ -367,4 +368,44 @@ fn harness_interleaves_runs_and_judges_quality_on_dense_tokens() {
     let t = table(&summarize(&back));
     assert_eq!(t, table(&summarize(&ms)));
     assert!(t.contains("| none | 1 |") && t.contains("| layers:0.25 | 1 |"), "{t}");
+}
+
+#[test]
+fn interleaved_timing_keeps_every_step_and_judges_the_same_tokens_as_whole_runs() {
+    use casrap_actor::prune::harness::{median, Harness, MeasureOptions};
+    let (mut m, imp) = embedded();
+    let tokens = ids(24, m.config().vocab_size);
+    let mut cache = ProfileCache::new(imp, usize::MAX);
+    cache.set_probe(&mut m, &tokens[..8]);
+    let src = repo_path(DEFAULT_MODEL);
+    let mut h = Harness::new(cache, Box::new(move || Ok(load(&src))));
+    let inter = MeasureOptions { new_tokens: 8, pairs: 2, timing: Timing::Interleaved };
+    let runs = MeasureOptions { timing: Timing::Runs, ..inter.clone() };
+    for (k, label) in ["none", "layers:0.25", "heads:0.25", "kv_window:2+4"].iter().enumerate() {
+        let action = Action::parse(label).unwrap();
+        let a = h.measure(&mut m, &action, &tokens, None, &inter, k).unwrap();
+        let b = h.measure(&mut m, &action, &tokens, None, &runs, k).unwrap();
+        assert_eq!(a.steps.len(), 2 * 7, "{label}: every decode step of both passes");
+        assert!(a.steps.iter().flatten().all(|&s| s > 0.0 && s.is_finite()), "{label}");
+        assert!(b.steps.is_empty(), "{label}: whole runs keep no steps");
+        let ratios = a.steps.iter().map(|[d, p]| d / p).collect();
+        assert_eq!(a.speedup(), median(ratios), "{label}: the speedup comes from the steps");
+        // The dense side of an interleaved pass decodes what a whole dense run decodes, so both
+        // methods judge quality on the same tokens.
+        assert_eq!(
+            (a.ppl_dense, a.ppl_pruned, a.top1_agreement),
+            (b.ppl_dense, b.ppl_pruned, b.top1_agreement),
+            "{label}"
+        );
+        let order: Vec<bool> = a.runs.iter().map(|r| r.pruned).collect();
+        let want = if k % 2 == 0 { [false, true, true, false] } else { [true, false, false, true] };
+        assert_eq!(order, want, "{label}: passes alternate which side starts");
+        assert_eq!(
+            a.restores_checked,
+            2 + 1,
+            "{label}: one checked restore per pass, one after quality"
+        );
+        assert!(a.restore_identical && !a.rebuilt, "{label}");
+        assert_eq!(m.active(), casrap_actor::engine::model::ProfileId::DENSE, "{label}");
+    }
 }

@@ -267,6 +267,38 @@ impl StateConfig {
 }
 
 /// The actors of a run (`actors:`): how many, where, and what each episode does.
+/// How an episode times the dense and the pruned model against each other.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Timing {
+    /// Whole generations in ABBA pairs; the speedup is the geometric mean of the pairs' ratios.
+    /// Drift of memory bandwidth between the two runs of a pair is not cancelled.
+    Runs,
+    /// Dense and pruned decode alternate step by step on the same positions, each with its own
+    /// KV cache (switching profiles is a pointer swap); the speedup is the median of the per-step
+    /// time ratios, so drifts slower than a step cancel.
+    #[default]
+    Interleaved,
+}
+
+impl Timing {
+    /// The method of records written before timing was recorded.
+    pub fn runs() -> Self {
+        Timing::Runs
+    }
+}
+
+impl std::str::FromStr for Timing {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "runs" => Ok(Timing::Runs),
+            "interleaved" => Ok(Timing::Interleaved),
+            other => Err(format!("unknown timing `{other}` (expected `interleaved` or `runs`)")),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ActorsConfig {
@@ -286,8 +318,10 @@ pub struct ActorsConfig {
     pub max_prompt_tokens: usize,
     /// Tokens decoded per timed run (fixed length, EOS ignored).
     pub new_tokens: usize,
-    /// Dense/pruned pairs per episode (ABBA).
+    /// Dense/pruned pairs per episode (ABBA); with `timing: interleaved`, interleaved passes.
     pub pairs: usize,
+    /// How dense and pruned decode are timed against each other.
+    pub timing: Timing,
     /// Weight dtype: f32, bf16 or f16.
     pub dtype: String,
     /// Torch/kernel threads per actor (0: one per core divided by the actors on this machine).
@@ -316,6 +350,7 @@ impl Default for ActorsConfig {
             max_prompt_tokens: 256,
             new_tokens: 16,
             pairs: 1,
+            timing: Timing::default(),
             dtype: "f32".into(),
             threads: 0,
             batch: 8,

@@ -101,15 +101,18 @@ struct TestArgs {
     /// Run config (default: the run folder's config.yaml).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Held-out prompts (spread over the test split).
-    #[arg(long, default_value_t = 64)]
+    /// Held-out prompts, spread over the test split (0: all of it).
+    #[arg(long, default_value_t = 0)]
     prompts: usize,
     /// Device: cpu or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
-    /// Kernel and torch threads (0: one per core).
+    /// Kernel and torch threads per measuring process (0: as the run's actors had).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Measuring processes (0: `actors.count`, as in training).
+    #[arg(long, default_value_t = 0)]
+    processes: usize,
     /// Seed of the random baseline.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -258,10 +261,11 @@ async fn main() -> anyhow::Result<()> {
                 prompts: a.prompts,
                 device: a.device,
                 threads: a.threads,
+                processes: a.processes,
                 seed: a.seed,
                 out: a.out,
             };
-            // The model runs on this thread; tokio's workers stay idle meanwhile.
+            // Waiting on the measuring processes blocks this thread, not tokio's workers.
             let (dir, text) = tokio::task::block_in_place(|| casrap_deploy::testrun::run(&args))?;
             print!("{text}");
             println!(

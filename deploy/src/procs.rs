@@ -292,3 +292,35 @@ pub fn spawn_actor(bin: &Path, spec: &ActorSpec) -> Result<Proc> {
         .arg(spec.threads.to_string());
     Proc::spawn(&spec.id, cmd, &spec.log)
 }
+
+/// What one test-mode measuring process is told.
+#[derive(Debug, Clone)]
+pub struct TesterSpec {
+    pub config: PathBuf,
+    pub policy: PathBuf,
+    pub prompts: usize,
+    pub shard: usize,
+    pub shards: usize,
+    pub device: String,
+    pub threads: usize,
+    pub seed: u64,
+    pub out: PathBuf,
+    pub log: PathBuf,
+}
+
+/// Starts `casrap-actor test` for `spec`.
+pub fn spawn_tester(bin: &Path, spec: &TesterSpec) -> Result<Proc> {
+    let mut cmd = Command::new(bin);
+    cmd.arg("test")
+        .arg("--config")
+        .arg(&spec.config)
+        .arg("--policy")
+        .arg(&spec.policy)
+        .args(["--prompts", &spec.prompts.to_string()])
+        .args(["--shard", &spec.shard.to_string(), "--shards", &spec.shards.to_string()])
+        .args(["--device", &spec.device, "--threads", &spec.threads.to_string()])
+        .args(["--seed", &spec.seed.to_string()])
+        .arg("--out")
+        .arg(&spec.out);
+    Proc::spawn(&format!("tester-{}", spec.shard), cmd, &spec.log)
+}

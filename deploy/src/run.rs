@@ -237,8 +237,7 @@ pub async fn run_at(
     let conn = casrap_actor::client::Connection::new(&url, &cfg.security)
         .map_err(|e| Error::process("run", e.to_string()))?;
     let a = &cfg.actors;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = if a.threads > 0 { a.threads } else { (cores / a.count).max(1) };
+    let threads = actor_threads(a);
     let mut want = BTreeMap::new();
     let mut actors: Vec<(Proc, Option<ExitStatus>)> = Vec::new();
     for k in 0..a.count {
@@ -389,4 +388,15 @@ pub async fn run_at(
         policy_version: version,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Threads each actor process gets: `actors.threads`, else this machine's cores divided among the
+/// run's actors. Test mode gives its measuring processes the same.
+pub fn actor_threads(a: &casrap_common::config::ActorsConfig) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if a.threads > 0 {
+        a.threads
+    } else {
+        (cores / a.count.max(1)).max(1)
+    }
 }

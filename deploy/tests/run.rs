@@ -218,6 +218,15 @@ fn casrap_run_stores_every_episode_once_advances_policies_and_learns_what_it_saw
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(results.len(), 6);
+    // Measured as in training: one process per training actor (2), each on its shard, merged in
+    // prompt order.
+    let indices: Vec<u64> = results.iter().map(|r| r["index"].as_u64().unwrap()).collect();
+    assert_eq!(indices, (0..6).collect::<Vec<u64>>());
+    for k in 0..2 {
+        let log = std::fs::read_to_string(test.join(format!("logs/tester-{k}.log"))).unwrap();
+        assert_eq!(log.matches("measured").count(), 3, "tester-{k}:\n{log}");
+    }
+    assert!(test.join("policy.bin").is_file() && !test.join("results-0.jsonl").exists());
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(test.join("summary.json")).unwrap()).unwrap();
     let rows = summary["rows"].as_array().unwrap();

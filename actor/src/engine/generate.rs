@@ -58,8 +58,8 @@ pub fn token_batch(tokens: &[u32], device: Device) -> Tensor {
     Tensor::from_slice(&ids).to_device(device).view([1, -1])
 }
 
-/// Greedy or sampled generation for one prompt (batch 1).
-pub fn generate(model: &Llama, prompt: &[u32], opts: &GenerateOptions) -> Result<Generation> {
+/// Checks that `prompt` and `opts` fit `model` (non-empty, in the vocabulary, within its positions).
+pub fn check(model: &Llama, prompt: &[u32], opts: &GenerateOptions) -> Result<()> {
     if prompt.is_empty() {
         return Err(Error::arg("prompt", "is empty after tokenization"));
     }
@@ -85,6 +85,14 @@ pub fn generate(model: &Llama, prompt: &[u32], opts: &GenerateOptions) -> Result
             format!("token id {bad} is outside the vocabulary ({})", cfg.vocab_size),
         ));
     }
+    Ok(())
+}
+
+/// Greedy or sampled generation for one prompt (batch 1).
+pub fn generate(model: &Llama, prompt: &[u32], opts: &GenerateOptions) -> Result<Generation> {
+    check(model, prompt, opts)?;
+    let cfg = model.config();
+    let total = prompt.len() + opts.max_new_tokens;
     let _guard = tch::no_grad_guard();
     let device = model.device();
     let mut cache = model.new_cache(1, total);

@@ -20,6 +20,21 @@ use crate::tokenizer::TextTokenizer;
 pub use config::Config;
 pub use model::{KvCache, Llama, Logits};
 
+/// The one CPU thread configuration of every command that runs a model (episodes, test mode,
+/// prune-bench, bench, eval, train-model), so a speed measured by one means the same in another:
+/// the batch-1 kernel pool gets `threads` threads (0: one per core) and torch gets one while the
+/// pool runs, the whole budget only inside [`gemv::TorchThreads::lend`] (prefill, calibration,
+/// training). Without the kernels torch gets the budget. Returns the budget.
+pub fn configure_threads(threads: usize) -> usize {
+    let n = if threads == 0 {
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    } else {
+        threads
+    };
+    gemv::set_threads(n);
+    n
+}
+
 /// A model ready to run, with its tokenizer and where it came from.
 pub struct LoadedModel {
     pub model: Llama,

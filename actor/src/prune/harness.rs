@@ -1,8 +1,10 @@
 //! The measurement harness: dense and pruned runs of the same prompt, by DESIGN.md's rules.
 //!
 //! - Every profile (the dense one included) is warmed up once before its first timed use.
-//! - Dense and pruned runs alternate in pairs whose order flips from pair to pair and from one
-//!   measurement to the next (ABBA), so drift cancels.
+//! - Dense and pruned decode alternate step by step on the same positions, each with its own KV
+//!   cache, and the speedup is the median of the per-step time ratios ([`Timing::Interleaved`],
+//!   the default): bandwidth drifts slower than one step cancel. Which side goes first flips from
+//!   step to step. The seed's whole-run ABBA pairs remain as [`Timing::Runs`].
 //! - Decode has a fixed length (EOS ignored); prefill, decode, apply, restore and the restore
 //!   check are timed apart.
 //! - Quality is judged on the dense model's tokens: perplexity of each model on prompt + dense
@@ -12,14 +14,19 @@
 
 use std::collections::HashSet;
 
+use std::time::Instant;
+
+use casrap_common::config::Timing;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
 use super::action::Action;
 use super::profiles::{ProfileCache, Restore};
 use crate::engine::generate::{self, GenerateOptions};
+use crate::engine::model::ProfileId;
+use crate::engine::sampling::Sampler;
 use crate::engine::sampling::Sampling;
-use crate::engine::{Llama, Logits};
+use crate::engine::{KvCache, Llama, Logits};
 use crate::error::{Error, Result};
 
 /// How to measure.
@@ -27,13 +34,15 @@ use crate::error::{Error, Result};
 pub struct MeasureOptions {
     /// Tokens decoded per run (fixed; EOS ignored).
     pub new_tokens: usize,
-    /// Dense/pruned pairs per measurement.
+    /// Dense/pruned pairs per measurement (interleaved passes with [`Timing::Interleaved`]).
     pub pairs: usize,
+    #[serde(default = "Timing::runs")]
+    pub timing: Timing,
 }
 
 impl Default for MeasureOptions {
     fn default() -> Self {
-        Self { new_tokens: 32, pairs: 2 }
+        Self { new_tokens: 32, pairs: 2, timing: Timing::default() }
     }
 }
 
@@ -83,19 +92,19 @@ pub struct Measurement {
     #[serde(default)]
     pub restores_checked: usize,
     pub rebuilt: bool,
+    /// [`Timing::Interleaved`]: every decode step's seconds, `[dense, pruned]`, in order (the
+    /// speedup is recomputed from these).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<[f64; 2]>,
+    /// Wall seconds of the whole measurement (warm-up, timed runs, quality, restores; 0 in
+    /// records written before it was kept).
+    #[serde(default)]
+    pub wall_s: f64,
 }
 
-pub fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
+/// The median of owned values (see [`casrap_common::stats::median`]).
+pub fn median(v: Vec<f64>) -> f64 {
+    casrap_common::stats::median(&v)
 }
 
 impl Measurement {
@@ -105,9 +114,13 @@ impl Measurement {
     pub fn decode_tokens_per_s(&self, pruned: bool) -> f64 {
         median(self.side(pruned).map(Run::decode_tokens_per_s).collect())
     }
-    /// Decode speedup: the geometric mean over pairs of pruned tokens/s over the adjacent dense
-    /// run's (runs are stored pair by pair, so adjacent runs share the machine's state).
+    /// Decode speedup. Interleaved: the median over decode steps of dense over pruned step time.
+    /// Runs: the geometric mean over pairs of pruned tokens/s over the adjacent dense run's (runs
+    /// are stored pair by pair, so adjacent runs share the machine's state).
     pub fn speedup(&self) -> f64 {
+        if !self.steps.is_empty() {
+            return median(self.steps.iter().map(|[d, p]| d / p.max(1e-12)).collect());
+        }
         let logs: Vec<f64> = self
             .runs
             .chunks_exact(2)
@@ -264,6 +277,7 @@ impl Harness {
         if o.pairs == 0 || o.new_tokens < 2 {
             return Err(Error::arg("measure", "needs at least one pair and two new tokens"));
         }
+        let started = Instant::now();
         let gen = GenerateOptions {
             max_new_tokens: o.new_tokens,
             sampling: Sampling::Greedy,
@@ -272,9 +286,43 @@ impl Harness {
         let built = self.cache.ensure(model, action)?;
         self.warm(model, action, prompt, &gen)?;
         let mut runs = Vec::with_capacity(2 * o.pairs);
+        let mut steps = Vec::new();
         let mut dense_tokens: Option<Vec<u32>> = continuation.map(<[u32]>::to_vec);
         let (mut identical, mut rebuilt, mut checked) = (true, false, 0);
-        for pair in 0..o.pairs {
+        let (passes, pairs) = match o.timing {
+            Timing::Interleaved => (o.pairs, 0),
+            Timing::Runs => (0, o.pairs),
+        };
+        for pass in 0..passes {
+            let pruned_id = self.cache.ensure(model, action)?.map_or(ProfileId::DENSE, |b| b.id);
+            let dense_first = (pass + episode).is_multiple_of(2);
+            let p = interleaved(model, pruned_id, prompt, o.new_tokens, dense_first);
+            let r = self.restore(model)?;
+            let p = p?;
+            identical &= r.identical;
+            rebuilt |= r.rebuilt;
+            checked += usize::from(r.checked);
+            let side = |pruned: bool| {
+                let k = usize::from(pruned);
+                Run {
+                    pruned,
+                    prefill_s: p.prefill_s[k],
+                    decode_s: p.steps.iter().map(|s| s[k]).sum(),
+                    decode_steps: p.steps.len(),
+                    apply_s: pruned.then_some(p.apply_s),
+                    restore_s: pruned.then_some(r.restore.as_secs_f64()),
+                    verify_s: pruned.then_some(r.verify.as_secs_f64()),
+                }
+            };
+            if dense_first {
+                runs.extend([side(false), side(true)]);
+            } else {
+                runs.extend([side(true), side(false)]);
+            }
+            steps.extend(p.steps);
+            dense_tokens.get_or_insert(p.dense_tokens);
+        }
+        for pair in 0..pairs {
             let order =
                 if (pair + episode).is_multiple_of(2) { [false, true] } else { [true, false] };
             for pruned in order {
@@ -347,8 +395,82 @@ impl Harness {
             restore_identical: identical,
             restores_checked: checked,
             rebuilt,
+            steps,
+            wall_s: started.elapsed().as_secs_f64(),
         })
     }
+}
+
+/// One interleaved pass: both sides' prefill and every decode step's seconds.
+struct Interleaved {
+    /// `[dense, pruned]`.
+    prefill_s: [f64; 2],
+    steps: Vec<[f64; 2]>,
+    /// Seconds of the first switch to the pruned profile.
+    apply_s: f64,
+    /// The dense side's greedy tokens.
+    dense_tokens: Vec<u32>,
+}
+
+/// Greedy fixed-length generation of `prompt` by the dense model and by profile `pruned`, step
+/// by step in turn, each side with its own KV cache; which side goes first flips every step.
+/// Leaves the model on whichever profile ran last (the caller restores).
+fn interleaved(
+    model: &mut Llama,
+    pruned: ProfileId,
+    prompt: &[u32],
+    new_tokens: usize,
+    dense_first: bool,
+) -> Result<Interleaved> {
+    let gen = GenerateOptions {
+        max_new_tokens: new_tokens,
+        sampling: Sampling::Greedy,
+        ignore_eos: true,
+    };
+    generate::check(model, prompt, &gen)?;
+    let _guard = tch::no_grad_guard();
+    let device = model.device();
+    let total = prompt.len() + new_tokens;
+    let ids = [ProfileId::DENSE, pruned];
+    let mut caches: Vec<KvCache> = Vec::with_capacity(2);
+    let t = Instant::now();
+    model.activate(pruned)?;
+    let apply_s = t.elapsed().as_secs_f64();
+    for &id in &ids {
+        model.activate(id)?;
+        caches.push(model.new_cache(1, total));
+    }
+    let mut sampler = Sampler::new(Sampling::Greedy);
+    let mut tokens: [Vec<u32>; 2] = [Vec::with_capacity(new_tokens), Vec::new()];
+    let mut step = |model: &mut Llama, k: usize, input: &Tensor, tokens: &mut [Vec<u32>; 2]| {
+        model.activate(ids[k])?;
+        generate::synchronize(device);
+        let t = Instant::now();
+        let logits = model.forward(input, &mut caches[k], Logits::Last);
+        let next = sampler.sample(&logits)[0];
+        generate::synchronize(device);
+        let s = t.elapsed().as_secs_f64();
+        tokens[k].push(next);
+        Ok::<f64, Error>(s)
+    };
+    let order =
+        |i: usize| if (i + usize::from(!dense_first)).is_multiple_of(2) { [0, 1] } else { [1, 0] };
+    let prompt_ids = generate::token_batch(prompt, device);
+    let mut prefill_s = [0.0; 2];
+    for k in order(0) {
+        prefill_s[k] = step(model, k, &prompt_ids, &mut tokens)?;
+    }
+    let mut steps = Vec::with_capacity(new_tokens - 1);
+    for i in 1..new_tokens {
+        let mut s = [0.0; 2];
+        for k in order(i) {
+            let last = *tokens[k].last().expect("each side has its first token");
+            s[k] = step(model, k, &generate::token_batch(&[last], device), &mut tokens)?;
+        }
+        steps.push(s);
+    }
+    let [dense_tokens, _] = tokens;
+    Ok(Interleaved { prefill_s, steps, apply_s, dense_tokens })
 }
 
 /// One row of the prune-bench table, computed from raw measurements of one action.
@@ -452,4 +574,96 @@ pub fn table(rows: &[Summary]) -> String {
         );
     }
     s
+}
+
+/// One prune-bench record as the timing comparison reads it.
+pub struct TimingRecord {
+    pub name: String,
+    pub options: MeasureOptions,
+    pub measurements: Vec<Measurement>,
+}
+
+/// Noise and cost of each record's timing: `none` runs the dense model in both slots, so the
+/// spread of its measured speedups over prompts is the noise every other speedup carries.
+pub fn noise_table(records: &[TimingRecord]) -> String {
+    use casrap_common::stats::{mean, std_dev};
+    let mut s = String::from(
+        "| record | timing | new tokens x passes | prompts | none speedup mean | none speedup sd | none speedup min-max | ms per measurement (median) | decode steps timed per side |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in records {
+        let none: Vec<&Measurement> =
+            r.measurements.iter().filter(|m| m.action == "none").collect();
+        let sp: Vec<f64> = none.iter().map(|m| m.speedup()).collect();
+        let wall = median(r.measurements.iter().map(|m| m.wall_s).collect());
+        let steps = median(
+            none.iter()
+                .map(|m| {
+                    m.runs.iter().filter(|x| !x.pruned).map(|x| x.decode_steps).sum::<usize>()
+                        as f64
+                })
+                .collect(),
+        );
+        s += &format!(
+            "| {} | {:?} | {} x {} | {} | {:.4}x | {:.4} | {:.3}-{:.3} | {:.1} | {:.0} |\n",
+            r.name,
+            r.options.timing,
+            r.options.new_tokens,
+            r.options.pairs,
+            sp.len(),
+            mean(&sp),
+            std_dev(&sp),
+            sp.iter().copied().fold(f64::INFINITY, f64::min),
+            sp.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            wall * 1e3,
+            steps,
+        );
+    }
+    s
+}
+
+/// Bias of a timing method against a reference record of the same prompts and actions (long
+/// separate runs): per action, both mean speedups and the mean per-prompt ratio with its 95% CI.
+pub fn bias_table(reference: &TimingRecord, other: &TimingRecord) -> Result<String> {
+    use casrap_common::stats::{ci95, mean};
+    let (a, b) = (&reference.measurements, &other.measurements);
+    if a.len() != b.len()
+        || a.iter().zip(b).any(|(x, y)| x.action != y.action || x.prompt_tokens != y.prompt_tokens)
+    {
+        return Err(Error::arg(
+            "bias",
+            format!(
+                "{} and {} do not hold the same prompts and actions in the same order",
+                reference.name, other.name
+            ),
+        ));
+    }
+    let mut labels: Vec<&str> = Vec::new();
+    for m in a {
+        if !labels.contains(&m.action.as_str()) {
+            labels.push(&m.action);
+        }
+    }
+    let mut s = format!(
+        "| action | prompts | speedup, {} | speedup, {} | ratio {} / {} (95% CI) |\n|---|---|---|---|---|\n",
+        reference.name, other.name, other.name, reference.name
+    );
+    for label in labels {
+        let pairs: Vec<(f64, f64)> = a
+            .iter()
+            .zip(b)
+            .filter(|(x, _)| x.action == label)
+            .map(|(x, y)| (x.speedup(), y.speedup()))
+            .collect();
+        let ratio: Vec<f64> = pairs.iter().map(|(x, y)| y / x).collect();
+        s += &format!(
+            "| {label} | {} | {:.4}x | {:.4}x | {:.4} ± {:.4} |\n",
+            pairs.len(),
+            mean(&pairs.iter().map(|p| p.0).collect::<Vec<_>>()),
+            mean(&pairs.iter().map(|p| p.1).collect::<Vec<_>>()),
+            mean(&ratio),
+            ci95(&ratio),
+        );
+    }
+    Ok(s)
 }

@@ -71,8 +71,12 @@ pub fn run(recipe: &Recipe, mut progress: impl FnMut(Progress<'_>)) -> Result<Re
     let cfg = recipe.shape.config()?;
     progress(Progress::Stage("training the model"));
     let t = Instant::now();
+    // Training is compute-bound GEMM: torch gets the whole thread budget.
+    let lent = crate::engine::gemv::TorchThreads::lend();
+    let torch_threads = tch::get_num_threads();
     let (params, steps) =
         lm::train(&cfg, &stream, &recipe.options, |s, eta| progress(Progress::Step(s, eta)))?;
+    drop(lent);
     let train_s = t.elapsed().as_secs_f64();
     write_folder(&recipe.out, &recipe.shape, &tokenizer, &params.weights, Kind::BFloat16)?;
     let record = Record {
@@ -83,7 +87,7 @@ pub fn run(recipe: &Recipe, mut progress: impl FnMut(Progress<'_>)) -> Result<Re
         shape: recipe.shape.clone(),
         parameters: cfg.num_parameters(),
         options: recipe.options.clone(),
-        torch_threads: tch::get_num_threads(),
+        torch_threads,
         tokenizer_s,
         tokenize_s,
         train_s,
