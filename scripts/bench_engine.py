@@ -31,7 +31,29 @@ CASES = {
     "tiny-f32": ("tiny", "f32", "float32", 5.0, None),
     "1b-f32": ("llama-3.2-1b", "f32", "float32", 1.2, 0.85),
     "1b-bf16": ("llama-3.2-1b", "bf16", "bfloat16", 1.2, 0.70),
+    # The real pretrained model (scripts/fetch-real-model), f32 weights; bf16 converts at load.
+    "real-f32": ("real", "f32", "float32", 1.2, None),
+    "real-bf16": ("real", "bf16", "bfloat16", 1.2, None),
 }
+
+
+def real_model_dir():
+    """The folder scripts/fetch-real-model makes (CASRAP_REAL_MODEL overrides)."""
+    cache = os.environ.get("CASRAP_CACHE", os.path.expanduser("~/.cache/casrap"))
+    return Path(os.environ.get("CASRAP_REAL_MODEL", os.path.join(cache, "models/smollm2-135m-instruct")))
+
+
+class Load:
+    """`n` busy processes (one spinning shell each) for the lifetime of a case: a fixed competing
+    load, as other work sharing an actor's cores."""
+
+    def __init__(self, n: int):
+        self.procs = [subprocess.Popen(["sh", "-c", "while :; do :; done"]) for _ in range(n)]
+
+    def close(self):
+        for p in self.procs:
+            p.kill()
+            p.wait()
 
 
 class Bandwidth:
@@ -88,7 +110,8 @@ def hf_runs(model, ids, new_tokens, warmup, runs, device, probe):
 
 
 def ours_runs(binary, preset, dtype, ids, new_tokens, warmup, runs, threads, device, seed):
-    cmd = [binary, "bench-decode", "--model", f"synthetic:{preset}", "--seed", str(seed), "--dtype", dtype,
+    model = str(real_model_dir()) if preset == "real" else f"synthetic:{preset}"
+    cmd = [binary, "bench-decode", "--model", model, "--seed", str(seed), "--dtype", dtype,
            "--device", device, "--threads", str(threads), "--new-tokens", str(new_tokens),
            "--warmup", str(warmup), "--runs", str(runs), "--bandwidth", "--prompt-ids", ",".join(map(str, ids))]
     res = subprocess.run(cmd, check=True, capture_output=True, text=True)
@@ -118,6 +141,8 @@ def main():
     ap.add_argument("--cache", default=os.environ.get("CASRAP_BENCH_CACHE",
                     os.path.join(os.environ.get("CASRAP_CACHE", os.path.expanduser("~/.cache/casrap")), "bench-models")))
     ap.add_argument("--out", default="runs")
+    ap.add_argument("--load", type=int, default=0,
+                    help="busy processes competing for the cores during every case (0: a quiet machine)")
     args = ap.parse_args()
     if args.report:
         print_table(json.loads(Path(args.report).read_text()))
@@ -130,12 +155,14 @@ def main():
 
     torch.set_num_threads(args.threads)
     probe = Bandwidth(args.device)
-    record = {"device": args.device, "threads": args.threads,
+    record = {"device": args.device, "threads": args.threads, "load": args.load, "bin": args.bin,
               "prompt_tokens": args.prompt_tokens, "new_tokens": args.new_tokens, "cases": {}}
     for name in args.cases.split(","):
         preset, dtype, tdtype, _, _ = CASES[name]
         tdtype = getattr(torch, tdtype)
-        folder = Path(args.cache) / f"{preset}-seed{args.seed}-{dtype}"
+        folder = real_model_dir() if preset == "real" else Path(args.cache) / f"{preset}-seed{args.seed}-{dtype}"
+        if preset == "real" and not (folder / "model.safetensors").exists():
+            sys.exit(f"{folder}: no model.safetensors; run scripts/fetch-real-model first")
         if not (folder / "model.safetensors").exists():
             print(f"[{name}] exporting {folder}", flush=True)
             subprocess.run([args.bin, "export-synthetic", "--preset", preset, "--seed", str(args.seed),
@@ -150,18 +177,22 @@ def main():
         model = model.to(args.device).eval()
         model.generation_config.eos_token_id = None
         common = (ids, args.new_tokens, args.warmup, args.runs)
-        print(f"[{name}] ours / HF / HF / ours", flush=True)
-        a1 = ours_runs(args.bin, preset, dtype, *common, args.threads, args.device, args.seed)
-        b1 = hf_runs(model, *common, args.device, probe)
-        b2 = hf_runs(model, *common, args.device, probe)
-        a2 = ours_runs(args.bin, preset, dtype, *common, args.threads, args.device, args.seed)
+        print(f"[{name}] ours / HF / HF / ours" + (f", {args.load} busy processes" if args.load else ""), flush=True)
+        load = Load(args.load)
+        try:
+            a1 = ours_runs(args.bin, preset, dtype, *common, args.threads, args.device, args.seed)
+            b1 = hf_runs(model, *common, args.device, probe)
+            b2 = hf_runs(model, *common, args.device, probe)
+            a2 = ours_runs(args.bin, preset, dtype, *common, args.threads, args.device, args.seed)
+        finally:
+            load.close()
         del model
         record["cases"][name] = {"preset": preset, "dtype": dtype,
                                  "weight_bytes_per_token": a1["weight_bytes_per_token"],
                                  "ours": a1["runs"] + a2["runs"], "hf": b1 + b2}
 
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    out = Path(args.out) / f"bench-engine-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out = Path(args.out) if args.out.endswith(".json") else Path(args.out) / f"bench-engine-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=1))
     print()
     print_table(record)
@@ -171,8 +202,10 @@ def main():
 def print_table(record):
     """The table, computed from a raw record only (so a saved record reprints the same table)."""
     runs = len(next(iter(record["cases"].values()))["ours"])
+    load = record.get("load", 0)
     print(f"decode tokens/s, batch 1, greedy, {record['prompt_tokens']}-token prompt, {record['new_tokens']} new tokens, "
-          f"{record['threads']} threads, {record['device']}; medians of {runs} runs each (ABBA)")
+          f"{record['threads']} threads, {record['device']}; medians of {runs} runs each (ABBA)"
+          + (f"; {load} busy processes competing for the cores" if load else ""))
     print("| case | ours tok/s (min-max) | HF tok/s | ours/HF | ceiling tok/s | ours/ceiling | read GB/s (min-max) | prefill ms ours / HF | same greedy tokens | target |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name, c in record["cases"].items():

@@ -11,7 +11,10 @@
 //! products (HF's bf16 matmuls also take bf16 inputs).
 //!
 //! The pool's workers spin between calls (a decode step issues hundreds of them microseconds
-//! apart) and park after [`SPIN`] without work, so an idle actor burns no CPU.
+//! apart) and park after [`SPIN`] without work, so an idle actor burns no CPU. A call's rows are
+//! split into chunks that the caller and the workers claim one at a time: on a busy machine, where
+//! the OS may deschedule a worker for a whole time slice, the caller runs the chunks the worker
+//! has not taken instead of spinning until it returns, and yields its core while it waits.
 //!
 //! Torch's own intra-op threads also spin after each parallel region; to keep the two pools from
 //! fighting over the cores, [`set_threads`] gives torch one thread while this pool is active, and
@@ -19,7 +22,7 @@
 
 #![allow(unsafe_code)]
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -82,10 +85,11 @@ struct Job {
 }
 
 impl Job {
-    /// Rows `[r0, r1)` of thread `t` of `threads` (multiples of 8 so blocks stay whole).
-    fn rows(&self, t: usize, threads: usize) -> (usize, usize) {
-        let per = (self.n.div_ceil(threads)).div_ceil(8) * 8;
-        ((t * per).min(self.n), ((t + 1) * per).min(self.n))
+    /// Rows `[r0, r1)` of chunk `c` of `chunks` (multiples of 8 so blocks stay whole; trailing
+    /// chunks of a small layer may be empty).
+    fn rows(&self, c: usize, chunks: usize) -> (usize, usize) {
+        let per = (self.n.div_ceil(chunks)).div_ceil(8) * 8;
+        ((c * per).min(self.n), ((c + 1) * per).min(self.n))
     }
 
     /// # Safety
@@ -114,24 +118,65 @@ impl Job {
     }
 }
 
+/// Chunks of one call: rows are split into this many per thread, claimed one at a time, so a
+/// thread the OS has descheduled (other work on the core) holds up at most the one chunk it took.
+const CHUNKS_PER_THREAD: usize = 4;
+
+/// How many times a waiting caller polls before it starts yielding its core.
+const WAIT_SPINS: u32 = 4096;
+
+/// The claim word packs the call's epoch (high 32 bits) and the next unclaimed chunk (low 32).
+const CHUNK_BITS: u32 = 32;
+const CHUNK_MASK: u64 = (1 << CHUNK_BITS) - 1;
+
 struct Shared {
-    epoch: AtomicUsize,
-    done: AtomicUsize,
-    job: Mutex<Option<Job>>,
+    /// `epoch << 32 | next chunk` of the current call. A claim succeeds only for the epoch the
+    /// claimer read its job for, so a worker that wakes late never runs a stale job.
+    claim: AtomicU64,
+    /// Chunks of the current call that are finished.
+    finished: AtomicUsize,
+    /// The current call and its epoch (workers take it after seeing the epoch change).
+    job: Mutex<Option<(u64, Job, usize)>>,
     stop: AtomicBool,
+}
+
+impl Shared {
+    /// Claims and runs chunks of `job` (epoch `epoch`, `chunks` chunks) until none are left.
+    fn work(&self, epoch: u64, job: &Job, chunks: usize) {
+        loop {
+            let c = self.claim.load(Ordering::Acquire);
+            let next = (c & CHUNK_MASK) as usize;
+            if c >> CHUNK_BITS != epoch || next >= chunks {
+                return;
+            }
+            if self
+                .claim
+                .compare_exchange_weak(c, c + 1, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+            {
+                continue;
+            }
+            let (r0, r1) = job.rows(next, chunks);
+            // SAFETY: the caller of Pool::run keeps the pointers valid until every chunk is
+            // finished; chunk `next` was claimed by this thread alone, and chunks are disjoint rows.
+            unsafe { job.exec(r0, r1) };
+            self.finished.fetch_add(1, Ordering::AcqRel);
+        }
+    }
 }
 
 struct Pool {
     threads: usize,
     shared: Arc<Shared>,
     workers: Vec<JoinHandle<()>>,
+    epoch: std::cell::Cell<u64>,
 }
 
 impl Pool {
     fn new(threads: usize) -> Self {
         let shared = Arc::new(Shared {
-            epoch: AtomicUsize::new(0),
-            done: AtomicUsize::new(0),
+            claim: AtomicU64::new(0),
+            finished: AtomicUsize::new(0),
             job: Mutex::new(None),
             stop: AtomicBool::new(false),
         });
@@ -140,25 +185,35 @@ impl Pool {
                 let shared = shared.clone();
                 std::thread::Builder::new()
                     .name(format!("casrap-gemv-{t}"))
-                    .spawn(move || worker(shared, t, threads))
+                    .spawn(move || worker(shared))
                     .expect("spawning a gemv worker thread")
             })
             .collect();
-        Self { threads, shared, workers }
+        Self { threads, shared, workers, epoch: std::cell::Cell::new(0) }
     }
 
+    /// Runs `job` on this thread and whichever workers are awake: every thread claims chunks
+    /// until none are left, then the caller waits for chunks others are still running, spinning
+    /// briefly and then yielding its core (a busy machine may have descheduled that worker).
     fn run(&self, job: Job) {
-        *self.shared.job.lock().unwrap_or_else(|e| e.into_inner()) = Some(job);
-        self.shared.done.store(0, Ordering::Release);
-        self.shared.epoch.fetch_add(1, Ordering::AcqRel);
+        let chunks = if self.threads == 1 { 1 } else { self.threads * CHUNKS_PER_THREAD };
+        let epoch = self.epoch.get().wrapping_add(1) & (u64::MAX >> CHUNK_BITS);
+        self.epoch.set(epoch);
+        *self.shared.job.lock().unwrap_or_else(|e| e.into_inner()) = Some((epoch, job, chunks));
+        self.shared.finished.store(0, Ordering::Release);
+        self.shared.claim.store(epoch << CHUNK_BITS, Ordering::Release);
         for w in &self.workers {
             w.thread().unpark();
         }
-        let (r0, r1) = job.rows(0, self.threads);
-        // SAFETY: the caller (gemv) guarantees the pointers; row ranges are disjoint per thread.
-        unsafe { job.exec(r0, r1) };
-        while self.shared.done.load(Ordering::Acquire) < self.threads - 1 {
-            std::hint::spin_loop();
+        self.shared.work(epoch, &job, chunks);
+        let mut spins = 0u32;
+        while self.shared.finished.load(Ordering::Acquire) < chunks {
+            if spins < WAIT_SPINS {
+                spins += 1;
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
         }
     }
 }
@@ -166,7 +221,8 @@ impl Pool {
 impl Drop for Pool {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Release);
-        self.shared.epoch.fetch_add(1, Ordering::AcqRel);
+        let epoch = self.epoch.get().wrapping_add(1) & (u64::MAX >> CHUNK_BITS);
+        self.shared.claim.store(epoch << CHUNK_BITS, Ordering::Release);
         for w in self.workers.drain(..) {
             w.thread().unpark();
             let _ = w.join();
@@ -174,13 +230,13 @@ impl Drop for Pool {
     }
 }
 
-fn worker(shared: Arc<Shared>, t: usize, threads: usize) {
-    // Epochs start at 0 when the pool is made; a job may be posted before this thread first runs.
+fn worker(shared: Arc<Shared>) {
+    // Epoch 0 is the pool before its first call.
     let mut seen = 0;
     loop {
         let mut since = Instant::now();
         let mut spins = 0u32;
-        while shared.epoch.load(Ordering::Acquire) == seen {
+        while shared.claim.load(Ordering::Acquire) >> CHUNK_BITS == seen {
             spins = spins.wrapping_add(1);
             if spins.is_multiple_of(1024) && since.elapsed() > SPIN {
                 std::thread::park_timeout(Duration::from_millis(50));
@@ -189,17 +245,16 @@ fn worker(shared: Arc<Shared>, t: usize, threads: usize) {
                 std::hint::spin_loop();
             }
         }
-        seen = shared.epoch.load(Ordering::Acquire);
         if shared.stop.load(Ordering::Acquire) {
             return;
         }
-        let job = *shared.job.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(job) = job {
-            let (r0, r1) = job.rows(t, threads);
-            // SAFETY: see Pool::run; this thread owns rows r0..r1 of y for this epoch.
-            unsafe { job.exec(r0, r1) };
-        }
-        shared.done.fetch_add(1, Ordering::AcqRel);
+        let current = *shared.job.lock().unwrap_or_else(|e| e.into_inner());
+        let Some((epoch, job, chunks)) = current else {
+            seen = shared.claim.load(Ordering::Acquire) >> CHUNK_BITS;
+            continue;
+        };
+        seen = epoch;
+        shared.work(epoch, &job, chunks);
     }
 }
 
