@@ -5,13 +5,15 @@
 //! where its durable records end; a prompt whose episode fails is skipped, which shifts the later
 //! prompts of that process by one):
 //! 1. telemetry snapshot;
-//! 2. the dense reference run (prefill with every position's logits, greedy continuation), which
-//!    gives the prompt's token count and perplexity, i.e. the complexity features, without a
-//!    separate pass, and the continuation quality is judged on;
+//! 2. the dense reference run (prefill with every position's logits), which gives the prompt's
+//!    token count and perplexity, i.e. the complexity features; with `timing: runs` it also
+//!    decodes the greedy continuation quality is judged on (interleaved timing's dense side
+//!    decodes the same tokens);
 //! 3. the state vector, then an ε-greedy action from the newest policy's Q-network (uniform while
 //!    no policy has arrived);
-//! 4. the harness: dense and pruned runs interleaved (ABBA), teacher-forced quality, restore
-//!    (checked against the probe every `restore_check_every` episodes);
+//! 4. the harness: dense and pruned decode interleaved step by step (or whole runs, ABBA),
+//!    teacher-forced quality, restore (checked against the probe every `restore_check_every`
+//!    episodes);
 //! 5. the reward; the transition (its `next_state` is the next episode's state within a
 //!    trajectory of `horizon` episodes, `done` on the last) and the episode's record go to the
 //!    outbox; new policy weights are taken between episodes.
@@ -461,7 +463,7 @@ impl Episode<'_> {
         rng: &mut SmallRng,
     ) -> Result<v1::Transition> {
         let snapshot = telemetry.snapshot();
-        let reference = harness::reference(&setup.model, tokens, opts.new_tokens)?;
+        let reference = harness::reference_for(&setup.model, tokens, opts)?;
         let complexity = Complexity::new(tokens.len(), reference.prompt_ppl, &cfg.state);
         let state = state::vector(&snapshot, &complexity);
         let (epsilon, version) =
@@ -483,7 +485,7 @@ impl Episode<'_> {
             &mut setup.model,
             action,
             tokens,
-            Some(&reference.continuation),
+            reference.continuation(),
             opts,
             self.seq as usize,
         )?;

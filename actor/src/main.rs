@@ -474,18 +474,7 @@ fn run_episodes(args: RunArgs) -> anyhow::Result<()> {
 fn read_prune_record(
     path: &std::path::Path,
 ) -> anyhow::Result<(String, casrap_actor::prune::harness::TimingRecord)> {
-    use casrap_actor::prune::harness::{MeasureOptions, Measurement, TimingRecord};
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let v: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    let measurements: Vec<Measurement> = serde_json::from_value(v["measurements"].clone())
-        .with_context(|| format!("{}: field `measurements`", path.display()))?;
-    let options: MeasureOptions = serde_json::from_value(v["options"].clone())
-        .with_context(|| format!("{}: field `options`", path.display()))?;
-    let name = path.file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned());
-    let header = v["header"].as_str().unwrap_or_default().to_string();
-    Ok((header, TimingRecord { name, options, measurements }))
+    Ok(casrap_actor::prune::harness::TimingRecord::load(path)?)
 }
 
 fn run_prune_bench(args: PruneBenchArgs) -> anyhow::Result<()> {
@@ -505,14 +494,8 @@ fn run_prune_bench(args: PruneBenchArgs) -> anyhow::Result<()> {
             .iter()
             .map(|p| read_prune_record(p).map(|(_, r)| r))
             .collect::<anyhow::Result<_>>()?;
-        print!("{}", harness::noise_table(&records));
-        if let Some(path) = &args.bias_reference {
-            let (_, reference) = read_prune_record(path)?;
-            for r in &records {
-                println!();
-                print!("{}", harness::bias_table(&reference, r)?);
-            }
-        }
+        let reference = args.bias_reference.as_deref().map(read_prune_record).transpose()?;
+        print!("{}", harness::compare(&records, reference.as_ref().map(|(_, r)| r))?);
         return Ok(());
     }
     let actions = Action::parse_list(&args.actions)?;

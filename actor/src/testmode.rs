@@ -118,7 +118,7 @@ pub fn run(
             SmallRng::seed_from_u64(o.seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let tokens = encode(&setup.tokenizer, &p.prompt)?;
         let snapshot = telemetry.snapshot();
-        let reference = harness::reference(&setup.model, &tokens, opts.new_tokens)?;
+        let reference = harness::reference_for(&setup.model, &tokens, &opts)?;
         let complexity = Complexity::new(tokens.len(), reference.prompt_ppl, &cfg.state);
         let state = state::vector(&snapshot, &complexity);
         let q_values: Vec<f32> = {
@@ -140,7 +140,7 @@ pub fn run(
                 &mut setup.model,
                 action,
                 &tokens,
-                Some(&reference.continuation),
+                reference.continuation(),
                 &opts,
                 i + k,
             )?;

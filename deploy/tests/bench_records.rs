@@ -4,6 +4,7 @@
 //!
 //! Renderers: a run or test folder (`report.txt`, `summary.json`) by `casrap report`; a fleet
 //! record (`bench/fleet/*.json`) by its table; a prune-bench record by `prune-bench --report`;
+//! a timing comparison (`bench/timing/*compare.txt`) by `prune-bench --compare` on its records;
 //! an engine record by `scripts/bench_engine.py --report` (stdlib only); any other file is its
 //! own text.
 
@@ -51,6 +52,9 @@ fn render(rel: &str) -> String {
         let header = v["header"].as_str().unwrap();
         return format!("{header}\n{}", harness::table(&harness::summarize(&ms)));
     }
+    if rel.starts_with("bench/timing/") && rel.ends_with("compare.txt") {
+        return timing_comparison(&path);
+    }
     if rel.starts_with("bench/engine/") && rel.ends_with(".json") {
         let out = std::process::Command::new("python3")
             .arg(root().join("scripts/bench_engine.py"))
@@ -62,6 +66,38 @@ fn render(rel: &str) -> String {
         return String::from_utf8(out.stdout).unwrap();
     }
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+/// A timing comparison (`scripts/bench-timing`'s `compare.txt`) recomputed from the records its
+/// first line names.
+fn timing_comparison(path: &Path) -> String {
+    use casrap_actor::prune::harness::{self, TimingRecord};
+    let text = std::fs::read_to_string(path).unwrap();
+    let first = text.lines().next().unwrap();
+    let args = first.strip_prefix("# casrap-actor prune-bench --compare ").unwrap();
+    let (list, reference) = match args.split_once(" --bias-reference ") {
+        Some((l, r)) => (l, Some(r)),
+        None => (args, None),
+    };
+    let load = |rel: &str| TimingRecord::load(&root().join(rel)).unwrap().1;
+    let records: Vec<TimingRecord> = list.split_whitespace().map(load).collect();
+    let reference = reference.map(load);
+    format!("{first}\n{}", harness::compare(&records, reference.as_ref()).unwrap())
+}
+
+/// Committed timing comparisons re-render from their records.
+#[test]
+fn committed_timing_comparisons_are_their_records() {
+    let mut checked = 0;
+    for e in std::fs::read_dir(root().join("bench/timing")).unwrap() {
+        let path = e.unwrap().path();
+        if path.file_name().is_some_and(|n| n.to_string_lossy().ends_with("compare.txt")) {
+            let committed = std::fs::read_to_string(&path).unwrap();
+            assert_eq!(committed, timing_comparison(&path), "{}", path.display());
+            checked += 1;
+        }
+    }
+    assert!(checked >= 1, "no timing comparison under bench/timing");
 }
 
 /// Committed run and test folders: `casrap report` on a copy writes the same `report.txt` and

@@ -336,13 +336,11 @@ impl Replay {
                 Some(b't') => {
                     self.record(read_u64(Some(k.subslice(1, 8))), &v)?;
                 }
-                Some(b'e') => {
-                    if std::str::from_utf8(&v).is_err() {
-                        return Err(self.corrupt(
-                            format!("episodes/{}", read_u64(Some(k.subslice(1, 8)))),
-                            "not UTF-8",
-                        ));
-                    }
+                Some(b'e') if std::str::from_utf8(&v).is_err() => {
+                    return Err(self.corrupt(
+                        format!("episodes/{}", read_u64(Some(k.subslice(1, 8)))),
+                        "not UTF-8",
+                    ));
                 }
                 _ => {}
             }

@@ -166,13 +166,29 @@ pub struct Reference {
     pub decode_s: f64,
 }
 
-/// Runs the dense model (whatever profile is active) as [`Reference`] says.
+/// The reference an episode needs before it measures with `o`: interleaved timing decodes the
+/// dense continuation as its dense side anyway (the same greedy tokens), so only the prefill runs
+/// here; whole runs take the continuation from here.
+pub fn reference_for(model: &Llama, prompt: &[u32], o: &MeasureOptions) -> Result<Reference> {
+    match o.timing {
+        Timing::Interleaved => reference(model, prompt, 0),
+        Timing::Runs => reference(model, prompt, o.new_tokens),
+    }
+}
+
+impl Reference {
+    /// The continuation to judge quality on, when this reference decoded one.
+    pub fn continuation(&self) -> Option<&[u32]> {
+        (!self.continuation.is_empty()).then_some(self.continuation.as_slice())
+    }
+}
+
+/// Runs the dense model (whatever profile is active) as [`Reference`] says; with `new_tokens` 0
+/// only the prefill (the continuation then comes from the measurement's own dense side, see
+/// [`reference_for`]).
 pub fn reference(model: &Llama, prompt: &[u32], new_tokens: usize) -> Result<Reference> {
-    if prompt.len() < 2 || new_tokens == 0 {
-        return Err(Error::arg(
-            "reference",
-            "needs a prompt of at least two tokens and one new token",
-        ));
+    if prompt.len() < 2 {
+        return Err(Error::arg("reference", "needs a prompt of at least two tokens"));
     }
     if prompt.len() + new_tokens > model.config().max_position_embeddings {
         return Err(Error::arg(
@@ -197,8 +213,8 @@ pub fn reference(model: &Llama, prompt: &[u32], new_tokens: usize) -> Result<Ref
     generate::synchronize(device);
     let prefill_s = t.elapsed().as_secs_f64();
     let t = std::time::Instant::now();
-    let mut continuation = vec![last];
-    while continuation.len() < new_tokens {
+    let mut continuation = if new_tokens > 0 { vec![last] } else { Vec::new() };
+    while !continuation.is_empty() && continuation.len() < new_tokens {
         let logits =
             model.forward(&generate::token_batch(&[last], device), &mut cache, Logits::Last);
         last = logits.reshape([-1]).argmax(-1, false).int64_value(&[]) as u32;
@@ -297,11 +313,10 @@ impl Harness {
             let pruned_id = self.cache.ensure(model, action)?.map_or(ProfileId::DENSE, |b| b.id);
             let dense_first = (pass + episode).is_multiple_of(2);
             let p = interleaved(model, pruned_id, prompt, o.new_tokens, dense_first);
-            let r = self.restore(model)?;
+            // Switching back is a pointer swap; the restore after the quality pass below is the
+            // one that is checked.
+            let r = self.cache.switch_back(model);
             let p = p?;
-            identical &= r.identical;
-            rebuilt |= r.rebuilt;
-            checked += usize::from(r.checked);
             let side = |pruned: bool| {
                 let k = usize::from(pruned);
                 Run {
@@ -581,6 +596,35 @@ pub struct TimingRecord {
     pub name: String,
     pub options: MeasureOptions,
     pub measurements: Vec<Measurement>,
+}
+
+impl TimingRecord {
+    /// Reads a prune-bench record (named by its file stem); returns its header line too.
+    pub fn load(path: &std::path::Path) -> Result<(String, Self)> {
+        let bad = |why: String| Error::arg("record", format!("{}: {why}", path.display()));
+        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        let measurements: Vec<Measurement> = serde_json::from_value(v["measurements"].clone())
+            .map_err(|e| bad(format!("field `measurements`: {e}")))?;
+        let options: MeasureOptions = serde_json::from_value(v["options"].clone())
+            .map_err(|e| bad(format!("field `options`: {e}")))?;
+        let name = path.file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+        let header = v["header"].as_str().unwrap_or_default().to_string();
+        Ok((header, TimingRecord { name, options, measurements }))
+    }
+}
+
+/// The timing comparison `prune-bench --compare RECORDS [--bias-reference R]` prints: the noise
+/// table of every record, then each record's bias table against the reference.
+pub fn compare(records: &[TimingRecord], reference: Option<&TimingRecord>) -> Result<String> {
+    let mut s = noise_table(records);
+    if let Some(reference) = reference {
+        for r in records {
+            s += "\n";
+            s += &bias_table(reference, r)?;
+        }
+    }
+    Ok(s)
 }
 
 /// Noise and cost of each record's timing: `none` runs the dense model in both slots, so the
