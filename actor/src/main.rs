@@ -486,6 +486,7 @@ fn run_prune_bench(args: PruneBenchArgs) -> anyhow::Result<()> {
         let (header, r) = read_prune_record(path)?;
         println!("{header}");
         print!("{}", harness::table(&harness::summarize(&r.measurements)));
+        print!("{}", harness::noise_table(std::slice::from_ref(&r)));
         return Ok(());
     }
     if !args.compare.is_empty() {
