@@ -387,6 +387,16 @@ fn main() -> anyhow::Result<()> {
 
 fn run_test(args: TestArgs) -> anyhow::Result<()> {
     let config = casrap_common::config::RunConfig::from_file(&args.config)?;
+    // A signal, or `casrap test` dying, stops this process after the prompt being measured (the
+    // results written so far stay in --out).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    std::thread::Builder::new().name("signals".into()).spawn(move || {
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            rt.block_on(casrap_common::signals::shutdown_or_orphaned());
+            flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    })?;
     let bytes = std::fs::read(&args.policy)
         .with_context(|| format!("reading {}", args.policy.display()))?;
     let policy = casrap_common::qnet::QNet::decode(&bytes, None)
@@ -406,7 +416,7 @@ fn run_test(args: TestArgs) -> anyhow::Result<()> {
         seed: args.seed,
     };
     let mut write_err = None;
-    casrap_actor::testmode::run(&options, |done, n, r| {
+    casrap_actor::testmode::run(&options, &stop, |done, n, r| {
         let line = serde_json::to_string(r).map_err(std::io::Error::other);
         if let Err(e) = line.and_then(|l| writeln!(out, "{l}")).and_then(|()| out.flush()) {
             write_err.get_or_insert(e);
@@ -415,6 +425,11 @@ fn run_test(args: TestArgs) -> anyhow::Result<()> {
     })?;
     if let Some(e) = write_err {
         return Err(anyhow::Error::new(e).context(format!("writing {}", args.out.display())));
+    }
+    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!("test mode stopped: signalled, or its orchestrator is gone");
+        drop(out);
+        std::process::exit(130);
     }
     Ok(())
 }

@@ -66,9 +66,11 @@ pub struct TestOptions {
     pub seed: u64,
 }
 
-/// Measures every action on `o.prompts` held-out prompts; `progress` is called after each.
+/// Measures every action on `o.prompts` held-out prompts; `progress` is called after each. When
+/// `stop` is raised it returns after the prompt being measured, with what it has.
 pub fn run(
     o: &TestOptions,
+    stop: &std::sync::atomic::AtomicBool,
     mut progress: impl FnMut(usize, usize, &PromptResult),
 ) -> Result<Vec<PromptResult>> {
     let cfg = &o.config;
@@ -113,6 +115,9 @@ pub fn run(
         chosen.iter().enumerate().filter(|(i, _)| i % o.shards == o.shard).collect();
     let mut out = Vec::with_capacity(mine.len());
     for (done, (i, p)) in mine.iter().copied().enumerate() {
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            break;
+        }
         // The random baseline's draw depends on the prompt, not on how prompts were sharded.
         let mut rng =
             SmallRng::seed_from_u64(o.seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));

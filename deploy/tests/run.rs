@@ -480,3 +480,35 @@ fn a_sigkilled_casrap_leaves_no_learner_or_actor_running() {
         t.elapsed().as_secs_f64()
     );
 }
+
+/// A test-mode measuring process whose orchestrator is gone (`casrap test` killed) stops at once
+/// instead of measuring the whole split on its own.
+#[test]
+fn an_orphaned_test_mode_process_stops_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path(), 10, "");
+    let features = casrap_common::state::FEATURES.len();
+    let policy = casrap_common::qnet::QNet::new(&[features, 8, 5], 0);
+    let policy_path = tmp.path().join("policy.bin");
+    std::fs::write(&policy_path, policy.encode()).unwrap();
+    let results = tmp.path().join("results.jsonl");
+    let t = Instant::now();
+    // Its recorded orchestrator (pid 1) is not its parent: orphaned from the start.
+    let out = Command::new(procs::locate("casrap-actor").unwrap())
+        .env(casrap_common::signals::PARENT_ENV, "1")
+        .env("HF_HUB_OFFLINE", "1")
+        .args(["test", "--threads", "1", "--config"])
+        .arg(&cfg)
+        .arg("--policy")
+        .arg(&policy_path)
+        .arg("--out")
+        .arg(&results)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("test mode stopped"), "{stderr}");
+    let measured = std::fs::read_to_string(&results).map_or(0, |t| t.lines().count());
+    println!("stopped after {:.1} s with {measured} prompts measured", t.elapsed().as_secs_f64());
+    assert!(t.elapsed() < Duration::from_secs(60) && measured < 50, "{measured} prompts measured");
+}
