@@ -285,7 +285,58 @@ fn open_store(path: &Path, cache_bytes: u64, epoch: u64) -> Result<Opened> {
         })?;
         marks.insert(actor, read_u64(Some(v)));
     }
+    check_witness(path, &marks)?;
     Ok(Opened { store: Store { db, tree, epoch }, head, next, marks })
+}
+
+/// The durable marks of the store's last clean close, kept beside it (`witness.json`). sled can
+/// open a store whose log was damaged as an older, even empty, state without an error; a store
+/// that holds less than was durable at its last close has lost acknowledged data and is refused.
+/// (A crash leaves an older witness, which only weakens the check: marks never go down.)
+const WITNESS: &str = "witness.json";
+
+fn check_witness(path: &Path, marks: &HashMap<String, u64>) -> Result<()> {
+    let file = path.join(WITNESS);
+    let Ok(text) = std::fs::read_to_string(&file) else { return Ok(()) };
+    let bad = |key: String, reason: String| Error::Corrupt { path: path.into(), key, reason };
+    let witnessed: HashMap<String, u64> =
+        serde_json::from_str(&text).map_err(|e| bad(WITNESS.into(), format!("unreadable: {e}")))?;
+    let mut lost: Vec<(&String, u64, u64)> = witnessed
+        .iter()
+        .filter_map(|(a, &w)| {
+            let have = marks.get(a).copied().unwrap_or(0);
+            (have < w).then_some((a, have, w))
+        })
+        .collect();
+    lost.sort();
+    match lost.first() {
+        None => Ok(()),
+        Some((actor, have, w)) => Err(bad(
+            format!("marks/{actor}"),
+            format!(
+                "the store holds seqs up to {have} but {w} were durable at its last clean close ({} actor(s) short): acknowledged data was lost (a damaged database?)",
+                lost.len()
+            ),
+        )),
+    }
+}
+
+impl Drop for Replay {
+    /// A clean close: a last flush, then the durable marks go to the witness file.
+    fn drop(&mut self) {
+        let flushed = self.read().as_ref().map(|s| s.db.flush());
+        if !matches!(flushed, Some(Ok(_))) {
+            return;
+        }
+        let marks = lock(&self.durable).clone();
+        let Ok(text) = serde_json::to_string(&marks) else { return };
+        let tmp = self.path.join(format!("{WITNESS}.tmp"));
+        let written = std::fs::write(&tmp, text)
+            .and_then(|()| std::fs::rename(&tmp, self.path.join(WITNESS)));
+        if let Err(e) = written {
+            tracing::warn!(path = %self.path.display(), error = %e, "could not write the store's witness");
+        }
+    }
 }
 
 impl Replay {
