@@ -326,15 +326,21 @@ fn the_profile_cache_evicts_least_recently_used_within_its_budget() {
     assert!(e.contains("cache budget"), "{e}");
 }
 
-#[test]
-fn harness_interleaves_runs_and_judges_quality_on_dense_tokens() {
-    use casrap_actor::prune::harness::{summarize, table, Harness, MeasureOptions, Measurement};
+/// The embedded model, a 24-token prompt and a harness whose probe is its first 8 tokens.
+fn harness_on_embedded() -> (Llama, Vec<u32>, casrap_actor::prune::harness::Harness) {
     let (mut m, imp) = embedded();
     let tokens = ids(24, m.config().vocab_size);
     let mut cache = ProfileCache::new(imp, usize::MAX);
     cache.set_probe(&mut m, &tokens[..8]);
     let src = repo_path(DEFAULT_MODEL);
-    let mut h = Harness::new(cache, Box::new(move || Ok(load(&src))));
+    let h = casrap_actor::prune::harness::Harness::new(cache, Box::new(move || Ok(load(&src))));
+    (m, tokens, h)
+}
+
+#[test]
+fn harness_interleaves_runs_and_judges_quality_on_dense_tokens() {
+    use casrap_actor::prune::harness::{summarize, table, MeasureOptions, Measurement};
+    let (mut m, tokens, mut h) = harness_on_embedded();
     let o = MeasureOptions { new_tokens: 8, pairs: 2, timing: Timing::Runs };
     let none = h.measure(&mut m, &Action::None, &tokens, None, &o, 0).unwrap();
     let order: Vec<bool> = none.runs.iter().map(|r| r.pruned).collect();
@@ -372,13 +378,8 @@ fn harness_interleaves_runs_and_judges_quality_on_dense_tokens() {
 
 #[test]
 fn interleaved_timing_keeps_every_step_and_judges_the_same_tokens_as_whole_runs() {
-    use casrap_actor::prune::harness::{median, Harness, MeasureOptions};
-    let (mut m, imp) = embedded();
-    let tokens = ids(24, m.config().vocab_size);
-    let mut cache = ProfileCache::new(imp, usize::MAX);
-    cache.set_probe(&mut m, &tokens[..8]);
-    let src = repo_path(DEFAULT_MODEL);
-    let mut h = Harness::new(cache, Box::new(move || Ok(load(&src))));
+    use casrap_actor::prune::harness::{median, MeasureOptions};
+    let (mut m, tokens, mut h) = harness_on_embedded();
     let inter = MeasureOptions { new_tokens: 8, pairs: 2, timing: Timing::Interleaved };
     let runs = MeasureOptions { timing: Timing::Runs, ..inter.clone() };
     for (k, label) in ["none", "layers:0.25", "heads:0.25", "kv_window:2+4"].iter().enumerate() {

@@ -110,6 +110,21 @@ pub struct Summary {
     pub none_speedup: Option<[f64; 2]>,
 }
 
+/// Measurement noise from `none`'s measured speedups (the dense model in both slots, true speedup
+/// 1): their mean and standard deviation, with at least two.
+pub fn noise(none_speedups: &[f64]) -> Option<[f64; 2]> {
+    (none_speedups.len() >= 2).then(|| [mean(none_speedups), std_dev(none_speedups)])
+}
+
+/// The report line of [`noise`] (empty without it); `over` says what one measurement is.
+pub fn noise_line(noise: Option<[f64; 2]>, over: &str) -> String {
+    noise.map_or_else(String::new, |[m, sd]| {
+        format!(
+            "\nNoise: `none` (the dense model in both slots, true speedup 1) measured {m:.3}x, standard deviation {sd:.3} {over}.\n"
+        )
+    })
+}
+
 /// Episodes in the order they happened (record time, then actor and seq).
 pub fn by_time(episodes: &[Episode]) -> Vec<&Episode> {
     let mut v: Vec<&Episode> = episodes.iter().collect();
@@ -192,7 +207,7 @@ impl Summary {
         let none: Vec<f64> = finite(
             episodes.iter().filter(|e| e.action == "none").map(|e| num(&e.json, &["speedup"])),
         );
-        let none_speedup = (none.len() >= 2).then(|| [mean(&none), std_dev(&none)]);
+        let none_speedup = noise(&none);
         let ordered = by_time(episodes);
         let q = (n / 4).max(1).min(n);
         let quarter = |es: &[&Episode]| mean(&es.iter().map(|e| e.reward).collect::<Vec<_>>());
@@ -279,13 +294,7 @@ impl Summary {
                 sp.join(", ")
             );
         }
-        if let Some([m, sd]) = self.none_speedup {
-            s += &format!(
-                "\nNoise: `none` (the dense model in both slots, true speedup 1) measured {}x, standard deviation {} per episode.\n",
-                f(m, 3),
-                f(sd, 3)
-            );
-        }
+        s += &noise_line(self.none_speedup, "per episode");
         s += "\nspeedup: geometric mean over episodes of each episode's decode speedup (actors.timing: interleaved, the median per-step time ratio; runs, paired ABBA runs); ceiling: bytes read per token, dense over pruned;\nppl change: perplexity of the pruned model on prompt + dense continuation, relative to the dense model's; all from episodes.jsonl.\n";
         s
     }

@@ -6,7 +6,7 @@ use std::path::Path;
 use casrap_actor::testmode::PromptResult;
 use serde::Serialize;
 
-use super::summary::{ci95, gmean, mean, std_dev};
+use super::summary::{ci95, gmean, mean};
 use crate::error::{Error, Result};
 
 /// Reads `results.jsonl`; a bad line is named.
@@ -144,7 +144,7 @@ impl TestSummary {
             .filter_map(|r| r.results.iter().find(|a| a.action == "none"))
             .map(|a| a.speedup)
             .collect();
-        let none_speedup = (none.len() >= 2).then(|| [mean(&none), std_dev(&none)]);
+        let none_speedup = super::summary::noise(&none);
         Self { prompts: results.len(), hardware, rows, policy_vs, none_speedup }
     }
 
@@ -174,13 +174,7 @@ impl TestSummary {
         for p in &self.policy_vs {
             s += &format!("- vs {}: {} ± {}\n", p.baseline, f(p.mean_difference, 4), f(p.ci95, 4));
         }
-        if let Some([m, sd]) = self.none_speedup {
-            s += &format!(
-                "\nNoise: `none` (the dense model in both slots, true speedup 1) measured {}x, standard deviation {} over the prompts.\n",
-                f(m, 3),
-                f(sd, 3)
-            );
-        }
+        s += &super::summary::noise_line(self.none_speedup, "over the prompts");
         s += "\nAll from results.jsonl: each action measured on each prompt against the dense model (config.yaml's actors.timing says how); a policy's row takes, per prompt, the action it chooses.\n";
         s
     }
