@@ -9,12 +9,13 @@
 //!    token count and perplexity, i.e. the complexity features; with `timing: runs` it also
 //!    decodes the greedy continuation quality is judged on (interleaved timing's dense side
 //!    decodes the same tokens);
-//! 3. the state vector, then an ε-greedy action from the newest policy's Q-network (uniform while
+//! 3. the request's quality budget class (`budget:`; drawn per episode or from the prompt), the
+//!    state vector, then an ε-greedy action from the newest policy's Q-network (uniform while
 //!    no policy has arrived);
 //! 4. the harness: dense and pruned decode interleaved step by step (or whole runs, ABBA),
 //!    teacher-forced quality, restore (checked against the probe every `restore_check_every`
 //!    episodes);
-//! 5. the reward; the transition (its `next_state` is the next episode's state within a
+//! 5. the reward (under the episode's budget class); the transition (its `next_state` is the next episode's state within a
 //!    trajectory of `horizon` episodes, `done` on the last) and the episode's record go to the
 //!    outbox; new policy weights are taken between episodes.
 
@@ -180,6 +181,7 @@ pub fn open_setup(cfg: &RunConfig, device: &str) -> Result<(Setup, Split)> {
     let a = &cfg.actors;
     let prompt_path = repo_path(&a.prompts);
     let set = PromptSet::load(&prompt_path, BadRows::Skip)?;
+    check_budgets(cfg, &set)?;
     let split = set.split(a.test_fraction, SPLIT_SEED);
     if split.train.is_empty() || split.test.is_empty() {
         return Err(Error::arg(
@@ -201,6 +203,23 @@ pub fn open_setup(cfg: &RunConfig, device: &str) -> Result<(Setup, Split)> {
         max_profile_bytes: (a.max_profile_mb > 0.0).then_some((a.max_profile_mb * 1e6) as usize),
     })?;
     Ok((setup, split))
+}
+
+/// Fails, naming the row, when a prompt of `set` gets no budget class under `cfg.budget`.
+pub fn check_budgets(cfg: &RunConfig, set: &PromptSet) -> Result<()> {
+    cfg.budget.check_prompts(&set.prompts).map_err(|(line, reason)| Error::Line {
+        path: set.path.clone(),
+        line: line as usize,
+        reason: format!("{reason} (the run config's `budget:` section)"),
+    })
+}
+
+/// Loads the run's prompt file and checks that every prompt gets a budget class (what `casrap run`
+/// and `casrap test` check before starting anything).
+pub fn check_prompt_file(cfg: &RunConfig) -> Result<usize> {
+    let set = PromptSet::load(&repo_path(&cfg.actors.prompts), BadRows::Skip)?;
+    check_budgets(cfg, &set)?;
+    Ok(set.prompts.len())
 }
 
 /// Runs episodes until `o.episodes` is reached or `stop` is raised (the current episode is then
@@ -320,9 +339,16 @@ pub fn run(o: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunSummary> {
         let next = seq + 1;
         let cursor = ((next - 1 + skipped) % train.len() as u64) as usize;
         let prompt = &train[cursor];
+        let draw = stable_hash(order_seed ^ 0x00b0_d6e7, &next.to_le_bytes());
+        let budget = cfg.budget.class_of(prompt, draw).map_err(|reason| Error::Line {
+            path: repo_path(&a.prompts),
+            line: prompt.line as usize,
+            reason,
+        })?;
         let episode = Episode {
             seq: next,
             prompt,
+            budget,
             actions: &actions,
             labels: &labels,
             hardware: &hardware,
@@ -444,6 +470,8 @@ pub fn run(o: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunSummary> {
 struct Episode<'a> {
     seq: u64,
     prompt: &'a Prompt,
+    /// Index of the episode's budget class in `budget.classes`.
+    budget: usize,
     actions: &'a [Action],
     labels: &'a [String],
     hardware: &'a Hardware,
@@ -465,7 +493,7 @@ impl Episode<'_> {
         let snapshot = telemetry.snapshot();
         let reference = harness::reference_for(&setup.model, tokens, opts)?;
         let complexity = Complexity::new(tokens.len(), reference.prompt_ppl, &cfg.state);
-        let state = state::vector(&snapshot, &complexity);
+        let state = state::vector(&snapshot, &complexity, cfg.budget.feature(self.budget));
         let (epsilon, version) =
             policy.map_or((cfg.trainer.epsilon.start as f32, 0), |p| (p.epsilon, p.version));
         let q_values: Option<Vec<f32>> = policy.map(|p| {
@@ -491,7 +519,8 @@ impl Episode<'_> {
         )?;
         let speedup = m.speedup();
         let ppl_change = m.ppl_change();
-        let reward = cfg.reward.reward(speedup, ppl_change).ok_or_else(|| {
+        let class = &cfg.budget.classes[self.budget];
+        let reward = cfg.reward.reward_for(speedup, ppl_change, class).ok_or_else(|| {
             Error::arg(
                 "reward",
                 format!(
@@ -516,6 +545,7 @@ impl Episode<'_> {
             "hardware": self.hardware,
             "hardware_label": self.hardware.label(),
             "prompt": {"id": self.prompt.id, "line": self.prompt.line, "category": self.prompt.category, "context_dependency": self.prompt.context_dependency},
+            "budget": class.name,
             "prompt_tokens": tokens.len(),
             "prompt_perplexity": reference.prompt_ppl,
             "complexity": complexity,

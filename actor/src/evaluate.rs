@@ -92,7 +92,8 @@ pub fn logprob_from(model: &Llama, tokens: &[u32], from: usize) -> f64 {
         .double_value(&[])
 }
 
-/// The action a policy picks for `tokens` (its state uses the dense model's perplexity on them).
+/// The action a policy picks for `tokens` (its state uses the dense model's perplexity on them),
+/// as for a request of the run's most lenient budget class (evaluation text has no request).
 fn policy_action(
     setup: &mut Setup,
     tokens: &[u32],
@@ -103,7 +104,8 @@ fn policy_action(
     setup.model.activate_dense();
     let nll = perplexity::evaluate(&setup.model, tokens, tokens.len(), 1)?;
     let complexity = Complexity::new(tokens.len(), nll.perplexity(), &config.state);
-    let s = state::vector(&telemetry.snapshot(), &complexity);
+    let lenient = config.budget.classes.len().saturating_sub(1);
+    let s = state::vector(&telemetry.snapshot(), &complexity, config.budget.feature(lenient));
     Ok(net.greedy(&s))
 }
 

@@ -45,6 +45,10 @@ enum Command {
     /// fixed-length decode) and print one table: speedup, ceiling, efficiency, quality, apply and
     /// restore time. Raw records go to a JSON file.
     PruneBench(PruneBenchArgs),
+    /// Fit an action set to a model: per pruning kind, the strongest intensity whose perplexity
+    /// change on calibration text stays within each budget; prints the table and writes the
+    /// `actions:` list for a run config.
+    CalibrateActions(CalibrateArgs),
     /// Test mode's measuring process (`casrap test` starts one per training actor): every action
     /// on this shard of the held-out prompts, one JSON result per line.
     Test(TestArgs),
@@ -175,6 +179,43 @@ struct PruneBenchArgs {
     /// With --compare: a record of the same prompts and actions timed as long separate runs.
     #[arg(long)]
     bias_reference: Option<std::path::PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct CalibrateArgs {
+    /// Model, as for `generate`.
+    #[arg(long, env = "CASRAP_MODEL", default_value = casrap_actor::resolve::DEFAULT_MODEL)]
+    model: String,
+    /// Prompt CSV whose train split calibrates the importances (as a run with it does).
+    #[arg(long, default_value = casrap_actor::resolve::DEFAULT_PROMPTS)]
+    prompts: String,
+    /// Text the perplexity changes are measured on (default: the embedded model's held-out text).
+    #[arg(long, default_value = casrap_actor::resolve::DEFAULT_EVAL_TEXT)]
+    text: String,
+    /// Use the first N tokens of the text.
+    #[arg(long, default_value_t = 4096)]
+    max_tokens: usize,
+    /// Tokens per perplexity window.
+    #[arg(long, default_value_t = 256)]
+    window: usize,
+    /// The quality budgets: relative perplexity increases, comma-separated.
+    #[arg(long, default_value = "0.02,0.05,0.1,0.2", value_delimiter = ',')]
+    budgets: Vec<f64>,
+    /// Kinds to fit, comma-separated (heads, ffn, layers, kv_window).
+    #[arg(long, default_value = "heads,ffn,layers,kv_window", value_delimiter = ',')]
+    kinds: Vec<String>,
+    /// Weight dtype: f32, bf16 or f16.
+    #[arg(long, default_value = "f32")]
+    dtype: String,
+    /// Write the fitted `actions:` list (YAML) here.
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
+    /// Write the raw record (every point, JSON) here.
+    #[arg(long)]
+    record: Option<std::path::PathBuf>,
+    /// CPU thread budget (default: one per core).
+    #[arg(long, env = "CASRAP_THREADS")]
+    threads: Option<usize>,
 }
 
 #[derive(clap::Args)]
@@ -380,6 +421,7 @@ fn main() -> anyhow::Result<()> {
         Command::TrainModel(args) => run_train(args),
         Command::EvalPpl(args) => run_eval(args),
         Command::PromptStats(args) => run_prompt_stats(args),
+        Command::CalibrateActions(args) => run_calibrate(args),
         Command::PruneBench(args) => run_prune_bench(args),
         Command::Test(args) => run_test(args),
     }
@@ -602,6 +644,82 @@ fn run_prune_bench(args: PruneBenchArgs) -> anyhow::Result<()> {
         harness::noise_table(&[harness::TimingRecord { name, options: opts, measurements }])
     );
     println!("raw records: {}", out.display());
+    Ok(())
+}
+
+fn run_calibrate(args: CalibrateArgs) -> anyhow::Result<()> {
+    use casrap_actor::prune::calibrate;
+    use casrap_actor::prune::setup::{Calibration, Setup, SetupOptions};
+    use casrap_common::action::ActionKind;
+    use casrap_common::prompts::{BadRows, PromptSet};
+    set_threads(args.threads)?;
+    let kinds = args
+        .kinds
+        .iter()
+        .map(|k| match k.trim() {
+            "heads" => Ok(ActionKind::Heads),
+            "ffn" => Ok(ActionKind::Ffn),
+            "layers" => Ok(ActionKind::Layers),
+            "kv_window" => Ok(ActionKind::KvWindow),
+            other => {
+                anyhow::bail!("--kinds: unknown kind `{other}` (heads, ffn, layers, kv_window)")
+            }
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if let Some(b) = args.budgets.iter().find(|b| !(b.is_finite() && **b > 0.0)) {
+        anyhow::bail!("--budgets: {b} is not a positive perplexity change");
+    }
+    if args.window < 2 {
+        anyhow::bail!("--window: must be at least 2");
+    }
+    let set = PromptSet::load(&casrap_actor::resolve::repo_path(&args.prompts), BadRows::Skip)?;
+    let split = set.split(0.2, casrap_actor::episodes::SPLIT_SEED);
+    let mut setup = Setup::open(&SetupOptions {
+        model: args.model.clone(),
+        dtype: args.dtype.clone(),
+        device: "cpu".into(),
+        seed: 0,
+        calibration: Calibration::Texts {
+            texts: split.train.iter().map(|p| p.prompt.clone()).collect(),
+            description: format!("the train split of {}", args.prompts),
+            windows: 64,
+            seq: 128,
+        },
+        // Each profile is used once: the default budget (twice the dense weights) evicts them.
+        max_profile_bytes: None,
+    })?;
+    let text = casrap_common::text::read_plain(&casrap_actor::resolve::repo_path(&args.text))?;
+    let mut tokens = setup.tokenizer.encode(&text)?;
+    tokens.truncate(args.max_tokens);
+    let started = std::time::Instant::now();
+    let options = calibrate::Options {
+        model: &args.model,
+        text: &args.text,
+        window: args.window,
+        budgets: &args.budgets,
+        kinds: &kinds,
+    };
+    let c = calibrate::run(&mut setup, &tokens, &options, |p| {
+        eprintln!(
+            "[{:6.1} s] {}: perplexity {:+.1}%",
+            started.elapsed().as_secs_f64(),
+            p.action,
+            p.ppl_change * 100.0
+        )
+    })?;
+    print!("{}", c.table());
+    let yaml = c.actions_yaml();
+    match &args.out {
+        Some(path) => {
+            std::fs::write(path, &yaml).with_context(|| format!("writing {}", path.display()))?;
+            println!("\nactions written to {}", path.display());
+        }
+        None => print!("\n{yaml}"),
+    }
+    if let Some(path) = &args.record {
+        std::fs::write(path, serde_json::to_string_pretty(&c)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     Ok(())
 }
 

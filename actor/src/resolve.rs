@@ -1,5 +1,6 @@
-//! `--model` resolution: a local folder, an HF repo id (local HF cache first, download only when
-//! online and allowed), or `synthetic:<preset>`.
+//! `--model` resolution: a local folder, a folder in the project's per-user cache
+//! (`casrap-cache:models/NAME`, where `scripts/fetch-real-model` puts the real model), an HF repo
+//! id (local HF cache first, download only when online and allowed), or `synthetic:<preset>`.
 
 use std::path::{Path, PathBuf};
 
@@ -104,6 +105,17 @@ fn resolve_in(spec: &str, hub_cache: &Path, download: Download) -> Result<ModelS
     if let Some(preset) = spec.strip_prefix("synthetic:") {
         crate::engine::synthetic::preset_config(preset)?;
         return Ok(ModelSource::Synthetic { preset: preset.into() });
+    }
+    if let Some(rel) = spec.strip_prefix("casrap-cache:") {
+        let dir = crate::prune::setup::cache_dir()?.join(rel);
+        if dir.is_dir() {
+            return Ok(ModelSource::Dir(dir));
+        }
+        let looked = vec![format!(
+            "{} (does not exist; scripts/fetch-real-model makes models/smollm2-135m-instruct)",
+            dir.display()
+        )];
+        return Err(Error::ModelNotFound { spec: spec.into(), looked });
     }
     let mut looked = Vec::new();
     let local = repo_path(spec);

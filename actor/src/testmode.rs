@@ -1,6 +1,8 @@
 //! Test mode: on held-out prompts, every action of the run is measured against the dense model on
 //! the same prompt, in the same process, so the greedy policy, each fixed action, uniform random and
-//! the oracle (the best action per prompt in hindsight) are compared on identical measurements.
+//! the oracles (the best action per prompt in hindsight, and by expected reward) are compared on
+//! identical measurements. Each prompt carries a budget class (`budget:`, fixed per prompt) that
+//! its state and every action's reward use.
 //! `casrap test` runs it in as many actor processes as the training run had, each with the
 //! training's thread budget and its shard of the prompts, so speedups mean what they meant in
 //! training.
@@ -39,6 +41,9 @@ pub struct PromptResult {
     pub index: usize,
     pub prompt_id: u64,
     pub category: String,
+    /// The prompt's budget class (empty in records written before budgets: the seed's reward).
+    #[serde(default)]
+    pub budget: String,
     pub prompt_tokens: usize,
     pub prompt_perplexity: f64,
     pub state: Vec<f32>,
@@ -62,7 +67,7 @@ pub struct TestOptions {
     pub shards: usize,
     pub device: String,
     pub threads: usize,
-    /// Seed of the random baseline.
+    /// Seed of the random baseline and of budget classes drawn at random (`budget.assign: random`).
     pub seed: u64,
 }
 
@@ -121,11 +126,17 @@ pub fn run(
         // The random baseline's draw depends on the prompt, not on how prompts were sharded.
         let mut rng =
             SmallRng::seed_from_u64(o.seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let class = cfg.budget.test_class(p, o.seed).map_err(|reason| Error::Line {
+            path: crate::resolve::repo_path(&cfg.actors.prompts),
+            line: p.line as usize,
+            reason,
+        })?;
+        let budget = &cfg.budget.classes[class];
         let tokens = encode(&setup.tokenizer, &p.prompt)?;
         let snapshot = telemetry.snapshot();
         let reference = harness::reference_for(&setup.model, &tokens, &opts)?;
         let complexity = Complexity::new(tokens.len(), reference.prompt_ppl, &cfg.state);
-        let state = state::vector(&snapshot, &complexity);
+        let state = state::vector(&snapshot, &complexity, cfg.budget.feature(class));
         let q_values: Vec<f32> = {
             let _guard = tch::no_grad_guard();
             let q = o.policy.forward(&tch::Tensor::from_slice(&state).view([1, -1]));
@@ -149,7 +160,7 @@ pub fn run(
                 &opts,
                 i + k,
             )?;
-            let Some(reward) = cfg.reward.reward(m.speedup(), m.ppl_change()) else {
+            let Some(reward) = cfg.reward.reward_for(m.speedup(), m.ppl_change(), budget) else {
                 tracing::warn!(prompt = p.id, action = %labels[k], "non-finite measurement; leaving this prompt out");
                 ok = false;
                 break;
@@ -172,6 +183,7 @@ pub fn run(
             index: i,
             prompt_id: p.id,
             category: p.category.clone(),
+            budget: budget.name.clone(),
             prompt_tokens: tokens.len(),
             prompt_perplexity: reference.prompt_ppl,
             state,

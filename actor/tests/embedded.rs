@@ -155,3 +155,20 @@ fn prune_bench_prints_a_table_and_reprints_it_from_its_raw_records() {
     let cached = std::fs::read_dir(dir.path().join("importance")).unwrap().count();
     assert_eq!(cached, 1);
 }
+
+#[test]
+fn long_prompts_fit_the_embedded_model() {
+    // The prompt set's `long` category (data/prompts/make_prompts.py) exists so that long-context
+    // actions matter: 400 to 900 tokens, within the model's positions with the decoded tokens.
+    use casrap_common::prompts::{BadRows, PromptSet};
+    let m = load();
+    let set = PromptSet::load(&repo_path("data/prompts/prompts.csv"), BadRows::Fail).unwrap();
+    let long: Vec<_> = set.prompts.iter().filter(|p| p.category == "long").collect();
+    assert!(long.len() >= 100, "{} long prompts", long.len());
+    let max_positions = m.model.config().max_position_embeddings;
+    for p in long {
+        let n = m.tokenizer.encode(&p.prompt).unwrap().len();
+        assert!((400..=900).contains(&n), "line {}: {n} tokens", p.line);
+        assert!(n + 64 <= max_positions, "line {}: {n} tokens leave no room to decode", p.line);
+    }
+}

@@ -409,3 +409,57 @@ fn interleaved_timing_keeps_every_step_and_judges_the_same_tokens_as_whole_runs(
         assert_eq!(m.active(), casrap_actor::engine::model::ProfileId::DENSE, "{label}");
     }
 }
+
+#[test]
+fn calibration_fits_each_kind_within_each_budget_and_writes_a_usable_action_list() {
+    use casrap_actor::prune::calibrate;
+    use casrap_actor::prune::setup::{Calibration, Setup, SetupOptions};
+    use casrap_common::action::ActionKind;
+    let mut setup = Setup::open(&SetupOptions {
+        model: DEFAULT_MODEL.into(),
+        dtype: "f32".into(),
+        device: "cpu".into(),
+        seed: 0,
+        calibration: Calibration::WeightNorm,
+        max_profile_bytes: None,
+    })
+    .unwrap();
+    let text =
+        casrap_common::text::read_plain(&repo_path(casrap_actor::resolve::DEFAULT_EVAL_TEXT))
+            .unwrap();
+    let mut tokens = setup.tokenizer.encode(&text).unwrap();
+    tokens.truncate(512);
+    let kinds = [ActionKind::Layers, ActionKind::KvWindow];
+    let budgets = [0.05, 0.5];
+    let mut seen = 0;
+    let o =
+        calibrate::Options { model: "m", text: "t", window: 128, budgets: &budgets, kinds: &kinds };
+    let c = calibrate::run(&mut setup, &tokens, &o, |_| seen += 1).unwrap();
+    // 8 layers: 1 and 2 skipped; windows of 16 to 512.
+    assert_eq!(c.points.len(), 2 + 6, "{}", c.table());
+    assert_eq!(seen, c.points.len());
+    // A window at least as long as the text's windows changes nothing.
+    for p in c.points.iter().filter(|p| p.kind == ActionKind::KvWindow && p.intensity >= 124.0) {
+        assert!(p.ppl_change.abs() < 1e-9, "{p:?}");
+    }
+    for f in &c.fitted {
+        assert!(f.ppl_change <= f.budget, "{f:?}");
+        // The strongest within the budget: no point of the kind with a higher ceiling fits it.
+        assert!(!c
+            .points
+            .iter()
+            .any(|p| p.kind == f.kind && p.ppl_change <= f.budget && p.ceiling > f.ceiling));
+    }
+    let labels: Vec<&str> = c.fitted.iter().map(|f| f.action.as_str()).collect();
+    let mut unique = labels.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), labels.len(), "an action listed twice: {labels:?}");
+    // The list is a valid `actions:` section of a run config.
+    let yaml = format!("{}learner: {{dir: /tmp/x}}\n", c.actions_yaml());
+    let cfg =
+        casrap_common::config::RunConfig::from_yaml(&yaml, std::path::Path::new("fitted.yaml"))
+            .unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+    assert_eq!(cfg.action_labels().len(), 1 + c.fitted.len(), "{yaml}");
+    assert_eq!(cfg.action_labels()[1..], labels[..]);
+}

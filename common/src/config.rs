@@ -6,6 +6,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::action::{Action, ActionSpec};
+use crate::budget::{BudgetConfig, Class};
 use crate::error::{Error, Result};
 use crate::state;
 
@@ -160,7 +161,8 @@ impl Default for LearnerConfig {
 /// `speed_gain = decode speedup - 1` (pruned over dense tokens/s, paired ABBA runs),
 /// `ppl_deg = (ppl_pruned - ppl_dense) / ppl_dense` (teacher forced on the dense continuation),
 /// `r = alpha * speed_gain - beta * max(0, ppl_deg) - slowdown_penalty * max(0, -speed_gain)`,
-/// then clipped to `clip` when given.
+/// then clipped to `clip` when given. A request's budget class ([`crate::budget::Class`]) may
+/// replace `beta` and add `- over_penalty * max(0, ppl_deg - limit)`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RewardConfig {
@@ -179,14 +181,22 @@ impl Default for RewardConfig {
 }
 
 impl RewardConfig {
-    /// The reward of a measured speedup and perplexity change; `None` when either is not finite.
+    /// The seed's reward of a measured speedup and perplexity change; `None` when either is not
+    /// finite.
     pub fn reward(&self, speedup: f64, ppl_change: f64) -> Option<f64> {
+        self.reward_for(speedup, ppl_change, &Class::seed("any"))
+    }
+
+    /// The reward under budget class `class`; `None` when an input is not finite.
+    pub fn reward_for(&self, speedup: f64, ppl_change: f64, class: &Class) -> Option<f64> {
         if !speedup.is_finite() || !ppl_change.is_finite() {
             return None;
         }
         let gain = speedup - 1.0;
+        let over = class.limit.map_or(0.0, |l| class.over_penalty * (ppl_change - l).max(0.0));
         let mut r = self.alpha * gain
-            - self.beta * ppl_change.max(0.0)
+            - class.beta.unwrap_or(self.beta) * ppl_change.max(0.0)
+            - over
             - self.slowdown_penalty * (-gain).max(0.0);
         if let Some([lo, hi]) = self.clip {
             r = r.clamp(lo, hi);
@@ -314,7 +324,8 @@ pub struct ActorsConfig {
     pub prompts: String,
     /// Fraction of each category held out as the test split.
     pub test_fraction: f64,
-    /// Prompts longer than this are cut (tokens).
+    /// Prompts longer than this are cut (tokens; the default leaves room for 64 new tokens in a
+    /// model of 1024 positions, such as the embedded one).
     pub max_prompt_tokens: usize,
     /// Tokens decoded per timed run (fixed length, EOS ignored).
     pub new_tokens: usize,
@@ -347,7 +358,7 @@ impl Default for ActorsConfig {
             horizon: 1,
             prompts: "data/prompts/prompts.csv".into(),
             test_fraction: 0.2,
-            max_prompt_tokens: 256,
+            max_prompt_tokens: 960,
             new_tokens: 16,
             pairs: 1,
             timing: Timing::default(),
@@ -508,6 +519,9 @@ pub struct RunConfig {
     pub reward: RewardConfig,
     #[serde(default)]
     pub state: StateConfig,
+    /// Request quality budgets (absent: one class, the seed's reward).
+    #[serde(default)]
+    pub budget: BudgetConfig,
     #[serde(default)]
     pub actors: ActorsConfig,
     #[serde(default)]
@@ -562,9 +576,13 @@ impl RunConfig {
             }
             labels.push(label);
         }
-        for checked in
-            [self.trainer.check(), self.reward.check(), self.state.check(), self.actors.check()]
-        {
+        for checked in [
+            self.trainer.check(),
+            self.reward.check(),
+            self.state.check(),
+            self.budget.check(),
+            self.actors.check(),
+        ] {
             checked.map_err(|e| {
                 let (field, reason) = e.split_once(": ").unwrap_or(("(top level)", e.as_str()));
                 bad(field.into(), reason.into())

@@ -1,6 +1,7 @@
 //! Domain types shared by the CASRAP actor and learner.
 
 pub mod action;
+pub mod budget;
 pub mod config;
 pub mod error;
 pub mod logging;

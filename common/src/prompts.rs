@@ -1,6 +1,7 @@
 //! The prompt dataset: a CSV with the CASRAP seed's columns `prompt, category, subject,
 //! context_dependency` (any order, extra columns ignored; `subject` and `context_dependency` may be
-//! absent), and a deterministic train/test split stratified by category.
+//! absent) and an optional `budget` (a request quality budget class, see [`crate::budget`]), and a
+//! deterministic train/test split stratified by category.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,6 +28,9 @@ pub struct Prompt {
     pub category: String,
     pub subject: String,
     pub context_dependency: String,
+    /// The `budget` column (lowercase; empty when the file has none).
+    #[serde(default)]
+    pub budget: String,
 }
 
 /// A skipped row.
@@ -62,6 +66,7 @@ struct Columns {
     category: usize,
     subject: Option<usize>,
     context_dependency: Option<usize>,
+    budget: Option<usize>,
     count: usize,
 }
 
@@ -85,6 +90,7 @@ fn columns(path: &Path, header: &csv::StringRecord) -> Result<Columns> {
         category: need("category")?,
         subject: find("subject"),
         context_dependency: find("context_dependency"),
+        budget: find("budget"),
         count: header.len(),
     })
 }
@@ -207,6 +213,10 @@ fn parse_row(record: &csv::ByteRecord, cols: &Columns) -> std::result::Result<Pr
         Some(i) => field(i, "context_dependency")?.to_lowercase(),
         None => String::new(),
     };
+    let budget = match cols.budget {
+        Some(i) => field(i, "budget")?.to_lowercase(),
+        None => String::new(),
+    };
     Ok(Prompt {
         id: stable_hash(0, prompt.as_bytes()),
         line: 0,
@@ -214,5 +224,6 @@ fn parse_row(record: &csv::ByteRecord, cols: &Columns) -> std::result::Result<Pr
         category,
         subject,
         context_dependency,
+        budget,
     })
 }

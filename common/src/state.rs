@@ -3,9 +3,11 @@
 //! actors of another version.
 
 /// Version of the layout below.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 
-/// The features, in order (the seed's set). Telemetry ones come from [`crate::telemetry`]; where a
+/// The features, in order: the seed's set, then (since version 2) the request's quality budget
+/// class, its position among the run's classes scaled to [0, 1] (0: strictest, see
+/// [`crate::budget::BudgetConfig::feature`]). Telemetry ones come from [`crate::telemetry`]; where a
 /// source is absent: battery 1 (no battery: mains power), GPU features 0 (no GPU or no NVML).
 /// The complexity ones are normalised by the run's `state:` section ([`crate::config::StateConfig`]).
 pub const FEATURES: &[&str] = &[
@@ -18,6 +20,7 @@ pub const FEATURES: &[&str] = &[
     "prompt_tokens",
     "prompt_perplexity",
     "complexity",
+    "quality_budget",
 ];
 
 use crate::config::{PplScale, StateConfig};
@@ -55,8 +58,9 @@ impl Complexity {
     }
 }
 
-/// The state vector in [`FEATURES`] order, every value in [0, 1].
-pub fn vector(t: &Snapshot, c: &Complexity) -> Vec<f32> {
+/// The state vector in [`FEATURES`] order, every value in [0, 1]; `budget` is the class's
+/// feature.
+pub fn vector(t: &Snapshot, c: &Complexity, budget: f32) -> Vec<f32> {
     let gpu = t.gpu.as_ref();
     let v = vec![
         t.cpu_utilisation,
@@ -68,6 +72,7 @@ pub fn vector(t: &Snapshot, c: &Complexity) -> Vec<f32> {
         c.tokens_norm,
         c.perplexity_norm,
         c.complexity,
+        budget,
     ];
     debug_assert_eq!(v.len(), FEATURES.len());
     v.into_iter().map(|x| if x.is_finite() { x.clamp(0.0, 1.0) } else { 0.0 }).collect()

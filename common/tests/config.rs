@@ -16,7 +16,8 @@ fn the_shipped_local_config_parses() {
         vec!["none", "heads:0.1", "heads:0.15", "ffn:0.25", "layers:0.125", "kv_window:4+32"]
     );
     assert_eq!(cfg.trainer.batch, 64);
-    assert_eq!(cfg.state_dim(), 9);
+    assert_eq!(cfg.state_dim(), 10);
+    assert_eq!(cfg.budget.names(), vec!["strict", "normal", "lenient"]);
 }
 
 fn error(yaml: &str) -> String {
@@ -66,6 +67,28 @@ fn bad_files_name_the_key() {
         (format!("{base}reward:\n  gamma: 1\n"), "reward.gamma: unknown field `gamma`"),
         (format!("{base}state:\n  ppl_scale: cubic\n"), "state.ppl_scale: unknown variant `cubic`"),
         (format!("{base}state:\n  ppl_max: 1\n"), "state.ppl_max: must be above 1"),
+        (format!("{base}budget:\n  classes: []\n"), "budget.classes: needs at least one class"),
+        (
+            format!("{base}budget:\n  classes: [{{name: a}}, {{name: a}}]\n"),
+            "budget.classes[1].name: `a` is listed twice",
+        ),
+        (
+            format!("{base}budget:\n  classes: [{{name: a, limit: -0.1}}]\n"),
+            "budget.classes[0].limit: must be finite and not negative",
+        ),
+        (
+            format!("{base}budget:\n  classes: [{{name: a, cap: 1}}]\n"),
+            "budget.classes[0].cap: unknown field `cap`",
+        ),
+        (
+            format!("{base}budget:\n  assign: dependency\n  classes: [{{name: a}}]\n  from_dependency: {{high: b}}\n"),
+            "budget.from_dependency.high: `b` is not one of the classes (a)",
+        ),
+        (
+            format!("{base}budget:\n  assign: dependency\n  classes: [{{name: a}}]\n"),
+            "budget.from_dependency: `assign: dependency` needs the mapping",
+        ),
+        (format!("{base}budget:\n  assign: sometimes\n"), "budget.assign: unknown variant `sometimes`"),
     ] {
         let e = error(&yaml);
         eprintln!("{e}");

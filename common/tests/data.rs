@@ -159,3 +159,49 @@ fn non_wikitext_and_bad_text_files_are_reported() {
     std::fs::write(&empty, "  \n").unwrap();
     assert!(text::read_plain(&empty).unwrap_err().to_string().contains("no text"));
 }
+
+#[test]
+fn budget_classes_come_from_the_column_the_dependency_or_a_draw_and_a_gap_names_the_row() {
+    use casrap_common::budget::{Assign, BudgetConfig, Class};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.csv");
+    std::fs::write(
+        &path,
+        "prompt,category,context_dependency,budget\na,x,high,Strict\nb,x,low,lenient\nc,y,medium,loose\n",
+    )
+    .unwrap();
+    let set = PromptSet::load(&path, BadRows::Fail).unwrap();
+    assert_eq!(set.prompts[0].budget, "strict");
+    let classes = vec![Class::seed("strict"), Class::seed("normal"), Class::seed("lenient")];
+    let column =
+        BudgetConfig { assign: Assign::Column, classes: classes.clone(), ..Default::default() };
+    assert_eq!(column.class_of(&set.prompts[0], 0), Ok(0));
+    assert_eq!(column.class_of(&set.prompts[1], 0), Ok(2));
+    // An unknown class is named with its row's line.
+    let (line, reason) = column.check_prompts(&set.prompts).unwrap_err();
+    assert_eq!(line, 4);
+    assert!(
+        reason.contains("`loose` is not one of the classes (strict, normal, lenient)"),
+        "{reason}"
+    );
+    // A mapping that does not cover `medium` fails on that row too.
+    let dependency = BudgetConfig {
+        assign: Assign::Dependency,
+        classes: classes.clone(),
+        from_dependency: [("high", "strict"), ("low", "lenient")]
+            .into_iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect(),
+    };
+    assert_eq!(dependency.class_of(&set.prompts[0], 9), Ok(0));
+    let (line, reason) = dependency.check_prompts(&set.prompts).unwrap_err();
+    assert_eq!(line, 4);
+    assert!(reason.contains("context_dependency `medium` has no class"), "{reason}");
+    // Random draws cover every class; a prompt's test class is fixed.
+    let random = BudgetConfig { assign: Assign::Random, classes, ..Default::default() };
+    let drawn: std::collections::BTreeSet<usize> =
+        (0..30).map(|d| random.class_of(&set.prompts[0], d).unwrap()).collect();
+    assert_eq!(drawn.len(), 3);
+    assert_eq!(random.test_class(&set.prompts[2], 5), random.test_class(&set.prompts[2], 5));
+    assert_eq!((random.feature(0), random.feature(1), random.feature(2)), (0.0, 0.5, 1.0));
+}

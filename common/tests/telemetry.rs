@@ -35,7 +35,7 @@ fn without_gpu_or_battery_every_fallback_is_documented_and_in_range() {
         assert!(s.gpu.is_none());
         assert!((0.0..=1.0).contains(&s.cpu_utilisation));
         assert!(s.memory_total_bytes > 0 && s.memory_available_bytes <= s.memory_total_bytes);
-        let v = state::vector(&s, &Complexity::new(50, 300.0, &StateConfig::default()));
+        let v = state::vector(&s, &Complexity::new(50, 300.0, &StateConfig::default()), 0.5);
         assert_eq!(v.len(), state::FEATURES.len());
         assert_eq!((v[2], v[3], v[4], v[5]), (1.0, 0.0, 0.0, 0.0), "battery 1, GPU absent: {v:?}");
         let hw = t.hardware(cuda);
@@ -80,10 +80,14 @@ fn gpu_features_come_from_the_snapshot() {
             temperature_c: Some(60),
         }),
     };
-    let v = state::vector(&s, &Complexity::new(100, 2000.0, &StateConfig::default()));
+    let v = state::vector(&s, &Complexity::new(100, 2000.0, &StateConfig::default()), 0.5);
     assert_eq!(&v[..6], &[0.25, 0.75, 0.5, 1.0, 0.8, 0.25]);
     assert_eq!((v[6], v[7]), (0.5, 1.0));
     assert!((v[8] - (0.6 * 0.5 + 0.4)).abs() < 1e-6);
+    assert_eq!(state::FEATURES[9], "quality_budget");
+    assert_eq!(v[9], 0.5);
+    // The budget feature is clamped like the others.
+    assert_eq!(state::vector(&s, &Complexity::new(1, 1.0, &StateConfig::default()), 7.0)[9], 1.0);
 }
 
 #[test]
@@ -125,4 +129,21 @@ fn reward_follows_the_configured_formula_and_refuses_non_finite_inputs() {
     assert_eq!(r.reward(f64::NAN, 0.0), None);
     assert_eq!(r.reward(1.0, f64::INFINITY), None);
     assert_eq!(RewardConfig { clip: None, ..r }.reward(10.0, 0.0), Some(0.7 * 9.0));
+}
+
+#[test]
+fn a_budget_class_replaces_beta_and_penalises_what_exceeds_its_limit() {
+    use casrap_common::budget::Class;
+    let r = RewardConfig { alpha: 0.7, beta: 0.3, slowdown_penalty: 0.0, clip: None };
+    // The seed's reward is the class without a limit or a beta of its own.
+    assert_eq!(r.reward_for(1.2, 0.1, &Class::seed("any")), r.reward(1.2, 0.1));
+    let strict =
+        Class { name: "strict".into(), beta: Some(1.0), limit: Some(0.02), over_penalty: 5.0 };
+    let within = r.reward_for(1.2, 0.01, &strict).unwrap();
+    assert!((within - (0.7 * 0.2 - 1.0 * 0.01)).abs() < 1e-12, "{within}");
+    let over = r.reward_for(1.2, 0.1, &strict).unwrap();
+    assert!((over - (0.7 * 0.2 - 1.0 * 0.1 - 5.0 * 0.08)).abs() < 1e-12, "{over}");
+    // A quality gain is never penalised.
+    assert!((r.reward_for(1.0, -0.3, &strict).unwrap()).abs() < 1e-12);
+    assert_eq!(r.reward_for(f64::NAN, 0.0, &strict), None);
 }

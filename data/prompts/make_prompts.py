@@ -32,6 +32,7 @@ CATEGORIES = [
     "reading",
     "commonsense",
     "dialogue",
+    "long",
 ]
 DEPENDENCY_LEVELS = ("low", "medium", "high")
 OUT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "prompts.csv")
@@ -2332,6 +2333,60 @@ def build_reading(rng):
 
 
 # ---------------------------------------------------------------------------
+# long: several reading passages as the sections of one document, with a
+# question about one section or about the whole. These are the prompts long
+# enough (400 to 900 tokens of the embedded model's tokenizer; checked by the
+# Rust test `long_prompts_fit_the_embedded_model`) for the long-context
+# pruning actions (KV window, heads) to matter.
+# ---------------------------------------------------------------------------
+
+LONG_COUNT = 200
+LONG_WORDS = (215, 420)
+
+LONG_INTROS = [
+    "Read the following document, which has {n} sections, and answer the question at the end.",
+    "Below is a collection of {n} short articles from a school magazine. Read all of them, then answer the question.",
+    "The text below is made of {n} separate passages. Use only the information in them to answer the question that follows.",
+    "Here are {n} excerpts from a general-knowledge reader. Study them carefully before answering.",
+]
+
+LONG_WHOLE_QUESTIONS = [
+    "Which two sections are most closely related, and why?",
+    "Give each section a short title.",
+    "Which section did you find the most surprising, and what detail in it supports your answer?",
+    "Summarise the whole document in three sentences.",
+    "Name one fact from the first section and one from the last section.",
+    "Which section explains a process step by step? Describe the steps it gives.",
+]
+
+
+def build_long(rng):
+    b = Bucket("long")
+    passages = list(READING_PASSAGES)
+    tries = 0
+    while len(b) < LONG_COUNT and tries < 20000:
+        tries += 1
+        k = rng.randint(2, 4)
+        chosen = rng.sample(passages, k)
+        words = sum(len(p.split()) for _, p, _ in chosen)
+        if not (LONG_WORDS[0] <= words <= LONG_WORDS[1]):
+            continue
+        sections = " ".join(f"Section {i + 1}. {p}" for i, (_, p, _) in enumerate(chosen))
+        intro = rng.choice(LONG_INTROS).format(n=k)
+        target = rng.randrange(k)
+        subject, _, specific = chosen[target]
+        if rng.random() < 0.7:
+            q = rng.choice(specific)
+            question = f"Question about section {target + 1}: {q}"
+        else:
+            subject = "document"
+            question = f"Question: {rng.choice(LONG_WHOLE_QUESTIONS)}"
+        b.add(subject, "high", f"{intro} {sections} {question}")
+    assert len(b) == LONG_COUNT, len(b)
+    return b
+
+
+# ---------------------------------------------------------------------------
 # commonsense
 # ---------------------------------------------------------------------------
 
@@ -3011,6 +3066,7 @@ BUILDERS = {
     "reading": build_reading,
     "commonsense": build_commonsense,
     "dialogue": build_dialogue,
+    "long": build_long,
 }
 
 MIN_PER_CATEGORY = 200
@@ -3038,14 +3094,22 @@ def main():
     assert len(rows) >= MIN_TOTAL, len(rows)
     for category in CATEGORIES:
         cat_rows = [r for r in rows if r[1] == category]
-        assert len(cat_rows) >= MIN_PER_CATEGORY, (category, len(cat_rows))
+        assert len(cat_rows) >= min(MIN_PER_CATEGORY, LONG_COUNT), (category, len(cat_rows))
         assert len({r[2] for r in cat_rows}) >= 5, category
-        assert len({r[3] for r in cat_rows}) >= 2, category
+        # Every long prompt depends on its passages.
+        assert len({r[3] for r in cat_rows}) >= (1 if category == "long" else 2), category
     for text, category, subject, dep in rows:
         assert category in CATEGORIES and dep in DEPENDENCY_LEVELS
         assert "\r" not in text and text == text.strip()
 
+    # The rows of the first eight categories keep the order they had before the long category
+    # existed; the long rows go in at seeded positions.
+    long_rows = [r for r in rows if r[1] == "long"]
+    rows = [r for r in rows if r[1] != "long"]
     random.Random(SEED).shuffle(rows)
+    place = random.Random(SEED + 1)
+    for r in long_rows:
+        rows.insert(place.randrange(len(rows) + 1), r)
 
     with open(OUT_PATH, "w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")

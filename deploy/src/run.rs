@@ -196,6 +196,8 @@ pub async fn run(
     backend: Backend,
 ) -> Result<Outcome> {
     let cfg = RunConfig::from_file(config)?;
+    casrap_actor::episodes::check_prompt_file(&cfg)
+        .map_err(|e| Error::process("prompts", e.to_string()))?;
     procs::locate("casrap-actor")?;
     procs::locate("casrap-learner")?;
     let dir = new_run_dir(runs, "train")?;

@@ -268,7 +268,7 @@ pub fn report(dir: &Path) -> Result<(SweepSummary, String)> {
         let actions = RunConfig::from_file(&point_dir.join("config.yaml"))
             .map(|c| c.action_labels())
             .unwrap_or_default();
-        let s = Summary::from_episodes(folder, &episodes, &actions);
+        let s = Summary::from_episodes(folder, &episodes, &actions, &[]);
         rows.push(PointRow {
             point: folder.to_string(),
             overrides: p["overrides"].as_str().unwrap_or_default().to_string(),

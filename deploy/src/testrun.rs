@@ -85,6 +85,8 @@ pub fn run(a: &TestArgs) -> Result<(PathBuf, String)> {
         }
     };
     let cfg = RunConfig::from_file(&cfg_path)?;
+    casrap_actor::episodes::check_prompt_file(&cfg)
+        .map_err(|e| Error::process("prompts", e.to_string()))?;
     let trainer =
         Trainer::load_checkpoint(&ckpt, &cfg.trainer, cfg.state_dim(), cfg.action_labels().len())?;
     let policy = casrap_common::qnet::QNet::decode(&trainer.online().encode(), None)

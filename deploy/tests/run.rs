@@ -242,8 +242,8 @@ fn casrap_run_stores_every_episode_once_advances_policies_and_learns_what_it_saw
         .sum::<f64>()
         / 6.0;
     assert!((row("policy (greedy)")["mean_reward"].as_f64().unwrap() - greedy_mean).abs() < 1e-12);
-    // The oracle is the best in hindsight: no row beats it.
-    let oracle = row("oracle")["mean_reward"].as_f64().unwrap();
+    // The hindsight oracle is the best per prompt: no row beats it.
+    let oracle = row("oracle (hindsight)")["mean_reward"].as_f64().unwrap();
     for r in rows {
         assert!(
             r["mean_reward"].as_f64().unwrap() <= oracle + 1e-12,
@@ -251,9 +251,18 @@ fn casrap_run_stores_every_episode_once_advances_policies_and_learns_what_it_saw
             r["policy"]
         );
     }
-    for name in ["always none", "random", "always ffn:0.25"] {
+    for name in ["always none", "random", "always ffn:0.25", "oracle (expected value)"] {
         row(name);
     }
+    // Without a `budget:` section every prompt has the one class `any` (the seed's reward); its
+    // per-class row is the whole test.
+    assert!(results.iter().all(|r| r["budget"] == "any"));
+    let classes = summary["classes"].as_array().unwrap();
+    assert_eq!(classes.len(), 1);
+    assert_eq!(classes[0]["prompts"], 6);
+    assert!((classes[0]["policy_mean"].as_f64().unwrap() - greedy_mean).abs() < 1e-12, "{stdout}");
+    assert!(stdout.contains("of the expected-value oracle's gain over always none"), "{stdout}");
+    assert!(test.join("plots/adaptation.png").is_file());
     let first = std::fs::read(test.join("summary.json")).unwrap();
     assert!(Command::new(env!("CARGO_BIN_EXE_casrap"))
         .arg("report")
@@ -384,6 +393,49 @@ fn a_bad_config_fails_before_anything_starts_and_names_the_field() {
         !tmp.path().join("runs").exists(),
         "a run folder was made for a config that does not parse"
     );
+}
+
+#[test]
+fn a_prompt_without_a_budget_class_fails_before_anything_starts_and_names_the_row() {
+    let tmp = tempfile::tempdir().unwrap();
+    let prompts = tmp.path().join("prompts.csv");
+    std::fs::write(
+        &prompts,
+        "prompt,category,budget\nWhat is a list?,q,strict\nWhat is a dict?,q,lenient\nWhat is a set?,q,loose\n",
+    )
+    .unwrap();
+    let column = format!(
+        "budget: {{assign: column, classes: [{{name: strict, limit: 0.02}}, {{name: lenient}}]}}\n\
+         actors: {{prompts: {}}}\n",
+        prompts.display()
+    );
+    // The `actors:` line of the base config is replaced by the one naming the prompts.
+    let base = std::fs::read_to_string(config(tmp.path(), 4, "")).unwrap();
+    let base: String =
+        base.lines().filter(|l| !l.starts_with("actors:")).map(|l| format!("{l}\n")).collect();
+    for (extra, want) in [
+        (
+            column.clone(),
+            "prompts.csv:4: budget `loose` is not one of the classes (strict, lenient)",
+        ),
+        (
+            column.replace("assign: column", "assign: dependency, from_dependency: {high: strict}"),
+            "prompts.csv:2: context_dependency `` has no class",
+        ),
+    ] {
+        let cfg = tmp.path().join("budget.yaml");
+        std::fs::write(&cfg, format!("{base}{extra}")).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_casrap"))
+            .env("HF_HUB_OFFLINE", "1")
+            .args(["run", cfg.to_str().unwrap(), "--out"])
+            .arg(tmp.path().join("runs"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(stderr.contains(want), "wanted `{want}`:\n{stderr}");
+        assert!(!tmp.path().join("runs").exists(), "a run folder was made: {stderr}");
+    }
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! and the measurement harness that compares dense and pruned runs honestly ([`harness`]).
 
 pub mod action;
+pub mod calibrate;
 pub mod harness;
 pub mod importance;
 pub mod profiles;

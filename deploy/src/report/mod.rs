@@ -57,16 +57,18 @@ pub fn write(run_dir: &Path) -> Result<Written> {
     }
     let episodes = records::read_jsonl(&run_dir.join("episodes.jsonl"))?;
     let cfg_path = run_dir.join("config.yaml");
-    let (name, actions) = if cfg_path.is_file() {
+    let (name, actions, classes) = if cfg_path.is_file() {
         let cfg = RunConfig::from_file(&cfg_path)?;
-        (cfg.name.clone(), cfg.action_labels())
+        let classes = cfg.budget.names().iter().map(|c| c.to_string()).collect();
+        (cfg.name.clone(), cfg.action_labels(), classes)
     } else {
         (
             run_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
             Vec::new(),
+            Vec::new(),
         )
     };
-    let summary = Summary::from_episodes(&name, &episodes, &actions);
+    let summary = Summary::from_episodes(&name, &episodes, &actions, &classes);
     let json = serde_json::to_string_pretty(&summary).map_err(|e| Error::Records {
         path: run_dir.join("summary.json"),
         reason: e.to_string(),
@@ -90,7 +92,16 @@ fn write_test(run_dir: &Path) -> Result<Written> {
             reason: "no prompts".into(),
         });
     }
-    let summary = test::TestSummary::from_results(&results);
+    // The expected-value oracle needs the run's reward and budget classes (config.yaml, when the
+    // folder has one; else the seed's reward).
+    let cfg_path = run_dir.join("config.yaml");
+    let (reward, budget) = if cfg_path.is_file() {
+        let cfg = RunConfig::from_file(&cfg_path)?;
+        (cfg.reward, cfg.budget)
+    } else {
+        (Default::default(), Default::default())
+    };
+    let summary = test::TestSummary::from_results(&results, &reward, &budget);
     let json = serde_json::to_string_pretty(&summary).map_err(|e| Error::Records {
         path: run_dir.join("summary.json"),
         reason: e.to_string(),

@@ -491,6 +491,28 @@ pub fn training_run(
             &groups,
         )
     })?;
+    if !summary.adaptation.is_empty() {
+        let actions: Vec<String> = summary.per_action.iter().map(|r| r.action.clone()).collect();
+        let cells: Vec<HeatCell> = summary
+            .adaptation
+            .iter()
+            .map(|c| HeatCell {
+                row: c.class.clone(),
+                column: c.tokens.clone(),
+                prompts: c.episodes,
+                counts: c.chosen.clone(),
+            })
+            .collect();
+        let p = dir.join("adaptation.png");
+        heatmap(
+            &p,
+            "Greedy episodes: the policy's choice by budget class and prompt length",
+            "prompt tokens",
+            &actions,
+            &cells,
+        )?;
+        out.push(p);
+    }
     Ok(out)
 }
 
@@ -523,5 +545,131 @@ pub fn test_run(dir: &Path, summary: &super::test::TestSummary) -> Result<Vec<Pa
         &names,
         &[(String::new(), summary.rows.iter().map(|r| r.mean_reward).collect())],
     )?;
-    Ok(vec![p, rewards])
+    let mut out = vec![p, rewards];
+    if !summary.adaptation.is_empty() {
+        let actions: Vec<String> = summary
+            .rows
+            .iter()
+            .filter_map(|r| r.policy.strip_prefix("always ").map(str::to_string))
+            .collect();
+        let cells: Vec<HeatCell> = summary
+            .adaptation
+            .iter()
+            .map(|c| HeatCell {
+                row: c.class.clone(),
+                column: c.tokens.clone(),
+                prompts: c.prompts,
+                counts: c.policy.clone(),
+            })
+            .collect();
+        let path = dir.join("adaptation.png");
+        heatmap(
+            &path,
+            "Held-out prompts: the policy's choice by budget class and prompt length",
+            "prompt tokens",
+            &actions,
+            &cells,
+        )?;
+        out.push(path);
+    }
+    Ok(out)
+}
+
+/// One cell of [`heatmap`]: how often each action was chosen on its prompts.
+pub struct HeatCell {
+    pub row: String,
+    pub column: String,
+    pub prompts: usize,
+    pub counts: std::collections::BTreeMap<String, usize>,
+}
+
+/// A grid of rows (budget classes) by columns (length buckets), in order of first appearance:
+/// each cell takes the colour of its most chosen action (in `actions`' palette order), its
+/// saturation the action's share, and names the action, its share and the prompt count.
+pub fn heatmap(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    actions: &[String],
+    cells: &[HeatCell],
+) -> Result<()> {
+    init_font()?;
+    let mut rows: Vec<&str> = Vec::new();
+    let mut cols: Vec<&str> = Vec::new();
+    for c in cells {
+        if !rows.contains(&c.row.as_str()) {
+            rows.push(&c.row);
+        }
+        if !cols.contains(&c.column.as_str()) {
+            cols.push(&c.column);
+        }
+    }
+    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
+    let (nx, ny) = (cols.len().max(1) as i32, rows.len().max(1) as i32);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, (FONT, 24))
+        .margin(18)
+        .x_label_area_size(55)
+        .y_label_area_size(110)
+        .build_cartesian_2d((0..nx).into_segmented(), (0..ny).into_segmented())
+        .map_err(|e| plot_err(path, e))?;
+    fn label(names: Vec<String>) -> impl Fn(&SegmentValue<i32>) -> String {
+        move |v| match v {
+            SegmentValue::CenterOf(i) => names.get(*i as usize).cloned().unwrap_or_default(),
+            _ => String::new(),
+        }
+    }
+    let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let (fx, fy) = (label(owned(&cols)), label(owned(&rows)));
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_labels(nx as usize)
+        .y_labels(ny as usize)
+        .x_label_formatter(&fx)
+        .y_label_formatter(&fy)
+        .x_desc(x_label)
+        .y_desc("budget class")
+        .label_style((FONT, 16))
+        .axis_desc_style((FONT, 19))
+        .draw()
+        .map_err(|e| plot_err(path, e))?;
+    for c in cells {
+        let (Some(x), Some(y)) =
+            (cols.iter().position(|&n| n == c.column), rows.iter().position(|&n| n == c.row))
+        else {
+            continue;
+        };
+        let (x, y) = (x as i32, y as i32);
+        let Some((action, n)) = c.counts.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+        else {
+            continue;
+        };
+        let share = *n as f64 / c.prompts.max(1) as f64;
+        let base = color(actions.iter().position(|a| a == action).unwrap_or(0));
+        let mix = |v: u8| (255.0 - (255.0 - f64::from(v)) * (0.25 + 0.75 * share)) as u8;
+        let fill = RGBColor(mix(base.0), mix(base.1), mix(base.2));
+        chart
+            .draw_series([Rectangle::new(
+                [
+                    (SegmentValue::Exact(x), SegmentValue::Exact(y)),
+                    (SegmentValue::Exact(x + 1), SegmentValue::Exact(y + 1)),
+                ],
+                fill.filled(),
+            )])
+            .map_err(|e| plot_err(path, e))?;
+        let text = format!("{action} {:.0}% (n={})", share * 100.0, c.prompts);
+        chart
+            .draw_series([Text::new(
+                text,
+                (SegmentValue::CenterOf(x), SegmentValue::CenterOf(y)),
+                (FONT, 15).into_font().color(&BLACK).pos(plotters::style::text_anchor::Pos::new(
+                    plotters::style::text_anchor::HPos::Center,
+                    plotters::style::text_anchor::VPos::Center,
+                )),
+            )])
+            .map_err(|e| plot_err(path, e))?;
+    }
+    root.present().map_err(|e| plot_err(path, e))
 }

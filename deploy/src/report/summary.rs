@@ -108,6 +108,62 @@ pub struct Summary {
     pub per_hardware: Vec<HardwareRow>,
     /// Measurement noise: mean and standard deviation of `none`'s per-episode speedup (true: 1).
     pub none_speedup: Option<[f64; 2]>,
+    /// The greedy episodes' actions by budget class and prompt length.
+    pub adaptation: Vec<ChoiceCell>,
+}
+
+/// The actions chosen greedily in the episodes of one budget class and length bucket.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChoiceCell {
+    pub class: String,
+    pub tokens: String,
+    pub episodes: usize,
+    pub mean_reward: f64,
+    pub chosen: BTreeMap<String, usize>,
+}
+
+/// Greedy episodes (not explored) grouped by budget class (`any` in records from before budgets),
+/// in order of `classes` then name, and prompt length bucket.
+fn adaptation(episodes: &[Episode], classes: &[String]) -> Vec<ChoiceCell> {
+    use super::test::{bucket_label, length_bucket};
+    let class_of = |e: &Episode| match text(&e.json, &["budget"]) {
+        "" => "any".to_string(),
+        c => c.to_string(),
+    };
+    let greedy: Vec<&Episode> = episodes
+        .iter()
+        .filter(|e| e.json.get("explored").and_then(Value::as_bool) == Some(false))
+        .collect();
+    let mut names: Vec<String> = greedy.iter().map(|e| class_of(e)).collect();
+    names.sort_by_key(|n| (classes.iter().position(|c| c == n).unwrap_or(usize::MAX), n.clone()));
+    names.dedup();
+    let mut out = Vec::new();
+    for class in names {
+        for b in 0..=super::test::LENGTH_EDGES.len() {
+            let g: Vec<&&Episode> = greedy
+                .iter()
+                .filter(|e| {
+                    class_of(e) == class
+                        && length_bucket(num(&e.json, &["prompt_tokens"]) as usize) == b
+                })
+                .collect();
+            if g.is_empty() {
+                continue;
+            }
+            let mut chosen = BTreeMap::new();
+            for e in &g {
+                *chosen.entry(e.action.clone()).or_insert(0) += 1;
+            }
+            out.push(ChoiceCell {
+                class: class.clone(),
+                tokens: bucket_label(b),
+                episodes: g.len(),
+                mean_reward: mean(&g.iter().map(|e| e.reward).collect::<Vec<_>>()),
+                chosen,
+            });
+        }
+    }
+    out
 }
 
 /// Measurement noise from `none`'s measured speedups (the dense model in both slots, true speedup
@@ -138,8 +194,14 @@ pub fn by_time(episodes: &[Episode]) -> Vec<&Episode> {
 }
 
 impl Summary {
-    /// `actions`: the run's action labels in policy order (rows follow it; unknown labels last).
-    pub fn from_episodes(run: &str, episodes: &[Episode], actions: &[String]) -> Self {
+    /// `actions`: the run's action labels in policy order (rows follow it; unknown labels last);
+    /// `classes`: its budget classes in order.
+    pub fn from_episodes(
+        run: &str,
+        episodes: &[Episode],
+        actions: &[String],
+        classes: &[String],
+    ) -> Self {
         let n = episodes.len();
         let mut labels: Vec<String> = actions.to_vec();
         for e in episodes {
@@ -233,6 +295,7 @@ impl Summary {
             per_action,
             per_hardware,
             none_speedup,
+            adaptation: adaptation(episodes, classes),
         }
     }
 
@@ -293,6 +356,22 @@ impl Summary {
                 acts.join(", "),
                 sp.join(", ")
             );
+        }
+        if !self.adaptation.is_empty() {
+            s += "\nGreedy episodes by budget class and prompt length (tokens): the actions the policy chose\n\n| class | tokens | episodes | mean reward | actions chosen |\n|---|---|---|---|---|\n";
+            for c in &self.adaptation {
+                let mut v: Vec<(&String, &usize)> = c.chosen.iter().collect();
+                v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+                let acts: Vec<String> = v.iter().map(|(a, n)| format!("{a} {n}")).collect();
+                s += &format!(
+                    "| {} | {} | {} | {} | {} |\n",
+                    c.class,
+                    c.tokens,
+                    c.episodes,
+                    f(c.mean_reward, 4),
+                    acts.join(", ")
+                );
+            }
         }
         s += &noise_line(self.none_speedup, "per episode");
         s += "\nspeedup: geometric mean over episodes of each episode's decode speedup (actors.timing: interleaved, the median per-step time ratio; runs, paired ABBA runs); ceiling: bytes read per token, dense over pruned;\nppl change: perplexity of the pruned model on prompt + dense continuation, relative to the dense model's; all from episodes.jsonl.\n";

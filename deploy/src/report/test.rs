@@ -1,9 +1,19 @@
-//! The test-mode table: every policy scored on the same held-out prompts' measurements.
+//! The test-mode tables: every policy scored on the same held-out prompts' measurements, overall,
+//! per budget class, and the policy's choices by budget class and prompt length.
+//!
+//! Two oracles bound what a policy could reach. The hindsight oracle takes, per prompt, the action
+//! whose measured reward was best, so it also picks lucky timings no policy can foresee. The
+//! expected-value oracle takes the action with the best expected reward: that prompt's measured
+//! quality change (which a good enough state could predict) with each action's mean speedup over
+//! the test prompts of the same hardware and length bucket; it is scored, like every policy, on
+//! the measured reward of what it picks.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use casrap_actor::testmode::PromptResult;
+use casrap_common::budget::{BudgetConfig, Class};
+use casrap_common::config::RewardConfig;
 use serde::Serialize;
 
 use super::summary::{ci95, gmean, mean};
@@ -39,8 +49,74 @@ pub fn read(path: &Path) -> Result<Vec<PromptResult>> {
     Ok(rows)
 }
 
-/// Picks an action index for a prompt's results.
-type Chooser = Box<dyn Fn(&PromptResult) -> usize>;
+/// Upper edges (exclusive, prompt tokens) of the length buckets of the adaptation tables.
+pub const LENGTH_EDGES: [usize; 4] = [64, 128, 256, 512];
+
+/// The length bucket of a prompt of `tokens` tokens.
+pub fn length_bucket(tokens: usize) -> usize {
+    LENGTH_EDGES.iter().take_while(|&&e| tokens >= e).count()
+}
+
+/// The label of bucket `b`, e.g. `64-127`.
+pub fn bucket_label(b: usize) -> String {
+    match (b.checked_sub(1).map(|i| LENGTH_EDGES[i]), LENGTH_EDGES.get(b)) {
+        (None, Some(hi)) => format!("<{hi}"),
+        (Some(lo), Some(hi)) => format!("{lo}-{}", hi - 1),
+        (Some(lo), None) => format!("{lo}+"),
+        (None, None) => String::new(),
+    }
+}
+
+/// The class a record names (records from before budgets have none: the seed's reward).
+fn class_name(r: &PromptResult) -> &str {
+    if r.budget.is_empty() {
+        "any"
+    } else {
+        &r.budget
+    }
+}
+
+/// Per prompt, the action with the best expected reward (see the module's comment).
+pub fn expected_value_choices(
+    results: &[PromptResult],
+    reward: &RewardConfig,
+    budget: &BudgetConfig,
+) -> Vec<usize> {
+    let mut speedups: BTreeMap<(&str, usize), Vec<Vec<f64>>> = BTreeMap::new();
+    for r in results {
+        let key = (r.hardware_label.as_str(), length_bucket(r.prompt_tokens));
+        let cols = speedups.entry(key).or_insert_with(|| vec![Vec::new(); r.results.len()]);
+        for (k, a) in r.results.iter().enumerate() {
+            if let Some(c) = cols.get_mut(k) {
+                c.push(a.speedup);
+            }
+        }
+    }
+    let means: BTreeMap<(&str, usize), Vec<f64>> =
+        speedups.into_iter().map(|(k, cols)| (k, cols.iter().map(|c| mean(c)).collect())).collect();
+    results
+        .iter()
+        .map(|r| {
+            let class = budget
+                .index_of(&r.budget)
+                .map_or_else(|| Class::seed("any"), |i| budget.classes[i].clone());
+            let m = &means[&(r.hardware_label.as_str(), length_bucket(r.prompt_tokens))];
+            let expected: Vec<f64> = r
+                .results
+                .iter()
+                .enumerate()
+                .map(|(k, a)| {
+                    reward.reward_for(m[k], a.ppl_change, &class).unwrap_or(f64::NEG_INFINITY)
+                })
+                .collect();
+            argmax(&expected)
+        })
+        .collect()
+}
+
+fn argmax(v: &[f64]) -> usize {
+    v.iter().enumerate().fold(0, |b, (k, &x)| if x > v[b] { k } else { b })
+}
 
 /// One policy's row.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -52,7 +128,7 @@ pub struct TestRow {
     pub speedup: f64,
     pub ppl_change_mean: f64,
     pub top1_mean: f64,
-    /// Mean reward over the oracle's (NaN when the oracle's is not positive).
+    /// Mean reward over the hindsight oracle's (NaN when the oracle's is not positive).
     pub oracle_share: f64,
     /// Prompts on which each action was chosen.
     pub chosen: BTreeMap<String, usize>,
@@ -66,50 +142,104 @@ pub struct Paired {
     pub ci95: f64,
 }
 
+/// The prompts of one budget class.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClassRow {
+    pub class: String,
+    pub prompts: usize,
+    pub policy_mean: f64,
+    pub policy_ci95: f64,
+    /// The fixed action with the best mean reward on this class's prompts.
+    pub best_fixed: String,
+    pub best_fixed_mean: f64,
+    pub best_fixed_ci95: f64,
+    /// Policy minus the class's best fixed action, prompt by prompt.
+    pub vs_best_fixed: Paired,
+    pub expected_value_oracle_mean: f64,
+    pub chosen: BTreeMap<String, usize>,
+}
+
+/// The policy's and the expected-value oracle's choices on the prompts of one budget class and
+/// length bucket.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Cell {
+    pub class: String,
+    pub tokens: String,
+    pub prompts: usize,
+    pub policy: BTreeMap<String, usize>,
+    pub expected_value_oracle: BTreeMap<String, usize>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TestSummary {
     pub prompts: usize,
     pub hardware: Vec<String>,
     pub rows: Vec<TestRow>,
     pub policy_vs: Vec<Paired>,
+    /// `(policy - always none) / (expected-value oracle - always none)`, mean rewards.
+    pub expected_value_gain_share: f64,
+    pub classes: Vec<ClassRow>,
+    pub adaptation: Vec<Cell>,
     /// Measurement noise: `none` runs the dense model in both slots, so its true speedup is 1;
     /// the mean and standard deviation of its measured speedups over the prompts.
     pub none_speedup: Option<[f64; 2]>,
 }
 
+const POLICY: &str = "policy (greedy)";
+const EV_ORACLE: &str = "oracle (expected value)";
+const HINDSIGHT: &str = "oracle (hindsight)";
+
+fn paired(baseline: &str, policy: &[f64], other: &[f64]) -> Paired {
+    let diff: Vec<f64> = policy.iter().zip(other).map(|(p, b)| p - b).collect();
+    Paired { baseline: baseline.into(), mean_difference: mean(&diff), ci95: ci95(&diff) }
+}
+
+fn counts<'a>(labels: impl IntoIterator<Item = &'a str>) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for l in labels {
+        *m.entry(l.to_string()).or_insert(0) += 1;
+    }
+    m
+}
+
 impl TestSummary {
-    pub fn from_results(results: &[PromptResult]) -> Self {
+    /// The tables of `results`; `reward` and `budget` (the run config's) give the expected-value
+    /// oracle its rewards.
+    pub fn from_results(
+        results: &[PromptResult],
+        reward: &RewardConfig,
+        budget: &BudgetConfig,
+    ) -> Self {
         let actions: Vec<String> = results
             .first()
             .map(|r| r.results.iter().map(|a| a.action.clone()).collect())
             .unwrap_or_default();
-        let oracle = |r: &PromptResult| {
-            r.results
-                .iter()
-                .enumerate()
-                .fold(0, |b, (k, a)| if a.reward > r.results[b].reward { k } else { b })
-        };
-        let mut choosers: Vec<(String, Chooser)> =
-            vec![("policy (greedy)".into(), Box::new(|r: &PromptResult| r.greedy))];
+        // Every policy as its choice per prompt.
+        let mut choices: Vec<(String, Vec<usize>)> =
+            vec![(POLICY.into(), results.iter().map(|r| r.greedy).collect())];
         for (k, a) in actions.iter().enumerate() {
-            choosers.push((format!("always {a}"), Box::new(move |_: &PromptResult| k)));
+            choices.push((format!("always {a}"), vec![k; results.len()]));
         }
-        choosers.push(("random".into(), Box::new(|r: &PromptResult| r.random)));
-        choosers.push(("oracle".into(), Box::new(oracle)));
-        let rewards_of = |f: &dyn Fn(&PromptResult) -> usize| -> Vec<f64> {
-            results.iter().map(|r| r.results[f(r)].reward).collect()
+        choices.push(("random".into(), results.iter().map(|r| r.random).collect()));
+        choices.push((EV_ORACLE.into(), expected_value_choices(results, reward, budget)));
+        choices.push((
+            HINDSIGHT.into(),
+            results
+                .iter()
+                .map(|r| argmax(&r.results.iter().map(|a| a.reward).collect::<Vec<_>>()))
+                .collect(),
+        ));
+        let rewards_of = |c: &[usize]| -> Vec<f64> {
+            results.iter().zip(c).map(|(r, &k)| r.results[k].reward).collect()
         };
-        let oracle_mean = mean(&rewards_of(&oracle));
-        let rows = choosers
+        let by_name = |name: &str| choices.iter().find(|(n, _)| n == name).map(|(_, c)| c);
+        let oracle_mean = by_name(HINDSIGHT).map_or(f64::NAN, |c| mean(&rewards_of(c)));
+        let rows: Vec<TestRow> = choices
             .iter()
-            .map(|(name, f)| {
+            .map(|(name, c)| {
                 let picked: Vec<&casrap_actor::testmode::ActionResult> =
-                    results.iter().map(|r| &r.results[f(r)]).collect();
+                    results.iter().zip(c).map(|(r, &k)| &r.results[k]).collect();
                 let rewards: Vec<f64> = picked.iter().map(|a| a.reward).collect();
-                let mut chosen = BTreeMap::new();
-                for a in &picked {
-                    *chosen.entry(a.action.clone()).or_insert(0) += 1;
-                }
                 TestRow {
                     policy: name.clone(),
                     mean_reward: mean(&rewards),
@@ -122,20 +252,36 @@ impl TestSummary {
                     } else {
                         f64::NAN
                     },
-                    chosen,
+                    chosen: counts(picked.iter().map(|a| a.action.as_str())),
                 }
             })
             .collect();
-        let policy = rewards_of(&|r: &PromptResult| r.greedy);
-        let policy_vs = choosers[1..]
+        let policy = rewards_of(&choices[0].1);
+        let best_fixed = rows
             .iter()
-            .filter(|(name, _)| name == "always none" || name == "random" || name == "oracle")
-            .map(|(name, f)| {
-                let diff: Vec<f64> =
-                    policy.iter().zip(rewards_of(f.as_ref())).map(|(p, b)| p - b).collect();
-                Paired { baseline: name.clone(), mean_difference: mean(&diff), ci95: ci95(&diff) }
+            .filter(|r| r.policy.starts_with("always "))
+            .fold(None::<&TestRow>, |b, r| match b {
+                Some(b) if b.mean_reward >= r.mean_reward => Some(b),
+                _ => Some(r),
             })
-            .collect();
+            .map(|r| r.policy.clone());
+        let mut policy_vs = Vec::new();
+        for name in ["always none".to_string()]
+            .into_iter()
+            .chain(best_fixed.into_iter().map(|b| format!("{b} (best fixed action)")))
+            .chain(["random".into(), EV_ORACLE.into(), HINDSIGHT.into()])
+        {
+            let base = name.trim_end_matches(" (best fixed action)");
+            if let Some(c) = by_name(base) {
+                policy_vs.push(paired(&name, &policy, &rewards_of(c)));
+            }
+        }
+        let mean_of = |name: &str| by_name(name).map_or(f64::NAN, |c| mean(&rewards_of(c)));
+        let none = mean_of("always none");
+        let expected_value_gain_share = (mean(&policy) - none) / (mean_of(EV_ORACLE) - none);
+        let ev = by_name(EV_ORACLE).cloned().unwrap_or_default();
+        let classes = Self::classes(results, &actions, &ev, budget);
+        let adaptation = Self::adaptation(results, &actions, &ev, budget);
         let mut hardware: Vec<String> = results.iter().map(|r| r.hardware_label.clone()).collect();
         hardware.sort();
         hardware.dedup();
@@ -145,19 +291,105 @@ impl TestSummary {
             .map(|a| a.speedup)
             .collect();
         let none_speedup = super::summary::noise(&none);
-        Self { prompts: results.len(), hardware, rows, policy_vs, none_speedup }
+        Self {
+            prompts: results.len(),
+            hardware,
+            rows,
+            policy_vs,
+            expected_value_gain_share,
+            classes,
+            adaptation,
+            none_speedup,
+        }
+    }
+
+    /// The classes present, in the config's order (unknown names after, sorted).
+    fn class_order<'a>(results: &'a [PromptResult], budget: &BudgetConfig) -> Vec<&'a str> {
+        let mut names: Vec<&str> = results.iter().map(class_name).collect();
+        names.sort_by_key(|n| (budget.index_of(n).unwrap_or(usize::MAX), n.to_string()));
+        names.dedup();
+        names
+    }
+
+    fn classes(
+        results: &[PromptResult],
+        actions: &[String],
+        ev: &[usize],
+        budget: &BudgetConfig,
+    ) -> Vec<ClassRow> {
+        Self::class_order(results, budget)
+            .into_iter()
+            .map(|class| {
+                let idx: Vec<usize> =
+                    (0..results.len()).filter(|&i| class_name(&results[i]) == class).collect();
+                let rewards = |k: &dyn Fn(usize) -> usize| -> Vec<f64> {
+                    idx.iter().map(|&i| results[i].results[k(i)].reward).collect()
+                };
+                let policy = rewards(&|i| results[i].greedy);
+                let fixed: Vec<Vec<f64>> =
+                    (0..actions.len()).map(|k| rewards(&move |_| k)).collect();
+                let best = argmax(&fixed.iter().map(|f| mean(f)).collect::<Vec<_>>());
+                let best_rewards = fixed.get(best).cloned().unwrap_or_default();
+                ClassRow {
+                    class: class.to_string(),
+                    prompts: idx.len(),
+                    policy_mean: mean(&policy),
+                    policy_ci95: ci95(&policy),
+                    best_fixed: actions.get(best).cloned().unwrap_or_default(),
+                    best_fixed_mean: mean(&best_rewards),
+                    best_fixed_ci95: ci95(&best_rewards),
+                    vs_best_fixed: paired("best fixed action", &policy, &best_rewards),
+                    expected_value_oracle_mean: mean(&rewards(&|i| ev[i])),
+                    chosen: counts(idx.iter().map(|&i| actions[results[i].greedy].as_str())),
+                }
+            })
+            .collect()
+    }
+
+    fn adaptation(
+        results: &[PromptResult],
+        actions: &[String],
+        ev: &[usize],
+        budget: &BudgetConfig,
+    ) -> Vec<Cell> {
+        let mut cells = Vec::new();
+        for class in Self::class_order(results, budget) {
+            for b in 0..=LENGTH_EDGES.len() {
+                let idx: Vec<usize> = (0..results.len())
+                    .filter(|&i| {
+                        class_name(&results[i]) == class
+                            && length_bucket(results[i].prompt_tokens) == b
+                    })
+                    .collect();
+                if idx.is_empty() {
+                    continue;
+                }
+                cells.push(Cell {
+                    class: class.to_string(),
+                    tokens: bucket_label(b),
+                    prompts: idx.len(),
+                    policy: counts(idx.iter().map(|&i| actions[results[i].greedy].as_str())),
+                    expected_value_oracle: counts(idx.iter().map(|&i| actions[ev[i]].as_str())),
+                });
+            }
+        }
+        cells
     }
 
     pub fn text(&self) -> String {
         let f = |x: f64, d: usize| if x.is_finite() { format!("{x:.d$}") } else { "-".into() };
+        let list = |m: &BTreeMap<String, usize>| {
+            let mut v: Vec<(&String, &usize)> = m.iter().collect();
+            v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+            v.iter().map(|(a, c)| format!("{a} {c}")).collect::<Vec<_>>().join(", ")
+        };
         let mut s = format!(
             "CASRAP test mode: {} held-out prompts, every policy on the same measurements ({})\n\n\
-             | policy | mean reward (95% CI) | decode speedup | ppl change | top-1 agreement | share of oracle reward | actions chosen |\n|---|---|---|---|---|---|---|\n",
+             | policy | mean reward (95% CI) | decode speedup | ppl change | top-1 agreement | share of hindsight oracle reward | actions chosen |\n|---|---|---|---|---|---|---|\n",
             self.prompts,
             self.hardware.join(", ")
         );
         for r in &self.rows {
-            let chosen: Vec<String> = r.chosen.iter().map(|(a, c)| format!("{a} {c}")).collect();
             s += &format!(
                 "| {} | {} ± {} | {}x | {}% | {}% | {}% | {} |\n",
                 r.policy,
@@ -167,15 +399,49 @@ impl TestSummary {
                 f(r.ppl_change_mean * 100.0, 1),
                 f(r.top1_mean * 100.0, 1),
                 f(r.oracle_share * 100.0, 0),
-                chosen.join(", ")
+                list(&r.chosen)
             );
         }
         s += "\nPaired, prompt by prompt (policy minus baseline, 95% CI):\n";
         for p in &self.policy_vs {
             s += &format!("- vs {}: {} ± {}\n", p.baseline, f(p.mean_difference, 4), f(p.ci95, 4));
         }
+        s += &format!(
+            "The policy reaches {}% of the expected-value oracle's gain over always none.\n",
+            f(self.expected_value_gain_share * 100.0, 0)
+        );
+        s += "\nPer budget class (the policy against that class's own best fixed action, paired):\n\n\
+              | class | prompts | policy mean reward | best fixed action | its mean reward | policy minus it (95% CI) | expected-value oracle | policy chose |\n|---|---|---|---|---|---|---|---|\n";
+        for c in &self.classes {
+            s += &format!(
+                "| {} | {} | {} ± {} | {} | {} ± {} | {} ± {} | {} | {} |\n",
+                c.class,
+                c.prompts,
+                f(c.policy_mean, 4),
+                f(c.policy_ci95, 4),
+                c.best_fixed,
+                f(c.best_fixed_mean, 4),
+                f(c.best_fixed_ci95, 4),
+                f(c.vs_best_fixed.mean_difference, 4),
+                f(c.vs_best_fixed.ci95, 4),
+                f(c.expected_value_oracle_mean, 4),
+                list(&c.chosen)
+            );
+        }
+        s += "\nAdaptation: what the policy chose by budget class and prompt length (tokens), beside the expected-value oracle:\n\n\
+              | class | tokens | prompts | policy chose | expected-value oracle chose |\n|---|---|---|---|---|\n";
+        for c in &self.adaptation {
+            s += &format!(
+                "| {} | {} | {} | {} | {} |\n",
+                c.class,
+                c.tokens,
+                c.prompts,
+                list(&c.policy),
+                list(&c.expected_value_oracle)
+            );
+        }
         s += &super::summary::noise_line(self.none_speedup, "over the prompts");
-        s += "\nAll from results.jsonl: each action measured on each prompt against the dense model (config.yaml's actors.timing says how); a policy's row takes, per prompt, the action it chooses.\n";
+        s += "\nAll from results.jsonl (and config.yaml's reward and budget classes for the expected-value oracle): each action measured on each prompt against the dense model (config.yaml's actors.timing says how); a policy's row takes, per prompt, the action it chooses. Expected-value oracle: per prompt, the best expected reward from the prompt's measured quality change and each action's mean speedup over the test prompts of the same hardware and length bucket; hindsight oracle: the best measured reward per prompt.\n";
         s
     }
 }
