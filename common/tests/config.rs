@@ -112,6 +112,16 @@ fn overrides_survive_a_yaml_round_trip_and_episodes_are_shared_evenly() {
 }
 
 #[test]
+fn the_shipped_real_model_config_parses_with_its_fitted_actions() {
+    let cfg = RunConfig::from_file(&deploy("real.yaml")).unwrap();
+    assert_eq!(cfg.model, "casrap-cache:models/smollm2-135m-instruct");
+    let labels = cfg.action_labels();
+    assert_eq!(labels[0], "none");
+    assert!(labels.contains(&"kv_window:4+256".to_string()), "{labels:?}");
+    assert_eq!(cfg.budget.names(), vec!["strict", "normal", "lenient"]);
+}
+
+#[test]
 fn the_shipped_fleet_config_parses() {
     let cfg = RunConfig::from_file(&deploy("fleet.yaml")).unwrap();
     assert_eq!(

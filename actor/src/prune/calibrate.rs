@@ -50,7 +50,8 @@ pub struct Calibration {
 }
 
 /// The intensities tried per kind: every layer count up to a third of the layers (never the first
-/// or last), fractions of heads and FFN channels from 2% to 50%, KV windows of 16 to 512.
+/// or last), fractions of heads and FFN channels from 2% to 50%, KV windows of 16 to 512 (those
+/// shorter than the calibration windows are measured).
 pub fn grid(kinds: &[ActionKind], layers: usize) -> Vec<Action> {
     let mut out = Vec::new();
     for kind in kinds {
@@ -144,6 +145,10 @@ pub fn run(
     let dense_bytes = bytes_at(setup, window);
     let mut points = Vec::new();
     for action in grid(kinds, setup.model.config().num_layers) {
+        // A KV window as long as the calibration windows changes nothing on them.
+        if matches!(action, Action::KvWindow { sinks, window: w } if sinks + w >= window) {
+            continue;
+        }
         if let Err(e) = setup.harness.cache.apply(&mut setup.model, &action) {
             tracing::info!(action = %action.label(), error = %e, "left out");
             continue;
@@ -178,15 +183,14 @@ pub fn run(
 }
 
 /// Per budget and kind, the point with the highest ceiling whose perplexity change is within the
-/// budget (none when even the mildest is over it).
+/// budget, the smaller change on a tie (none when even the mildest is over it).
 pub fn fit(points: &[Point], budgets: &[f64], kinds: &[ActionKind]) -> Vec<Fitted> {
     let mut out = Vec::new();
     for &budget in budgets {
         for kind in kinds {
-            let best = points
-                .iter()
-                .filter(|p| p.kind == *kind && p.ppl_change <= budget)
-                .max_by(|a, b| a.ceiling.total_cmp(&b.ceiling));
+            let best = points.iter().filter(|p| p.kind == *kind && p.ppl_change <= budget).max_by(
+                |a, b| a.ceiling.total_cmp(&b.ceiling).then(b.ppl_change.total_cmp(&a.ppl_change)),
+            );
             if let Some(p) = best {
                 if !out.iter().any(|f: &Fitted| f.action == p.action) {
                     out.push(Fitted {
