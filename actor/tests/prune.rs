@@ -429,15 +429,19 @@ fn calibration_fits_each_kind_within_each_budget_and_writes_a_usable_action_list
             .unwrap();
     let mut tokens = setup.tokenizer.encode(&text).unwrap();
     tokens.truncate(512);
-    let kinds = [ActionKind::Layers, ActionKind::KvWindow];
+    let kinds = [ActionKind::Layers, ActionKind::Ffn, ActionKind::KvWindow];
     let budgets = [0.05, 0.5];
     let mut seen = 0;
     let o =
         calibrate::Options { model: "m", text: "t", window: 128, budgets: &budgets, kinds: &kinds };
     let c = calibrate::run(&mut setup, &tokens, &o, |_| seen += 1).unwrap();
-    // 8 layers: 1 and 2 skipped; KV windows of 16, 32 and 64 (4 + 128 would cover the
-    // calibration windows of 128: it changes nothing).
-    assert_eq!(c.points.len(), 2 + 3, "{}", c.table());
+    // 8 layers: 1 and 2 skipped; FFN 768 channels: 64 to 384 removed in steps of 64; KV windows
+    // of 16, 32 and 64 (4 + 128 would cover the calibration windows of 128: it changes nothing).
+    assert_eq!(c.points.len(), 2 + 6 + 3, "{}", c.table());
+    // Every FFN step removes more than the one before.
+    let ffn: Vec<f64> =
+        c.points.iter().filter(|p| p.kind == ActionKind::Ffn).map(|p| p.ceiling).collect();
+    assert!(ffn.windows(2).all(|w| w[1] > w[0]), "{ffn:?}");
     assert_eq!(seen, c.points.len());
     assert!(c.points.iter().all(|p| p.kind != ActionKind::KvWindow || p.intensity < 124.0));
     for f in &c.fitted {

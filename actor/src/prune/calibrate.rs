@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::engine::perplexity;
 use crate::error::{Error, Result};
+use crate::prune::profiles::FFN_MULTIPLE;
 use crate::prune::setup::Setup;
 
 /// One intensity tried.
@@ -50,9 +51,11 @@ pub struct Calibration {
 }
 
 /// The intensities tried per kind: every layer count up to a third of the layers (never the first
-/// or last), fractions of heads and FFN channels from 2% to 50%, KV windows of 16 to 512 (those
-/// shorter than the calibration windows are measured).
-pub fn grid(kinds: &[ActionKind], layers: usize) -> Vec<Action> {
+/// or last), fractions of heads from 2% to 50%, every FFN step up to half the channels (channels
+/// go in multiples of [`FFN_MULTIPLE`], so an intensity between two steps would remove what its
+/// neighbour does), KV windows of 16 to 512 (those shorter than the calibration windows are
+/// measured). `ffn` is the FFN's channel count.
+pub fn grid(kinds: &[ActionKind], layers: usize, ffn: usize) -> Vec<Action> {
     let mut out = Vec::new();
     for kind in kinds {
         match kind {
@@ -60,10 +63,10 @@ pub fn grid(kinds: &[ActionKind], layers: usize) -> Vec<Action> {
                 [0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5]
                     .map(|i| Action::Heads { intensity: i }),
             ),
-            ActionKind::Ffn => out.extend(
-                [0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5]
-                    .map(|i| Action::Ffn { intensity: i }),
-            ),
+            // Rounded so that labels stay short; the step kept is still the k-th.
+            ActionKind::Ffn => out.extend((1..=ffn / (2 * FFN_MULTIPLE)).map(|k| Action::Ffn {
+                intensity: ((k * FFN_MULTIPLE) as f64 / ffn as f64 * 1e4).round() / 1e4,
+            })),
             ActionKind::Layers => out.extend(
                 (1..=(layers / 3).min(layers.saturating_sub(2)))
                     // Rounded so that labels stay short; `round(layers * intensity)` is still k.
@@ -144,7 +147,8 @@ pub fn run(
     let dense = ppl(&setup.model)?;
     let dense_bytes = bytes_at(setup, window);
     let mut points = Vec::new();
-    for action in grid(kinds, setup.model.config().num_layers) {
+    let cfg = setup.model.config();
+    for action in grid(kinds, cfg.num_layers, cfg.intermediate_size) {
         // A KV window as long as the calibration windows changes nothing on them.
         if matches!(action, Action::KvWindow { sinks, window: w } if sinks + w >= window) {
             continue;
