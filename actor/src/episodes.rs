@@ -15,9 +15,9 @@
 //! 4. the harness: dense and pruned decode interleaved step by step (or whole runs, ABBA),
 //!    teacher-forced quality, restore (checked against the probe every `restore_check_every`
 //!    episodes);
-//! 5. the reward (under the episode's budget class); the transition (its `next_state` is the next episode's state within a
-//!    trajectory of `horizon` episodes, `done` on the last) and the episode's record go to the
-//!    outbox; new policy weights are taken between episodes.
+//! 5. the reward (under the episode's budget class); the transition (its `next_state` is the next
+//!    episode's state within a trajectory of `horizon` episodes, `done` on the last) and the
+//!    episode's record go to the outbox; new policy weights are taken between episodes.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
