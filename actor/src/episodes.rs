@@ -194,15 +194,22 @@ pub fn open_setup(cfg: &RunConfig, device: &str) -> Result<(Setup, Split)> {
         dtype: a.dtype.clone(),
         device: device.to_string(),
         seed: 0,
-        calibration: Calibration::Texts {
-            texts: split.train.iter().map(|p| p.prompt.clone()).collect(),
-            description: format!("the train split of {}", a.prompts),
-            windows: 64,
-            seq: 128,
-        },
+        calibration: train_calibration(&split.train, &a.prompts),
         max_profile_bytes: (a.max_profile_mb > 0.0).then_some((a.max_profile_mb * 1e6) as usize),
     })?;
     Ok((setup, split))
+}
+
+/// The importances' calibration a run uses: activation statistics on the train split of the
+/// prompt file `prompts` (as the config names it, which keys the cached importances), so every
+/// command that calibrates this way shares them.
+pub fn train_calibration(train: &[Prompt], prompts: &str) -> Calibration {
+    Calibration::Texts {
+        texts: train.iter().map(|p| p.prompt.clone()).collect(),
+        description: format!("the train split of {prompts}"),
+        windows: 64,
+        seq: 128,
+    }
 }
 
 /// Fails, naming the row, when a prompt of `set` gets no budget class under `cfg.budget`.

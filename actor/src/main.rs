@@ -649,7 +649,7 @@ fn run_prune_bench(args: PruneBenchArgs) -> anyhow::Result<()> {
 
 fn run_calibrate(args: CalibrateArgs) -> anyhow::Result<()> {
     use casrap_actor::prune::calibrate;
-    use casrap_actor::prune::setup::{Calibration, Setup, SetupOptions};
+    use casrap_actor::prune::setup::{Setup, SetupOptions};
     use casrap_common::action::ActionKind;
     use casrap_common::prompts::{BadRows, PromptSet};
     set_threads(args.threads)?;
@@ -673,18 +673,15 @@ fn run_calibrate(args: CalibrateArgs) -> anyhow::Result<()> {
         anyhow::bail!("--window: must be at least 2");
     }
     let set = PromptSet::load(&casrap_actor::resolve::repo_path(&args.prompts), BadRows::Skip)?;
-    let split = set.split(0.2, casrap_actor::episodes::SPLIT_SEED);
+    // The split a run with the default test fraction makes, so its importances are reused.
+    let test_fraction = casrap_common::config::ActorsConfig::default().test_fraction;
+    let split = set.split(test_fraction, casrap_actor::episodes::SPLIT_SEED);
     let mut setup = Setup::open(&SetupOptions {
         model: args.model.clone(),
         dtype: args.dtype.clone(),
         device: "cpu".into(),
         seed: 0,
-        calibration: Calibration::Texts {
-            texts: split.train.iter().map(|p| p.prompt.clone()).collect(),
-            description: format!("the train split of {}", args.prompts),
-            windows: 64,
-            seq: 128,
-        },
+        calibration: casrap_actor::episodes::train_calibration(&split.train, &args.prompts),
         // Each profile is used once: the default budget (twice the dense weights) evicts them.
         max_profile_bytes: None,
     })?;

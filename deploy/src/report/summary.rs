@@ -126,10 +126,7 @@ pub struct ChoiceCell {
 /// in order of `classes` then name, and prompt length bucket.
 fn adaptation(episodes: &[Episode], classes: &[String]) -> Vec<ChoiceCell> {
     use super::test::{bucket_label, length_bucket};
-    let class_of = |e: &Episode| match text(&e.json, &["budget"]) {
-        "" => "any".to_string(),
-        c => c.to_string(),
-    };
+    let class_of = |e: &Episode| super::test::class_label(text(&e.json, &["budget"])).to_string();
     let greedy: Vec<&Episode> = episodes
         .iter()
         .filter(|e| e.json.get("explored").and_then(Value::as_bool) == Some(false))

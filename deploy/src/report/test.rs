@@ -67,13 +67,18 @@ pub fn bucket_label(b: usize) -> String {
     }
 }
 
-/// The class a record names (records from before budgets have none: the seed's reward).
-fn class_name(r: &PromptResult) -> &str {
-    if r.budget.is_empty() {
+/// The class a record names: records from before budgets have none, which is the seed's reward,
+/// the one class `any` of a config without a `budget:` section.
+pub fn class_label(budget: &str) -> &str {
+    if budget.is_empty() {
         "any"
     } else {
-        &r.budget
+        budget
     }
+}
+
+fn class_name(r: &PromptResult) -> &str {
+    class_label(&r.budget)
 }
 
 /// Per prompt, the action with the best expected reward (see the module's comment).
