@@ -35,6 +35,8 @@ pub enum Error {
     TensorDtype { path: PathBuf, name: String, dtype: String },
     #[error("{path}: tokenizer: {reason}")]
     Tokenizer { path: PathBuf, reason: String },
+    #[error("{path}: chat template: {reason}")]
+    ChatTemplate { path: PathBuf, reason: String },
     #[error("model `{spec}` not found; looked in:\n  {}", looked.join("\n  "))]
     ModelNotFound { spec: String, looked: Vec<String> },
     #[error("invalid argument `{name}`: {reason}")]

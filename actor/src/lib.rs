@@ -1,5 +1,6 @@
 //! The CASRAP actor: LLaMA engine (tch), model resolution, tokenizer.
 
+pub mod chat;
 pub mod client;
 pub mod engine;
 pub mod episodes;

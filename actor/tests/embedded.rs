@@ -4,6 +4,7 @@
 
 use casrap_actor::engine::{self, generate, perplexity, sampling::Sampling};
 use casrap_actor::resolve::{repo_path, ModelSource, Resolver, DEFAULT_EVAL_TEXT, DEFAULT_MODEL};
+use casrap_actor::tokenizer::PromptFormat;
 use tch::{Device, Kind};
 
 fn load() -> engine::LoadedModel {
@@ -68,6 +69,60 @@ fn default_model_generates_from_the_command_line_in_any_directory() {
     assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.starts_with("The list type in Python"), "{stdout}");
     assert!(stdout.contains("new tokens:      12") || stdout.contains("stop: Eos"), "{stdout}");
+}
+
+/// `casrap-actor generate` on a copy of the default model with `template` as its
+/// `chat_template.jinja` (none when empty); returns (success, stdout, stderr).
+fn generate_with_template(template: &str, extra: &[&str]) -> (bool, String, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for e in std::fs::read_dir(repo_path(DEFAULT_MODEL)).expect("model folder") {
+        let e = e.expect("model folder entry");
+        std::fs::copy(e.path(), dir.path().join(e.file_name())).expect("copy a model file");
+    }
+    if !template.is_empty() {
+        std::fs::write(dir.path().join("chat_template.jinja"), template).expect("write template");
+    }
+    let model = dir.path().to_str().expect("UTF-8 temp path");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_casrap-actor"))
+        .args(["generate", "--model", model, "--prompt", "Lists", "--max-new-tokens", "4"])
+        .args(extra)
+        .output()
+        .expect("run casrap-actor");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn generate_applies_the_models_chat_template_unless_raw() {
+    let template = "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}\n{% endfor %}\
+                    {% if add_generation_prompt %}<|assistant|>{% endif %}";
+    let (ok, out, err) = generate_with_template(template, &[]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("<|user|>Lists\n<|assistant|>"), "{out}");
+    assert!(out.contains("(chat template)"), "{out}");
+    let (ok, out, err) = generate_with_template(template, &["--raw"]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("Lists") && out.contains("(raw)"), "{out}");
+    // A model without a template gets the prompt raw.
+    let (ok, out, err) = generate_with_template("", &[]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("Lists") && out.contains("(raw)"), "{out}");
+    // A broken template is named with its cause; --raw still works.
+    let (ok, _, err) = generate_with_template("{% for m in messages %}", &[]);
+    assert!(!ok);
+    assert!(err.contains("chat_template.jinja") && err.contains("chat template"), "{err}");
+    let (ok, _, err) = generate_with_template("{% for m in messages %}", &["--raw"]);
+    assert!(ok, "{err}");
+}
+
+#[test]
+fn chat_prompts_need_a_template_and_say_so() {
+    let m = load();
+    let e = m.tokenizer.prompt("x", PromptFormat::Chat, 8).expect_err("no template").to_string();
+    assert!(e.contains("no chat template") && e.contains("pydoc-llama-7m"), "{e}");
+    let raw = m.tokenizer.prompt("The dictionary type", PromptFormat::Raw, 3).expect("raw");
+    assert_eq!(raw.len(), 3, "truncated to the first 3 tokens");
+    assert_eq!(raw, m.tokenizer.encode("The dictionary type").unwrap()[..3]);
 }
 
 #[test]

@@ -10,11 +10,13 @@
 
 use std::path::PathBuf;
 
+use casrap_actor::chat::Message;
 use casrap_actor::engine::{self, generate, perplexity, sampling::Sampling};
 use casrap_actor::prune::importance::Importance;
 use casrap_actor::prune::profiles::ProfileCache;
 use casrap_actor::prune::Action;
 use casrap_actor::resolve::{Download, Resolver};
+use casrap_actor::tokenizer::{PromptFormat, TextTokenizer};
 use tch::{Device, Kind, Tensor};
 
 const NEEDS: &str =
@@ -118,6 +120,55 @@ fn real_model_logits_match_hugging_face_on_real_prompts() {
         "real model f32 vs HF: max |logit diff| over the top-{k} of every position {worst:.3e}"
     );
     assert!(worst <= 2e-4, "max |logit diff| {worst} > 2e-4");
+}
+
+#[derive(serde::Deserialize)]
+struct ChatReference {
+    cases: Vec<ChatCase>,
+}
+#[derive(serde::Deserialize)]
+struct ChatCase {
+    messages: Vec<ChatMessage>,
+    add_generation_prompt: bool,
+    text: String,
+    ids: Vec<u32>,
+}
+#[derive(serde::Deserialize)]
+struct ChatMessage {
+    role: String,
+    content: String,
+}
+
+#[test]
+#[ignore = "needs the real model (scripts/fetch-real-model)"]
+fn real_model_chat_template_renders_and_encodes_as_transformers() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/smollm2-chat-reference.json");
+    let r: ChatReference =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("chat reference file"))
+            .expect("chat reference parses");
+    let tok = TextTokenizer::from_dir(&folder()).expect("tokenizer loads");
+    let template = tok.chat_template().expect("template compiles").expect("SmolLM2 ships one");
+    assert!(template.path().ends_with("tokenizer_config.json"), "{:?}", template.path());
+    for case in &r.cases {
+        let messages: Vec<Message> = case
+            .messages
+            .iter()
+            .map(|m| Message { role: m.role.clone(), content: m.content.clone() })
+            .collect();
+        let text = template.render(&messages, case.add_generation_prompt).expect("renders");
+        assert_eq!(text, case.text, "rendering differs for {:?}", case.messages[0].content);
+        assert_eq!(tok.encode_rendered(&text).expect("encodes"), case.ids);
+        // One user turn with the generation prompt is how episodes and `generate` send a prompt.
+        if let ([m], true) = (&case.messages[..], case.add_generation_prompt) {
+            if m.role == "user" {
+                let ids = tok.prompt(&m.content, PromptFormat::Chat, usize::MAX).expect("prompt");
+                assert_eq!(ids, case.ids);
+                let raw = tok.prompt(&m.content, PromptFormat::Raw, usize::MAX).expect("raw");
+                assert_ne!(raw, case.ids, "raw and chat prompts must differ");
+            }
+        }
+    }
 }
 
 #[test]

@@ -276,7 +276,6 @@ impl StateConfig {
     }
 }
 
-/// The actors of a run (`actors:`): how many, where, and what each episode does.
 /// How an episode times the dense and the pruned model against each other.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -309,6 +308,20 @@ impl std::str::FromStr for Timing {
     }
 }
 
+/// How a prompt's text becomes the model's input (`actors.prompt_format`).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PromptFormat {
+    /// The text as it is, with the tokenizer's special tokens (BOS for LLaMA).
+    #[default]
+    Raw,
+    /// The text as one user turn of the model's chat template (its `chat_template.jinja` or
+    /// `tokenizer_config.json`'s `chat_template`), ending with the assistant's header, as
+    /// transformers' `apply_chat_template` writes it; the template writes the special tokens.
+    Chat,
+}
+
+/// The actors of a run (`actors:`): how many, where, and what each episode does.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ActorsConfig {
@@ -327,6 +340,9 @@ pub struct ActorsConfig {
     /// Prompts longer than this are cut (tokens; the default leaves room for 64 new tokens in a
     /// model of 1024 positions, such as the embedded one).
     pub max_prompt_tokens: usize,
+    /// How the prompt's text reaches the model: `raw`, or `chat` (an instruct model's template;
+    /// the model must ship one). Truncation to `max_prompt_tokens` applies to the result.
+    pub prompt_format: PromptFormat,
     /// Tokens decoded per timed run (fixed length, EOS ignored).
     pub new_tokens: usize,
     /// Dense/pruned pairs per episode (ABBA); with `timing: interleaved`, interleaved passes.
@@ -359,6 +375,7 @@ impl Default for ActorsConfig {
             prompts: "data/prompts/prompts.csv".into(),
             test_fraction: 0.2,
             max_prompt_tokens: 960,
+            prompt_format: PromptFormat::Raw,
             new_tokens: 16,
             pairs: 1,
             timing: Timing::default(),
@@ -468,6 +485,14 @@ pub struct SecurityConfig {
 pub const TOKEN_ENV: &str = "CASRAP_TOKEN";
 
 impl SecurityConfig {
+    /// A fresh bearer token: 128 bits from the thread's CSPRNG, as 32 hex digits (what `casrap run`
+    /// and `casrap k8s` generate when the config names no token file).
+    pub fn random_token() -> String {
+        use rand::Rng;
+        let mut rng = rand::thread_rng();
+        (0..32).map(|_| format!("{:x}", rng.gen_range(0..16u8))).collect()
+    }
+
     /// The bearer token, if any: the file's first line, else `CASRAP_TOKEN`.
     pub fn token(&self) -> Result<Option<String>> {
         let token = match &self.token_file {

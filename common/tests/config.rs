@@ -66,6 +66,10 @@ fn bad_files_name_the_key() {
         ),
         (format!("{base}reward:\n  gamma: 1\n"), "reward.gamma: unknown field `gamma`"),
         (format!("{base}state:\n  ppl_scale: cubic\n"), "state.ppl_scale: unknown variant `cubic`"),
+        (
+            format!("{base}actors:\n  prompt_format: jinja\n"),
+            "actors.prompt_format: unknown variant `jinja`",
+        ),
         (format!("{base}state:\n  ppl_max: 1\n"), "state.ppl_max: must be above 1"),
         (format!("{base}budget:\n  classes: []\n"), "budget.classes: needs at least one class"),
         (
