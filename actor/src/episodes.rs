@@ -26,18 +26,18 @@ use std::time::{Duration, Instant};
 use casrap_common::action::Action;
 use casrap_common::config::RunConfig;
 use casrap_common::prompts::{stable_hash, BadRows, Prompt, PromptSet, Split};
-use casrap_common::qnet::QNet;
+use casrap_common::qnet::{self, QNet};
+use casrap_common::record::{self, EpisodeRecord};
 use casrap_common::state::{self, Complexity};
 use casrap_common::telemetry::{Hardware, Telemetry};
 use casrap_proto::v1;
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use serde_json::json;
 use tokio::sync::watch;
 
 use crate::client::{self, Identity, Outbox, PolicyBytes};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, TorchContext};
 use crate::prune::harness::{self, MeasureOptions};
 use crate::prune::setup::{Calibration, Setup, SetupOptions};
 use crate::resolve::repo_path;
@@ -244,25 +244,14 @@ pub fn run(o: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunSummary> {
     let mut train = split.train;
     let order_seed = a.seed ^ stable_hash(0, o.actor_id.as_bytes());
     train.shuffle(&mut SmallRng::seed_from_u64(order_seed));
-    let encode = |p: &Prompt, tok: &crate::tokenizer::TextTokenizer| -> Result<Vec<u32>> {
-        let mut ids = tok.encode(&p.prompt)?;
-        ids.truncate(a.max_prompt_tokens);
-        Ok(ids)
-    };
-    let probe = encode(&train[0], &setup.tokenizer)?;
+    let probe = setup.tokenizer.prompt(&train[0].prompt, a.prompt_format, a.max_prompt_tokens)?;
     setup.set_probe(&probe);
 
     let mut telemetry = Telemetry::open(cuda);
     let hardware = telemetry.hardware(cuda);
     let info = v1::ActorInfo {
         actor_id: o.actor_id.clone(),
-        hardware: Some(v1::HardwareProfile {
-            device_kind: hardware.device_kind.clone(),
-            device_name: hardware.device_name.clone(),
-            memory_bytes: hardware.memory_bytes,
-            cpu_model: hardware.cpu_model.clone(),
-            cpu_cores: hardware.cpu_cores,
-        }),
+        hardware: Some(v1::HardwareProfile::from(&hardware)),
         model_identity: setup.identity.clone(),
         actions: labels.clone(),
         state_layout_version: state::LAYOUT_VERSION,
@@ -361,10 +350,11 @@ pub fn run(o: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunSummary> {
             hardware: &hardware,
             actor_id: &o.actor_id,
         };
-        let tokens = encode(prompt, &setup.tokenizer)?;
+        let tokens =
+            setup.tokenizer.prompt(&prompt.prompt, a.prompt_format, a.max_prompt_tokens)?;
         setup.harness.check_restores =
             a.restore_check_every > 0 && next % a.restore_check_every == 0;
-        let mut t = match episode.run(
+        let (mut t, record) = match episode.run(
             &mut setup,
             &mut telemetry,
             &tokens,
@@ -407,16 +397,8 @@ pub fn run(o: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunSummary> {
             *m.actions.entry(labels[t.action as usize].clone()).or_insert(0) += 1;
             m.reward_sum += f64::from(t.reward);
             m.policy_version = policy.as_ref().map_or(0, |p| p.version);
-            if let Some(rec) = t
-                .metrics
-                .as_ref()
-                .and_then(|j| serde_json::from_str::<serde_json::Value>(&j.json).ok())
-            {
-                m.dense_tokens_per_s =
-                    rec["dense"]["decode_tokens_per_s"].as_f64().unwrap_or(f64::NAN);
-                m.pruned_tokens_per_s =
-                    rec["pruned"]["decode_tokens_per_s"].as_f64().unwrap_or(f64::NAN);
-            }
+            m.dense_tokens_per_s = record.dense.decode_tokens_per_s;
+            m.pruned_tokens_per_s = record.pruned.decode_tokens_per_s;
         }
         let done = next % a.horizon == 0 || next == o.episodes;
         t.done = done;
@@ -496,23 +478,20 @@ impl Episode<'_> {
         cfg: &RunConfig,
         policy: Option<&Policy>,
         rng: &mut SmallRng,
-    ) -> Result<v1::Transition> {
+    ) -> Result<(v1::Transition, EpisodeRecord)> {
         let snapshot = telemetry.snapshot();
         let reference = harness::reference_for(&setup.model, tokens, opts)?;
         let complexity = Complexity::new(tokens.len(), reference.prompt_ppl, &cfg.state);
         let state = state::vector(&snapshot, &complexity, cfg.budget.feature(self.budget));
         let (epsilon, version) =
             policy.map_or((cfg.trainer.epsilon.start as f32, 0), |p| (p.epsilon, p.version));
-        let q_values: Option<Vec<f32>> = policy.map(|p| {
-            let _guard = tch::no_grad_guard();
-            let q = p.net.forward(&tch::Tensor::from_slice(&state).view([1, -1]));
-            Vec::<f32>::try_from(q.reshape([-1])).unwrap_or_default()
-        });
+        let q_values: Option<Vec<f32>> = policy
+            .map(|p| p.net.q_values(&state))
+            .transpose()
+            .ctx(|| "the policy's Q-values".into())?;
         let explored = q_values.is_none() || rng.gen::<f32>() < epsilon;
         let index = match (&q_values, explored) {
-            (Some(q), false) => {
-                q.iter().enumerate().fold(0, |best, (i, &v)| if v > q[best] { i } else { best })
-            }
+            (Some(q), false) => qnet::argmax(q),
             _ => rng.gen_range(0..self.actions.len()),
         };
         let action = &self.actions[index];
@@ -538,58 +517,85 @@ impl Episode<'_> {
         })?;
         let side = |pruned: bool| {
             let runs: Vec<&harness::Run> = m.runs.iter().filter(|r| r.pruned == pruned).collect();
-            json!({
-                "prefill_s": harness::median(runs.iter().map(|r| r.prefill_s).collect()),
-                "decode_s": harness::median(runs.iter().map(|r| r.decode_s).collect()),
-                "decode_tokens_per_s": m.decode_tokens_per_s(pruned),
-                "ppl": if pruned { m.ppl_pruned } else { m.ppl_dense },
-                "bytes_per_token": if pruned { m.pruned_bytes_per_token } else { m.dense_bytes_per_token },
-            })
+            record::Side {
+                prefill_s: harness::median(runs.iter().map(|r| r.prefill_s).collect()),
+                decode_s: harness::median(runs.iter().map(|r| r.decode_s).collect()),
+                decode_tokens_per_s: m.decode_tokens_per_s(pruned),
+                ppl: if pruned { m.ppl_pruned } else { m.ppl_dense },
+                bytes_per_token: if pruned {
+                    m.pruned_bytes_per_token
+                } else {
+                    m.dense_bytes_per_token
+                } as u64,
+            }
         };
-        let record = json!({
-            "actor_id": self.actor_id,
-            "seq": self.seq,
-            "hardware": self.hardware,
-            "hardware_label": self.hardware.label(),
-            "prompt": {"id": self.prompt.id, "line": self.prompt.line, "category": self.prompt.category, "context_dependency": self.prompt.context_dependency},
-            "budget": class.name,
-            "prompt_tokens": tokens.len(),
-            "prompt_perplexity": reference.prompt_ppl,
-            "complexity": complexity,
-            "telemetry": snapshot,
-            "state": state,
-            "action": self.labels[index],
-            "action_index": index,
-            "explored": explored,
-            "epsilon": epsilon,
-            "policy_version": version,
-            "q_values": q_values,
-            "reward": reward,
-            "speedup": speedup,
-            "ceiling": m.ceiling(),
-            "ppl_change": ppl_change,
-            "top1_agreement": m.top1_agreement,
-            "dense": side(false),
-            "pruned": side(true),
-            "reference": {"prefill_s": reference.prefill_s, "decode_s": reference.decode_s},
-            "apply_s": harness::median(m.runs.iter().filter_map(|r| r.apply_s).collect()),
-            "restore_s": harness::median(m.runs.iter().filter_map(|r| r.restore_s).collect()),
-            "verify_s": harness::median(m.runs.iter().filter_map(|r| r.verify_s).filter(|&v| v > 0.0).collect()),
-            "restores_checked": m.restores_checked,
-            "restore_identical": m.restore_identical,
-            "rebuilt": m.rebuilt,
-            "memory": {"profile_bytes": m.profile_bytes, "profiles_cached_bytes": setup.harness.cache.bytes()},
-            "measurement": m,
-            "time_unix_s": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()),
-        });
-        Ok(v1::Transition {
+        let median_of = |f: &dyn Fn(&harness::Run) -> Option<f64>| {
+            harness::median(m.runs.iter().filter_map(f).collect())
+        };
+        let p = self.prompt;
+        let record = EpisodeRecord {
+            actor_id: self.actor_id.to_string(),
+            seq: self.seq,
+            hardware: self.hardware.clone(),
+            hardware_label: self.hardware.label(),
+            prompt: record::PromptRef {
+                id: p.id,
+                line: p.line,
+                category: p.category.clone(),
+                context_dependency: p.context_dependency.clone(),
+            },
+            budget: class.name.clone(),
+            prompt_tokens: tokens.len(),
+            prompt_perplexity: reference.prompt_ppl,
+            complexity,
+            telemetry: snapshot,
+            state: state.clone(),
+            action: self.labels[index].clone(),
+            action_index: index,
+            explored,
+            epsilon,
+            policy_version: version,
+            q_values,
+            reward,
+            speedup,
+            ceiling: m.ceiling(),
+            ppl_change,
+            top1_agreement: m.top1_agreement,
+            dense: side(false),
+            pruned: side(true),
+            reference: record::Reference {
+                prefill_s: reference.prefill_s,
+                decode_s: reference.decode_s,
+            },
+            apply_s: median_of(&|r| r.apply_s),
+            restore_s: median_of(&|r| r.restore_s),
+            verify_s: median_of(&|r| r.verify_s.filter(|&v| v > 0.0)),
+            restores_checked: m.restores_checked as u64,
+            restore_identical: m.restore_identical,
+            rebuilt: m.rebuilt,
+            memory: record::Memory {
+                profile_bytes: m.profile_bytes as u64,
+                profiles_cached_bytes: setup.harness.cache.bytes() as u64,
+            },
+            measurement: serde_json::to_value(&m).map_err(|e| {
+                Error::arg("measurement", format!("cannot be written as JSON: {e}"))
+            })?,
+            time_unix_s: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+        };
+        let line = record
+            .to_line()
+            .map_err(|e| Error::arg("episode record", format!("cannot be written as JSON: {e}")))?;
+        let transition = v1::Transition {
             seq: self.seq,
             state: state.clone(),
             action: index as u32,
             reward: reward as f32,
             next_state: state,
             done: true,
-            metrics: Some(v1::EpisodeMetrics { json: record.to_string() }),
-        })
+            metrics: Some(v1::EpisodeMetrics { json: line }),
+        };
+        Ok((transition, record))
     }
 }

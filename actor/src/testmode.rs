@@ -13,48 +13,12 @@ use casrap_common::state::{self, Complexity};
 use casrap_common::telemetry::Telemetry;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use serde::{Deserialize, Serialize};
 
 use crate::episodes::open_setup;
 use crate::error::{Error, Result};
 use crate::prune::harness::{self, MeasureOptions};
 
-/// What one action did on one prompt.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ActionResult {
-    pub action: String,
-    pub reward: f64,
-    pub speedup: f64,
-    pub ceiling: f64,
-    pub ppl_change: f64,
-    pub top1_agreement: f64,
-    pub dense_tokens_per_s: f64,
-    pub pruned_tokens_per_s: f64,
-}
-
-/// One held-out prompt: its state, the policy's Q-values and choice, the random baseline's draw,
-/// and every action's result (in the run's action order).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PromptResult {
-    /// Position among the prompts of the whole test (shards are merged in this order).
-    #[serde(default)]
-    pub index: usize,
-    pub prompt_id: u64,
-    pub category: String,
-    /// The prompt's budget class (empty in records written before budgets: the seed's reward).
-    #[serde(default)]
-    pub budget: String,
-    pub prompt_tokens: usize,
-    pub prompt_perplexity: f64,
-    pub state: Vec<f32>,
-    pub q_values: Vec<f32>,
-    /// Index of the policy's greedy action.
-    pub greedy: usize,
-    /// Index drawn uniformly (the random baseline).
-    pub random: usize,
-    pub results: Vec<ActionResult>,
-    pub hardware_label: String,
-}
+pub use casrap_common::record::{ActionResult, PromptResult};
 
 /// How to test.
 pub struct TestOptions {
@@ -101,13 +65,8 @@ pub fn run(
     }
     let n = if o.prompts == 0 { split.test.len() } else { o.prompts.min(split.test.len()) };
     let chosen: Vec<_> = (0..n).map(|i| &split.test[i * split.test.len() / n]).collect();
-    let max = cfg.actors.max_prompt_tokens;
-    let encode = |tok: &crate::tokenizer::TextTokenizer, text: &str| -> Result<Vec<u32>> {
-        let mut ids = tok.encode(text)?;
-        ids.truncate(max);
-        Ok(ids)
-    };
-    let probe = encode(&setup.tokenizer, &chosen[0].prompt)?;
+    let (max, format) = (cfg.actors.max_prompt_tokens, cfg.actors.prompt_format);
+    let probe = setup.tokenizer.prompt(&chosen[0].prompt, format, max)?;
     setup.set_probe(&probe);
     let mut telemetry = Telemetry::open(cuda);
     let hardware = telemetry.hardware(cuda).label();
@@ -132,21 +91,14 @@ pub fn run(
             reason,
         })?;
         let budget = &cfg.budget.classes[class];
-        let tokens = encode(&setup.tokenizer, &p.prompt)?;
+        let tokens = setup.tokenizer.prompt(&p.prompt, format, max)?;
         let snapshot = telemetry.snapshot();
         let reference = harness::reference_for(&setup.model, &tokens, &opts)?;
         let complexity = Complexity::new(tokens.len(), reference.prompt_ppl, &cfg.state);
         let state = state::vector(&snapshot, &complexity, cfg.budget.feature(class));
-        let q_values: Vec<f32> = {
-            let _guard = tch::no_grad_guard();
-            let q = o.policy.forward(&tch::Tensor::from_slice(&state).view([1, -1]));
-            Vec::<f32>::try_from(q.reshape([-1]))
-                .map_err(|e| Error::arg("checkpoint", e.to_string()))?
-        };
-        let greedy = q_values
-            .iter()
-            .enumerate()
-            .fold(0, |best, (k, &v)| if v > q_values[best] { k } else { best });
+        let q_values =
+            o.policy.q_values(&state).map_err(|e| Error::arg("checkpoint", e.to_string()))?;
+        let greedy = casrap_common::qnet::argmax(&q_values);
         let random = rng.gen_range(0..actions.len());
         let mut results = Vec::with_capacity(actions.len());
         let mut ok = true;

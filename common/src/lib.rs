@@ -8,6 +8,7 @@ pub mod logging;
 pub mod metrics;
 pub mod prompts;
 pub mod qnet;
+pub mod record;
 pub mod rl;
 pub mod signals;
 pub mod state;

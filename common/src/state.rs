@@ -30,6 +30,8 @@ use crate::telemetry::Snapshot;
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Complexity {
     pub tokens: usize,
+    /// Non-finite in JSON as `null`, read back as NaN.
+    #[serde(deserialize_with = "crate::record::nan_if_null")]
     pub perplexity: f64,
     /// `min(1, tokens / tokens_max)`.
     pub tokens_norm: f32,

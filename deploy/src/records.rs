@@ -7,53 +7,35 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use casrap_common::config::RunConfig;
+use casrap_common::record::EpisodeRecord;
 use casrap_learner::replay::Replay;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
 
-/// One episode record, with the fields every check needs pulled out.
+/// One episode: its typed record, and the JSON it was stored as (which export writes back
+/// verbatim). It reads as its record (`e.reward`, `e.dense.ppl`, ...).
 #[derive(Debug, Clone)]
 pub struct Episode {
-    pub actor_id: String,
-    pub seq: u64,
-    pub action: String,
-    pub reward: f64,
-    pub state: Vec<f32>,
-    pub policy_version: u64,
+    pub record: EpisodeRecord,
     pub json: Value,
 }
 
-fn field<'a>(v: &'a Value, name: &str, path: &Path, at: &str) -> Result<&'a Value> {
-    v.get(name)
-        .ok_or_else(|| Error::Records { path: path.into(), reason: format!("{at}: no `{name}`") })
+impl std::ops::Deref for Episode {
+    type Target = EpisodeRecord;
+    fn deref(&self) -> &EpisodeRecord {
+        &self.record
+    }
 }
 
 impl Episode {
-    /// Reads one record; `at` names it in errors.
+    /// Reads one record; `at` names it in errors, with the field that is missing or wrong.
     pub fn parse(json: Value, path: &Path, at: &str) -> Result<Self> {
-        let bad = |f: &str| Error::Records {
+        let record = EpisodeRecord::from_value(&json).map_err(|reason| Error::Records {
             path: path.into(),
-            reason: format!("{at}: `{f}` has the wrong type"),
-        };
-        let actor_id = field(&json, "actor_id", path, at)?
-            .as_str()
-            .ok_or_else(|| bad("actor_id"))?
-            .to_string();
-        let seq = field(&json, "seq", path, at)?.as_u64().ok_or_else(|| bad("seq"))?;
-        let action =
-            field(&json, "action", path, at)?.as_str().ok_or_else(|| bad("action"))?.to_string();
-        let reward = field(&json, "reward", path, at)?.as_f64().ok_or_else(|| bad("reward"))?;
-        let state = field(&json, "state", path, at)?
-            .as_array()
-            .ok_or_else(|| bad("state"))?
-            .iter()
-            .map(|x| x.as_f64().map(|x| x as f32).ok_or_else(|| bad("state")))
-            .collect::<Result<Vec<f32>>>()?;
-        let policy_version = field(&json, "policy_version", path, at)?
-            .as_u64()
-            .ok_or_else(|| bad("policy_version"))?;
-        Ok(Self { actor_id, seq, action, reward, state, policy_version, json })
+            reason: format!("{at}: {reason}"),
+        })?;
+        Ok(Self { record, json })
     }
 }
 

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use casrap_common::qnet::QNet;
+use casrap_common::record::TrainingLine;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
@@ -387,15 +388,19 @@ impl TrainingLog {
     fn line(&mut self, t: &Trainer, inserted: u64) {
         use std::io::Write;
         let loss = if self.losses > 0 { Some(self.loss_sum / self.losses as f64) } else { None };
-        let line = serde_json::json!({
-            "updates": t.updates,
-            "version": t.version,
-            "epsilon": t.epsilon(),
-            "loss": loss,
-            "inserted": inserted,
-            "time_s": self.started.elapsed().as_secs_f64(),
+        let line = TrainingLine {
+            updates: t.updates,
+            version: t.version,
+            epsilon: t.epsilon(),
+            loss,
+            inserted,
+            time_s: self.started.elapsed().as_secs_f64(),
+        };
+        let written = line.to_line().map_err(std::io::Error::other).and_then(|line| {
+            writeln!(self.file, "{line}")?;
+            self.file.flush()
         });
-        if let Err(e) = writeln!(self.file, "{line}").and_then(|()| self.file.flush()) {
+        if let Err(e) = written {
             tracing::warn!(file = %self.path.display(), error = %e, "cannot write the training log");
         }
         (self.loss_sum, self.losses) = (0.0, 0);

@@ -178,7 +178,7 @@ async fn learn_bandit(cfg: TrainerConfig) {
     let hits = (0..trials)
         .filter(|_| {
             let c = rng.gen_range(0..CONTEXTS);
-            policy.greedy(&context_state(c, &mut rng)) == BEST[c]
+            policy.greedy(&context_state(c, &mut rng)).unwrap() == BEST[c]
         })
         .count();
     assert!(hits * 100 >= 95 * trials, "best action in {hits} of {trials}");

@@ -8,6 +8,7 @@ pub mod test;
 use std::path::{Path, PathBuf};
 
 use casrap_common::config::RunConfig;
+use casrap_common::record::TrainingLine;
 
 use crate::error::{Error, Result};
 use crate::records;
@@ -29,7 +30,7 @@ fn write_file(path: &Path, text: &str) -> Result<()> {
 }
 
 /// The learner's training log lines (`learner/training.jsonl`), if the run has one.
-pub fn training_log(run_dir: &Path) -> Result<Option<Vec<serde_json::Value>>> {
+pub fn training_log(run_dir: &Path) -> Result<Option<Vec<TrainingLine>>> {
     let path = run_dir.join("learner").join("training.jsonl");
     if !path.is_file() {
         return Ok(None);
@@ -39,7 +40,7 @@ pub fn training_log(run_dir: &Path) -> Result<Option<Vec<serde_json::Value>>> {
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {
-            serde_json::from_str(l).map_err(|e| Error::Records {
+            serde_json::from_str::<TrainingLine>(l).map_err(|e| Error::Records {
                 path: path.clone(),
                 reason: format!("line {}: {e}", i + 1),
             })

@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use plotters::coord::ranged1d::SegmentValue;
 use plotters::prelude::*;
 
-use super::summary::{by_time, gmean, mean, num, Summary};
+use super::summary::{by_time, gmean, mean, Summary};
 use crate::error::{Error, Result};
 use crate::records::Episode;
+use casrap_common::record::TrainingLine;
 
 const SIZE: (u32, u32) = (1100, 650);
 const FONT: &str = "sans-serif";
@@ -260,7 +261,7 @@ pub fn training_run(
     dir: &Path,
     episodes: &[Episode],
     summary: &Summary,
-    training: Option<&[serde_json::Value]>,
+    training: Option<&[TrainingLine]>,
 ) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let mut out = Vec::new();
@@ -272,20 +273,8 @@ pub fn training_run(
     };
     let ordered = by_time(episodes);
     let idx = |i: usize| i as f64 + 1.0;
-    let per_episode = |path: &[&str]| -> Vec<(f64, f64)> {
-        ordered.iter().enumerate().map(|(i, e)| (idx(i), num(&e.json, path))).collect()
-    };
-    let ms = |side: &str| -> Vec<(f64, f64)> {
-        ordered
-            .iter()
-            .enumerate()
-            .map(|(i, e)| {
-                (
-                    idx(i),
-                    (num(&e.json, &[side, "prefill_s"]) + num(&e.json, &[side, "decode_s"])) * 1e3,
-                )
-            })
-            .collect()
+    let per_episode = |f: &dyn Fn(&Episode) -> f64| -> Vec<(f64, f64)> {
+        ordered.iter().enumerate().map(|(i, e)| (idx(i), f(e))).collect()
     };
 
     emit("tokens_per_s.png", &|p| {
@@ -295,8 +284,8 @@ pub fn training_run(
             "episode",
             "decode tokens/s",
             &[
-                Series::new("dense", per_episode(&["dense", "decode_tokens_per_s"]), Mark::Dots),
-                Series::new("pruned", per_episode(&["pruned", "decode_tokens_per_s"]), Mark::Dots),
+                Series::new("dense", per_episode(&|e| e.dense.decode_tokens_per_s), Mark::Dots),
+                Series::new("pruned", per_episode(&|e| e.pruned.decode_tokens_per_s), Mark::Dots),
             ],
         )
     })?;
@@ -307,13 +296,13 @@ pub fn training_run(
             "episode",
             "milliseconds",
             &[
-                Series::new("dense", ms("dense"), Mark::Dots),
-                Series::new("pruned", ms("pruned"), Mark::Dots),
+                Series::new("dense", per_episode(&|e| e.dense.total_ms()), Mark::Dots),
+                Series::new("pruned", per_episode(&|e| e.pruned.total_ms()), Mark::Dots),
             ],
         )
     })?;
     emit("perplexity.png", &|p| {
-        let (d, q) = (per_episode(&["dense", "ppl"]), per_episode(&["pruned", "ppl"]));
+        let (d, q) = (per_episode(&|e| e.dense.ppl), per_episode(&|e| e.pruned.ppl));
         xy(
             p,
             "Perplexity on prompt + dense continuation, per episode",
@@ -330,7 +319,7 @@ pub fn training_run(
     emit("length_vs_perplexity.png", &|p| {
         let pts = episodes
             .iter()
-            .map(|e| (num(&e.json, &["prompt_tokens"]), num(&e.json, &["prompt_perplexity"])))
+            .map(|e| (e.prompt_tokens as f64, e.prompt_perplexity))
             .collect::<Vec<_>>();
         xy(
             p,
@@ -391,7 +380,7 @@ pub fn training_run(
             "reward / epsilon",
             &[
                 Series::new("reward, moving mean", moving_mean(&rewards, 20), Mark::Line),
-                Series::new("epsilon", per_episode(&["epsilon"]), Mark::Line),
+                Series::new("epsilon", per_episode(&|e| f64::from(e.epsilon)), Mark::Line),
                 Series::new(
                     "reward",
                     ordered.iter().enumerate().map(|(i, e)| (idx(i), e.reward)).collect(),
@@ -403,7 +392,7 @@ pub fn training_run(
     if let Some(lines) = training.filter(|t| !t.is_empty()) {
         emit("training_loss.png", &|p| {
             let pts =
-                lines.iter().map(|l| (num(l, &["updates"]), num(l, &["loss"]))).collect::<Vec<_>>();
+                lines.iter().map(|l| (l.updates as f64, l.loss.unwrap_or(f64::NAN))).collect();
             xy(
                 p,
                 "Double-DQN training loss (Huber, mean between published versions)",
@@ -425,15 +414,10 @@ pub fn training_run(
                 )
             })
             .collect();
-        let greedy: Vec<&Episode> = episodes
-            .iter()
-            .filter(|e| e.json.get("explored").and_then(serde_json::Value::as_bool) == Some(false))
-            .collect();
+        let greedy: Vec<&Episode> = episodes.iter().filter(|e| !e.explored).collect();
         if !greedy.is_empty() {
-            let sp = gmean(&greedy.iter().map(|e| num(&e.json, &["speedup"])).collect::<Vec<_>>());
-            let pc =
-                mean(&greedy.iter().map(|e| num(&e.json, &["ppl_change"])).collect::<Vec<_>>())
-                    * 100.0;
+            let sp = gmean(&greedy.iter().map(|e| e.speedup).collect::<Vec<_>>());
+            let pc = mean(&greedy.iter().map(|e| e.ppl_change).collect::<Vec<_>>()) * 100.0;
             series.push(Series::new("policy (greedy episodes)", vec![(sp, pc)], Mark::Big));
         }
         xy_at(

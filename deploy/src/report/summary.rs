@@ -4,32 +4,8 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::records::Episode;
-
-/// A number at a JSON path of a record (`NaN` when absent or not a number).
-pub fn num(v: &Value, path: &[&str]) -> f64 {
-    let mut cur = v;
-    for p in path {
-        match cur.get(p) {
-            Some(next) => cur = next,
-            None => return f64::NAN,
-        }
-    }
-    cur.as_f64().unwrap_or(f64::NAN)
-}
-
-pub fn text<'a>(v: &'a Value, path: &[&str]) -> &'a str {
-    let mut cur = v;
-    for p in path {
-        match cur.get(p) {
-            Some(next) => cur = next,
-            None => return "",
-        }
-    }
-    cur.as_str().unwrap_or("")
-}
 
 pub use casrap_common::stats::{ci95, finite, gmean, mean, median, std_dev, t975};
 
@@ -53,9 +29,9 @@ impl Stats {
             episodes: es.len(),
             mean_reward: mean(&rewards),
             reward_ci95: ci95(&rewards),
-            speedup: gmean(&es.iter().map(|e| num(&e.json, &["speedup"])).collect::<Vec<_>>()),
-            ppl_change_mean: mean(&finite(es.iter().map(|e| num(&e.json, &["ppl_change"])))),
-            top1_mean: mean(&finite(es.iter().map(|e| num(&e.json, &["top1_agreement"])))),
+            speedup: gmean(&es.iter().map(|e| e.speedup).collect::<Vec<_>>()),
+            ppl_change_mean: mean(&finite(es.iter().map(|e| e.ppl_change))),
+            top1_mean: mean(&finite(es.iter().map(|e| e.top1_agreement))),
         }
     }
 }
@@ -126,11 +102,8 @@ pub struct ChoiceCell {
 /// in order of `classes` then name, and prompt length bucket.
 fn adaptation(episodes: &[Episode], classes: &[String]) -> Vec<ChoiceCell> {
     use super::test::{bucket_label, length_bucket};
-    let class_of = |e: &Episode| super::test::class_label(text(&e.json, &["budget"])).to_string();
-    let greedy: Vec<&Episode> = episodes
-        .iter()
-        .filter(|e| e.json.get("explored").and_then(Value::as_bool) == Some(false))
-        .collect();
+    let class_of = |e: &Episode| super::test::class_label(&e.budget).to_string();
+    let greedy: Vec<&Episode> = episodes.iter().filter(|e| !e.explored).collect();
     let mut names: Vec<String> = greedy.iter().map(|e| class_of(e)).collect();
     names.sort_by_key(|n| (classes.iter().position(|c| c == n).unwrap_or(usize::MAX), n.clone()));
     names.dedup();
@@ -139,10 +112,7 @@ fn adaptation(episodes: &[Episode], classes: &[String]) -> Vec<ChoiceCell> {
         for b in 0..=super::test::LENGTH_EDGES.len() {
             let g: Vec<&&Episode> = greedy
                 .iter()
-                .filter(|e| {
-                    class_of(e) == class
-                        && length_bucket(num(&e.json, &["prompt_tokens"]) as usize) == b
-                })
+                .filter(|e| class_of(e) == class && length_bucket(e.prompt_tokens) == b)
                 .collect();
             if g.is_empty() {
                 continue;
@@ -182,8 +152,8 @@ pub fn noise_line(noise: Option<[f64; 2]>, over: &str) -> String {
 pub fn by_time(episodes: &[Episode]) -> Vec<&Episode> {
     let mut v: Vec<&Episode> = episodes.iter().collect();
     v.sort_by(|a, b| {
-        num(&a.json, &["time_unix_s"])
-            .total_cmp(&num(&b.json, &["time_unix_s"]))
+        a.time_unix_s
+            .total_cmp(&b.time_unix_s)
             .then(a.actor_id.cmp(&b.actor_id))
             .then(a.seq.cmp(&b.seq))
     });
@@ -206,9 +176,6 @@ impl Summary {
                 labels.push(e.action.clone());
             }
         }
-        let ms = |e: &Episode, side: &str| {
-            (num(&e.json, &[side, "prefill_s"]) + num(&e.json, &[side, "decode_s"])) * 1e3
-        };
         let per_action = labels
             .iter()
             .filter_map(|a| {
@@ -218,21 +185,21 @@ impl Summary {
                     action: a.clone(),
                     share: g.len() as f64 / n as f64,
                     stats: Stats::of(g.iter().copied()),
-                    ceiling_median: col(&|e| num(&e.json, &["ceiling"])),
-                    dense_tok_s_median: col(&|e| num(&e.json, &["dense", "decode_tokens_per_s"])),
-                    pruned_tok_s_median: col(&|e| num(&e.json, &["pruned", "decode_tokens_per_s"])),
-                    dense_ms_median: col(&|e| ms(e, "dense")),
-                    pruned_ms_median: col(&|e| ms(e, "pruned")),
-                    ppl_dense_median: col(&|e| num(&e.json, &["dense", "ppl"])),
-                    ppl_pruned_median: col(&|e| num(&e.json, &["pruned", "ppl"])),
-                    apply_ms_median: col(&|e| num(&e.json, &["apply_s"]) * 1e3),
-                    restore_ms_median: col(&|e| num(&e.json, &["restore_s"]) * 1e3),
+                    ceiling_median: col(&|e| e.ceiling),
+                    dense_tok_s_median: col(&|e| e.dense.decode_tokens_per_s),
+                    pruned_tok_s_median: col(&|e| e.pruned.decode_tokens_per_s),
+                    dense_ms_median: col(&|e| e.dense.total_ms()),
+                    pruned_ms_median: col(&|e| e.pruned.total_ms()),
+                    ppl_dense_median: col(&|e| e.dense.ppl),
+                    ppl_pruned_median: col(&|e| e.pruned.ppl),
+                    apply_ms_median: col(&|e| e.apply_s * 1e3),
+                    restore_ms_median: col(&|e| e.restore_s * 1e3),
                 })
             })
             .collect();
         let mut hw: BTreeMap<String, Vec<&Episode>> = BTreeMap::new();
         for e in episodes {
-            hw.entry(text(&e.json, &["hardware_label"]).to_string()).or_default().push(e);
+            hw.entry(e.hardware_label.clone()).or_default().push(e);
         }
         let per_hardware = hw
             .into_iter()
@@ -244,11 +211,8 @@ impl Summary {
                 let mut counts = BTreeMap::new();
                 let mut speedups = BTreeMap::new();
                 for a in &labels {
-                    let sel: Vec<f64> = g
-                        .iter()
-                        .filter(|e| &e.action == a)
-                        .map(|e| num(&e.json, &["speedup"]))
-                        .collect();
+                    let sel: Vec<f64> =
+                        g.iter().filter(|e| &e.action == a).map(|e| e.speedup).collect();
                     if !sel.is_empty() {
                         counts.insert(a.clone(), sel.len());
                         speedups.insert(a.clone(), gmean(&sel));
@@ -263,9 +227,8 @@ impl Summary {
                 }
             })
             .collect();
-        let none: Vec<f64> = finite(
-            episodes.iter().filter(|e| e.action == "none").map(|e| num(&e.json, &["speedup"])),
-        );
+        let none: Vec<f64> =
+            finite(episodes.iter().filter(|e| e.action == "none").map(|e| e.speedup));
         let none_speedup = noise(&none);
         let ordered = by_time(episodes);
         let q = (n / 4).max(1).min(n);
@@ -275,20 +238,12 @@ impl Summary {
             run: run.into(),
             episodes: n,
             overall: Stats::of(episodes),
-            greedy: Stats::of(
-                episodes
-                    .iter()
-                    .filter(|e| e.json.get("explored").and_then(Value::as_bool) == Some(false)),
-            ),
-            explored_share: episodes
-                .iter()
-                .filter(|e| e.json.get("explored").and_then(Value::as_bool) == Some(true))
-                .count() as f64
-                / n.max(1) as f64,
+            greedy: Stats::of(episodes.iter().filter(|e| !e.explored)),
+            explored_share: episodes.iter().filter(|e| e.explored).count() as f64 / n.max(1) as f64,
             first_quarter_reward: quarter(&ordered[..q.min(n)]),
             last_quarter_reward: quarter(&ordered[n.saturating_sub(q)..]),
             final_policy_version: episodes.iter().map(|e| e.policy_version).max().unwrap_or(0),
-            final_epsilon: last.map_or(f64::NAN, |e| num(&e.json, &["epsilon"])),
+            final_epsilon: last.map_or(f64::NAN, |e| f64::from(e.epsilon)),
             per_action,
             per_hardware,
             none_speedup,

@@ -11,9 +11,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use casrap_actor::testmode::PromptResult;
 use casrap_common::budget::{BudgetConfig, Class};
 use casrap_common::config::RewardConfig;
+use casrap_common::record::PromptResult;
 use serde::Serialize;
 
 use super::summary::{ci95, gmean, mean};
@@ -242,7 +242,7 @@ impl TestSummary {
         let rows: Vec<TestRow> = choices
             .iter()
             .map(|(name, c)| {
-                let picked: Vec<&casrap_actor::testmode::ActionResult> =
+                let picked: Vec<&casrap_common::record::ActionResult> =
                     results.iter().zip(c).map(|(r, &k)| &r.results[k]).collect();
                 let rewards: Vec<f64> = picked.iter().map(|a| a.reward).collect();
                 TestRow {
