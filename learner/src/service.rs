@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use casrap_common::rl::Transition;
+use casrap_common::telemetry::Hardware;
 use casrap_proto::v1;
 use casrap_proto::MAX_WEIGHT_CHUNK;
 use tokio::sync::{mpsc, watch};
@@ -191,11 +192,11 @@ impl Shared {
         for a in
             self.actors.lock().unwrap_or_else(|e| e.into_inner()).values().filter(|a| a.connected())
         {
-            let label = match &a.info.hardware {
-                Some(h) if h.device_kind == "cuda" => format!("cuda {}", h.device_name),
-                Some(h) => format!("cpu {} ({} cores)", h.cpu_model, h.cpu_cores),
-                None => "unknown".into(),
-            };
+            let label = a
+                .info
+                .hardware
+                .as_ref()
+                .map_or_else(|| "unknown".into(), |h| Hardware::from(h).label());
             *out.entry(label).or_insert(0) += 1;
         }
         out
@@ -393,7 +394,7 @@ pub fn validate(
         if !(lo..=hi).contains(&t.reward) {
             return Err(at("reward", format!("is {}, outside [{lo}, {hi}]", t.reward)));
         }
-        let metrics = match t.metrics {
+        match &t.metrics {
             Some(m) if m.json.len() > casrap_proto::MAX_EPISODE_BYTES => {
                 return Err(at(
                     "metrics",
@@ -406,23 +407,14 @@ pub fn validate(
             }
             // Checked, not built: a JSON object is all a record must be here.
             Some(m)
-                if m.json.trim_start().starts_with('{')
-                    && serde_json::from_str::<serde::de::IgnoredAny>(&m.json).is_ok() =>
+                if !(m.json.trim_start().starts_with('{')
+                    && serde_json::from_str::<serde::de::IgnoredAny>(&m.json).is_ok()) =>
             {
-                Some(m.json)
+                return Err(at("metrics", "is not a JSON object".into()));
             }
-            Some(_) => return Err(at("metrics", "is not a JSON object".into())),
-            None => None,
-        };
-        out.push(Transition {
-            seq: t.seq,
-            state: t.state,
-            action: t.action,
-            reward: t.reward,
-            next_state: t.next_state,
-            done: t.done,
-            metrics,
-        });
+            _ => {}
+        }
+        out.push(Transition::from(t));
     }
     Ok(out)
 }

@@ -1,5 +1,7 @@
 //! The `casrap.v1` wire protocol: messages and the `Learner` service's client and server,
-//! generated from `casrap.proto` by `build.rs`.
+//! generated from `casrap.proto` by `build.rs`, and their conversions to the domain types.
+
+mod convert;
 
 /// The protobuf package every CASRAP service lives in.
 pub const PACKAGE: &str = "casrap.v1";
