@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod eval;
+pub mod finish;
 pub mod k8s;
 pub mod procs;
 pub mod records;

@@ -313,10 +313,7 @@ async fn main() -> anyhow::Result<()> {
                     .unwrap_or_default()
                 }
                 _ => {
-                    use rand::Rng;
-                    let mut rng = rand::thread_rng();
-                    let t: String =
-                        (0..32).map(|_| format!("{:x}", rng.gen_range(0..16u8))).collect();
+                    let t = casrap_common::config::SecurityConfig::random_token();
                     eprintln!(
                         "no token file: generated a random token into the Secret; keep {} private",
                         out.display()

@@ -16,8 +16,8 @@ use casrap_common::config::RunConfig;
 use casrap_proto::v1;
 
 use crate::error::{Error, Result};
+use crate::finish::{blocking, finish_blocking, FinishOptions};
 use crate::procs::{self, ActorSpec, Proc};
-use crate::records;
 
 /// Where a run's processes go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -226,14 +226,22 @@ pub async fn run_at(
     let logs = dir.join("logs");
     println!("run {} -> {}", cfg.name, dir.display());
 
-    let (mut learner, addr) = procs::spawn_learner(
-        &learner_bin,
-        &cfg_path,
-        "127.0.0.1:0",
-        Path::new(&cfg.learner.dir),
-        &logs.join("learner.log"),
-        Duration::from_secs(120),
-    )?;
+    // Waits up to 2 minutes for the learner to listen: off the runtime's threads.
+    let (mut learner, addr) = {
+        let (bin, config) = (learner_bin.clone(), cfg_path.clone());
+        let (store, log) = (PathBuf::from(&cfg.learner.dir), logs.join("learner.log"));
+        blocking("starting the learner", move || {
+            procs::spawn_learner(
+                &bin,
+                &config,
+                "127.0.0.1:0",
+                &store,
+                &log,
+                Duration::from_secs(120),
+            )
+        })
+        .await?
+    };
     let scheme = if cfg.security.tls.is_some() { "https" } else { "http" };
     let url = format!("{scheme}://{addr}");
     let conn = casrap_actor::client::Connection::new(&url, &cfg.security)
@@ -352,42 +360,34 @@ pub async fn run_at(
     }
     progress.finish();
     if learner_exit.is_none() {
-        match learner.stop(Duration::from_secs(30))? {
-            s if s.success() => {}
-            s => failures.push(format!(
-                "learner stopped with {}: {}",
-                describe(s),
-                learner.failure()
-            )),
+        // Up to 30 s for its final checkpoint: off the runtime's threads.
+        let (stopped, why) = blocking("stopping the learner", move || {
+            let s = learner.stop(Duration::from_secs(30))?;
+            Ok((s, learner.failure()))
+        })
+        .await?;
+        if !stopped.success() {
+            failures.push(format!("learner stopped with {}: {why}", describe(stopped)));
         }
     }
-    let episodes = records::from_store(Path::new(&cfg.learner.dir), cfg.learner.replay_capacity)?;
-    let out = dir.join("episodes.jsonl");
-    records::write_jsonl(&out, &episodes)?;
-    if !interrupted && failures.is_empty() {
-        if let Err(reason) = records::check_complete(&episodes, &want) {
-            failures.push(format!("records incomplete: {reason}"));
-        }
-    }
-    let report = if episodes.is_empty() {
-        None
-    } else {
-        match crate::report::write(&dir) {
-            Ok(w) => Some(w.text),
-            Err(e) => {
-                failures.push(format!("report: {e}"));
-                None
-            }
-        }
-    };
+    let check_complete = !interrupted && failures.is_empty();
+    let f = finish_blocking(FinishOptions {
+        dir: dir.clone(),
+        learner_dir: PathBuf::from(&cfg.learner.dir),
+        replay_capacity: cfg.learner.replay_capacity,
+        want,
+        check_complete,
+    })
+    .await?;
+    failures.extend(f.failures);
     Ok(Outcome {
-        report,
+        report: f.report,
         dir,
-        episodes: episodes.len(),
+        episodes: f.episodes,
         expected: a.episodes,
         failures,
         interrupted,
-        policy_version: version,
+        policy_version: version.max(f.policy_version),
         seconds: started.elapsed().as_secs_f64(),
     })
 }

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use casrap_common::config::RunConfig;
 
 use crate::error::{Error, Result};
+use crate::finish::{finish_blocking, FinishOptions};
 use crate::procs;
-use crate::records;
 use crate::run::Outcome;
 
 fn sh_quote(s: &str) -> String {
@@ -158,11 +158,7 @@ pub async fn run(
     std::fs::create_dir_all(dir.join("logs")).map_err(|e| Error::io(dir.join("logs"), e))?;
     if cfg.security.token()?.is_none() {
         let token_path = dir.join("token");
-        let token: String = {
-            use rand::Rng;
-            let mut rng = rand::thread_rng();
-            (0..32).map(|_| format!("{:x}", rng.gen_range(0..16u8))).collect()
-        };
+        let token = casrap_common::config::SecurityConfig::random_token();
         std::fs::write(&token_path, format!("{token}\n")).map_err(|e| Error::io(&token_path, e))?;
         #[cfg(unix)]
         {
@@ -258,29 +254,26 @@ pub async fn run(
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    // The store may still be held for a moment by the exiting learner (Replay::open retries).
-    let episodes = records::from_store(&dir.join("learner"), cfg.learner.replay_capacity)?;
-    records::write_jsonl(&dir.join("episodes.jsonl"), &episodes)?;
     let want =
         (0..cfg.actors.count).map(|k| (format!("actor-{k}"), cfg.actors.episodes_of(k))).collect();
-    if !interrupted && failures.is_empty() {
-        if let Err(reason) = records::check_complete(&episodes, &want) {
-            failures.push(format!(
-                "records incomplete: {reason} (see the actor logs in {})",
-                dir.join("logs").display()
-            ));
-        }
-    }
-    let report =
-        if episodes.is_empty() { None } else { crate::report::write(&dir).ok().map(|w| w.text) };
+    let check_complete = !interrupted && failures.is_empty();
+    let f = finish_blocking(FinishOptions {
+        dir: dir.clone(),
+        learner_dir: dir.join("learner"),
+        replay_capacity: cfg.learner.replay_capacity,
+        want,
+        check_complete,
+    })
+    .await?;
+    failures.extend(f.failures);
     Ok(Outcome {
         dir,
-        episodes: episodes.len(),
+        episodes: f.episodes,
         expected: cfg.actors.episodes,
         failures,
         interrupted,
-        policy_version: episodes.iter().map(|e| e.policy_version).max().unwrap_or(0),
+        policy_version: f.policy_version,
         seconds: started.elapsed().as_secs_f64(),
-        report,
+        report: f.report,
     })
 }

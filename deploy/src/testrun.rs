@@ -177,7 +177,7 @@ fn merge(specs: &[TesterSpec], out: &Path) -> Result<usize> {
     for s in specs {
         let text = std::fs::read_to_string(&s.out).map_err(|e| Error::io(&s.out, e))?;
         for (n, line) in text.lines().enumerate() {
-            let r: casrap_actor::testmode::PromptResult =
+            let r: casrap_common::record::PromptResult =
                 serde_json::from_str(line).map_err(|e| Error::Records {
                     path: s.out.clone(),
                     reason: format!("line {}: {e}", n + 1),
