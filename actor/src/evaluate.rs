@@ -106,7 +106,7 @@ fn policy_action(
     let complexity = Complexity::new(tokens.len(), nll.perplexity(), &config.state);
     let lenient = config.budget.classes.len().saturating_sub(1);
     let s = state::vector(&telemetry.snapshot(), &complexity, config.budget.feature(lenient));
-    Ok(net.greedy(&s))
+    net.greedy(&s).map_err(|e| Error::arg("checkpoint", e.to_string()))
 }
 
 /// Runs `f` with the profile of `action` active, then switches back to the dense model.

@@ -5,6 +5,7 @@ use std::io::Write;
 use anyhow::Context;
 use casrap_actor::engine::{self, generate, perplexity, sampling::Sampling};
 use casrap_actor::resolve::Resolver;
+use casrap_actor::tokenizer::PromptFormat;
 use casrap_actor::train::export::Shape;
 use casrap_actor::train::lm::TrainOptions;
 use casrap_actor::train::pipeline::{self, Progress, Recipe};
@@ -25,7 +26,9 @@ enum Command {
     /// episode the learner holds for this actor id; Ctrl-C abandons the current episode, waits
     /// briefly for acknowledgements and exits.
     Run(RunArgs),
-    /// Generate text from a prompt and print prefill and decode timing.
+    /// Generate text from a prompt and print prefill and decode timing. An instruct model's chat
+    /// template (chat_template.jinja or tokenizer_config.json's) wraps the prompt as a user turn
+    /// unless `--raw` is given.
     Generate(GenerateArgs),
     /// Time fixed-length greedy decode (EOS ignored) and print one JSON object (used by
     /// scripts/bench-engine to compare with Hugging Face).
@@ -115,9 +118,8 @@ struct RunArgs {
 
 #[derive(clap::Args)]
 struct PruneBenchArgs {
-    /// Model, as for `generate`.
-    #[arg(long, env = "CASRAP_MODEL", default_value = casrap_actor::resolve::DEFAULT_MODEL)]
-    model: String,
+    #[command(flatten)]
+    m: ModelArgs,
     /// Comma-separated actions: none, heads:F, ffn:F, layers:F, kv_window:[S+]W.
     #[arg(long, default_value = "none,heads:0.1,heads:0.15,ffn:0.25,layers:0.125,kv_window:4+32")]
     actions: String,
@@ -154,18 +156,6 @@ struct PruneBenchArgs {
     /// Budget for pruned weights held by cached profiles, in MB (default: twice the dense weights).
     #[arg(long)]
     max_profile_mb: Option<f64>,
-    /// Weight and activation dtype: f32, bf16 or f16.
-    #[arg(long, default_value = "f32")]
-    dtype: String,
-    /// Device: cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    /// Seed for synthetic weights.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// CPU thread budget (default: one per core).
-    #[arg(long, env = "CASRAP_THREADS")]
-    threads: Option<usize>,
     /// Raw records file (default: runs/prune-bench-<unix time>.json).
     #[arg(long)]
     out: Option<std::path::PathBuf>,
@@ -285,9 +275,8 @@ struct TrainArgs {
 
 #[derive(clap::Args)]
 struct EvalArgs {
-    /// Model, as for `generate`.
-    #[arg(long, env = "CASRAP_MODEL", default_value = casrap_actor::resolve::DEFAULT_MODEL)]
-    model: String,
+    #[command(flatten)]
+    m: ModelArgs,
     /// Text to evaluate on (default: the embedded model's held-out text).
     #[arg(long, default_value = casrap_actor::resolve::DEFAULT_EVAL_TEXT)]
     text: String,
@@ -306,25 +295,15 @@ struct EvalArgs {
     /// Also evaluate with each single layer skipped.
     #[arg(long)]
     skip_each_layer: bool,
-    /// Weight and activation dtype: f32, bf16 or f16.
-    #[arg(long, default_value = "f32")]
-    dtype: String,
-    /// Device: cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: String,
     /// Write the raw figures as JSON to this file too.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
-    /// CPU thread budget (default: one per core).
-    #[arg(long, env = "CASRAP_THREADS")]
-    threads: Option<usize>,
 }
 
 #[derive(clap::Args)]
 struct BenchArgs {
-    /// Model, as for `generate`.
-    #[arg(long, default_value = "synthetic:tiny")]
-    model: String,
+    #[command(flatten)]
+    m: ModelArgs,
     /// Comma-separated prompt token ids.
     #[arg(long, value_delimiter = ',', required = true)]
     prompt_ids: Vec<u32>,
@@ -337,18 +316,6 @@ struct BenchArgs {
     /// Timed generations.
     #[arg(long, default_value_t = 3)]
     runs: usize,
-    /// Weight and activation dtype: f32, bf16 or f16.
-    #[arg(long, default_value = "f32")]
-    dtype: String,
-    /// Device: cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    /// Seed for synthetic weights.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// CPU thread budget for decode kernels and torch (default: one per core).
-    #[arg(long, env = "CASRAP_THREADS")]
-    threads: Option<usize>,
     /// Measure read bandwidth (1 GiB f32 sum) right before and right after each timed run.
     #[arg(long)]
     bandwidth: bool,
@@ -370,39 +337,73 @@ struct ExportArgs {
     out: std::path::PathBuf,
 }
 
+/// The model flags every model-loading subcommand shares.
 #[derive(clap::Args)]
-struct GenerateArgs {
+struct ModelArgs {
     /// Model: a local HF folder, an HF repo id (from the local HF cache; downloaded only when
-    /// HF_HUB_OFFLINE is unset), or synthetic:<preset> (tiny, llama-3.2-1b) with random weights.
+    /// HF_HUB_OFFLINE is unset), casrap-cache:models/NAME (a folder of the per-user cache), or
+    /// synthetic:<preset> (tiny, llama-3.2-1b) with random weights.
     #[arg(long, env = "CASRAP_MODEL", default_value = casrap_actor::resolve::DEFAULT_MODEL)]
     model: String,
-    /// Prompt text.
-    #[arg(long, default_value = "The quick brown fox")]
-    prompt: String,
-    /// Maximum number of new tokens.
-    #[arg(long, default_value_t = 64)]
-    max_new_tokens: usize,
     /// Weight and activation dtype: f32, bf16 or f16.
     #[arg(long, default_value = "f32")]
     dtype: String,
     /// Device: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Seed of synthetic weights (and of sampling, where the command samples).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// CPU thread budget for decode kernels and torch (default: one per core).
+    #[arg(long, env = "CASRAP_THREADS")]
+    threads: Option<usize>,
+}
+
+impl ModelArgs {
+    /// Sets the thread budget, then resolves and loads the model (logged with its load time).
+    fn load(&self) -> anyhow::Result<engine::LoadedModel> {
+        let kind = engine::parse_dtype(&self.dtype)?;
+        let device = engine::parse_device(&self.device)?;
+        set_threads(self.threads)?;
+        let source = Resolver::from_env().resolve(&self.model)?;
+        let t0 = std::time::Instant::now();
+        let loaded = engine::load(&source, kind, device, self.seed)
+            .with_context(|| format!("loading model {}", engine::describe(&source)))?;
+        tracing::info!(
+            model = %engine::describe(&source),
+            dtype = ?kind,
+            device = ?device,
+            params = loaded.model.config().num_parameters(),
+            load_ms = t0.elapsed().as_millis() as u64,
+            "model loaded"
+        );
+        Ok(loaded)
+    }
+}
+
+#[derive(clap::Args)]
+struct GenerateArgs {
+    #[command(flatten)]
+    m: ModelArgs,
+    /// Prompt text.
+    #[arg(long, default_value = "The quick brown fox")]
+    prompt: String,
+    /// Feed the prompt as it is, without the model's chat template (models without one always
+    /// get it raw).
+    #[arg(long)]
+    raw: bool,
+    /// Maximum number of new tokens.
+    #[arg(long, default_value_t = 64)]
+    max_new_tokens: usize,
     /// Sampling temperature; 0 is greedy.
     #[arg(long, default_value_t = 0.0)]
     temperature: f64,
     /// Nucleus (top-p) mass kept when sampling.
     #[arg(long, default_value_t = 1.0)]
     top_p: f64,
-    /// Seed for sampling and for synthetic weights.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
     /// Keep decoding past EOS (fixed-length decode, for timing).
     #[arg(long)]
     ignore_eos: bool,
-    /// CPU thread budget for decode kernels and torch (default: one per core).
-    #[arg(long, env = "CASRAP_THREADS")]
-    threads: Option<usize>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -558,7 +559,7 @@ fn run_prune_bench(args: PruneBenchArgs) -> anyhow::Result<()> {
     }
     let actions = Action::parse_list(&args.actions)?;
     anyhow::ensure!(!actions.is_empty(), "--actions is empty");
-    set_threads(args.threads)?;
+    set_threads(args.m.threads)?;
     let prompts =
         PromptSet::load(&casrap_actor::resolve::repo_path(&args.prompt_file), BadRows::Skip)?;
     let split = prompts.split(0.2, 0);
@@ -574,21 +575,19 @@ fn run_prune_bench(args: PruneBenchArgs) -> anyhow::Result<()> {
         other => anyhow::bail!("--calibration `{other}`: expected prompts or none"),
     };
     let setup = Setup::open(&SetupOptions {
-        model: args.model.clone(),
-        dtype: args.dtype.clone(),
-        device: args.device.clone(),
-        seed: args.seed,
+        model: args.m.model.clone(),
+        dtype: args.m.dtype.clone(),
+        device: args.m.device.clone(),
+        seed: args.m.seed,
         calibration,
         max_profile_bytes: args.max_profile_mb.map(|mb| (mb * 1e6) as usize),
     })
-    .with_context(|| format!("loading model {}", args.model))?;
+    .with_context(|| format!("loading model {}", args.m.model))?;
     let n = args.prompts.max(1).min(split.test.len());
     let chosen: Vec<Vec<u32>> = (0..n)
         .map(|i| {
-            setup.tokenizer.encode(&split.test[i * split.test.len() / n].prompt).map(|mut ids| {
-                ids.truncate(args.max_prompt_tokens.max(2));
-                ids
-            })
+            let text = &split.test[i * split.test.len() / n].prompt;
+            setup.tokenizer.prompt(text, PromptFormat::Raw, args.max_prompt_tokens.max(2))
         })
         .collect::<Result<_, _>>()?;
     let mut setup = setup;
@@ -601,7 +600,7 @@ fn run_prune_bench(args: PruneBenchArgs) -> anyhow::Result<()> {
         "model {} ({} params), {} {:?}, {} threads; {} prompts from the test split (tokens {}-{}), {} new tokens, {} {}; importances: {}",
         engine::describe(&source),
         model.config().num_parameters(),
-        args.dtype,
+        args.m.dtype,
         device,
         engine::gemv::threads(),
         n,
@@ -847,18 +846,14 @@ fn run_train(args: TrainArgs) -> anyhow::Result<()> {
 }
 
 fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
-    let kind = engine::parse_dtype(&args.dtype)?;
-    let device = engine::parse_device(&args.device)?;
-    set_threads(args.threads)?;
     let text_path = casrap_actor::resolve::repo_path(&args.text);
     let text = match args.format.as_str() {
         "plain" => casrap_common::text::read_plain(&text_path)?,
         "wikitext" => casrap_common::text::wikitext_as_text(&text_path)?,
         other => anyhow::bail!("--format `{other}`: expected plain or wikitext"),
     };
-    let source = Resolver::from_env().resolve(&args.model)?;
-    let loaded = engine::load(&source, kind, device, 0)
-        .with_context(|| format!("loading model {}", engine::describe(&source)))?;
+    let loaded = args.m.load()?;
+    let source = loaded.source.clone();
     let mut tokens = loaded.tokenizer.encode(&text)?;
     if args.max_tokens > 0 {
         tokens.truncate(args.max_tokens);
@@ -872,14 +867,14 @@ fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
         "model: {}  text: {}  dtype: {}",
         engine::describe(&source),
         text_path.display(),
-        args.dtype
+        args.m.dtype
     )?;
     writeln!(out, "{} tokens predicted in windows of {}", report.dense.tokens, args.window)?;
     write!(out, "{}", report.table())?;
     if let Some(path) = args.json {
         let json = serde_json::json!({
             "model": engine::describe(&source), "text": text_path.display().to_string(),
-            "dtype": args.dtype, "window": args.window, "report": report,
+            "dtype": args.m.dtype, "window": args.window, "report": report,
         });
         std::fs::write(&path, serde_json::to_string_pretty(&json)? + "\n")
             .with_context(|| format!("writing {}", path.display()))?;
@@ -897,13 +892,10 @@ fn set_threads(threads: Option<usize>) -> anyhow::Result<()> {
 }
 
 fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
-    let kind = engine::parse_dtype(&args.dtype)?;
-    let device = engine::parse_device(&args.device)?;
-    set_threads(args.threads)?;
     anyhow::ensure!(args.runs > 0, "--runs must be at least 1");
-    let source = Resolver::from_env().resolve(&args.model)?;
-    let loaded = engine::load(&source, kind, device, args.seed)
-        .with_context(|| format!("loading model {}", engine::describe(&source)))?;
+    let loaded = args.m.load()?;
+    let source = loaded.source.clone();
+    let device = loaded.model.device();
     let opts = generate::GenerateOptions {
         max_new_tokens: args.new_tokens,
         sampling: Sampling::Greedy,
@@ -928,8 +920,8 @@ fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
     }
     let report = serde_json::json!({
         "model": engine::describe(&source),
-        "dtype": args.dtype,
-        "device": args.device,
+        "dtype": args.m.dtype,
+        "device": args.m.device,
         "threads": engine::gemv::threads(),
         "params": loaded.model.config().num_parameters(),
         "weight_bytes_per_token": loaded.model.weight_bytes_per_token(),
@@ -940,23 +932,16 @@ fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
 }
 
 fn run_generate(args: GenerateArgs) -> anyhow::Result<()> {
-    let kind = engine::parse_dtype(&args.dtype)?;
-    let device = engine::parse_device(&args.device)?;
-    let sampling = Sampling::new(args.temperature, args.top_p, args.seed)?;
-    set_threads(args.threads)?;
-    let source = Resolver::from_env().resolve(&args.model)?;
-    let t0 = std::time::Instant::now();
-    let loaded = engine::load(&source, kind, device, args.seed)
-        .with_context(|| format!("loading model {}", engine::describe(&source)))?;
-    tracing::info!(
-        model = %engine::describe(&source),
-        dtype = ?kind,
-        device = ?device,
-        params = loaded.model.config().num_parameters(),
-        load_ms = t0.elapsed().as_millis() as u64,
-        "model loaded"
-    );
-    let prompt = loaded.tokenizer.encode(&args.prompt)?;
+    let sampling = Sampling::new(args.temperature, args.top_p, args.m.seed)?;
+    let loaded = args.m.load()?;
+    // --raw never reads the template, so a broken one does not stop a raw prompt.
+    let format = if !args.raw && loaded.tokenizer.chat_template()?.is_some() {
+        PromptFormat::Chat
+    } else {
+        PromptFormat::Raw
+    };
+    let shown = loaded.tokenizer.format(&args.prompt, format)?;
+    let prompt = loaded.tokenizer.prompt(&args.prompt, format, usize::MAX)?;
     let opts = generate::GenerateOptions {
         max_new_tokens: args.max_new_tokens,
         sampling,
@@ -965,9 +950,13 @@ fn run_generate(args: GenerateArgs) -> anyhow::Result<()> {
     let gen = generate::generate(&loaded.model, &prompt, &opts)?;
     let text = loaded.tokenizer.decode(&gen.tokens)?;
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{}{}", args.prompt, text)?;
+    writeln!(out, "{shown}{text}")?;
     writeln!(out, "---")?;
-    writeln!(out, "prompt tokens:   {}", prompt.len())?;
+    let how = match format {
+        PromptFormat::Chat => "chat template",
+        PromptFormat::Raw => "raw",
+    };
+    writeln!(out, "prompt tokens:   {} ({how})", prompt.len())?;
     writeln!(out, "new tokens:      {} (stop: {:?})", gen.tokens.len(), gen.stop)?;
     writeln!(out, "prefill:         {:.2} ms", gen.prefill.as_secs_f64() * 1e3)?;
     match gen.decode_tokens_per_s() {

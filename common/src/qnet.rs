@@ -26,6 +26,18 @@ pub struct QNet {
 
 const MAGIC: &[u8; 4] = b"CQN1";
 
+/// The index of the highest value (ties: the lowest index; NaN never wins, and all-NaN or empty
+/// gives 0): how every greedy choice is made, so training, test mode and eval agree.
+pub fn argmax(q: &[f32]) -> usize {
+    q.iter().enumerate().fold(0, |best, (i, &v)| {
+        if v > q[best] || q[best].is_nan() && !v.is_nan() {
+            i
+        } else {
+            best
+        }
+    })
+}
+
 impl QNet {
     /// A network with widths `dims` (state size first, action count last), initialised as torch's
     /// `Linear` does (uniform in ±1/sqrt(fan_in)) from `seed`. Parameters require gradients.
@@ -69,11 +81,16 @@ impl QNet {
         h
     }
 
-    /// The action with the highest Q-value for one state (ties: the lowest index).
-    pub fn greedy(&self, state: &[f32]) -> usize {
+    /// The Q-values of one state, one per action.
+    pub fn q_values(&self, state: &[f32]) -> Result<Vec<f32>, tch::TchError> {
         let _guard = tch::no_grad_guard();
         let q = self.forward(&Tensor::from_slice(state).view([1, -1]));
-        q.argmax(-1, false).int64_value(&[0]) as usize
+        Vec::<f32>::try_from(q.reshape([-1]))
+    }
+
+    /// The action with the highest Q-value for one state (ties: the lowest index).
+    pub fn greedy(&self, state: &[f32]) -> Result<usize, tch::TchError> {
+        self.q_values(state).map(|q| argmax(&q))
     }
 
     /// Every parameter tensor (weights and biases, layer by layer).
@@ -170,6 +187,19 @@ impl QNet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn argmax_takes_the_first_highest_and_never_nan() {
+        assert_eq!(argmax(&[0.1, 0.3, 0.3, -1.0]), 1);
+        assert_eq!(argmax(&[f32::NAN, 0.2, 0.5]), 2);
+        assert_eq!(argmax(&[0.2, f32::NAN, 0.1]), 0);
+        assert_eq!(argmax(&[]), 0);
+        let net = QNet::new(&[3, 8, 4], 1);
+        let state = [0.2, 0.5, 0.9];
+        let q = net.q_values(&state).expect("q-values");
+        assert_eq!(q.len(), 4);
+        assert_eq!(net.greedy(&state).expect("greedy"), argmax(&q));
+    }
 
     #[test]
     fn codec_round_trips_and_rejects_bad_data() {

@@ -49,7 +49,7 @@ pub fn load(source: &ModelSource, kind: Kind, device: Device, seed: u64) -> Resu
             let cfg = Config::from_file(&dir.join("config.json"))?;
             let files = weights::SafeTensorFiles::open_dir(dir)?;
             let model = Llama::load(&cfg, &files, kind, device)?;
-            let tokenizer = TextTokenizer::from_file(&dir.join("tokenizer.json"))?;
+            let tokenizer = TextTokenizer::from_dir(dir)?;
             Ok(LoadedModel { model, tokenizer, source: source.clone() })
         }
         ModelSource::Synthetic { preset } => {
