@@ -1,15 +1,15 @@
-//! The CASRAP actor: LLaMA engine (tch), model resolution, tokenizer.
+//! The CASRAP actor: pruning (`prune`), measurement and the episode loop (`episodes`) with its
+//! learner client, test mode and evaluation, on the engine crate (`casrap-engine`, in
+//! `actor/engine/`), whose modules are re-exported here under the paths they always had.
+#![forbid(unsafe_code)]
 
-pub mod chat;
+pub use casrap_engine as engine;
+pub use casrap_engine::{chat, error, resolve, tokenizer, train};
+
 pub mod client;
-pub mod engine;
 pub mod episodes;
-pub mod error;
 pub mod evaluate;
 pub mod prune;
-pub mod resolve;
 pub mod testmode;
-pub mod tokenizer;
-pub mod train;
 
 pub use error::{Error, Result};

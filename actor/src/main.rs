@@ -1,4 +1,5 @@
 //! `casrap-actor`: the actor's command line.
+#![forbid(unsafe_code)]
 
 use std::io::Write;
 
@@ -783,7 +784,7 @@ fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     set_threads(args.threads)?;
     let corpus = match args.corpus {
         Some(c) => c,
-        None => casrap_actor::prune::setup::cache_dir()
+        None => casrap_actor::resolve::cache_dir()
             .context("pass --corpus")?
             .join("corpus/python3.11-doc/train"),
     };

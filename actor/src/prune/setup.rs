@@ -2,14 +2,12 @@
 //! importances (calibrated once per model and calibration set, then read from the cache), the
 //! profile cache with its restore probe, and the harness.
 
-use std::path::PathBuf;
-
 use super::harness::Harness;
 use super::importance::{model_identity, Importance};
 use super::profiles::ProfileCache;
 use crate::engine::{self, Llama};
-use crate::error::{Error, Result};
-use crate::resolve::{ModelSource, Resolver};
+use crate::error::Result;
+use crate::resolve::{cache_dir, ModelSource, Resolver};
 use crate::tokenizer::TextTokenizer;
 
 /// Where importances come from.
@@ -43,14 +41,6 @@ pub struct Setup {
     /// Names the model's files and dtype (importance cache key, registration).
     pub identity: String,
     pub harness: Harness,
-}
-
-/// The project's per-user cache (`CASRAP_CACHE`, else `~/.cache/casrap`), as scripts/bootstrap uses.
-pub fn cache_dir() -> Result<PathBuf> {
-    std::env::var_os("CASRAP_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/casrap")))
-        .ok_or_else(|| Error::arg("cache", "neither CASRAP_CACHE nor HOME is set"))
 }
 
 impl Setup {

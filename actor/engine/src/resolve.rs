@@ -4,8 +4,16 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::engine::weights::{INDEX_FILE, SINGLE_FILE};
 use crate::error::{Error, Result};
+use crate::weights::{INDEX_FILE, SINGLE_FILE};
+
+/// The project's per-user cache (`CASRAP_CACHE`, else `~/.cache/casrap`), as scripts/bootstrap uses.
+pub fn cache_dir() -> Result<PathBuf> {
+    std::env::var_os("CASRAP_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/casrap")))
+        .ok_or_else(|| Error::arg("cache", "neither CASRAP_CACHE nor HOME is set"))
+}
 
 /// Where a model's files come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,7 +82,8 @@ pub fn repo_path(rel: &str) -> PathBuf {
     if p.is_absolute() || p.exists() {
         return p.into();
     }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    // This crate is actor/engine: the checkout is two folders up.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let under_root = root.join(rel);
     if under_root.exists() {
         under_root
@@ -103,11 +112,11 @@ fn is_model_dir(dir: &Path) -> bool {
 
 fn resolve_in(spec: &str, hub_cache: &Path, download: Download) -> Result<ModelSource> {
     if let Some(preset) = spec.strip_prefix("synthetic:") {
-        crate::engine::synthetic::preset_config(preset)?;
+        crate::synthetic::preset_config(preset)?;
         return Ok(ModelSource::Synthetic { preset: preset.into() });
     }
     if let Some(rel) = spec.strip_prefix("casrap-cache:") {
-        let dir = crate::prune::setup::cache_dir()?.join(rel);
+        let dir = cache_dir()?.join(rel);
         if dir.is_dir() {
             return Ok(ModelSource::Dir(dir));
         }

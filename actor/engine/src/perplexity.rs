@@ -8,8 +8,8 @@ use std::collections::HashMap;
 
 use tch::{Kind, Tensor};
 
-use super::model::{LayerRef, Llama, Logits};
 use crate::error::{Error, Result, TorchContext};
+use crate::model::{LayerRef, Llama, Logits};
 
 /// Summed negative log-likelihood over a number of predicted tokens.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]

@@ -1,9 +1,9 @@
-//! The actor's error type: one variant per phase or failure kind, each naming the file, field or
-//! tensor it is about.
+//! The engine's and the actor's error type (the actor re-exports it): one variant per phase or
+//! failure kind, each naming the file, field or tensor it is about.
 
 use std::path::PathBuf;
 
-/// Result alias for the actor crate.
+/// Result alias for the engine and actor crates.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong in the actor because of input from outside (files, flags, hubs).
@@ -58,16 +58,16 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io { path: path.into(), source }
     }
-    pub(crate) fn arg(name: &'static str, reason: impl Into<String>) -> Self {
+    pub fn arg(name: &'static str, reason: impl Into<String>) -> Self {
         Error::Argument { name, reason: reason.into() }
     }
 }
 
 /// Adds context to a fallible tch call.
-pub(crate) trait TorchContext<T> {
+pub trait TorchContext<T> {
     fn ctx(self, context: impl FnOnce() -> String) -> Result<T>;
 }
 

@@ -4,9 +4,9 @@ use std::time::{Duration, Instant};
 
 use tch::{Device, Kind, Tensor};
 
-use super::model::{Llama, Logits};
-use super::sampling::{Sampler, Sampling};
 use crate::error::{Error, Result};
+use crate::model::{Llama, Logits};
+use crate::sampling::{Sampler, Sampling};
 
 /// What to generate.
 #[derive(Debug, Clone)]

@@ -16,12 +16,12 @@ use std::collections::HashMap;
 
 use tch::{Device, Kind, Tensor};
 
-use super::config::Config;
-use super::cpu_decode::DecodePlan;
-use super::gemv;
-use super::rope;
-use super::weights::SafeTensorFiles;
+use crate::config::Config;
+use crate::cpu_decode::DecodePlan;
 use crate::error::{Error, Result};
+use crate::gemv;
+use crate::rope;
+use crate::weights::SafeTensorFiles;
 
 /// A bias-free linear layer holding HF's `[out, in]` weight, contiguous. A single row on CPU (batch-1
 /// decode) goes through [`gemv`], everything else through torch.

@@ -13,8 +13,8 @@
 
 use tch::{Device, Kind, Tensor};
 
-use super::gemv::{self, WeightView};
-use super::model::{KvCache, KvWindow, Llama, Parts};
+use crate::gemv::{self, WeightView};
+use crate::model::{KvCache, KvWindow, Llama, Parts};
 
 /// How weights and the KV cache are stored: f32, or bf16 kept as its bit pattern. Arithmetic is
 /// always f32; bf16 values are widened exactly and rounded to nearest-even when stored.

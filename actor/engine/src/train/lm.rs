@@ -13,9 +13,9 @@ use serde::Serialize;
 use tch::nn::{self, Init, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 
-use crate::engine::model::{LayerWeights, Logits, Weights};
-use crate::engine::{Config, Llama};
 use crate::error::{Error, Result, TorchContext};
+use crate::model::{LayerWeights, Logits, Weights};
+use crate::{Config, Llama};
 
 /// Optimisation settings. Defaults are what the committed model was trained with.
 #[derive(Debug, Clone, Serialize)]

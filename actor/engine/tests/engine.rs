@@ -3,12 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
-use casrap_actor::engine::{self, generate, sampling::Sampling, Logits};
-use casrap_actor::resolve::{Download, ModelSource, Resolver};
+use casrap_engine as engine;
+use casrap_engine::resolve::{Download, ModelSource, Resolver};
+use casrap_engine::{generate, sampling::Sampling, Logits};
 use tch::{Device, Kind, Tensor};
 
 fn fixture() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-llama")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tiny-llama")
 }
 
 #[derive(serde::Deserialize)]
@@ -44,7 +45,7 @@ fn resolver() -> Resolver {
     Resolver { hub_cache: PathBuf::from("/nonexistent-hf-cache"), download: Download::Forbidden }
 }
 
-fn load(dir: &Path, kind: Kind) -> casrap_actor::Result<engine::LoadedModel> {
+fn load(dir: &Path, kind: Kind) -> casrap_engine::Result<engine::LoadedModel> {
     let source = resolver().resolve(dir.to_str().expect("utf-8 path"))?;
     engine::load(&source, kind, Device::Cpu, 0)
 }
@@ -473,8 +474,8 @@ fn cpu_decode_path_in_bf16_is_at_least_as_close_to_f32() {
 
 #[test]
 fn skipping_a_layer_equals_the_model_without_it() {
-    use casrap_actor::engine::model::{LayerRef, Weights};
-    use casrap_actor::engine::weights::SafeTensorFiles;
+    use casrap_engine::model::{LayerRef, Weights};
+    use casrap_engine::weights::SafeTensorFiles;
     let mut m = load(&fixture(), Kind::Float).expect("fixture loads");
     let (e, _) = expected();
     let ids = &e.inputs[2].ids;
@@ -505,8 +506,8 @@ fn skipping_a_layer_equals_the_model_without_it() {
 
 #[test]
 fn fused_weights_split_back_into_the_hf_tensors() {
-    use casrap_actor::engine::model::Weights;
-    use casrap_actor::engine::weights::SafeTensorFiles;
+    use casrap_engine::model::Weights;
+    use casrap_engine::weights::SafeTensorFiles;
     let m = load(&fixture(), Kind::Float).expect("fixture loads");
     let files = SafeTensorFiles::open_dir(&fixture()).expect("weights");
     let w = Weights::from_hf(m.model.config(), &files, Kind::Float, Device::Cpu).expect("weights");

@@ -72,7 +72,7 @@ pub fn run(recipe: &Recipe, mut progress: impl FnMut(Progress<'_>)) -> Result<Re
     progress(Progress::Stage("training the model"));
     let t = Instant::now();
     // Training is compute-bound GEMM: torch gets the whole thread budget.
-    let lent = crate::engine::gemv::TorchThreads::lend();
+    let lent = crate::gemv::TorchThreads::lend();
     let torch_threads = tch::get_num_threads();
     let (params, steps) =
         lm::train(&cfg, &stream, &recipe.options, |s, eta| progress(Progress::Step(s, eta)))?;

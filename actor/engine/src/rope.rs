@@ -3,7 +3,7 @@
 
 use tch::{Device, Kind, Tensor};
 
-use super::config::{Config, RopeScaling};
+use crate::config::{Config, RopeScaling};
 
 /// Inverse frequencies `[head_dim / 2]` in f32 on `device`, with the config's scaling applied.
 pub fn inv_freq(cfg: &Config, device: Device) -> Tensor {

@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use tch::{Device, Kind, Tensor};
 
-use super::gemv::TorchThreads;
-use super::generate::synchronize;
+use crate::gemv::TorchThreads;
+use crate::generate::synchronize;
 
 /// A 1 GiB f32 buffer (on the model's device) whose sum is timed.
 pub struct BandwidthProbe {

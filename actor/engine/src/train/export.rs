@@ -8,11 +8,11 @@ use serde_json::json;
 use tch::{Kind, Tensor};
 
 use super::bpe;
-use crate::engine::config::LlamaConfig;
-use crate::engine::model::Weights;
-use crate::engine::weights::{save_safetensors, SINGLE_FILE};
-use crate::engine::Config;
+use crate::config::LlamaConfig;
 use crate::error::{Error, Result};
+use crate::model::Weights;
+use crate::weights::{save_safetensors, SINGLE_FILE};
+use crate::Config;
 
 /// The shape of a model to train.
 #[derive(Debug, Clone, serde::Serialize)]

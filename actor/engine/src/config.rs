@@ -133,7 +133,7 @@ impl Config {
 
     /// Number of parameters, embeddings counted once when tied.
     pub fn num_parameters(&self) -> usize {
-        super::model::hf_parameter_shapes(self)
+        crate::model::hf_parameter_shapes(self)
             .iter()
             .map(|(_, s)| s.iter().product::<i64>() as usize)
             .sum()

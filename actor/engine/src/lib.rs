@@ -1,20 +1,30 @@
-//! The LLaMA inference engine (tch): config, weights, model, KV cache, RoPE, sampling, generation.
+//! The CASRAP engine: LLaMA inference on tch (config, weights, model, KV cache, RoPE, sampling,
+//! generation, perplexity) with the CPU batch-1 decode kernels, model resolution (`--model`), the
+//! tokenizer and chat templates, and the training of the embedded model. It is its own crate so
+//! the kernels' `unsafe` (allowed per file here and nowhere else in the workspace) and their
+//! opt-level in test builds stay with the code that needs them; the actor adds pruning,
+//! measurement and the episode loop on top.
 
 pub mod bandwidth;
+pub mod chat;
 pub mod config;
 mod cpu_decode;
+pub mod error;
 pub mod gemv;
 pub mod generate;
 pub mod model;
 pub mod perplexity;
+pub mod resolve;
 pub mod rope;
 pub mod sampling;
 pub mod synthetic;
+pub mod tokenizer;
+pub mod train;
 pub mod weights;
 
 use tch::{Device, Kind};
 
-use crate::error::{Error, Result};
+pub use crate::error::{Error, Result};
 use crate::resolve::ModelSource;
 use crate::tokenizer::TextTokenizer;
 pub use config::Config;

@@ -6,10 +6,10 @@ use tch::{Device, Kind, Tensor};
 
 use std::path::Path;
 
-use super::config::{Config, LlamaConfig};
-use super::model::{hf_parameter_shapes, ParamSource};
-use super::weights::{save_safetensors, SINGLE_FILE};
+use crate::config::{Config, LlamaConfig};
 use crate::error::{Error, Result};
+use crate::model::{hf_parameter_shapes, ParamSource};
+use crate::weights::{save_safetensors, SINGLE_FILE};
 
 /// Shapes `synthetic:<preset>` knows.
 pub const PRESETS: &[&str] = &["tiny", "llama-3.2-1b"];

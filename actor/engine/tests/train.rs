@@ -3,12 +3,13 @@
 
 use std::path::Path;
 
-use casrap_actor::engine::{self, generate, perplexity, sampling::Sampling};
-use casrap_actor::resolve::{repo_path, Resolver, DEFAULT_EVAL_TEXT};
-use casrap_actor::train::export::Shape;
-use casrap_actor::train::lm::TrainOptions;
-use casrap_actor::train::pipeline::{self, Recipe, RECORD_FILE};
-use casrap_actor::train::{bpe, corpus::Corpus};
+use casrap_engine as engine;
+use casrap_engine::resolve::{repo_path, Resolver, DEFAULT_EVAL_TEXT};
+use casrap_engine::train::export::Shape;
+use casrap_engine::train::lm::TrainOptions;
+use casrap_engine::train::pipeline::{self, Recipe, RECORD_FILE};
+use casrap_engine::train::{bpe, corpus::Corpus};
+use casrap_engine::{generate, perplexity, sampling::Sampling};
 use tch::{Device, Kind};
 
 /// A small corpus folder: the committed held-out text cut into documents of about 3 KB.
