@@ -73,6 +73,16 @@ pub struct ActorMetrics {
 }
 
 impl ActorMetrics {
+    /// Counts one finished episode.
+    fn count(&mut self, action: &str, reward: f64, policy_version: u64, record: &EpisodeRecord) {
+        self.episodes += 1;
+        *self.actions.entry(action.to_string()).or_insert(0) += 1;
+        self.reward_sum += reward;
+        self.policy_version = policy_version;
+        self.dense_tokens_per_s = record.dense.decode_tokens_per_s;
+        self.pruned_tokens_per_s = record.pruned.decode_tokens_per_s;
+    }
+
     /// The exposition, with the outbox's state and the hardware profile as a label.
     pub fn render(&self, hardware: &str, outbox: client::OutboxStats) -> String {
         use casrap_common::metrics::Exposition;
@@ -159,6 +169,30 @@ struct Policy {
     version: u64,
     epsilon: f32,
     net: QNet,
+}
+
+impl Policy {
+    /// A pushed policy, when it decodes to a network for this state layout and `actions`
+    /// actions; otherwise it is logged and the actor keeps the one it has.
+    fn accept(p: &PolicyBytes, actions: usize) -> Option<Self> {
+        match QNet::decode(&p.weights, None) {
+            Ok(net)
+                if net.dims().first() == Some(&state::FEATURES.len())
+                    && net.actions() == actions =>
+            {
+                tracing::debug!(version = p.version, epsilon = p.epsilon, "new policy");
+                Some(Policy { version: p.version, epsilon: p.epsilon, net })
+            }
+            Ok(net) => {
+                tracing::error!(version = p.version, dims = ?net.dims(), "policy has the wrong shape; keeping the previous one");
+                None
+            }
+            Err(e) => {
+                tracing::error!(version = p.version, error = %e, "policy does not decode; keeping the previous one");
+                None
+            }
+        }
+    }
 }
 
 /// Sets the thread budget ([`crate::engine::configure_threads`]; 0: one per core) and returns
@@ -260,38 +294,8 @@ pub fn run(o: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunSummary> {
     let conn = client::Connection::new(&o.learner, &cfg.security)?;
     let id = Identity { url: o.learner.clone(), conn, info, batch: a.batch };
 
-    // The wire: a runtime of its own beside this (model) thread.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .thread_name("actor-net")
-        .build()
-        .map_err(|e| Error::arg("runtime", e.to_string()))?;
-    let outbox = Outbox::new(a.max_unacked, &o.learner);
-    let (reg_tx, reg_rx) = tokio::sync::oneshot::channel();
-    let sender = rt.spawn(client::run_sender(id.clone(), outbox.clone(), reg_tx, stop.clone()));
-    let (policy_tx, mut policy_rx) = watch::channel::<Option<Arc<PolicyBytes>>>(None);
-    let watcher = rt.spawn(client::run_watcher(id.clone(), policy_tx));
     let metrics = Arc::new(std::sync::Mutex::new(ActorMetrics::default()));
-    let _metrics_task = match &o.metrics {
-        None => None,
-        Some(addr) => {
-            let l =
-                rt.block_on(tokio::net::TcpListener::bind(addr)).map_err(|e| Error::io(addr, e))?;
-            let bound = l.local_addr().map_err(|e| Error::io(addr, e))?;
-            let (m, ob, label) = (metrics.clone(), outbox.clone(), hardware.label());
-            let render: casrap_common::metrics::Render = Arc::new(move || {
-                m.lock().unwrap_or_else(|e| e.into_inner()).render(&label, ob.stats())
-            });
-            println!("metrics on {bound}");
-            tracing::info!(addr = %bound, "metrics at /metrics");
-            Some(rt.spawn(casrap_common::metrics::serve(l, render)))
-        }
-    };
-    let resumed_after = rt.block_on(reg_rx).map_err(|_| Error::Learner {
-        url: o.learner.clone(),
-        reason: "the connection task ended before registering".into(),
-    })??;
+    let (mut wire, resumed_after) = Wire::start(o, id, &hardware, &metrics, &stop)?;
     tracing::info!(actor = %o.actor_id, learner = %o.learner, resumed_after, target = o.episodes, hardware = %hardware.label(), "registered; running episodes");
 
     // Exploration draws differ after a restart (mixing in where it resumes), the prompt order does not.
@@ -313,23 +317,10 @@ pub fn run(o: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunSummary> {
             interrupted = true;
             break;
         }
-        if policy_rx.has_changed().unwrap_or(false) {
-            if let Some(p) = policy_rx.borrow_and_update().clone() {
-                match QNet::decode(&p.weights, None) {
-                    Ok(net)
-                        if net.dims().first() == Some(&state::FEATURES.len())
-                            && net.actions() == actions.len() =>
-                    {
-                        tracing::debug!(version = p.version, epsilon = p.epsilon, "new policy");
-                        policy = Some(Policy { version: p.version, epsilon: p.epsilon, net });
-                    }
-                    Ok(net) => {
-                        tracing::error!(version = p.version, dims = ?net.dims(), "policy has the wrong shape; keeping the previous one")
-                    }
-                    Err(e) => {
-                        tracing::error!(version = p.version, error = %e, "policy does not decode; keeping the previous one")
-                    }
-                }
+        if wire.policy_rx.has_changed().unwrap_or(false) {
+            let update = wire.policy_rx.borrow_and_update().clone();
+            if let Some(p) = update.and_then(|p| Policy::accept(&p, actions.len())) {
+                policy = Some(p);
             }
         }
         let next = seq + 1;
@@ -385,26 +376,23 @@ pub fn run(o: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunSummary> {
         }
         if let Some(mut prev) = pending.take() {
             prev.next_state = t.state.clone();
-            if !outbox.push(prev, &stop)? {
+            if !wire.outbox.push(prev, &stop)? {
                 interrupted = true;
                 break;
             }
         }
         rewards += f64::from(t.reward);
-        {
-            let mut m = metrics.lock().unwrap_or_else(|e| e.into_inner());
-            m.episodes += 1;
-            *m.actions.entry(labels[t.action as usize].clone()).or_insert(0) += 1;
-            m.reward_sum += f64::from(t.reward);
-            m.policy_version = policy.as_ref().map_or(0, |p| p.version);
-            m.dense_tokens_per_s = record.dense.decode_tokens_per_s;
-            m.pruned_tokens_per_s = record.pruned.decode_tokens_per_s;
-        }
+        metrics.lock().unwrap_or_else(|e| e.into_inner()).count(
+            &labels[t.action as usize],
+            f64::from(t.reward),
+            policy.as_ref().map_or(0, |p| p.version),
+            &record,
+        );
         let done = next % a.horizon == 0 || next == o.episodes;
         t.done = done;
         if done {
             t.next_state = t.state.clone();
-            if !outbox.push(t, &stop)? {
+            if !wire.outbox.push(t, &stop)? {
                 interrupted = true;
                 break;
             }
@@ -414,7 +402,7 @@ pub fn run(o: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunSummary> {
         seq = next;
         let n = seq - first + 1;
         if n % 10 == 0 || seq == o.episodes {
-            let s = outbox.stats();
+            let s = wire.outbox.stats();
             tracing::info!(
                 seq,
                 of = o.episodes,
@@ -431,16 +419,11 @@ pub fn run(o: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunSummary> {
     if let Some(mut prev) = pending.take() {
         prev.done = true;
         prev.next_state = prev.state.clone();
-        let _ = outbox.push(prev, &stop);
+        let _ = wire.outbox.push(prev, &stop);
     }
-    outbox.close();
     let drain =
         if interrupted { o.drain_timeout.min(Duration::from_secs(10)) } else { o.drain_timeout };
-    let drained = outbox.wait_drained(drain);
-    let stats = outbox.stats();
-    sender.abort();
-    watcher.abort();
-    rt.shutdown_timeout(Duration::from_secs(1));
+    let (drained, stats) = wire.close(drain);
     outcome?;
     drained?;
     let summary = RunSummary {
@@ -454,6 +437,75 @@ pub fn run(o: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunSummary> {
         seconds: started.elapsed().as_secs_f64(),
     };
     Ok(summary)
+}
+
+/// The actor's side of the wire: a runtime of its own beside the model thread, running the
+/// transition sender (from the outbox), the policy watcher and the metrics endpoint.
+struct Wire {
+    rt: tokio::runtime::Runtime,
+    outbox: Arc<Outbox>,
+    sender: tokio::task::JoinHandle<()>,
+    watcher: tokio::task::JoinHandle<()>,
+    policy_rx: watch::Receiver<Option<Arc<PolicyBytes>>>,
+    _metrics: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Wire {
+    /// Starts the tasks and waits for the registration; returns the wire and the sequence number
+    /// the learner already holds for this actor (where the run resumes).
+    fn start(
+        o: &RunOptions,
+        id: Identity,
+        hardware: &Hardware,
+        metrics: &Arc<std::sync::Mutex<ActorMetrics>>,
+        stop: &Arc<AtomicBool>,
+    ) -> Result<(Self, u64)> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .thread_name("actor-net")
+            .build()
+            .map_err(|e| Error::arg("runtime", e.to_string()))?;
+        let outbox = Outbox::new(o.config.actors.max_unacked, &o.learner);
+        let (reg_tx, reg_rx) = tokio::sync::oneshot::channel();
+        let sender = rt.spawn(client::run_sender(id.clone(), outbox.clone(), reg_tx, stop.clone()));
+        let (policy_tx, policy_rx) = watch::channel::<Option<Arc<PolicyBytes>>>(None);
+        let watcher = rt.spawn(client::run_watcher(id, policy_tx));
+        let metrics_task = match &o.metrics {
+            None => None,
+            Some(addr) => {
+                let l = rt
+                    .block_on(tokio::net::TcpListener::bind(addr))
+                    .map_err(|e| Error::io(addr, e))?;
+                let bound = l.local_addr().map_err(|e| Error::io(addr, e))?;
+                let (m, ob, label) = (metrics.clone(), outbox.clone(), hardware.label());
+                let render: casrap_common::metrics::Render = Arc::new(move || {
+                    m.lock().unwrap_or_else(|e| e.into_inner()).render(&label, ob.stats())
+                });
+                println!("metrics on {bound}");
+                tracing::info!(addr = %bound, "metrics at /metrics");
+                Some(rt.spawn(casrap_common::metrics::serve(l, render)))
+            }
+        };
+        let resumed_after = rt.block_on(reg_rx).map_err(|_| Error::Learner {
+            url: o.learner.clone(),
+            reason: "the connection task ended before registering".into(),
+        })??;
+        let wire = Wire { rt, outbox, sender, watcher, policy_rx, _metrics: metrics_task };
+        Ok((wire, resumed_after))
+    }
+
+    /// Closes the outbox, waits up to `drain` for the learner to acknowledge what it holds, and
+    /// stops the tasks; returns the drain's outcome and the outbox's final counts.
+    fn close(self, drain: Duration) -> (Result<()>, client::OutboxStats) {
+        self.outbox.close();
+        let drained = self.outbox.wait_drained(drain);
+        let stats = self.outbox.stats();
+        self.sender.abort();
+        self.watcher.abort();
+        self.rt.shutdown_timeout(Duration::from_secs(1));
+        (drained, stats)
+    }
 }
 
 struct Episode<'a> {

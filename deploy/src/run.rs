@@ -208,6 +208,182 @@ pub async fn run(
     }
 }
 
+/// The run's processes once started: the learner, the actors (each with its exit status once it
+/// has one) and the episodes each actor was asked for.
+struct Fleet {
+    learner: Proc,
+    url: String,
+    actors: Vec<(Proc, Option<ExitStatus>)>,
+    want: BTreeMap<String, u64>,
+    threads: usize,
+}
+
+impl Fleet {
+    /// The learner (its wait for the listening port off the runtime's threads), then every actor;
+    /// if an actor cannot start, what was started is stopped.
+    async fn start(cfg: &RunConfig, cfg_path: &Path, logs: &Path) -> Result<Self> {
+        let actor_bin = procs::locate("casrap-actor")?;
+        let learner_bin = procs::locate("casrap-learner")?;
+        let (config, store) = (cfg_path.to_path_buf(), PathBuf::from(&cfg.learner.dir));
+        let log = logs.join("learner.log");
+        let (learner, addr) = blocking("starting the learner", move || {
+            procs::spawn_learner(
+                &learner_bin,
+                &config,
+                "127.0.0.1:0",
+                &store,
+                &log,
+                Duration::from_secs(120),
+            )
+        })
+        .await?;
+        let scheme = if cfg.security.tls.is_some() { "https" } else { "http" };
+        let a = &cfg.actors;
+        let mut fleet = Fleet {
+            learner,
+            url: format!("{scheme}://{addr}"),
+            actors: Vec::new(),
+            want: BTreeMap::new(),
+            threads: actor_threads(a),
+        };
+        for k in 0..a.count {
+            let spec = ActorSpec {
+                id: format!("actor-{k}"),
+                learner: fleet.url.clone(),
+                config: cfg_path.to_path_buf(),
+                episodes: a.episodes_of(k),
+                device: a.device_of(k).to_string(),
+                threads: fleet.threads,
+                log: logs.join(format!("actor-{k}.log")),
+            };
+            fleet.want.insert(spec.id.clone(), spec.episodes);
+            match procs::spawn_actor(&actor_bin, &spec) {
+                Ok(p) => fleet.actors.push((p, None)),
+                Err(e) => {
+                    fleet.abandon();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(fleet)
+    }
+
+    /// Stops every process, ignoring how they end (the run has already failed).
+    fn abandon(&mut self) {
+        for (p, _) in &mut self.actors {
+            let _ = p.stop(Duration::from_secs(10));
+        }
+        let _ = self.learner.stop(Duration::from_secs(30));
+    }
+
+    fn running(&self) -> usize {
+        self.actors.iter().filter(|(_, s)| s.is_none()).count()
+    }
+
+    /// Signals every actor still running.
+    fn signal_actors(&self, signal: &str) {
+        for (p, s) in &self.actors {
+            if s.is_none() {
+                let _ = p.signal(signal);
+            }
+        }
+    }
+
+    /// Records the exit of every actor that has ended since the last look; a failure (unless the
+    /// run is stopping) is reported and added to `failures`.
+    fn reap_actors(
+        &mut self,
+        interrupted: bool,
+        failures: &mut Vec<String>,
+        progress: &mut Progress,
+    ) -> Result<()> {
+        for (p, s) in &mut self.actors {
+            if s.is_some() {
+                continue;
+            }
+            let Some(status) = p.try_wait()? else { continue };
+            *s = Some(status);
+            if !status.success() && !interrupted {
+                let why = describe(status);
+                failures.push(format!("{} failed ({why}): {}", p.name, p.failure()));
+                progress.say(&format!("{} failed ({why}); see {}", p.name, p.log.display()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends every actor still running: `stop` (TERM, then KILL after `grace`) or, without a
+    /// grace, KILL now.
+    fn end_actors(&mut self, grace: Option<Duration>) -> Result<()> {
+        for (p, s) in &mut self.actors {
+            if s.is_none() {
+                *s = Some(match grace {
+                    Some(g) => p.stop(g)?,
+                    None => p.kill()?,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How supervision ended.
+struct Supervised {
+    failures: Vec<String>,
+    interrupted: bool,
+    /// The newest policy version the learner reported.
+    version: u64,
+    /// The learner's exit, when it ended during supervision (early, or killed).
+    learner_exit: Option<ExitStatus>,
+}
+
+/// Watches the run until every actor has ended, the learner exits early, or a signal stops it:
+/// one signal asks the actors to stop (killed after [`STOP_GRACE`]), a second kills everything.
+async fn supervise(
+    fleet: &mut Fleet,
+    conn: &casrap_actor::client::Connection,
+    signals: &AtomicUsize,
+    progress: &mut Progress,
+) -> Result<Supervised> {
+    let mut out =
+        Supervised { failures: Vec::new(), interrupted: false, version: 0, learner_exit: None };
+    let mut kill_at: Option<Instant> = None;
+    loop {
+        let n = signals.load(Ordering::Relaxed);
+        if n >= 1 && !out.interrupted {
+            out.interrupted = true;
+            kill_at = Some(Instant::now() + STOP_GRACE);
+            progress.say("stopping: actors finish or abandon their episode, then the learner stops (again to kill everything now)");
+            fleet.signal_actors("TERM");
+        }
+        if n >= 2 || kill_at.is_some_and(|t| Instant::now() >= t) {
+            progress.say("killing the run's processes");
+            fleet.end_actors(None)?;
+            out.learner_exit = Some(fleet.learner.kill()?);
+            return Ok(out);
+        }
+        fleet.reap_actors(out.interrupted, &mut out.failures, progress)?;
+        if let Some(status) = fleet.learner.try_wait()? {
+            out.learner_exit = Some(status);
+            out.failures.push(format!(
+                "learner exited early ({}): {}",
+                describe(status),
+                fleet.learner.failure()
+            ));
+            fleet.end_actors(Some(Duration::from_secs(15)))?;
+            return Ok(out);
+        }
+        if let Some(st) = status(conn).await {
+            out.version = st.policy_version;
+            progress.update(&st, fleet.running(), fleet.actors.len());
+        }
+        if fleet.running() == 0 {
+            return Ok(out);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// Runs the resolved `cfg` in the existing folder `dir` (see [`run`]); `label` prefixes progress
 /// lines (sweeps run several at once) and turns the terminal bar off.
 pub async fn run_at(
@@ -218,159 +394,50 @@ pub async fn run_at(
     label: Option<String>,
 ) -> Result<Outcome> {
     let started = Instant::now();
-    let actor_bin = procs::locate("casrap-actor")?;
-    let learner_bin = procs::locate("casrap-learner")?;
     let cfg_path = dir.join("config.yaml");
     std::fs::write(&cfg_path, format!("# resolved from {}\n{}", config.display(), cfg.to_yaml()?))
         .map_err(|e| Error::io(&cfg_path, e))?;
     let logs = dir.join("logs");
     println!("run {} -> {}", cfg.name, dir.display());
 
-    // Waits up to 2 minutes for the learner to listen: off the runtime's threads.
-    let (mut learner, addr) = {
-        let (bin, config) = (learner_bin.clone(), cfg_path.clone());
-        let (store, log) = (PathBuf::from(&cfg.learner.dir), logs.join("learner.log"));
-        blocking("starting the learner", move || {
-            procs::spawn_learner(
-                &bin,
-                &config,
-                "127.0.0.1:0",
-                &store,
-                &log,
-                Duration::from_secs(120),
-            )
-        })
-        .await?
-    };
-    let scheme = if cfg.security.tls.is_some() { "https" } else { "http" };
-    let url = format!("{scheme}://{addr}");
-    let conn = casrap_actor::client::Connection::new(&url, &cfg.security)
-        .map_err(|e| Error::process("run", e.to_string()))?;
-    let a = &cfg.actors;
-    let threads = actor_threads(a);
-    let mut want = BTreeMap::new();
-    let mut actors: Vec<(Proc, Option<ExitStatus>)> = Vec::new();
-    for k in 0..a.count {
-        let spec = ActorSpec {
-            id: format!("actor-{k}"),
-            learner: url.clone(),
-            config: cfg_path.clone(),
-            episodes: a.episodes_of(k),
-            device: a.device_of(k).to_string(),
-            threads,
-            log: logs.join(format!("actor-{k}.log")),
-        };
-        want.insert(spec.id.clone(), spec.episodes);
-        match procs::spawn_actor(&actor_bin, &spec) {
-            Ok(p) => actors.push((p, None)),
-            Err(e) => {
-                for (p, _) in &mut actors {
-                    let _ = p.stop(Duration::from_secs(10));
-                }
-                let _ = learner.stop(Duration::from_secs(30));
-                return Err(e);
-            }
+    let mut fleet = Fleet::start(&cfg, &cfg_path, &logs).await?;
+    let conn = match casrap_actor::client::Connection::new(&fleet.url, &cfg.security) {
+        Ok(c) => c,
+        Err(e) => {
+            fleet.abandon();
+            return Err(Error::process("run", e.to_string()));
         }
-    }
+    };
+    let a = &cfg.actors;
     println!(
-        "learner {url} (pid {}), {} actors ({} threads each), {} episodes; logs in {}",
-        learner.pid(),
-        actors.len(),
-        threads,
+        "learner {} (pid {}), {} actors ({} threads each), {} episodes; logs in {}",
+        fleet.url,
+        fleet.learner.pid(),
+        fleet.actors.len(),
+        fleet.threads,
         a.episodes,
         logs.display()
     );
 
-    let mut failures = Vec::new();
-    let mut interrupted = false;
     let mut progress = Progress::new(a.episodes, label);
-    let mut version = 0;
-    let mut learner_exit: Option<ExitStatus> = None;
-    let mut kill_at: Option<Instant> = None;
-    loop {
-        let n = signals.load(Ordering::Relaxed);
-        if n >= 1 && !interrupted {
-            interrupted = true;
-            kill_at = Some(Instant::now() + STOP_GRACE);
-            progress.say("stopping: actors finish or abandon their episode, then the learner stops (again to kill everything now)");
-            for (p, s) in &actors {
-                if s.is_none() {
-                    let _ = p.signal("TERM");
-                }
-            }
-        }
-        if n >= 2 || kill_at.is_some_and(|t| Instant::now() >= t) {
-            progress.say("killing the run's processes");
-            for (p, s) in &mut actors {
-                if s.is_none() {
-                    *s = Some(p.kill()?);
-                }
-            }
-            learner_exit = Some(learner.kill()?);
-            break;
-        }
-        for (p, s) in &mut actors {
-            if s.is_none() {
-                if let Some(status) = p.try_wait()? {
-                    *s = Some(status);
-                    if !status.success() && !interrupted {
-                        failures.push(format!(
-                            "{} failed ({}): {}",
-                            p.name,
-                            describe(status),
-                            p.failure()
-                        ));
-                        progress.say(&format!(
-                            "{} failed ({}); see {}",
-                            p.name,
-                            describe(status),
-                            p.log.display()
-                        ));
-                    }
-                }
-            }
-        }
-        if let Some(status) = learner.try_wait()? {
-            learner_exit = Some(status);
-            failures.push(format!(
-                "learner exited early ({}): {}",
-                describe(status),
-                learner.failure()
-            ));
-            for (p, s) in &mut actors {
-                if s.is_none() {
-                    *s = Some(p.stop(Duration::from_secs(15))?);
-                }
-            }
-            break;
-        }
-        if let Some(st) = status(&conn).await {
-            version = st.policy_version;
-            let running = actors.iter().filter(|(_, s)| s.is_none()).count();
-            progress.update(&st, running, actors.len());
-        }
-        if actors.iter().all(|(_, s)| s.is_some()) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-
+    let mut s = supervise(&mut fleet, &conn, &signals, &mut progress).await?;
     if let Some(st) = status(&conn).await {
-        version = st.policy_version;
+        s.version = st.policy_version;
     }
     progress.finish();
-    if learner_exit.is_none() {
+    let Fleet { mut learner, want, .. } = fleet;
+    if s.learner_exit.is_none() {
         // Up to 30 s for its final checkpoint: off the runtime's threads.
         let (stopped, why) = blocking("stopping the learner", move || {
-            let s = learner.stop(Duration::from_secs(30))?;
-            Ok((s, learner.failure()))
+            let st = learner.stop(Duration::from_secs(30))?;
+            Ok((st, learner.failure()))
         })
         .await?;
         if !stopped.success() {
-            failures.push(format!("learner stopped with {}: {why}", describe(stopped)));
+            s.failures.push(format!("learner stopped with {}: {why}", describe(stopped)));
         }
     }
-    let check_complete = !interrupted && failures.is_empty();
+    let check_complete = !s.interrupted && s.failures.is_empty();
     let f = finish_blocking(FinishOptions {
         dir: dir.clone(),
         learner_dir: PathBuf::from(&cfg.learner.dir),
@@ -379,15 +446,15 @@ pub async fn run_at(
         check_complete,
     })
     .await?;
-    failures.extend(f.failures);
+    s.failures.extend(f.failures);
     Ok(Outcome {
         report: f.report,
         dir,
         episodes: f.episodes,
         expected: a.episodes,
-        failures,
-        interrupted,
-        policy_version: version.max(f.policy_version),
+        failures: s.failures,
+        interrupted: s.interrupted,
+        policy_version: s.version.max(f.policy_version),
         seconds: started.elapsed().as_secs_f64(),
     })
 }

@@ -153,107 +153,17 @@ pub async fn run(
     // Absolute paths in the scripts: jobs may start in another working directory.
     let dir = dir.canonicalize().map_err(|e| Error::io(&dir, e))?;
     cfg.learner.dir = dir.join("learner").display().to_string();
-    let actor_bin = procs::locate("casrap-actor")?;
-    let learner_bin = procs::locate("casrap-learner")?;
-    std::fs::create_dir_all(dir.join("logs")).map_err(|e| Error::io(dir.join("logs"), e))?;
-    if cfg.security.token()?.is_none() {
-        let token_path = dir.join("token");
-        let token = casrap_common::config::SecurityConfig::random_token();
-        std::fs::write(&token_path, format!("{token}\n")).map_err(|e| Error::io(&token_path, e))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&token_path, std::fs::Permissions::from_mode(0o600))
-                .map_err(|e| Error::io(&token_path, e))?;
-        }
-        cfg.security.token_file = Some(token_path.display().to_string());
-    }
-    let cfg_path = dir.join("config.yaml");
-    std::fs::write(
-        &cfg_path,
-        format!("# resolved from {} (SLURM backend)\n{}", source.display(), cfg.to_yaml()?),
-    )
-    .map_err(|e| Error::io(&cfg_path, e))?;
-    let name = cfg.name.clone();
-    let threads = if cfg.actors.threads > 0 { cfg.actors.threads } else { 1 };
-    let ls = dir.join("learner.sbatch");
-    std::fs::write(&ls, learner_script(&name, &learner_bin, &dir))
-        .map_err(|e| Error::io(&ls, e))?;
-    let job_id = |out: String| out.split(';').next().unwrap_or_default().to_string();
-    let learner_job =
-        job_id(run_cmd(Command::new("sbatch").arg("--parsable").arg(&ls), "sbatch (learner)")?);
-    let mut actor_jobs = Vec::new();
-    for (kind, script) in actors_scripts(&name, &actor_bin, &dir, &cfg, threads) {
-        let path = dir.join(format!("actors-{kind}.sbatch"));
-        let submitted =
-            std::fs::write(&path, script).map_err(|e| Error::io(&path, e)).and_then(|()| {
-                run_cmd(Command::new("sbatch").arg("--parsable").arg(&path), "sbatch (actors)")
-            });
-        match submitted {
-            Ok(j) => actor_jobs.push(job_id(j)),
-            Err(e) => {
-                let _ = Command::new("scancel").arg(&learner_job).args(&actor_jobs).status();
-                return Err(e);
-            }
-        }
-    }
+    prepare(&mut cfg, source, &dir)?;
+    let jobs = submit(&cfg, &dir)?;
     println!(
-        "submitted: learner job {learner_job}, actor job arrays {} ({} tasks); logs in {}",
-        actor_jobs.join(", "),
+        "submitted: learner job {}, actor job arrays {} ({} tasks); logs in {}",
+        jobs.learner,
+        jobs.actors.join(", "),
         cfg.actors.count,
         dir.join("logs").display()
     );
-
-    let mut failures = Vec::new();
-    let mut interrupted = false;
-    let mut last = Instant::now();
-    loop {
-        let mut running = Vec::new();
-        for j in &actor_jobs {
-            if in_queue(j)? {
-                running.push(j.clone());
-            }
-        }
-        if running.is_empty() {
-            break;
-        }
-        if signals.load(Ordering::Relaxed) > 0 && !interrupted {
-            interrupted = true;
-            println!("stopping: cancelling the actors, then the learner");
-            let _ =
-                Command::new("scancel").args(["--signal=TERM", "--full"]).args(&running).status();
-        }
-        if !in_queue(&learner_job)? {
-            failures.push(format!(
-                "the learner job {learner_job} ended before the actors; see {}",
-                dir.join("logs/learner.log").display()
-            ));
-            let _ = Command::new("scancel").args(&running).status();
-            break;
-        }
-        if last.elapsed() >= Duration::from_secs(5) {
-            println!(
-                "[{:6.1} s] actor jobs {} running",
-                started.elapsed().as_secs_f64(),
-                running.join(", ")
-            );
-            last = Instant::now();
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    // Stop the learner: SIGTERM to the batch script, which forwards it (final checkpoint).
-    let _ = Command::new("scancel").args(["--signal=TERM", "--full", &learner_job]).status();
-    let t = Instant::now();
-    while in_queue(&learner_job)? {
-        if t.elapsed() > Duration::from_secs(60) {
-            let _ = Command::new("scancel").arg(&learner_job).status();
-            failures.push(format!(
-                "the learner job {learner_job} did not stop within 60 s of SIGTERM; cancelled"
-            ));
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    let (mut failures, interrupted) = supervise(&jobs, &dir, &signals, started).await?;
+    failures.extend(stop_learner(&jobs.learner).await?);
     let want =
         (0..cfg.actors.count).map(|k| (format!("actor-{k}"), cfg.actors.episodes_of(k))).collect();
     let check_complete = !interrupted && failures.is_empty();
@@ -276,4 +186,132 @@ pub async fn run(
         seconds: started.elapsed().as_secs_f64(),
         report: f.report,
     })
+}
+
+/// The run folder's `logs/`, a token for the run when the config names none (written with mode
+/// 0600, and `cfg` pointed at it), and the resolved `config.yaml` the jobs read.
+fn prepare(cfg: &mut RunConfig, source: &Path, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir.join("logs")).map_err(|e| Error::io(dir.join("logs"), e))?;
+    if cfg.security.token()?.is_none() {
+        let token_path = dir.join("token");
+        let token = casrap_common::config::SecurityConfig::random_token();
+        std::fs::write(&token_path, format!("{token}\n")).map_err(|e| Error::io(&token_path, e))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&token_path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| Error::io(&token_path, e))?;
+        }
+        cfg.security.token_file = Some(token_path.display().to_string());
+    }
+    let cfg_path = dir.join("config.yaml");
+    std::fs::write(
+        &cfg_path,
+        format!("# resolved from {} (SLURM backend)\n{}", source.display(), cfg.to_yaml()?),
+    )
+    .map_err(|e| Error::io(&cfg_path, e))
+}
+
+/// A submitted run's job ids.
+struct Jobs {
+    learner: String,
+    /// One job array per device kind.
+    actors: Vec<String>,
+}
+
+/// Writes the batch scripts and submits them: the learner, then one actor array per device kind
+/// (the learner is cancelled if an array cannot be submitted).
+fn submit(cfg: &RunConfig, dir: &Path) -> Result<Jobs> {
+    let actor_bin = procs::locate("casrap-actor")?;
+    let learner_bin = procs::locate("casrap-learner")?;
+    // One thread (and `--cpus-per-task=1`) per task unless the config says: a local run divides
+    // this machine's cores among its actors, but on a cluster the scheduler hands out the cores.
+    let threads = if cfg.actors.threads > 0 { cfg.actors.threads } else { 1 };
+    let ls = dir.join("learner.sbatch");
+    std::fs::write(&ls, learner_script(&cfg.name, &learner_bin, dir))
+        .map_err(|e| Error::io(&ls, e))?;
+    let job_id = |out: String| out.split(';').next().unwrap_or_default().to_string();
+    let learner =
+        job_id(run_cmd(Command::new("sbatch").arg("--parsable").arg(&ls), "sbatch (learner)")?);
+    let mut actors = Vec::new();
+    for (kind, script) in actors_scripts(&cfg.name, &actor_bin, dir, cfg, threads) {
+        let path = dir.join(format!("actors-{kind}.sbatch"));
+        let submitted =
+            std::fs::write(&path, script).map_err(|e| Error::io(&path, e)).and_then(|()| {
+                run_cmd(Command::new("sbatch").arg("--parsable").arg(&path), "sbatch (actors)")
+            });
+        match submitted {
+            Ok(j) => actors.push(job_id(j)),
+            Err(e) => {
+                let _ = Command::new("scancel").arg(&learner).args(&actors).status();
+                return Err(e);
+            }
+        }
+    }
+    Ok(Jobs { learner, actors })
+}
+
+/// Waits until no actor job is queued or running, or the learner job ends first (a failure; the
+/// actors are cancelled). A signal cancels the actors with SIGTERM (each abandons its episode).
+/// Returns the failures and whether the run was interrupted.
+async fn supervise(
+    jobs: &Jobs,
+    dir: &Path,
+    signals: &AtomicUsize,
+    started: Instant,
+) -> Result<(Vec<String>, bool)> {
+    let mut interrupted = false;
+    let mut last = Instant::now();
+    loop {
+        let mut running = Vec::new();
+        for j in &jobs.actors {
+            if in_queue(j)? {
+                running.push(j.clone());
+            }
+        }
+        if running.is_empty() {
+            return Ok((Vec::new(), interrupted));
+        }
+        if signals.load(Ordering::Relaxed) > 0 && !interrupted {
+            interrupted = true;
+            println!("stopping: cancelling the actors, then the learner");
+            let _ =
+                Command::new("scancel").args(["--signal=TERM", "--full"]).args(&running).status();
+        }
+        if !in_queue(&jobs.learner)? {
+            let _ = Command::new("scancel").args(&running).status();
+            let failure = format!(
+                "the learner job {} ended before the actors; see {}",
+                jobs.learner,
+                dir.join("logs/learner.log").display()
+            );
+            return Ok((vec![failure], interrupted));
+        }
+        if last.elapsed() >= Duration::from_secs(5) {
+            println!(
+                "[{:6.1} s] actor jobs {} running",
+                started.elapsed().as_secs_f64(),
+                running.join(", ")
+            );
+            last = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Stops the learner job: SIGTERM to its batch script, which forwards it (the final checkpoint),
+/// and a plain cancel after 60 s (then a failure).
+async fn stop_learner(job: &str) -> Result<Option<String>> {
+    let _ = Command::new("scancel").args(["--signal=TERM", "--full", job]).status();
+    let t = Instant::now();
+    while in_queue(job)? {
+        if t.elapsed() > Duration::from_secs(60) {
+            let _ = Command::new("scancel").arg(job).status();
+            return Ok(Some(format!(
+                "the learner job {job} did not stop within 60 s of SIGTERM; cancelled"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    Ok(None)
 }
