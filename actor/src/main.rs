@@ -942,7 +942,7 @@ fn run_generate(args: GenerateArgs) -> anyhow::Result<()> {
         PromptFormat::Raw
     };
     let shown = loaded.tokenizer.format(&args.prompt, format)?;
-    let prompt = loaded.tokenizer.prompt(&args.prompt, format, usize::MAX)?;
+    let prompt = loaded.tokenizer.encode_formatted(&shown, format)?;
     let opts = generate::GenerateOptions {
         max_new_tokens: args.max_new_tokens,
         sampling,

@@ -159,8 +159,14 @@ pub struct TrainingLine {
 impl TrainingLine {
     /// The line as the log holds it (keys sorted).
     pub fn to_line(&self) -> serde_json::Result<String> {
-        serde_json::to_value(self).map(|v| v.to_string())
+        sorted_line(self)
     }
+}
+
+/// One line of JSON with the keys sorted at every level (through `serde_json::Value`, whose maps
+/// are ordered), as every record has always been written.
+fn sorted_line<T: Serialize>(record: &T) -> serde_json::Result<String> {
+    serde_json::to_value(record).map(|v| v.to_string())
 }
 
 /// What one action did on one prompt in test mode (a row of `results.jsonl`'s `results`).
@@ -204,7 +210,7 @@ impl EpisodeRecord {
     /// The record as one line of JSON, as the learner stores it and `episodes.jsonl` holds it:
     /// keys sorted at every level (a JSON map's order), as records have always been written.
     pub fn to_line(&self) -> serde_json::Result<String> {
-        serde_json::to_value(self).map(|v| v.to_string())
+        sorted_line(self)
     }
 
     /// Reads a record from its JSON; an error names the field (`dense.ppl: invalid type ...`).

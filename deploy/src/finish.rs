@@ -71,9 +71,7 @@ pub fn finish(o: &FinishOptions) -> Result<Finished> {
 
 /// [`finish`] on tokio's blocking pool.
 pub async fn finish_blocking(o: FinishOptions) -> Result<Finished> {
-    tokio::task::spawn_blocking(move || finish(&o))
-        .await
-        .map_err(|e| Error::process("finishing the run", e.to_string()))?
+    blocking("finishing the run", move || finish(&o)).await
 }
 
 /// Runs `f` (a process wait, say) on tokio's blocking pool; `what` names it if the task dies.

@@ -103,12 +103,18 @@ impl TextTokenizer {
     /// A prompt's token ids in `format`, cut to its first `max` tokens: the one way requests are
     /// encoded for episodes, test mode and the measuring commands.
     pub fn prompt(&self, text: &str, format: PromptFormat, max: usize) -> Result<Vec<u32>> {
-        let mut ids = match format {
-            PromptFormat::Raw => self.encode(text)?,
-            PromptFormat::Chat => self.encode_rendered(&self.format(text, format)?)?,
-        };
+        let mut ids = self.encode_formatted(&self.format(text, format)?, format)?;
         ids.truncate(max);
         Ok(ids)
+    }
+
+    /// Token ids of what [`Self::format`] returned: a raw text gets the tokenizer's special
+    /// tokens, a rendered template already holds its own.
+    pub fn encode_formatted(&self, formatted: &str, format: PromptFormat) -> Result<Vec<u32>> {
+        match format {
+            PromptFormat::Raw => self.encode(formatted),
+            PromptFormat::Chat => self.encode_rendered(formatted),
+        }
     }
 
     fn describe(&self) -> String {

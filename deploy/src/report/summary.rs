@@ -102,9 +102,11 @@ pub struct ChoiceCell {
 /// in order of `classes` then name, and prompt length bucket.
 fn adaptation(episodes: &[Episode], classes: &[String]) -> Vec<ChoiceCell> {
     use super::test::{bucket_label, length_bucket};
-    let class_of = |e: &Episode| super::test::class_label(&e.budget).to_string();
+    fn class_of(e: &Episode) -> &str {
+        super::test::class_label(&e.budget)
+    }
     let greedy: Vec<&Episode> = episodes.iter().filter(|e| !e.explored).collect();
-    let mut names: Vec<String> = greedy.iter().map(|e| class_of(e)).collect();
+    let mut names: Vec<String> = greedy.iter().map(|e| class_of(e).to_string()).collect();
     names.sort_by_key(|n| (classes.iter().position(|c| c == n).unwrap_or(usize::MAX), n.clone()));
     names.dedup();
     let mut out = Vec::new();
