@@ -5,6 +5,7 @@
 //! Renderers: a run or test folder (`report.txt`, `summary.json`) by `casrap report`; a fleet
 //! record (`bench/fleet/*.json`) by its table; a prune-bench record by `prune-bench --report`;
 //! a timing comparison (`bench/timing/*compare.txt`) by `prune-bench --compare` on its records;
+//! a before/after comparison (`*.ab.txt`) by `scripts/bench_ab.py summary`;
 //! an engine record by `scripts/bench_engine.py --report` (stdlib only); any other file is its
 //! own text.
 
@@ -54,6 +55,16 @@ fn render(rel: &str) -> String {
     }
     if rel.starts_with("bench/timing/") && rel.ends_with("compare.txt") {
         return timing_comparison(&path);
+    }
+    if rel.ends_with(".ab.txt") {
+        let out = std::process::Command::new("python3")
+            .arg(root().join("scripts/bench_ab.py"))
+            .arg("summary")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{rel}: {}", String::from_utf8_lossy(&out.stderr));
+        return String::from_utf8(out.stdout).unwrap();
     }
     if rel.starts_with("bench/engine/") && rel.ends_with(".json") {
         let out = std::process::Command::new("python3")
