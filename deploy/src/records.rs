@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use casrap_common::config::RunConfig;
 use casrap_common::record::EpisodeRecord;
+use casrap_common::stats;
 use casrap_learner::replay::Replay;
 use serde_json::Value;
 
@@ -195,13 +196,15 @@ pub fn check_complete(
     Ok(())
 }
 
-/// Per action: how often it was taken, its mean observed reward, and the learned Q-network's
-/// mean value for it in the states where it was taken.
+/// Per action: how often it was taken, its mean observed reward (with the half-width of its 95%
+/// confidence interval, NaN below two episodes), and the learned Q-network's mean value for it in
+/// the states where it was taken.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ActionFit {
     pub action: String,
     pub episodes: usize,
     pub mean_reward: f64,
+    pub reward_ci95: f64,
     pub mean_q: f64,
 }
 
@@ -211,8 +214,44 @@ pub struct PolicyFit {
     pub checkpoint: PathBuf,
     pub updates: u64,
     pub rows: Vec<ActionFit>,
-    /// Spearman rank correlation between `mean_q` and `mean_reward` over the actions taken.
+    /// Spearman rank correlation between `mean_q` and `mean_reward` over the actions taken. Near
+    /// ties in reward (gaps inside the noise) move it as much as real misorderings do.
     pub spearman: f64,
+    /// The order check: the pairs the observed rewards tell apart, and those the Q-values rank
+    /// the other way.
+    pub order: OrderCheck,
+}
+
+/// Pairs of actions whose rewards are told apart by the records (their 95% confidence intervals
+/// do not overlap), and which of those the Q-values order the other way (`better`, `worse`).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct OrderCheck {
+    pub separated: usize,
+    pub misordered: Vec<(String, String)>,
+}
+
+/// The order check over `rows`: a pair counts when `|mean_reward_a - mean_reward_b|` exceeds the
+/// sum of the two half-widths (an action seen once has none and never counts), and is misordered
+/// when the Q-values rank the worse action at least as high as the better one.
+pub fn order_check(rows: &[ActionFit]) -> OrderCheck {
+    let mut check = OrderCheck::default();
+    for (i, a) in rows.iter().enumerate() {
+        for b in &rows[i + 1..] {
+            let (better, worse) = if a.mean_reward >= b.mean_reward { (a, b) } else { (b, a) };
+            // NaN half-widths make the comparison false: not told apart.
+            let told_apart =
+                better.mean_reward - worse.mean_reward > better.reward_ci95 + worse.reward_ci95;
+            if !told_apart {
+                continue;
+            }
+            check.separated += 1;
+            let ranked_right = better.mean_q > worse.mean_q;
+            if !ranked_right {
+                check.misordered.push((better.action.clone(), worse.action.clone()));
+            }
+        }
+    }
+    check
 }
 
 fn ranks(v: &[f64]) -> Vec<f64> {
@@ -302,12 +341,14 @@ pub fn policy_fit(run_dir: &Path) -> Result<PolicyFit> {
                 .filter(|(_, e)| &e.action == label)
                 .map(|(i, e)| (e.reward, f64::from(q[i * n + a])))
                 .collect();
-            let k = taken.len() as f64;
+            let rewards: Vec<f64> = taken.iter().map(|t| t.0).collect();
+            let qs: Vec<f64> = taken.iter().map(|t| t.1).collect();
             (!taken.is_empty()).then(|| ActionFit {
                 action: label.clone(),
                 episodes: taken.len(),
-                mean_reward: taken.iter().map(|t| t.0).sum::<f64>() / k,
-                mean_q: taken.iter().map(|t| t.1).sum::<f64>() / k,
+                mean_reward: stats::mean(&rewards),
+                reward_ci95: stats::ci95(&rewards),
+                mean_q: stats::mean(&qs),
             })
         })
         .collect();
@@ -315,23 +356,69 @@ pub fn policy_fit(run_dir: &Path) -> Result<PolicyFit> {
         &rows.iter().map(|r| r.mean_q).collect::<Vec<_>>(),
         &rows.iter().map(|r| r.mean_reward).collect::<Vec<_>>(),
     );
-    Ok(PolicyFit { checkpoint, updates: trainer.updates, rows, spearman: rho })
+    let order = order_check(&rows);
+    Ok(PolicyFit { checkpoint, updates: trainer.updates, rows, spearman: rho, order })
 }
 
 impl PolicyFit {
     pub fn table(&self) -> String {
         let mut s = format!(
-            "checkpoint {} ({} updates)\n| action | episodes | mean reward | mean Q |\n|---|---|---|---|\n",
+            "checkpoint {} ({} updates)\n\
+             | action | episodes | mean reward | 95% CI | mean Q |\n|---|---|---|---|---|\n",
             self.checkpoint.display(),
             self.updates
         );
         for r in &self.rows {
             s += &format!(
-                "| {} | {} | {:+.4} | {:+.4} |\n",
-                r.action, r.episodes, r.mean_reward, r.mean_q
+                "| {} | {} | {:+.4} | ±{:.4} | {:+.4} |\n",
+                r.action, r.episodes, r.mean_reward, r.reward_ci95, r.mean_q
             );
         }
         s += &format!("Spearman rank correlation (mean Q vs mean reward): {:.3}\n", self.spearman);
+        let wrong: Vec<String> =
+            self.order.misordered.iter().map(|(b, w)| format!("{b} > {w}")).collect();
+        s += &format!(
+            "pairs the rewards tell apart (95% CIs disjoint): {}, ranked the other way by Q: {}\n",
+            self.order.separated,
+            if wrong.is_empty() { "none".to_string() } else { wrong.join(", ") }
+        );
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fit(action: &str, mean_reward: f64, reward_ci95: f64, mean_q: f64) -> ActionFit {
+        ActionFit { action: action.into(), episodes: 10, mean_reward, reward_ci95, mean_q }
+    }
+
+    #[test]
+    fn only_pairs_the_rewards_tell_apart_must_be_ordered_by_q() {
+        // The shape of a real run: three cheap actions inside each other's noise, two costly ones.
+        let rows = [
+            fit("none", 0.0002, 0.004, -0.0025),
+            fit("heads", -0.0077, 0.005, 0.0076),
+            fit("kv", -0.0060, 0.004, 0.0003),
+            fit("ffn", -0.2507, 0.03, -0.2407),
+            fit("layers", -0.2481, 0.03, -0.2623),
+        ];
+        let check = order_check(&rows);
+        // Cheap vs costly: 3 x 2 pairs; the near ties inside each group do not count.
+        assert_eq!(check.separated, 6);
+        assert!(check.misordered.is_empty(), "{:?}", check.misordered);
+        // Q ranking a costly action above a cheap one is caught, with the pair named.
+        let mut bad = rows.clone();
+        bad[3].mean_q = 0.005;
+        let check = order_check(&bad);
+        assert_eq!(check.separated, 6);
+        assert_eq!(
+            check.misordered,
+            [("none".to_string(), "ffn".to_string()), ("kv".to_string(), "ffn".to_string())]
+        );
+        // An action seen once has no interval and is told apart from nothing.
+        let once = [fit("none", 0.0, 0.01, 0.0), fit("ffn", -1.0, f64::NAN, 1.0)];
+        assert_eq!(order_check(&once).separated, 0);
     }
 }

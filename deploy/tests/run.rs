@@ -187,12 +187,15 @@ fn casrap_run_stores_every_episode_once_advances_policies_and_learns_what_it_saw
         "casrap report changed summary.json"
     );
     assert!(run.join("plots/training_loss.png").is_file());
-    // The learned Q-values rank the actions as the observed mean rewards do.
+    // The learned Q-values rank the actions as the observed rewards do, wherever the records tell
+    // two actions apart (their 95% intervals are disjoint). Near ties are left out: ranking
+    // actions whose rewards differ by less than their noise made this test fail by chance.
     let fit = records::policy_fit(&run).unwrap();
     eprintln!("{}", fit.table());
     assert!(fit.rows.len() >= 4, "too few actions observed:\n{}", fit.table());
+    assert!(fit.order.separated >= 3, "too few actions told apart:\n{}", fit.table());
     assert!(
-        fit.spearman >= 0.8,
+        fit.order.misordered.is_empty(),
         "Q-values do not order the actions as their rewards:\n{}",
         fit.table()
     );
