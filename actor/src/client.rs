@@ -13,14 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use casrap_common::config::SecurityConfig;
 use casrap_proto::v1;
-use casrap_proto::LearnerClient;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::metadata::{Ascii, MetadataValue};
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 use crate::error::{Error, Result};
 
@@ -217,84 +212,7 @@ impl Outbox {
     }
 }
 
-/// Adds `authorization: Bearer <token>` to every request when a token is set.
-#[derive(Debug, Clone)]
-pub struct TokenInterceptor(Option<MetadataValue<Ascii>>);
-
-impl tonic::service::Interceptor for TokenInterceptor {
-    fn call(
-        &mut self,
-        mut req: tonic::Request<()>,
-    ) -> std::result::Result<tonic::Request<()>, tonic::Status> {
-        if let Some(v) = &self.0 {
-            req.metadata_mut().insert("authorization", v.clone());
-        }
-        Ok(req)
-    }
-}
-
-/// A learner client carrying the run's token.
-pub type Client = LearnerClient<InterceptedService<Channel, TokenInterceptor>>;
-
-/// How to reach the learner: its URL, TLS settings and bearer token (the run's `security:`).
-#[derive(Debug, Clone)]
-pub struct Connection {
-    pub url: String,
-    tls: Option<ClientTlsConfig>,
-    token: TokenInterceptor,
-}
-
-impl Connection {
-    /// Reads the token and certificates `sec` names; errors name the field and file.
-    pub fn new(url: &str, sec: &SecurityConfig) -> Result<Self> {
-        let learner = |reason: String| Error::Learner { url: url.to_string(), reason };
-        let token = match sec.token()? {
-            Some(t) => Some(
-                MetadataValue::try_from(format!("Bearer {t}"))
-                    .map_err(|e| learner(format!("bearer token: {e}")))?,
-            ),
-            None => None,
-        };
-        let read = |path: &str| std::fs::read(path).map_err(|e| Error::io(path, e));
-        let tls = match &sec.tls {
-            None => None,
-            Some(t) => {
-                let mut c =
-                    ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(&t.ca)?));
-                if let Some(d) = &t.domain {
-                    c = c.domain_name(d.clone());
-                }
-                if let (Some(cert), Some(key)) = (&t.client_cert, &t.client_key) {
-                    c = c.identity(tonic::transport::Identity::from_pem(read(cert)?, read(key)?));
-                }
-                Some(c)
-            }
-        };
-        Ok(Self { url: url.to_string(), tls, token: TokenInterceptor(token) })
-    }
-
-    /// A plain connection (no TLS, no token): loopback tests and local runs.
-    pub fn plain(url: &str) -> Self {
-        Self { url: url.to_string(), tls: None, token: TokenInterceptor(None) }
-    }
-
-    /// Connects (5 s timeout) and wraps the channel with the token.
-    pub async fn client(&self) -> std::result::Result<Client, String> {
-        let mut endpoint =
-            Endpoint::from_shared(self.url.clone()).map_err(|e| format!("bad URL: {e}"))?;
-        if let Some(tls) = &self.tls {
-            endpoint = endpoint.tls_config(tls.clone()).map_err(|e| format!("TLS: {e}"))?;
-        }
-        let channel = endpoint
-            .connect_timeout(Duration::from_secs(5))
-            .tcp_nodelay(true)
-            .connect()
-            .await
-            .map_err(|e| format!("cannot connect: {e}"))?;
-        Ok(LearnerClient::with_interceptor(channel, self.token.clone())
-            .max_decoding_message_size(casrap_proto::MAX_MESSAGE_BYTES))
-    }
-}
+pub use casrap_proto::connect::{Client, Connection, TokenInterceptor};
 
 /// Who this actor is, for registration, how to reach the learner, and how many transitions it
 /// sends per batch at most (the learner's `max_batch` caps it further).

@@ -37,7 +37,7 @@ use rand::{Rng, SeedableRng};
 use tokio::sync::watch;
 
 use crate::client::{self, Identity, Outbox, PolicyBytes};
-use crate::error::{Error, Result, TorchContext};
+use crate::error::{Error, Result};
 use crate::prune::harness::{self, MeasureOptions};
 use crate::prune::setup::{Calibration, Setup, SetupOptions};
 use crate::resolve::repo_path;
@@ -258,9 +258,7 @@ pub fn check_budgets(cfg: &RunConfig, set: &PromptSet) -> Result<()> {
 /// Loads the run's prompt file and checks that every prompt gets a budget class (what `casrap run`
 /// and `casrap test` check before starting anything).
 pub fn check_prompt_file(cfg: &RunConfig) -> Result<usize> {
-    let set = PromptSet::load(&repo_path(&cfg.actors.prompts), BadRows::Skip)?;
-    check_budgets(cfg, &set)?;
-    Ok(set.prompts.len())
+    Ok(casrap_common::prompts::check_run_prompts(cfg)?.prompts.len())
 }
 
 /// Runs episodes until `o.episodes` is reached or `stop` is raised (the current episode is then
@@ -540,7 +538,7 @@ impl Episode<'_> {
         let q_values: Option<Vec<f32>> = policy
             .map(|p| p.net.q_values(&state))
             .transpose()
-            .ctx(|| "the policy's Q-values".into())?;
+            .map_err(|e| Error::arg("policy", format!("its Q-values: {e}")))?;
         let explored = q_values.is_none() || rng.gen::<f32>() < epsilon;
         let index = match (&q_values, explored) {
             (Some(q), false) => qnet::argmax(q),

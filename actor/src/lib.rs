@@ -8,6 +8,7 @@ pub use casrap_engine::{chat, error, resolve, tokenizer, train};
 
 pub mod client;
 pub mod episodes;
+pub mod eval;
 pub mod evaluate;
 pub mod prune;
 pub mod testmode;

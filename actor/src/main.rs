@@ -56,6 +56,9 @@ enum Command {
     /// Test mode's measuring process (`casrap test` starts one per training actor): every action
     /// on this shard of the held-out prompts, one JSON result per line.
     Test(TestArgs),
+    /// Perplexity on a text and zero-shot multiple-choice accuracy for the dense model, fixed
+    /// actions and a checkpoint's greedy policy, in one table (what `casrap eval` runs).
+    Eval(casrap_actor::eval::EvalArgs),
 }
 
 #[derive(clap::Args)]
@@ -426,6 +429,15 @@ fn main() -> anyhow::Result<()> {
         Command::CalibrateActions(args) => run_calibrate(args),
         Command::PruneBench(args) => run_prune_bench(args),
         Command::Test(args) => run_test(args),
+        Command::Eval(args) => {
+            let rows = casrap_actor::eval::run(&args)?;
+            print!("{}", casrap_actor::eval::table(&rows));
+            if let Some(path) = &args.json {
+                std::fs::write(path, serde_json::to_string_pretty(&rows)? + "\n")
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            Ok(())
+        }
     }
 }
 

@@ -642,4 +642,12 @@ impl RunConfig {
     pub fn state_dim(&self) -> usize {
         state::FEATURES.len()
     }
+
+    /// The Q-network's layer widths: the state, `trainer.hidden`, one output per action.
+    pub fn qnet_dims(&self) -> Vec<usize> {
+        std::iter::once(self.state_dim())
+            .chain(self.trainer.hidden.iter().copied())
+            .chain([self.action_labels().len()])
+            .collect()
+    }
 }

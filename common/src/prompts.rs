@@ -227,3 +227,15 @@ fn parse_row(record: &csv::ByteRecord, cols: &Columns) -> std::result::Result<Pr
         budget,
     })
 }
+
+/// Loads the run's prompt file and checks that every prompt gets a budget class: what `casrap run`
+/// and `casrap test` check before starting anything.
+pub fn check_run_prompts(cfg: &crate::config::RunConfig) -> Result<PromptSet> {
+    let set = PromptSet::load(&crate::repo_path(&cfg.actors.prompts), BadRows::Skip)?;
+    cfg.budget.check_prompts(&set.prompts).map_err(|(line, reason)| Error::Line {
+        path: set.path.clone(),
+        line,
+        reason: format!("{reason} (the run config's `budget:` section)"),
+    })?;
+    Ok(set)
+}

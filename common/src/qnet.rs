@@ -1,27 +1,37 @@
-//! The Q-network both sides run: an MLP from the state to one value per action, with ReLU between
-//! layers, and its wire codec (what `PolicyUpdate.weights` carries).
+//! The Q-network's weights as every reader of a policy holds them: an MLP from the state to one
+//! value per action, with ReLU between layers, evaluated in plain f32 (no libtorch: actors, test
+//! mode, eval and the orchestrator's reports read policies with it; the learner trains its own
+//! copy in tch and publishes it through this codec).
 //!
-//! Codec: `b"CQN1"`, `u32` layer-width count, the widths (`u32` each, input first), then per
-//! layer the weight `[out, in]` and bias `[out]` as little-endian f32. Decoding checks the magic,
-//! the widths (against the expected ones when given), the exact length and that every value is
-//! finite.
+//! Codec (what `PolicyUpdate.weights` carries): `b"CQN1"`, `u32` layer-width count, the widths
+//! (`u32` each, input first), then per layer the weight `[out, in]` and bias `[out]` as
+//! little-endian f32. Decoding checks the magic, the widths (against the expected ones when
+//! given), the exact length and that every value is finite.
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use tch::{Kind, Tensor};
 
-/// Why weights could not be decoded.
+/// Why weights could not be used.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CodecError {
     #[error("policy weights: {0}")]
     Invalid(String),
+    #[error("state has {got} values, the Q-network takes {want}")]
+    State { got: usize, want: usize },
+}
+
+/// One layer: `weight` is `[out, in]` row-major, `bias` is `[out]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Layer {
+    pub weight: Vec<f32>,
+    pub bias: Vec<f32>,
 }
 
 /// The Q-network.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct QNet {
     dims: Vec<usize>,
-    layers: Vec<(Tensor, Tensor)>,
+    layers: Vec<Layer>,
 }
 
 const MAGIC: &[u8; 4] = b"CQN1";
@@ -40,7 +50,7 @@ pub fn argmax(q: &[f32]) -> usize {
 
 impl QNet {
     /// A network with widths `dims` (state size first, action count last), initialised as torch's
-    /// `Linear` does (uniform in ±1/sqrt(fan_in)) from `seed`. Parameters require gradients.
+    /// `Linear` does (uniform in ±1/sqrt(fan_in)) from `seed`.
     pub fn new(dims: &[usize], seed: u64) -> Self {
         let mut rng = SmallRng::seed_from_u64(seed);
         let layers = dims
@@ -48,16 +58,37 @@ impl QNet {
             .map(|w| {
                 let (i, o) = (w[0], w[1]);
                 let bound = 1.0 / (i as f32).sqrt();
-                let mut draw = |n: usize| -> Tensor {
-                    let v: Vec<f32> = (0..n).map(|_| rng.gen_range(-bound..bound)).collect();
-                    Tensor::from_slice(&v)
+                let mut draw = |n: usize| -> Vec<f32> {
+                    (0..n).map(|_| rng.gen_range(-bound..bound)).collect()
                 };
-                let w = draw(o * i).view([o as i64, i as i64]).set_requires_grad(true);
-                let b = draw(o).set_requires_grad(true);
-                (w, b)
+                let weight = draw(o * i);
+                Layer { weight, bias: draw(o) }
             })
             .collect();
         Self { dims: dims.to_vec(), layers }
+    }
+
+    /// A network from its layers, checked against `dims` (every value finite).
+    pub fn from_layers(dims: &[usize], layers: Vec<Layer>) -> Result<Self, CodecError> {
+        let bad = |why: String| CodecError::Invalid(why);
+        if dims.len() < 2 || layers.len() != dims.len() - 1 {
+            return Err(bad(format!("{} layers for widths {dims:?}", layers.len())));
+        }
+        for (k, (l, w)) in layers.iter().zip(dims.windows(2)).enumerate() {
+            if l.weight.len() != w[0] * w[1] || l.bias.len() != w[1] {
+                return Err(bad(format!(
+                    "layer {k}: {} weights and {} biases, widths {dims:?} need {} and {}",
+                    l.weight.len(),
+                    l.bias.len(),
+                    w[0] * w[1],
+                    w[1]
+                )));
+            }
+            if let Some(v) = l.weight.iter().chain(&l.bias).find(|v| !v.is_finite()) {
+                return Err(bad(format!("layer {k} holds {v}")));
+            }
+        }
+        Ok(Self { dims: dims.to_vec(), layers })
     }
 
     pub fn dims(&self) -> &[usize] {
@@ -68,43 +99,49 @@ impl QNet {
         self.dims.last().copied().unwrap_or(0)
     }
 
-    /// Q-values `[B, actions]` of states `[B, state]`.
-    pub fn forward(&self, x: &Tensor) -> Tensor {
-        let mut h = x.shallow_clone();
-        let n = self.layers.len();
-        for (i, (w, b)) in self.layers.iter().enumerate() {
-            h = h.linear(w, Some(b));
-            if i + 1 < n {
-                h = h.relu();
-            }
-        }
-        h
+    pub fn layers(&self) -> &[Layer] {
+        &self.layers
     }
 
     /// The Q-values of one state, one per action.
-    pub fn q_values(&self, state: &[f32]) -> Result<Vec<f32>, tch::TchError> {
-        let _guard = tch::no_grad_guard();
-        let q = self.forward(&Tensor::from_slice(state).view([1, -1]));
-        Vec::<f32>::try_from(q.reshape([-1]))
+    pub fn q_values(&self, state: &[f32]) -> Result<Vec<f32>, CodecError> {
+        let want = self.dims[0];
+        if state.len() != want {
+            return Err(CodecError::State { got: state.len(), want });
+        }
+        let mut h = state.to_vec();
+        let last = self.layers.len() - 1;
+        for (k, l) in self.layers.iter().enumerate() {
+            let inputs = h.len();
+            h = l
+                .weight
+                .chunks_exact(inputs)
+                .zip(&l.bias)
+                .map(|(row, b)| {
+                    let v = row.iter().zip(&h).map(|(w, x)| w * x).sum::<f32>() + b;
+                    if k < last {
+                        v.max(0.0)
+                    } else {
+                        v
+                    }
+                })
+                .collect();
+        }
+        Ok(h)
+    }
+
+    /// The Q-values of `states` (one after another, `dims()[0]` values each), one row per state.
+    pub fn q_batch(&self, states: &[f32]) -> Result<Vec<Vec<f32>>, CodecError> {
+        let want = self.dims[0];
+        if !states.len().is_multiple_of(want) {
+            return Err(CodecError::State { got: states.len() % want, want });
+        }
+        states.chunks_exact(want).map(|s| self.q_values(s)).collect()
     }
 
     /// The action with the highest Q-value for one state (ties: the lowest index).
-    pub fn greedy(&self, state: &[f32]) -> Result<usize, tch::TchError> {
+    pub fn greedy(&self, state: &[f32]) -> Result<usize, CodecError> {
         self.q_values(state).map(|q| argmax(&q))
-    }
-
-    /// Every parameter tensor (weights and biases, layer by layer).
-    pub fn parameters(&self) -> Vec<&Tensor> {
-        self.layers.iter().flat_map(|(w, b)| [w, b]).collect()
-    }
-
-    /// Copies `other`'s values into this network (same widths).
-    pub fn copy_from(&mut self, other: &QNet) {
-        let _guard = tch::no_grad_guard();
-        for ((w, b), (ow, ob)) in self.layers.iter_mut().zip(&other.layers) {
-            w.copy_(ow);
-            b.copy_(ob);
-        }
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -114,10 +151,8 @@ impl QNet {
         for &d in &self.dims {
             out.extend((d as u32).to_le_bytes());
         }
-        for t in self.parameters() {
-            let v = Vec::<f32>::try_from(&t.detach().to_kind(Kind::Float).contiguous().view([-1]))
-                .unwrap_or_default();
-            for x in v {
+        for l in &self.layers {
+            for x in l.weight.iter().chain(&l.bias) {
                 out.extend(x.to_le_bytes());
             }
         }
@@ -167,17 +202,17 @@ impl QNet {
         if let Some(i) = values.iter().position(|v| !v.is_finite()) {
             return Err(bad(format!("value {i} is {}", values[i])));
         }
-        let mut at = 0;
+        let mut rest = values.as_slice();
         let mut take = |n: usize| {
-            let t = Tensor::from_slice(&values[at..at + n]);
-            at += n;
-            t
+            let (head, tail) = rest.split_at(n);
+            rest = tail;
+            head.to_vec()
         };
         let layers = dims
             .windows(2)
             .map(|w| {
-                let wt = take(w[0] * w[1]).view([w[1] as i64, w[0] as i64]).set_requires_grad(true);
-                (wt, take(w[1]).set_requires_grad(true))
+                let weight = take(w[0] * w[1]);
+                Layer { weight, bias: take(w[1]) }
             })
             .collect();
         Ok(Self { dims, layers })
@@ -199,6 +234,23 @@ mod tests {
         let q = net.q_values(&state).expect("q-values");
         assert_eq!(q.len(), 4);
         assert_eq!(net.greedy(&state).expect("greedy"), argmax(&q));
+        assert_eq!(net.q_values(&[0.1]), Err(CodecError::State { got: 1, want: 3 }));
+    }
+
+    #[test]
+    fn q_values_are_the_mlp_written_out() {
+        // Widths [2, 2, 1]: h = relu(W0 x + b0), q = W1 h + b1, with one hidden unit cut by ReLU.
+        let layers = vec![
+            Layer { weight: vec![1.0, 2.0, -1.0, -1.0], bias: vec![0.5, 0.0] },
+            Layer { weight: vec![3.0, 10.0], bias: vec![-1.0] },
+        ];
+        let net = QNet::from_layers(&[2, 2, 1], layers).unwrap();
+        // x = (1, 2): h = (1 + 4 + 0.5, relu(-3)) = (5.5, 0); q = 16.5 - 1.
+        assert_eq!(net.q_values(&[1.0, 2.0]).unwrap(), vec![15.5]);
+        assert_eq!(net.q_batch(&[1.0, 2.0, 0.0, 0.0]).unwrap(), vec![vec![15.5], vec![0.5]]);
+        assert!(net.q_batch(&[1.0, 2.0, 3.0]).is_err());
+        let short = vec![Layer { weight: vec![1.0], bias: vec![0.0] }];
+        assert!(QNet::from_layers(&[2, 1], short).unwrap_err().to_string().contains("layer 0"));
     }
 
     #[test]
@@ -206,8 +258,7 @@ mod tests {
         let q = QNet::new(&[5, 16, 3], 1);
         let bytes = q.encode();
         let back = QNet::decode(&bytes, Some(&[5, 16, 3])).unwrap();
-        let x = Tensor::from_slice(&[0.1f32, 0.2, 0.3, 0.4, 0.5]).view([1, 5]);
-        assert!(q.forward(&x).equal(&back.forward(&x)));
+        assert_eq!(back, q);
         assert!(QNet::decode(&bytes, Some(&[5, 16, 4]))
             .unwrap_err()
             .to_string()

@@ -24,7 +24,7 @@ pub enum Error {
     #[error("{path}: {reason}")]
     Records { path: PathBuf, reason: String },
     #[error(transparent)]
-    Learner(#[from] casrap_learner::Error),
+    Store(#[from] casrap_store::Error),
 }
 
 impl Error {

@@ -2,7 +2,6 @@
 //! processes, shows progress, stops everything cleanly and leaves its outputs in `runs/train-N/`.
 
 pub mod error;
-pub mod eval;
 pub mod finish;
 pub mod k8s;
 pub mod procs;

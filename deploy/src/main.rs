@@ -39,7 +39,15 @@ enum Command {
     Test(TestArgs),
     /// Perplexity on a text (plain or WikiText raw) and zero-shot multiple-choice accuracy
     /// (JSONL of {question, choices, answer}) for the dense model, fixed actions and a policy.
-    Eval(EvalCli),
+    /// Runs `casrap-actor eval`, which holds the model, with these arguments (its options:
+    /// `casrap eval --help`).
+    #[command(disable_help_flag = true)]
+    Eval {
+        /// Passed on to `casrap-actor eval` (--config, --text, --format, --max-tokens, --window,
+        /// --mc, --actions, --policy, --device, --threads, --json).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
     /// Render deployment material from a run config: `k8s` writes Kubernetes manifests (ConfigMap,
     /// Secret, learner StatefulSet + Service, actor Indexed Jobs).
     Render {
@@ -62,7 +70,8 @@ enum Command {
         out: Option<PathBuf>,
     },
     /// How the learned Q-values of a finished run rank the actions against the rewards observed
-    /// (per action: episodes, mean reward, mean Q; Spearman's rank correlation).
+    /// (per action: episodes, mean reward and its 95% CI, mean Q; Spearman's rank correlation;
+    /// the pairs the rewards tell apart that Q ranks the other way).
     PolicyFit {
         /// A run folder (`runs/train-N`).
         run: PathBuf,
@@ -119,43 +128,6 @@ struct TestArgs {
     /// Folder the run folder is made in.
     #[arg(long, default_value = "runs")]
     out: PathBuf,
-}
-
-#[derive(clap::Args)]
-struct EvalCli {
-    /// Run config: the model, the state and the action set a policy uses.
-    #[arg(long, default_value = "deploy/local.yaml")]
-    config: PathBuf,
-    /// Text to compute perplexity on.
-    #[arg(long)]
-    text: Option<PathBuf>,
-    /// Format of --text: plain, or wikitext (WikiText-2 raw, ` = Title = ` headings).
-    #[arg(long, default_value = "plain")]
-    format: String,
-    /// Use only the first N tokens of the text (0: all).
-    #[arg(long, default_value_t = 0)]
-    max_tokens: usize,
-    /// Tokens per perplexity window.
-    #[arg(long, default_value_t = 256)]
-    window: usize,
-    /// Multiple-choice JSONL: one {question, choices, answer} per line.
-    #[arg(long)]
-    mc: Option<PathBuf>,
-    /// Fixed actions to evaluate besides the dense model (comma-separated, e.g. ffn:0.25,layers:0.125).
-    #[arg(long, value_delimiter = ',')]
-    actions: Vec<String>,
-    /// A run folder or checkpoint whose greedy policy is evaluated too.
-    #[arg(long)]
-    policy: Option<PathBuf>,
-    /// Device: cpu or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    /// Kernel and torch threads (0: one per core).
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
-    /// Also write the raw figures as JSON here.
-    #[arg(long)]
-    json: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -274,26 +246,18 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Eval(a) => {
-            let args = casrap_deploy::eval::EvalArgs {
-                config: a.config,
-                text: a.text,
-                format: a.format,
-                max_tokens: a.max_tokens,
-                window: a.window,
-                mc: a.mc,
-                actions: a.actions,
-                policy: a.policy,
-                device: a.device,
-                threads: a.threads,
-            };
-            let rows = tokio::task::block_in_place(|| casrap_deploy::eval::run(&args))?;
-            print!("{}", casrap_deploy::eval::table(&rows));
-            if let Some(path) = a.json {
-                std::fs::write(&path, serde_json::to_string_pretty(&rows)? + "\n")
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        Command::Eval { args } => {
+            let bin = casrap_deploy::procs::locate("casrap-actor")?;
+            let status = tokio::task::block_in_place(|| {
+                std::process::Command::new(&bin).arg("eval").args(&args).status()
+            })
+            .map_err(|e| anyhow::anyhow!("{}: {e}", bin.display()))?;
+            match status.code() {
+                Some(0) => Ok(()),
+                // Its own message is already on stderr; exit as it did.
+                Some(code) => std::process::exit(code),
+                None => anyhow::bail!("casrap-actor eval was stopped ({status})"),
             }
-            Ok(())
         }
         Command::Render {
             what:

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use casrap_common::config::RunConfig;
 use casrap_common::record::EpisodeRecord;
 use casrap_common::stats;
-use casrap_learner::replay::Replay;
+use casrap_store::checkpoint;
+use casrap_store::replay::Replay;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
@@ -293,13 +294,17 @@ pub fn policy_fit(run_dir: &Path) -> Result<PolicyFit> {
     let episodes = read_jsonl(&run_dir.join("episodes.jsonl"))?;
     let labels = cfg.action_labels();
     let ckpts = run_dir.join("learner").join("checkpoints");
-    let (trainer, checkpoint) = casrap_learner::trainer::Trainer::resume(
-        &ckpts,
-        &cfg.trainer,
-        cfg.state_dim(),
-        labels.len(),
-    )
-    .ok_or_else(|| Error::Records { path: ckpts.clone(), reason: "no usable checkpoint".into() })?;
+    // The newest checkpoint that reads, as the learner resumes.
+    let (net, state, checkpoint) = checkpoint::list(&ckpts)
+        .into_iter()
+        .rev()
+        .find_map(|c| {
+            checkpoint::read_policy(&c, Some(&cfg.qnet_dims())).ok().map(|(n, s)| (n, s, c))
+        })
+        .ok_or_else(|| Error::Records {
+            path: ckpts.clone(),
+            reason: "no usable checkpoint".into(),
+        })?;
     if episodes.is_empty() {
         return Err(Error::Records {
             path: run_dir.join("episodes.jsonl"),
@@ -319,15 +324,10 @@ pub fn policy_fit(run_dir: &Path) -> Result<PolicyFit> {
         });
     }
     let states: Vec<f32> = episodes.iter().flat_map(|e| e.state.iter().copied()).collect();
-    let q = {
-        let _guard = tch::no_grad_guard();
-        let x = tch::Tensor::from_slice(&states).view([episodes.len() as i64, -1]);
-        trainer.online().forward(&x)
-    };
-    let q = Vec::<f32>::try_from(q.reshape([-1])).map_err(|e: tch::TchError| Error::Records {
-        path: checkpoint.clone(),
-        reason: e.to_string(),
-    })?;
+    let q: Vec<f32> = net
+        .q_batch(&states)
+        .map_err(|e| Error::Records { path: checkpoint.clone(), reason: e.to_string() })?
+        .concat();
     let n = labels.len();
     // Like with like: an action's Q-values in the states where it was taken, against the rewards
     // it got there (a greedy policy takes actions in the states that favour them).
@@ -357,7 +357,7 @@ pub fn policy_fit(run_dir: &Path) -> Result<PolicyFit> {
         &rows.iter().map(|r| r.mean_reward).collect::<Vec<_>>(),
     );
     let order = order_check(&rows);
-    Ok(PolicyFit { checkpoint, updates: trainer.updates, rows, spearman: rho, order })
+    Ok(PolicyFit { checkpoint, updates: state.updates, rows, spearman: rho, order })
 }
 
 impl PolicyFit {

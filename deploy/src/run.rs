@@ -88,7 +88,7 @@ pub fn resolve(mut cfg: RunConfig, o: &Overrides, dir: &Path, source: &Path) -> 
     Ok(RunConfig::from_yaml(&yaml, source)?)
 }
 
-async fn status(conn: &casrap_actor::client::Connection) -> Option<v1::LearnerStatus> {
+async fn status(conn: &casrap_proto::connect::Connection) -> Option<v1::LearnerStatus> {
     let mut c = conn.client().await.ok()?;
     c.status(v1::StatusRequest {}).await.ok().map(tonic::Response::into_inner)
 }
@@ -196,7 +196,7 @@ pub async fn run(
     backend: Backend,
 ) -> Result<Outcome> {
     let cfg = RunConfig::from_file(config)?;
-    casrap_actor::episodes::check_prompt_file(&cfg)
+    casrap_common::prompts::check_run_prompts(&cfg)
         .map_err(|e| Error::process("prompts", e.to_string()))?;
     procs::locate("casrap-actor")?;
     procs::locate("casrap-learner")?;
@@ -341,7 +341,7 @@ struct Supervised {
 /// one signal asks the actors to stop (killed after [`STOP_GRACE`]), a second kills everything.
 async fn supervise(
     fleet: &mut Fleet,
-    conn: &casrap_actor::client::Connection,
+    conn: &casrap_proto::connect::Connection,
     signals: &AtomicUsize,
     progress: &mut Progress,
 ) -> Result<Supervised> {
@@ -401,7 +401,7 @@ pub async fn run_at(
     println!("run {} -> {}", cfg.name, dir.display());
 
     let mut fleet = Fleet::start(&cfg, &cfg_path, &logs).await?;
-    let conn = match casrap_actor::client::Connection::new(&fleet.url, &cfg.security) {
+    let conn = match casrap_proto::connect::Connection::new(&fleet.url, &cfg.security) {
         Ok(c) => c,
         Err(e) => {
             fleet.abandon();

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use casrap_common::config::RunConfig;
-use casrap_learner::trainer::Trainer;
+use casrap_store::checkpoint;
 
 use crate::error::{Error, Result};
 use crate::procs::{self, Proc, TesterSpec};
@@ -34,46 +34,9 @@ pub struct TestArgs {
     pub out: PathBuf,
 }
 
-/// The checkpoint folder (`ckpt-N`) and the run folder it belongs to, if any.
-fn locate(path: &Path) -> Result<(Option<PathBuf>, PathBuf)> {
-    let is_ckpt = |p: &Path| {
-        p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("ckpt-"))
-            && p.join("state.json").is_file()
-    };
-    if is_ckpt(path) {
-        let run =
-            path.parent().and_then(Path::parent).and_then(Path::parent).map(Path::to_path_buf);
-        return Ok((run, path.to_path_buf()));
-    }
-    let (run, dir) = if path.join("learner/checkpoints").is_dir() {
-        (Some(path.to_path_buf()), path.join("learner/checkpoints"))
-    } else {
-        (path.parent().and_then(Path::parent).map(Path::to_path_buf), path.to_path_buf())
-    };
-    let newest = casrap_learner::trainer::list_checkpoints(&dir).pop();
-    match newest {
-        Some(c) => Ok((run, c)),
-        None => Err(Error::Records {
-            path: path.into(),
-            reason:
-                "no checkpoint here (a run folder, its learner/checkpoints, or a ckpt-N folder)"
-                    .into(),
-        }),
-    }
-}
-
-/// The greedy policy (online Q-network) of a checkpoint found from `path` (see [`TestArgs::checkpoint`]).
-pub fn load_policy(path: &Path, cfg: &RunConfig) -> Result<casrap_common::qnet::QNet> {
-    let (_, ckpt) = locate(path)?;
-    let trainer =
-        Trainer::load_checkpoint(&ckpt, &cfg.trainer, cfg.state_dim(), cfg.action_labels().len())?;
-    casrap_common::qnet::QNet::decode(&trainer.online().encode(), None)
-        .map_err(|e| Error::Records { path: ckpt, reason: e.to_string() })
-}
-
 /// Runs test mode and writes its folder; returns the folder and the report's text.
 pub fn run(a: &TestArgs) -> Result<(PathBuf, String)> {
-    let (run_dir, ckpt) = locate(&a.checkpoint)?;
+    let (run_dir, ckpt) = checkpoint::locate(&a.checkpoint)?;
     let cfg_path = match (&a.config, &run_dir) {
         (Some(c), _) => c.clone(),
         (None, Some(r)) if r.join("config.yaml").is_file() => r.join("config.yaml"),
@@ -85,12 +48,9 @@ pub fn run(a: &TestArgs) -> Result<(PathBuf, String)> {
         }
     };
     let cfg = RunConfig::from_file(&cfg_path)?;
-    casrap_actor::episodes::check_prompt_file(&cfg)
+    casrap_common::prompts::check_run_prompts(&cfg)
         .map_err(|e| Error::process("prompts", e.to_string()))?;
-    let trainer =
-        Trainer::load_checkpoint(&ckpt, &cfg.trainer, cfg.state_dim(), cfg.action_labels().len())?;
-    let policy = casrap_common::qnet::QNet::decode(&trainer.online().encode(), None)
-        .map_err(|e| Error::Records { path: ckpt.clone(), reason: e.to_string() })?;
+    let (policy, state) = checkpoint::read_policy(&ckpt, Some(&cfg.qnet_dims()))?;
     let dir = new_run_dir(&a.out, "test")?;
     let cfg_out = dir.join("config.yaml");
     std::fs::write(
@@ -98,7 +58,7 @@ pub fn run(a: &TestArgs) -> Result<(PathBuf, String)> {
         format!("# test of {} (config {})\n{}", ckpt.display(), cfg_path.display(), cfg.to_yaml()?),
     )
     .map_err(|e| Error::io(&cfg_out, e))?;
-    println!("test of {} ({} updates) -> {}", ckpt.display(), trainer.updates, dir.display());
+    println!("test of {} ({} updates) -> {}", ckpt.display(), state.updates, dir.display());
     let policy_path = dir.join("policy.bin");
     std::fs::write(&policy_path, policy.encode()).map_err(|e| Error::io(&policy_path, e))?;
     let shards = if a.processes > 0 { a.processes } else { cfg.actors.count.max(1) };

@@ -6,68 +6,24 @@
 //! every watcher, and the learner's memory (sampled from `/proc`) per connected actor; `--record`
 //! keeps the raw figures (and the memory curve) as JSON.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use casrap_common::config::RunConfig;
 use casrap_common::state;
-use casrap_common::stats::quantile;
 use casrap_proto::{v1, LearnerClient};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
 use tonic::transport::{Channel, Endpoint};
 
+pub use casrap_store::fleet::{BenchArgs, MemorySample, Quantiles, Record};
+
 use crate::server;
 use crate::service::Shared;
-
-#[derive(clap::Args, Debug, Clone, Serialize, Deserialize)]
-pub struct BenchArgs {
-    /// Run config whose action set, learner and trainer settings are used.
-    #[arg(long, default_value = "deploy/local.yaml")]
-    pub config: PathBuf,
-    /// A running learner to load (e.g. `http://127.0.0.1:50051`); default: one in-process.
-    #[arg(long)]
-    pub connect: Option<String>,
-    /// Its process id, to sample its memory (`/proc/PID/status`); the in-process one is this one.
-    #[arg(long)]
-    pub learner_pid: Option<u32>,
-    /// Simulated actors.
-    #[arg(long, default_value_t = 64)]
-    pub actors: usize,
-    /// Transitions per batch.
-    #[arg(long, default_value_t = 64)]
-    pub batch: usize,
-    /// Batches each actor keeps in flight (sent, not yet acked).
-    #[arg(long, default_value_t = 4)]
-    pub in_flight: usize,
-    /// Transitions per actor per second (batches of one); 0: as fast as acks allow.
-    #[arg(long, default_value_t = 0.0)]
-    pub rate: f64,
-    /// Bytes of the episode record each transition carries (0: none).
-    #[arg(long, default_value_t = 0)]
-    pub record_bytes: usize,
-    /// Seconds over which the actors connect (spread, as a fleet's start is).
-    #[arg(long, default_value_t = 0.0)]
-    pub ramp: f64,
-    /// Seconds of load (after the ramp).
-    #[arg(long, default_value_t = 10)]
-    pub seconds: u64,
-    /// One connection per actor for its stream and its watch (default: two).
-    #[arg(long)]
-    pub one_connection: bool,
-    /// Store folder of the in-process learner (default: a fresh temporary one).
-    #[arg(long)]
-    pub dir: Option<PathBuf>,
-    /// Write the raw figures as JSON here.
-    #[arg(long)]
-    pub record: Option<PathBuf>,
-}
 
 struct ActorResult {
     acked: u64,
@@ -282,119 +238,6 @@ fn rss_bytes(pid: u32) -> Option<u64> {
         .parse()
         .ok()?;
     Some(kb * 1024)
-}
-
-/// One sample of the memory curve.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-pub struct MemorySample {
-    pub t_s: f64,
-    pub rss_bytes: u64,
-    pub connected: u64,
-    pub acked: u64,
-}
-
-/// The raw figures of one bench run.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Record {
-    pub args: BenchArgs,
-    pub learner: String,
-    pub elapsed_s: f64,
-    pub actors_connected: u64,
-    /// Actors that gave up (connect or register failed after retries, or a stream error).
-    pub actors_failed: usize,
-    pub first_failure: Option<String>,
-    pub acked: u64,
-    pub stored: Option<u64>,
-    pub ack_ms: Quantiles,
-    pub push_ms: Quantiles,
-    pub pushes: usize,
-    pub policy_versions: u64,
-    pub memory: Vec<MemorySample>,
-    /// Learner memory before the actors connected and once all had.
-    pub rss_idle_bytes: Option<u64>,
-    pub rss_connected_bytes: Option<u64>,
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-pub struct Quantiles {
-    pub n: usize,
-    pub p50: f64,
-    pub p99: f64,
-    pub max: f64,
-}
-
-impl Quantiles {
-    fn of(v: Vec<f64>) -> Self {
-        Self { n: v.len(), p50: quantile(&v, 0.5), p99: quantile(&v, 0.99), max: quantile(&v, 1.0) }
-    }
-}
-
-impl Record {
-    /// Reads a record written by `--record`; the error names the file.
-    pub fn load(path: &std::path::Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        serde_json::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("{}: not a fleet bench record: {e}", path.display()))
-    }
-
-    /// Bytes of learner memory per connected actor: growth from idle to all connected.
-    pub fn bytes_per_actor(&self) -> Option<f64> {
-        let (idle, full) = (self.rss_idle_bytes?, self.rss_connected_bytes?);
-        (self.actors_connected > 0)
-            .then(|| (full as f64 - idle as f64) / self.actors_connected as f64)
-    }
-
-    /// The table printed at the end.
-    pub fn table(&self) -> String {
-        let a = &self.args;
-        let load = if a.rate > 0.0 {
-            format!("{} transition(s)/s per actor", a.rate)
-        } else {
-            format!("batches of {}, {} in flight per actor", a.batch, a.in_flight)
-        };
-        let mut t = format!(
-            "casrap-learner bench: {} actors ({} connected), {load}, episode records of {} bytes, {:.1} s, learner {}\n",
-            a.actors, self.actors_connected, a.record_bytes, self.elapsed_s, self.learner
-        );
-        t += "| measure | value | target |\n|---|---|---|\n";
-        t += &format!(
-            "| actors connected / failed | {} / {} | all / 0 |\n",
-            self.actors_connected, self.actors_failed
-        );
-        t += &format!(
-            "| durable ingest (acked transitions/s) | {:.0} | |\n",
-            self.acked as f64 / self.elapsed_s
-        );
-        let stored = self.stored.map_or("-".to_string(), |s| s.to_string());
-        t += &format!("| transitions acked / stored | {} / {stored} | equal |\n", self.acked);
-        t += &format!("| ack latency p50 / p99 / max (ms, send to durable ack) | {:.2} / {:.2} / {:.2} | p99 <= 100 |\n", self.ack_ms.p50, self.ack_ms.p99, self.ack_ms.max);
-        t += &format!(
-            "| policy versions published / pushes received | {} / {} | |\n",
-            self.policy_versions, self.pushes
-        );
-        t += &format!("| policy push latency p50 / p99 / max (ms, to every watcher) | {:.2} / {:.2} / {:.2} | p99 <= 100 |\n", self.push_ms.p50, self.push_ms.p99, self.push_ms.max);
-        if let (Some(idle), Some(full)) = (self.rss_idle_bytes, self.rss_connected_bytes) {
-            t += &format!(
-                "| learner memory idle / all connected (MiB) | {:.1} / {:.1} | |\n",
-                idle as f64 / 1048576.0,
-                full as f64 / 1048576.0
-            );
-        }
-        if let Some(b) = self.bytes_per_actor() {
-            t += &format!("| learner memory per connected actor (KiB) | {:.1} | |\n", b / 1024.0);
-        }
-        if let (Some(first), Some(last)) = (self.memory.first(), self.memory.last()) {
-            let peak = self.memory.iter().map(|m| m.rss_bytes).max().unwrap_or(0);
-            t += &format!(
-                "| learner memory first / peak / last sample (MiB) | {:.1} / {:.1} / {:.1} | flat |\n",
-                first.rss_bytes as f64 / 1048576.0,
-                peak as f64 / 1048576.0,
-                last.rss_bytes as f64 / 1048576.0
-            );
-        }
-        t
-    }
 }
 
 /// Runs the benchmark and prints its table.

@@ -1,28 +1,12 @@
-//! The learner's error type.
-
-use std::path::PathBuf;
+//! The learner's error type: the store's errors, and the server's and trainer's own.
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("replay store {path}: {source}")]
-    Store {
-        path: PathBuf,
-        #[source]
-        source: sled::Error,
-    },
-    /// The store is reopening after a failed write (a full disk, say): try again shortly.
-    #[error("replay store {path} is unavailable: {reason}")]
-    Unavailable { path: PathBuf, reason: String },
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("replay store {path}: corrupt record {key}: {reason}")]
-    Corrupt { path: PathBuf, key: String, reason: String },
+    /// The replay store or a checkpoint file (`casrap-store`).
+    #[error(transparent)]
+    Store(#[from] casrap_store::Error),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -36,20 +20,16 @@ pub enum Error {
     /// The `security:` section: a token or certificate that cannot be used, or an unsafe setup.
     #[error("security: {0}")]
     Security(String),
-    #[error("checkpoint {path}: {reason}")]
-    Checkpoint { path: PathBuf, reason: String },
-    #[error("invalid transition from `{actor}` (seq {seq}): {reason}")]
-    InvalidTransition { actor: String, seq: u64, reason: String },
 }
 
 impl Error {
-    /// Whether waiting may cure it: the store is reopening, or sled met an I/O error (a full
-    /// disk) rather than corrupt data.
+    /// Whether waiting may cure it (see [`casrap_store::Error::is_transient`]).
     pub fn is_transient(&self) -> bool {
-        match self {
-            Error::Unavailable { .. } => true,
-            Error::Store { source, .. } => matches!(source, sled::Error::Io(_)),
-            _ => false,
-        }
+        matches!(self, Error::Store(e) if e.is_transient())
+    }
+
+    /// A checkpoint that cannot be written or read.
+    pub fn checkpoint(path: impl Into<std::path::PathBuf>, reason: impl Into<String>) -> Self {
+        Error::Store(casrap_store::Error::Checkpoint { path: path.into(), reason: reason.into() })
     }
 }

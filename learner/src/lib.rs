@@ -1,12 +1,13 @@
-//! The CASRAP learner: replay store (sled); the gRPC service, Double-DQN trainer, policy
-//! broadcast and checkpoints follow.
+//! The CASRAP learner: the gRPC service, Double-DQN trainer, policy broadcast and checkpoints, on
+//! the replay store of `casrap-store` (re-exported as [`replay`]).
 
 pub mod bench;
 pub mod error;
+pub mod net;
 pub mod priority;
-pub mod replay;
 pub mod server;
 pub mod service;
 pub mod trainer;
 
+pub use casrap_store::replay;
 pub use error::{Error, Result};

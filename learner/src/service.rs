@@ -447,9 +447,9 @@ async fn ingest(
         }
     };
     let rewards: Vec<f32> = transitions.iter().map(|t| t.reward).collect();
-    let failed = |e: &crate::Error| {
+    let failed = |e: &casrap_store::Error| {
         let code = match e {
-            crate::Error::InvalidTransition { .. } => Code::InvalidArgument,
+            casrap_store::Error::InvalidTransition { .. } => Code::InvalidArgument,
             e if e.is_transient() => Code::Unavailable,
             _ => Code::Internal,
         };
@@ -642,7 +642,7 @@ impl casrap_proto::Learner for LearnerService {
         _request: Request<v1::StatusRequest>,
     ) -> Result<Response<v1::LearnerStatus>, Status> {
         let s = &self.shared;
-        let internal = |e: crate::Error| Status::internal(e.to_string());
+        let internal = |e: casrap_store::Error| Status::internal(e.to_string());
         // Copy the registrations out, so the store is not read under the lock.
         let connected: Vec<v1::ActorInfo> =
             s.registrations().values().filter(|r| r.connected()).map(|r| r.info.clone()).collect();
@@ -655,7 +655,7 @@ impl casrap_proto::Learner for LearnerService {
                     hardware: a.hardware,
                 })
             })
-            .collect::<crate::Result<Vec<_>>>()
+            .collect::<casrap_store::Result<Vec<_>>>()
             .map_err(internal)?;
         let (recent_mean_reward, recent) = s.recent_reward();
         Ok(Response::new(v1::LearnerStatus {

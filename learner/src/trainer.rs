@@ -13,16 +13,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use casrap_common::qnet::QNet;
 use casrap_common::record::TrainingLine;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
-use serde::{Deserialize, Serialize};
 use tch::{Kind, Reduction, Tensor};
 
 pub use casrap_common::config::{Epsilon, TrainerConfig};
 
+use casrap_store::checkpoint::{self, hash_hex, State as CheckpointState};
+
 use crate::error::{Error, Result};
+use crate::net::Net;
 use crate::priority::Priorities;
 use crate::replay::Record;
 use crate::service::{Policy, Shared};
@@ -47,8 +48,8 @@ impl RateLimiter {
 /// The learning state: networks, Adam moments and counters.
 pub struct Trainer {
     pub cfg: TrainerConfig,
-    online: QNet,
-    target: QNet,
+    online: Net,
+    target: Net,
     m: Vec<Tensor>,
     v: Vec<Tensor>,
     pub updates: u64,
@@ -57,27 +58,14 @@ pub struct Trainer {
     pub rng: SmallRng,
 }
 
-#[derive(Serialize, Deserialize)]
-struct CheckpointState {
-    updates: u64,
-    version: u64,
-    sampled: u64,
-    dims: Vec<usize>,
-    tensors_hash: String,
-}
-
-fn hash_hex(bytes: &[u8]) -> String {
-    format!("{:016x}", casrap_common::prompts::stable_hash(0, bytes))
-}
-
 impl Trainer {
     pub fn new(cfg: TrainerConfig, state_dim: usize, actions: usize) -> Self {
         let dims: Vec<usize> =
             std::iter::once(state_dim).chain(cfg.hidden.iter().copied()).chain([actions]).collect();
-        let online = QNet::new(&dims, cfg.seed);
-        let mut target = QNet::new(&dims, cfg.seed);
+        let online = Net::new(&dims, cfg.seed);
+        let mut target = Net::new(&dims, cfg.seed);
         target.copy_from(&online);
-        let zeros = |q: &QNet| q.parameters().iter().map(|p| p.zeros_like()).collect::<Vec<_>>();
+        let zeros = |q: &Net| q.parameters().iter().map(|p| p.zeros_like()).collect::<Vec<_>>();
         let (m, v) = (zeros(&online), zeros(&online));
         let rng = SmallRng::seed_from_u64(cfg.seed);
         Self { cfg, online, target, m, v, updates: 0, version: 0, sampled: 0, rng }
@@ -87,7 +75,7 @@ impl Trainer {
         self.online.dims()
     }
 
-    pub fn online(&self) -> &QNet {
+    pub fn online(&self) -> &Net {
         &self.online
     }
 
@@ -220,20 +208,17 @@ impl Trainer {
 
     /// Writes `dir/ckpt-<updates>/` atomically (a temp folder renamed into place) and prunes old ones.
     pub fn save_checkpoint(&self, dir: &Path) -> Result<PathBuf> {
-        let io = |p: &Path, e: std::io::Error| Error::Checkpoint {
-            path: p.into(),
-            reason: e.to_string(),
-        };
+        let io = |p: &Path, e: std::io::Error| Error::checkpoint(p, e.to_string());
         std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
         let name = format!("ckpt-{:012}", self.updates);
         let tmp = dir.join(format!("{name}.tmp"));
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
-        let tensors_path = tmp.join("tensors.safetensors");
+        let tensors_path = tmp.join(checkpoint::TENSORS_FILE);
         let named = self.named_tensors();
         let refs: Vec<(&str, &Tensor)> = named.iter().map(|(n, t)| (n.as_str(), t)).collect();
         Tensor::write_safetensors(&refs, &tensors_path)
-            .map_err(|e| Error::Checkpoint { path: tensors_path.clone(), reason: e.to_string() })?;
+            .map_err(|e| Error::checkpoint(&tensors_path, e.to_string()))?;
         let bytes = std::fs::read(&tensors_path).map_err(|e| io(&tensors_path, e))?;
         let state = CheckpointState {
             updates: self.updates,
@@ -242,9 +227,9 @@ impl Trainer {
             dims: self.online.dims().to_vec(),
             tensors_hash: hash_hex(&bytes),
         };
-        let state_path = tmp.join("state.json");
+        let state_path = tmp.join(checkpoint::STATE_FILE);
         let json = serde_json::to_string_pretty(&state)
-            .map_err(|e| Error::Checkpoint { path: state_path.clone(), reason: e.to_string() })?;
+            .map_err(|e| Error::checkpoint(&state_path, e.to_string()))?;
         std::fs::write(&state_path, json).map_err(|e| io(&state_path, e))?;
         for f in [&tensors_path, &state_path] {
             std::fs::File::open(f).and_then(|f| f.sync_all()).map_err(|e| io(f, e))?;
@@ -253,7 +238,7 @@ impl Trainer {
         let _ = std::fs::remove_dir_all(&final_dir);
         std::fs::rename(&tmp, &final_dir).map_err(|e| io(&final_dir, e))?;
         std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io(dir, e))?;
-        let mut all = list_checkpoints(dir);
+        let mut all = checkpoint::list(dir);
         while all.len() > self.cfg.keep_checkpoints.max(1) {
             let old = all.remove(0);
             let _ = std::fs::remove_dir_all(old);
@@ -268,11 +253,8 @@ impl Trainer {
         state_dim: usize,
         actions: usize,
     ) -> Result<Self> {
-        let bad = |reason: String| Error::Checkpoint { path: path.into(), reason };
-        let json = std::fs::read_to_string(path.join("state.json"))
-            .map_err(|e| bad(format!("state.json: {e}")))?;
-        let state: CheckpointState =
-            serde_json::from_str(&json).map_err(|e| bad(format!("state.json: {e}")))?;
+        let bad = |reason: String| Error::checkpoint(path, reason);
+        let (state, _) = checkpoint::read_checked(path)?;
         let mut t = Self::new(cfg.clone(), state_dim, actions);
         if state.dims != t.online.dims() {
             return Err(bad(format!(
@@ -281,12 +263,7 @@ impl Trainer {
                 t.online.dims()
             )));
         }
-        let tensors_path = path.join("tensors.safetensors");
-        let bytes =
-            std::fs::read(&tensors_path).map_err(|e| bad(format!("tensors.safetensors: {e}")))?;
-        if hash_hex(&bytes) != state.tensors_hash {
-            return Err(bad("tensors.safetensors does not match the hash in state.json".into()));
-        }
+        let tensors_path = path.join(checkpoint::TENSORS_FILE);
         let named = Tensor::read_safetensors(&tensors_path)
             .map_err(|e| bad(format!("tensors.safetensors: {e}")))?;
         let _guard = tch::no_grad_guard();
@@ -326,7 +303,7 @@ impl Trainer {
         state_dim: usize,
         actions: usize,
     ) -> Option<(Self, PathBuf)> {
-        for path in list_checkpoints(dir).into_iter().rev() {
+        for path in checkpoint::list(dir).into_iter().rev() {
             match Self::load_checkpoint(&path, cfg, state_dim, actions) {
                 Ok(t) => {
                     tracing::info!(checkpoint = %path.display(), updates = t.updates, version = t.version, "resumed from checkpoint");
@@ -341,22 +318,9 @@ impl Trainer {
     }
 }
 
-/// Finished checkpoint folders in `dir`, oldest first.
+/// Finished checkpoint folders in `dir`, oldest first (see [`checkpoint::list`]).
 pub fn list_checkpoints(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    p.is_dir()
-                        && p.file_name()
-                            .and_then(|n| n.to_str())
-                            .is_some_and(|n| n.starts_with("ckpt-") && !n.ends_with(".tmp"))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
+    checkpoint::list(dir)
 }
 
 /// Appends one JSON line per published version to the training log (`training.jsonl`): updates,
@@ -447,7 +411,11 @@ pub fn run(
                 p.sample(&shared.replay, trainer.cfg.batch, beta, &mut trainer.rng)
                     .map(|d| (d.records, Some((d.slots, d.weights))))
             }
-            None => shared.replay.sample(trainer.cfg.batch, &mut trainer.rng).map(|r| (r, None)),
+            None => shared
+                .replay
+                .sample(trainer.cfg.batch, &mut trainer.rng)
+                .map(|r| (r, None))
+                .map_err(Error::from),
         };
         let (batch, drawn) = match drawn {
             Ok(d) => d,

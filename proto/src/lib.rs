@@ -1,6 +1,8 @@
 //! The `casrap.v1` wire protocol: messages and the `Learner` service's client and server,
-//! generated from `casrap.proto` by `build.rs`, and their conversions to the domain types.
+//! generated from `casrap.proto` by `build.rs`, their conversions to the domain types, and how a
+//! client connects ([`connect::Connection`]).
 
+pub mod connect;
 mod convert;
 
 /// The protobuf package every CASRAP service lives in.

@@ -74,23 +74,7 @@ pub const DEFAULT_EVAL_TEXT: &str = "data/eval/python-doc-heldout.txt";
 /// The project's prompt set.
 pub const DEFAULT_PROMPTS: &str = "data/prompts/prompts.csv";
 
-/// A path relative to the repository: as given when it exists from the working directory,
-/// otherwise under the checkout this binary was built from (so the committed model and data are
-/// found from any directory).
-pub fn repo_path(rel: &str) -> PathBuf {
-    let p = Path::new(rel);
-    if p.is_absolute() || p.exists() {
-        return p.into();
-    }
-    // This crate is actor/engine: the checkout is two folders up.
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let under_root = root.join(rel);
-    if under_root.exists() {
-        under_root
-    } else {
-        p.into()
-    }
-}
+pub use casrap_common::repo_path;
 
 fn looks_like_repo_id(spec: &str) -> bool {
     let parts: Vec<&str> = spec.split('/').collect();

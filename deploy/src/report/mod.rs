@@ -119,7 +119,7 @@ fn write_test(run_dir: &Path) -> Result<Written> {
 /// A fleet benchmark record (`casrap-learner bench --record`, `bench/fleet/*.json`): its table,
 /// reprinted from the record, and the learner's memory curve drawn beside it as `<stem>.memory.png`.
 pub fn fleet(record: &Path) -> Result<(String, PathBuf)> {
-    let r = casrap_learner::bench::Record::load(record)
+    let r = casrap_store::fleet::Record::load(record)
         .map_err(|e| Error::Records { path: record.into(), reason: format!("{e:#}") })?;
     let stem = record.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let png = record.with_file_name(format!("{stem}.memory.png"));

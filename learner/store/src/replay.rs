@@ -718,9 +718,10 @@ impl Replay {
         self.with_tree(|t| t.insert(key(b'm', b"policy"), &be(version)).map(drop))
     }
 
-    /// Overwrites the transition at `index` with `bytes` (tests of what a corrupt record does).
-    #[cfg(test)]
-    pub(crate) fn put_raw_transition(&self, index: u64, bytes: &[u8]) -> Result<()> {
+    /// Overwrites the transition at `index` with `bytes`: for tests of what a corrupt record does
+    /// (the learner's among them, so not `cfg(test)`).
+    #[doc(hidden)]
+    pub fn put_raw_transition(&self, index: u64, bytes: &[u8]) -> Result<()> {
         self.with_tree(|t| t.insert(key(b't', &be(index)), bytes).map(drop))
     }
 
