@@ -298,8 +298,12 @@ pub fn policy_fit(run_dir: &Path) -> Result<PolicyFit> {
     let (net, state, checkpoint) = checkpoint::list(&ckpts)
         .into_iter()
         .rev()
-        .find_map(|c| {
-            checkpoint::read_policy(&c, Some(&cfg.qnet_dims())).ok().map(|(n, s)| (n, s, c))
+        .find_map(|c| match checkpoint::read_policy(&c, Some(&cfg.qnet_dims())) {
+            Ok((n, s)) => Some((n, s, c)),
+            Err(e) => {
+                tracing::warn!(error = %e, "checkpoint unusable; trying the previous one");
+                None
+            }
         })
         .ok_or_else(|| Error::Records {
             path: ckpts.clone(),
