@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use casrap_common::action::Action;
 use casrap_common::config::RunConfig;
-use casrap_common::prompts::{stable_hash, BadRows, Prompt, PromptSet, Split};
+use casrap_common::prompts::{stable_hash, Prompt, Split};
 use casrap_common::qnet::{self, QNet};
 use casrap_common::record::{self, EpisodeRecord};
 use casrap_common::state::{self, Complexity};
@@ -213,14 +213,12 @@ pub const SPLIT_SEED: u64 = 0;
 /// the prompt split.
 pub fn open_setup(cfg: &RunConfig, device: &str) -> Result<(Setup, Split)> {
     let a = &cfg.actors;
-    let prompt_path = repo_path(&a.prompts);
-    let set = PromptSet::load(&prompt_path, BadRows::Skip)?;
-    check_budgets(cfg, &set)?;
+    let set = casrap_common::prompts::check_run_prompts(cfg)?;
     let split = set.split(a.test_fraction, SPLIT_SEED);
     if split.train.is_empty() || split.test.is_empty() {
         return Err(Error::arg(
             "actors.prompts",
-            format!("{}: a split is empty", prompt_path.display()),
+            format!("{}: a split is empty", set.path.display()),
         ));
     }
     let setup = Setup::open(&SetupOptions {
@@ -244,21 +242,6 @@ pub fn train_calibration(train: &[Prompt], prompts: &str) -> Calibration {
         windows: 64,
         seq: 128,
     }
-}
-
-/// Fails, naming the row, when a prompt of `set` gets no budget class under `cfg.budget`.
-pub fn check_budgets(cfg: &RunConfig, set: &PromptSet) -> Result<()> {
-    cfg.budget.check_prompts(&set.prompts).map_err(|(line, reason)| Error::Line {
-        path: set.path.clone(),
-        line: line as usize,
-        reason: format!("{reason} (the run config's `budget:` section)"),
-    })
-}
-
-/// Loads the run's prompt file and checks that every prompt gets a budget class (what `casrap run`
-/// and `casrap test` check before starting anything).
-pub fn check_prompt_file(cfg: &RunConfig) -> Result<usize> {
-    Ok(casrap_common::prompts::check_run_prompts(cfg)?.prompts.len())
 }
 
 /// Runs episodes until `o.episodes` is reached or `stop` is raised (the current episode is then

@@ -96,6 +96,9 @@ impl TrainerConfig {
         if self.batch == 0 {
             return bad("batch", "must be positive");
         }
+        if self.hidden.len() > 14 || self.hidden.iter().any(|&w| w == 0 || w > 1 << 16) {
+            return bad("hidden", "at most 14 layers, each 1 to 65536 wide");
+        }
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return bad("lr", "must be positive");
         }

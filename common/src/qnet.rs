@@ -18,6 +18,19 @@ pub enum CodecError {
     Invalid(String),
     #[error("state has {got} values, the Q-network takes {want}")]
     State { got: usize, want: usize },
+    #[error("{values} values are not a whole number of states of {width}")]
+    Batch { values: usize, width: usize },
+}
+
+/// Widths a network may have: 2 to 16 of them (input first), each from 1 to 65536.
+fn check_dims(dims: &[usize]) -> Result<(), CodecError> {
+    if !(2..=16).contains(&dims.len()) {
+        return Err(CodecError::Invalid(format!("{} layer widths", dims.len())));
+    }
+    if dims.iter().any(|&d| d == 0 || d > 1 << 16) {
+        return Err(CodecError::Invalid(format!("widths {dims:?}")));
+    }
+    Ok(())
 }
 
 /// One layer: `weight` is `[out, in]` row-major, `bias` is `[out]`.
@@ -68,10 +81,12 @@ impl QNet {
         Self { dims: dims.to_vec(), layers }
     }
 
-    /// A network from its layers, checked against `dims` (every value finite).
+    /// A network from its layers, checked against `dims` (see [`QNet::decode`]'s width rules;
+    /// every value finite).
     pub fn from_layers(dims: &[usize], layers: Vec<Layer>) -> Result<Self, CodecError> {
         let bad = |why: String| CodecError::Invalid(why);
-        if dims.len() < 2 || layers.len() != dims.len() - 1 {
+        check_dims(dims)?;
+        if layers.len() != dims.len() - 1 {
             return Err(bad(format!("{} layers for widths {dims:?}", layers.len())));
         }
         for (k, (l, w)) in layers.iter().zip(dims.windows(2)).enumerate() {
@@ -110,16 +125,17 @@ impl QNet {
             return Err(CodecError::State { got: state.len(), want });
         }
         let mut h = state.to_vec();
-        let last = self.layers.len() - 1;
+        let n = self.layers.len();
         for (k, l) in self.layers.iter().enumerate() {
-            let inputs = h.len();
+            // Widths are at least 1 (checked when the network is made or decoded).
+            let inputs = h.len().max(1);
             h = l
                 .weight
                 .chunks_exact(inputs)
                 .zip(&l.bias)
                 .map(|(row, b)| {
                     let v = row.iter().zip(&h).map(|(w, x)| w * x).sum::<f32>() + b;
-                    if k < last {
+                    if k + 1 < n {
                         v.max(0.0)
                     } else {
                         v
@@ -132,11 +148,11 @@ impl QNet {
 
     /// The Q-values of `states` (one after another, `dims()[0]` values each), one row per state.
     pub fn q_batch(&self, states: &[f32]) -> Result<Vec<Vec<f32>>, CodecError> {
-        let want = self.dims[0];
-        if !states.len().is_multiple_of(want) {
-            return Err(CodecError::State { got: states.len() % want, want });
+        let width = self.dims[0].max(1);
+        if !states.len().is_multiple_of(width) {
+            return Err(CodecError::Batch { values: states.len(), width });
         }
-        states.chunks_exact(want).map(|s| self.q_values(s)).collect()
+        states.chunks_exact(width).map(|s| self.q_values(s)).collect()
     }
 
     /// The action with the highest Q-value for one state (ties: the lowest index).
@@ -178,9 +194,7 @@ impl QNet {
         }
         let dims: Vec<usize> =
             (0..n).map(|i| word(8 + 4 * i).map(|d| d as usize)).collect::<Result<_, _>>()?;
-        if dims.iter().any(|&d| d == 0 || d > 1 << 16) {
-            return Err(bad(format!("widths {dims:?}")));
-        }
+        check_dims(&dims)?;
         if let Some(e) = expected {
             if e != dims.as_slice() {
                 return Err(bad(format!("widths {dims:?}, expected {e:?}")));
@@ -248,9 +262,12 @@ mod tests {
         // x = (1, 2): h = (1 + 4 + 0.5, relu(-3)) = (5.5, 0); q = 16.5 - 1.
         assert_eq!(net.q_values(&[1.0, 2.0]).unwrap(), vec![15.5]);
         assert_eq!(net.q_batch(&[1.0, 2.0, 0.0, 0.0]).unwrap(), vec![vec![15.5], vec![0.5]]);
-        assert!(net.q_batch(&[1.0, 2.0, 3.0]).is_err());
+        let e = net.q_batch(&[1.0, 2.0, 3.0]).unwrap_err().to_string();
+        assert_eq!(e, "3 values are not a whole number of states of 2");
         let short = vec![Layer { weight: vec![1.0], bias: vec![0.0] }];
         assert!(QNet::from_layers(&[2, 1], short).unwrap_err().to_string().contains("layer 0"));
+        let empty = vec![Layer { weight: vec![], bias: vec![] }];
+        assert!(QNet::from_layers(&[0, 0], empty).unwrap_err().to_string().contains("widths"));
     }
 
     #[test]

@@ -249,14 +249,18 @@ async fn main() -> anyhow::Result<()> {
         Command::Eval { args } => {
             let bin = casrap_deploy::procs::locate("casrap-actor")?;
             let status = tokio::task::block_in_place(|| {
-                std::process::Command::new(&bin).arg("eval").args(&args).status()
+                use std::os::unix::process::CommandExt;
+                // Named `casrap` in its usage and errors, as the user typed it.
+                std::process::Command::new(&bin).arg0("casrap").arg("eval").args(&args).status()
             })
             .map_err(|e| anyhow::anyhow!("{}: {e}", bin.display()))?;
-            match status.code() {
-                Some(0) => Ok(()),
-                // Its own message is already on stderr; exit as it did.
-                Some(code) => std::process::exit(code),
-                None => anyhow::bail!("casrap-actor eval was stopped ({status})"),
+            use std::os::unix::process::ExitStatusExt;
+            // Its own message is already on stderr; exit as it did (128 + N for signal N).
+            match (status.code(), status.signal()) {
+                (Some(0), _) => Ok(()),
+                (Some(code), _) => std::process::exit(code),
+                (None, Some(sig)) => std::process::exit(128 + sig),
+                (None, None) => anyhow::bail!("casrap-actor eval ended with {status}"),
             }
         }
         Command::Render {

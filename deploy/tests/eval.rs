@@ -104,3 +104,17 @@ fn a_malformed_question_is_named_with_its_line() {
     assert!(!out.status.success());
     assert!(stderr.contains("bad.jsonl:2: answer 2 is not one of the 2 choices"), "{stderr}");
 }
+
+#[test]
+fn casrap_eval_passes_arguments_and_exit_codes_through_to_the_actor() {
+    // `casrap eval` runs `casrap-actor eval`: its options, its usage under the name typed, and
+    // its exit code (2: a usage error).
+    let out = eval(&["--no-such-flag"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--no-such-flag") && stderr.contains("Usage: casrap eval"), "{stderr}");
+    let help =
+        Command::new(env!("CARGO_BIN_EXE_casrap")).args(["eval", "--help"]).output().unwrap();
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(help.status.success() && text.contains("--policy <POLICY>"), "{text}");
+}

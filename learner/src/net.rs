@@ -47,9 +47,10 @@ impl Net {
         QNet::from_layers(&self.dims, layers)
     }
 
-    /// The codec bytes of [`Net::to_policy`]; empty if the values cannot be read or are not finite.
-    pub fn encode(&self) -> Vec<u8> {
-        self.to_policy().map(|q| q.encode()).unwrap_or_default()
+    /// The codec bytes of [`Net::to_policy`]; an error when the values cannot be read or are
+    /// not finite (such a network is never published).
+    pub fn encode(&self) -> Result<Vec<u8>, CodecError> {
+        self.to_policy().map(|q| q.encode())
     }
 
     pub fn dims(&self) -> &[usize] {
@@ -93,7 +94,7 @@ mod tests {
         let q = QNet::new(&[5, 16, 3], 1);
         let net = Net::new(&[5, 16, 3], 1);
         assert_eq!(net.to_policy().unwrap(), q, "same seeded values");
-        assert_eq!(net.encode(), q.encode());
+        assert_eq!(net.encode().unwrap(), q.encode());
         let states = [0.1f32, 0.2, 0.3, 0.4, 0.5, 0.9, 0.0, 0.7, 0.3, 0.1];
         let batch = Tensor::from_slice(&states).view([2, 5]);
         let tq = Vec::<f32>::try_from(net.forward(&batch).detach().view([-1])).unwrap();

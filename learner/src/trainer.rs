@@ -176,14 +176,15 @@ impl Trainer {
         }
     }
 
-    /// The online network as a policy with the next version number.
-    pub fn next_policy(&mut self) -> Policy {
+    /// The online network as a policy with the next version number; an error (and no new
+    /// version) when its weights are not finite.
+    pub fn next_policy(&mut self) -> Result<Policy> {
+        let weights = self
+            .online
+            .encode()
+            .map_err(|e| Error::Trainer(format!("the online network cannot be published: {e}")))?;
         self.version += 1;
-        Policy {
-            version: self.version,
-            epsilon: self.epsilon(),
-            weights: Arc::new(self.online.encode()),
-        }
+        Ok(Policy { version: self.version, epsilon: self.epsilon(), weights: Arc::new(weights) })
     }
 
     fn named_tensors(&self) -> Vec<(String, Tensor)> {
@@ -389,7 +390,7 @@ pub fn run(
     };
     let mut priorities =
         trainer.cfg.prioritized.clone().map(|p| Priorities::new(p, shared.replay.capacity()));
-    shared.publish(trainer.next_policy());
+    shared.publish(trainer.next_policy()?);
     if let Some(l) = &mut log {
         l.line(&trainer, shared.replay.total()?);
     }
@@ -455,7 +456,7 @@ pub fn run(
             l.losses += 1;
         }
         if trainer.updates.is_multiple_of(trainer.cfg.publish_every) {
-            shared.publish(trainer.next_policy());
+            shared.publish(trainer.next_policy()?);
             if let Some(l) = &mut log {
                 l.line(&trainer, inserted);
             }

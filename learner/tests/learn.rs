@@ -222,19 +222,19 @@ fn checkpoints_resume_exactly_and_a_corrupt_one_falls_back() {
     }
     t.version = 3;
     let first = t.save_checkpoint(dir.path()).unwrap();
-    let weights_at_5 = t.online().encode();
+    let weights_at_5 = t.online().encode().unwrap();
     // Readers without libtorch (test mode, eval, policy-fit) see the same online network.
     let (plain, state) = casrap_store::checkpoint::read_policy(&first, Some(t.dims())).unwrap();
     assert_eq!((plain.encode(), state.updates, state.version), (weights_at_5.clone(), 5, 3));
     // Continuing from the checkpoint must give the same next step as continuing in memory.
     let mut resumed = Trainer::resume(dir.path(), &cfg, CONTEXTS, ACTIONS).unwrap().0;
     assert_eq!((resumed.updates, resumed.version, resumed.sampled), (5, 3, 5 * 64));
-    assert_eq!(resumed.online().encode(), weights_at_5);
+    assert_eq!(resumed.online().encode().unwrap(), weights_at_5);
     t.update(&data);
     resumed.update(&data);
     assert_eq!(
-        resumed.online().encode(),
-        t.online().encode(),
+        resumed.online().encode().unwrap(),
+        t.online().encode().unwrap(),
         "Adam state and target network resumed too"
     );
 
@@ -251,7 +251,7 @@ fn checkpoints_resume_exactly_and_a_corrupt_one_falls_back() {
     assert_eq!(path, first);
     let e = casrap_store::checkpoint::read_policy(&second, None).unwrap_err().to_string();
     assert!(e.contains("does not match the hash"), "{e}");
-    assert_eq!(back.online().encode(), weights_at_5);
+    assert_eq!(back.online().encode().unwrap(), weights_at_5);
     // A config with other widths cannot resume from these.
     let other = TrainerConfig { hidden: vec![16], ..cfg };
     assert!(Trainer::resume(dir.path(), &other, CONTEXTS, ACTIONS).is_none());

@@ -719,8 +719,8 @@ impl Replay {
     }
 
     /// Overwrites the transition at `index` with `bytes`: for tests of what a corrupt record does
-    /// (the learner's among them, so not `cfg(test)`).
-    #[doc(hidden)]
+    /// (feature `test-util`, which the learner's tests turn on).
+    #[cfg(feature = "test-util")]
     pub fn put_raw_transition(&self, index: u64, bytes: &[u8]) -> Result<()> {
         self.with_tree(|t| t.insert(key(b't', &be(index)), bytes).map(drop))
     }
