@@ -87,6 +87,11 @@ impl Default for TrainerConfig {
 }
 
 impl TrainerConfig {
+    /// The Q-network's layer widths: `state_dim`, `hidden`, one output per action.
+    pub fn qnet_dims(&self, state_dim: usize, actions: usize) -> Vec<usize> {
+        std::iter::once(state_dim).chain(self.hidden.iter().copied()).chain([actions]).collect()
+    }
+
     /// Checks values a config file could get wrong; the message names the field.
     pub fn check(&self) -> std::result::Result<(), String> {
         let bad = |f: &str, why: &str| Err(format!("trainer.{f}: {why}"));
@@ -648,9 +653,6 @@ impl RunConfig {
 
     /// The Q-network's layer widths: the state, `trainer.hidden`, one output per action.
     pub fn qnet_dims(&self) -> Vec<usize> {
-        std::iter::once(self.state_dim())
-            .chain(self.trainer.hidden.iter().copied())
-            .chain([self.action_labels().len()])
-            .collect()
+        self.trainer.qnet_dims(self.state_dim(), self.action_labels().len())
     }
 }

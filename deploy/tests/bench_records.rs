@@ -57,24 +57,10 @@ fn render(rel: &str) -> String {
         return timing_comparison(&path);
     }
     if rel.ends_with(".ab.txt") {
-        let out = std::process::Command::new("python3")
-            .arg(root().join("scripts/bench_ab.py"))
-            .arg("summary")
-            .arg(&path)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{rel}: {}", String::from_utf8_lossy(&out.stderr));
-        return String::from_utf8(out.stdout).unwrap();
+        return python(rel, "scripts/bench_ab.py", "summary", &path);
     }
     if rel.starts_with("bench/engine/") && rel.ends_with(".json") {
-        let out = std::process::Command::new("python3")
-            .arg(root().join("scripts/bench_engine.py"))
-            .arg("--report")
-            .arg(&path)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{rel}: {}", String::from_utf8_lossy(&out.stderr));
-        return String::from_utf8(out.stdout).unwrap();
+        return python(rel, "scripts/bench_engine.py", "--report", &path);
     }
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
@@ -192,4 +178,16 @@ fn readme_tables_are_reprinted_from_their_records() {
         checked.push(rel.to_string());
     }
     assert!(checked.len() >= 8, "only {} marked README blocks: {checked:?}", checked.len());
+}
+
+/// What the committed script `script` prints for the record `path` (`rel`, for messages).
+fn python(rel: &str, script: &str, flag: &str, path: &Path) -> String {
+    let out = std::process::Command::new("python3")
+        .arg(root().join(script))
+        .arg(flag)
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{rel}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
 }

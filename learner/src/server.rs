@@ -353,7 +353,7 @@ mod tests {
         assert!(before >= 3, "version {before}");
         drop((shared, replay));
         // Every checkpoint corrupt: the trainer starts fresh, yet its versions go on.
-        for c in trainer::list_checkpoints(&dir.path().join("checkpoints")) {
+        for c in casrap_store::checkpoint::list(&dir.path().join("checkpoints")) {
             std::fs::write(c.join("state.json"), "{").unwrap();
         }
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

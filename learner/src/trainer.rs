@@ -60,8 +60,7 @@ pub struct Trainer {
 
 impl Trainer {
     pub fn new(cfg: TrainerConfig, state_dim: usize, actions: usize) -> Self {
-        let dims: Vec<usize> =
-            std::iter::once(state_dim).chain(cfg.hidden.iter().copied()).chain([actions]).collect();
+        let dims = cfg.qnet_dims(state_dim, actions);
         let online = Net::new(&dims, cfg.seed);
         let mut target = Net::new(&dims, cfg.seed);
         target.copy_from(&online);
@@ -317,11 +316,6 @@ impl Trainer {
         }
         None
     }
-}
-
-/// Finished checkpoint folders in `dir`, oldest first (see [`checkpoint::list`]).
-pub fn list_checkpoints(dir: &Path) -> Vec<PathBuf> {
-    checkpoint::list(dir)
 }
 
 /// Appends one JSON line per published version to the training log (`training.jsonl`): updates,

@@ -183,7 +183,7 @@ async fn learn_bandit(cfg: TrainerConfig) {
         .count();
     assert!(hits * 100 >= 95 * trials, "best action in {hits} of {trials}");
     assert!(
-        !trainer::list_checkpoints(&dir.path().join("checkpoints")).is_empty(),
+        !casrap_store::checkpoint::list(&dir.path().join("checkpoints")).is_empty(),
         "a checkpoint on stop"
     );
 }
