@@ -228,6 +228,7 @@ pub fn open_setup(cfg: &RunConfig, device: &str) -> Result<(Setup, Split)> {
         seed: 0,
         calibration: train_calibration(&split.train, &a.prompts),
         max_profile_bytes: (a.max_profile_mb > 0.0).then_some((a.max_profile_mb * 1e6) as usize),
+        sparsity: cfg.checked_actions().iter().any(|a| a.sparsity().is_some()),
     })?;
     Ok((setup, split))
 }

@@ -594,6 +594,7 @@ fn run_prune_bench(args: PruneBenchArgs) -> anyhow::Result<()> {
         seed: args.m.seed,
         calibration,
         max_profile_bytes: args.max_profile_mb.map(|mb| (mb * 1e6) as usize),
+        sparsity: actions.iter().any(|a| a.sparsity().is_some()),
     })
     .with_context(|| format!("loading model {}", args.m.model))?;
     let n = args.prompts.max(1).min(split.test.len());
@@ -673,9 +674,10 @@ fn run_calibrate(args: CalibrateArgs) -> anyhow::Result<()> {
             "ffn" => Ok(ActionKind::Ffn),
             "layers" => Ok(ActionKind::Layers),
             "kv_window" => Ok(ActionKind::KvWindow),
-            other => {
-                anyhow::bail!("--kinds: unknown kind `{other}` (heads, ffn, layers, kv_window)")
-            }
+            "sparsity" => Ok(ActionKind::Sparsity),
+            other => anyhow::bail!(
+                "--kinds: unknown kind `{other}` (heads, ffn, layers, kv_window, sparsity)"
+            ),
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     if let Some(b) = args.budgets.iter().find(|b| !(b.is_finite() && **b > 0.0)) {
@@ -696,6 +698,7 @@ fn run_calibrate(args: CalibrateArgs) -> anyhow::Result<()> {
         calibration: casrap_actor::episodes::train_calibration(&split.train, &args.prompts),
         // Each profile is used once: the default budget (twice the dense weights) evicts them.
         max_profile_bytes: None,
+        sparsity: kinds.contains(&ActionKind::Sparsity),
     })?;
     let text = casrap_common::text::read_plain(&casrap_actor::resolve::repo_path(&args.text))?;
     let mut tokens = setup.tokenizer.encode(&text)?;

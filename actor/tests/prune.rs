@@ -422,6 +422,7 @@ fn calibration_fits_each_kind_within_each_budget_and_writes_a_usable_action_list
         seed: 0,
         calibration: Calibration::WeightNorm,
         max_profile_bytes: None,
+        sparsity: false,
     })
     .unwrap();
     let text =

@@ -13,7 +13,9 @@
 
 use tch::{Device, Kind, Tensor};
 
-use crate::gemv::{self, WeightView};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::gemv::{self, InputMajorView, WeightView};
 use crate::model::{KvCache, KvWindow, Llama, Parts};
 
 /// How weights and the KV cache are stored: f32, or bf16 kept as its bit pattern. Arithmetic is
@@ -106,6 +108,51 @@ struct LayerViews {
     o: WeightView<'static>,
     gate_up: WeightView<'static>,
     down: WeightView<'static>,
+    /// Activation sparsity: input-major views of qkv, o, gate_up, down and their thresholds.
+    sparse: Option<[(InputMajorView<'static>, f32); 4]>,
+}
+
+/// Which of a block's four matrices a product uses (the index into [`LayerViews::sparse`]).
+#[derive(Clone, Copy)]
+enum Mat {
+    Qkv = 0,
+    O = 1,
+    GateUp = 2,
+    Down = 3,
+}
+
+impl LayerViews {
+    fn dense(&self, m: Mat) -> &WeightView<'static> {
+        match m {
+            Mat::Qkv => &self.qkv,
+            Mat::O => &self.o,
+            Mat::GateUp => &self.gate_up,
+            Mat::Down => &self.down,
+        }
+    }
+
+    /// `y[i] = W x[i]` for every position `i`; with sparsity, inputs below the matrix's threshold
+    /// are skipped (each position on its own: which rows are read depends on its input). A
+    /// position whose inputs all pass goes through the dense kernel, so a threshold of 0 gives
+    /// the dense result bit for bit. Returns the weight bytes read.
+    fn project(&self, m: Mat, x: &[f32], y: &mut [f32], elt: usize) -> u64 {
+        let dense = self.dense(m);
+        let Some(sparse) = &self.sparse else {
+            dense.matmul(x, y);
+            return (dense.n * dense.k * elt * (x.len() / dense.k)) as u64;
+        };
+        let (view, threshold) = sparse[m as usize];
+        let mut read = 0;
+        for (xi, yi) in x.chunks_exact(dense.k).zip(y.chunks_exact_mut(dense.n)) {
+            if xi.iter().all(|v| v.abs() >= threshold) {
+                dense.matvec(xi, yi);
+                read += dense.n * dense.k * elt;
+            } else {
+                read += view.matvec_sparse(xi, threshold, yi) * view.n * elt;
+            }
+        }
+        read as u64
+    }
 }
 
 /// Views of a model's weight tensors, built once when the model is built.
@@ -127,6 +174,9 @@ pub(crate) struct Plan<E: Elem> {
     layers: Vec<LayerViews>,
     inv_freq: Vec<f32>,
     kv_window: Option<KvWindow>,
+    /// Weight bytes read by the steps run so far, and how many positions they decoded.
+    read: AtomicU64,
+    positions: AtomicU64,
 }
 
 impl DecodePlan {
@@ -146,13 +196,35 @@ impl DecodePlan {
         }
     }
 
-    /// Logits `[1, V]` (in the model's dtype) of `token` at position `cache.len()`, appending its
-    /// K/V to `cache`. `None` (nothing changed) when the cache does not fit this path.
-    pub(crate) fn step(&self, model: &Llama, token: usize, cache: &mut KvCache) -> Option<Tensor> {
+    /// Logits `[T, V]` (in the model's dtype) of `tokens` at positions `cache.len()..`, appending
+    /// their K/V to `cache`. Each weight is read once for all positions (T = 1 is one decode
+    /// step); position `i`'s logits are bit-identical to those of `i + 1` single steps. `None`
+    /// (nothing changed) when the cache does not fit this path.
+    pub(crate) fn steps(
+        &self,
+        model: &Llama,
+        tokens: &[usize],
+        cache: &mut KvCache,
+    ) -> Option<Tensor> {
         match self {
-            DecodePlan::F32(p) => p.step(model, token, cache),
-            DecodePlan::Bf16(p) => p.step(model, token, cache),
+            DecodePlan::F32(p) => p.steps(model, tokens, cache),
+            DecodePlan::Bf16(p) => p.steps(model, tokens, cache),
         }
+    }
+
+    /// Weight bytes read and positions decoded since the plan was built.
+    pub(crate) fn reads(&self) -> (u64, u64) {
+        let (read, positions) = match self {
+            DecodePlan::F32(p) => (&p.read, &p.positions),
+            DecodePlan::Bf16(p) => (&p.read, &p.positions),
+        };
+        (read.load(Ordering::Relaxed), positions.load(Ordering::Relaxed))
+    }
+
+    /// Weight bytes read per decoded position since the plan was built (`None` before any).
+    pub(crate) fn bytes_per_position(&self) -> Option<f64> {
+        let (read, n) = self.reads();
+        (n > 0).then(|| read as f64 / n as f64)
     }
 }
 
@@ -179,6 +251,15 @@ impl<E: Elem> Plan<E> {
                     o: WeightView::of(b.o_weight())?.detach(),
                     gate_up: WeightView::of(b.gate_up_weight())?.detach(),
                     down: WeightView::of(b.down_weight())?.detach(),
+                    sparse: match p.sparse.get(index).copied().flatten() {
+                        None => None,
+                        Some((wt, t)) => Some([
+                            (InputMajorView::of(&wt[0])?.detach(), t[0]),
+                            (InputMajorView::of(&wt[1])?.detach(), t[1]),
+                            (InputMajorView::of(&wt[2])?.detach(), t[2]),
+                            (InputMajorView::of(&wt[3])?.detach(), t[3]),
+                        ]),
+                    },
                 })
             })
             .collect::<Option<Vec<_>>>()?;
@@ -189,114 +270,153 @@ impl<E: Elem> Plan<E> {
             layers,
             inv_freq: Vec::<f32>::try_from(&p.inv_freq.to_device(Device::Cpu)).ok()?,
             kv_window: p.kv_window,
+            read: AtomicU64::new(0),
+            positions: AtomicU64::new(0),
         })
     }
 
-    fn step(&self, model: &Llama, token: usize, cache: &mut KvCache) -> Option<Tensor> {
+    fn steps(&self, model: &Llama, tokens: &[usize], cache: &mut KvCache) -> Option<Tensor> {
         let cfg = model.config();
-        let (d, hd) = (cfg.hidden_size, cfg.head_dim);
-        let (half, pos, cap) = (hd / 2, cache.len(), cache.capacity());
-        if cache.batch() != 1 || pos >= cap || token >= cfg.vocab_size {
+        let (d, hd, vocab) = (cfg.hidden_size, cfg.head_dim, cfg.vocab_size);
+        let (half, pos, cap, m) = (hd / 2, cache.len(), cache.capacity(), tokens.len());
+        if cache.batch() != 1 || m == 0 || pos + m > cap || tokens.iter().any(|&t| t >= vocab) {
             return None;
         }
+        let elt = std::mem::size_of::<E>();
         let scale = 1.0 / (hd as f32).sqrt();
-        let (cos, sin): (Vec<f32>, Vec<f32>) = (0..hd)
-            .map(|i| {
-                let a = pos as f32 * self.inv_freq[i % half];
+        // Per position: RoPE tables and the key positions it attends to (all, or the sinks and
+        // the recent window).
+        let (cos, sin): (Vec<f32>, Vec<f32>) = (0..m)
+            .flat_map(|i| (0..hd).map(move |j| (i, j)))
+            .map(|(i, j)| {
+                let a = (pos + i) as f32 * self.inv_freq[j % half];
                 (a.cos(), a.sin())
             })
             .unzip();
-        // Key positions this step attends to: all, or the sinks and the recent window.
-        let n = pos + 1;
-        let keys: Vec<usize> = match self.kv_window {
-            Some(w) if n > w.sinks + w.window => (0..w.sinks).chain(n - w.window..n).collect(),
-            _ => (0..n).collect(),
-        };
+        let keys: Vec<Vec<usize>> = (0..m)
+            .map(|i| {
+                let n = pos + i + 1;
+                match self.kv_window {
+                    Some(w) if n > w.sinks + w.window => {
+                        (0..w.sinks).chain(n - w.window..n).collect()
+                    }
+                    _ => (0..n).collect(),
+                }
+            })
+            .collect();
         let max_heads = self.layers.iter().map(|l| l.heads + 2 * l.kv_heads).max().unwrap_or(0);
         let max_f = self.layers.iter().map(|l| l.intermediate).max().unwrap_or(0);
-        let mut x: Vec<f32> =
-            self.embed[token * d..(token + 1) * d].iter().map(|v| v.get()).collect();
-        let mut h = vec![0f32; d];
-        let mut qkv_buf = vec![0f32; max_heads * hd];
-        let mut att_buf = vec![0f32; max_heads * hd];
-        let mut proj = vec![0f32; d];
-        let mut gu_buf = vec![0f32; 2 * max_f];
-        let mut scores = vec![0f32; keys.len()];
+        let mut x: Vec<f32> = tokens
+            .iter()
+            .flat_map(|&t| self.embed[t * d..(t + 1) * d].iter().map(|v| v.get()))
+            .collect();
+        let mut h = vec![0f32; m * d];
+        let mut qkv_buf = vec![0f32; m * max_heads * hd];
+        let mut att_buf = vec![0f32; m * max_heads * hd];
+        let mut proj = vec![0f32; m * d];
+        let mut gu_buf = vec![0f32; m * 2 * max_f];
+        let mut act_buf = vec![0f32; m * max_f];
+        let mut scores = vec![0f32; pos + m];
+        let mut read = 0u64;
         let caches = cache.layers_mut();
         for l in &self.layers {
             let (nh, nkv, f) = (l.heads, l.kv_heads, l.intermediate);
+            let width = (nh + 2 * nkv) * hd;
             let (ck, cv) = caches.get_mut(l.index)?;
             let ck = slice_mut::<E>(ck)?;
             let cv = slice_mut::<E>(cv)?;
             if ck.len() != nkv * cap * hd || cv.len() != ck.len() {
                 return None;
             }
-            let qkv = &mut qkv_buf[..(nh + 2 * nkv) * hd];
-            let att = &mut att_buf[..nh * hd];
-            let gu = &mut gu_buf[..2 * f];
-            rms_norm(&x, &l.input_norm, cfg.rms_norm_eps, &mut h);
-            l.qkv.matvec(&h, qkv);
-            // RoPE (HF's rotate_half layout) on every q and k head; q also takes 1/sqrt(head_dim).
-            for head in 0..nh + nkv {
-                let v = &mut qkv[head * hd..(head + 1) * hd];
-                let s = if head < nh { scale } else { 1.0 };
-                for i in 0..half {
-                    let (a, b) = (v[i], v[i + half]);
-                    v[i] = (a * cos[i] - b * sin[i]) * s;
-                    v[i + half] = (b * cos[i + half] + a * sin[i + half]) * s;
-                }
+            let qkv = &mut qkv_buf[..m * width];
+            let att = &mut att_buf[..m * nh * hd];
+            let gu = &mut gu_buf[..m * 2 * f];
+            let act = &mut act_buf[..m * f];
+            for (xi, hi) in x.chunks_exact(d).zip(h.chunks_exact_mut(d)) {
+                rms_norm(xi, &l.input_norm, cfg.rms_norm_eps, hi);
             }
-            let (q, kv) = qkv.split_at(nh * hd);
-            let (k, v) = kv.split_at(nkv * hd);
-            for kvh in 0..nkv {
-                let at = (kvh * cap + pos) * hd;
-                for (dst, &src) in ck[at..at + hd].iter_mut().zip(&k[kvh * hd..(kvh + 1) * hd]) {
-                    *dst = E::put(src);
+            read += l.project(Mat::Qkv, &h, qkv, elt);
+            for (i, qkv) in qkv.chunks_exact_mut(width).enumerate() {
+                let (cos, sin) = (&cos[i * hd..(i + 1) * hd], &sin[i * hd..(i + 1) * hd]);
+                // RoPE (HF's rotate_half layout) on every q and k head; q also takes 1/sqrt(head_dim).
+                for head in 0..nh + nkv {
+                    let v = &mut qkv[head * hd..(head + 1) * hd];
+                    let s = if head < nh { scale } else { 1.0 };
+                    for j in 0..half {
+                        let (a, b) = (v[j], v[j + half]);
+                        v[j] = (a * cos[j] - b * sin[j]) * s;
+                        v[j + half] = (b * cos[j + half] + a * sin[j + half]) * s;
+                    }
                 }
-                for (dst, &src) in cv[at..at + hd].iter_mut().zip(&v[kvh * hd..(kvh + 1) * hd]) {
-                    *dst = E::put(src);
-                }
-            }
-            for head in 0..nh {
-                let kvh = l.kv_of_head[head];
-                let qh = &q[head * hd..(head + 1) * hd];
-                let cached_keys = &ck[kvh * cap * hd..];
-                let mut max = f32::NEG_INFINITY;
-                for (s, &j) in scores.iter_mut().zip(&keys) {
-                    *s = dot(qh, &cached_keys[j * hd..(j + 1) * hd]);
-                    max = max.max(*s);
-                }
-                let mut total = 0f32;
-                for s in scores.iter_mut() {
-                    *s = (*s - max).exp();
-                    total += *s;
-                }
-                let out = &mut att[head * hd..(head + 1) * hd];
-                out.fill(0.0);
-                let values = &cv[kvh * cap * hd..];
-                for (&p, &j) in scores.iter().zip(&keys) {
-                    let p = p / total;
-                    for (o, vv) in out.iter_mut().zip(&values[j * hd..(j + 1) * hd]) {
-                        *o += p * vv.get();
+                let kv = &qkv[nh * hd..];
+                let (k, v) = kv.split_at(nkv * hd);
+                for kvh in 0..nkv {
+                    let at = (kvh * cap + pos + i) * hd;
+                    for (dst, &src) in ck[at..at + hd].iter_mut().zip(&k[kvh * hd..(kvh + 1) * hd])
+                    {
+                        *dst = E::put(src);
+                    }
+                    for (dst, &src) in cv[at..at + hd].iter_mut().zip(&v[kvh * hd..(kvh + 1) * hd])
+                    {
+                        *dst = E::put(src);
                     }
                 }
             }
-            l.o.matvec(att, &mut proj);
-            x.iter_mut().zip(&proj).for_each(|(a, b)| *a += b);
-            rms_norm(&x, &l.post_norm, cfg.rms_norm_eps, &mut h);
-            l.gate_up.matvec(&h, gu);
-            let (gate, up) = gu.split_at_mut(f);
-            for (a, &u) in gate.iter_mut().zip(up.iter()) {
-                *a = *a / (1.0 + (-*a).exp()) * u;
+            // Every position's K/V is cached before any attends, and position i reads keys up to
+            // its own only: the same as i + 1 single steps.
+            for (i, keys) in keys.iter().enumerate() {
+                let q = &qkv[i * width..i * width + nh * hd];
+                let scores = &mut scores[..keys.len()];
+                for head in 0..nh {
+                    let kvh = l.kv_of_head[head];
+                    let qh = &q[head * hd..(head + 1) * hd];
+                    let cached_keys = &ck[kvh * cap * hd..];
+                    let mut max = f32::NEG_INFINITY;
+                    for (s, &j) in scores.iter_mut().zip(keys) {
+                        *s = dot(qh, &cached_keys[j * hd..(j + 1) * hd]);
+                        max = max.max(*s);
+                    }
+                    let mut total = 0f32;
+                    for s in scores.iter_mut() {
+                        *s = (*s - max).exp();
+                        total += *s;
+                    }
+                    let out = &mut att[(i * nh + head) * hd..(i * nh + head + 1) * hd];
+                    out.fill(0.0);
+                    let values = &cv[kvh * cap * hd..];
+                    for (&p, &j) in scores.iter().zip(keys) {
+                        let p = p / total;
+                        for (o, vv) in out.iter_mut().zip(&values[j * hd..(j + 1) * hd]) {
+                            *o += p * vv.get();
+                        }
+                    }
+                }
             }
-            l.down.matvec(gate, &mut proj);
+            read += l.project(Mat::O, att, &mut proj, elt);
+            x.iter_mut().zip(&proj).for_each(|(a, b)| *a += b);
+            for (xi, hi) in x.chunks_exact(d).zip(h.chunks_exact_mut(d)) {
+                rms_norm(xi, &l.post_norm, cfg.rms_norm_eps, hi);
+            }
+            read += l.project(Mat::GateUp, &h, gu, elt);
+            for (gu, a) in gu.chunks_exact(2 * f).zip(act.chunks_exact_mut(f)) {
+                let (gate, up) = gu.split_at(f);
+                for ((a, &g), &u) in a.iter_mut().zip(gate).zip(up) {
+                    *a = g / (1.0 + (-g).exp()) * u;
+                }
+            }
+            read += l.project(Mat::Down, act, &mut proj, elt);
             x.iter_mut().zip(&proj).for_each(|(a, b)| *a += b);
         }
-        rms_norm(&x, &self.norm, cfg.rms_norm_eps, &mut h);
-        let mut logits = vec![0f32; cfg.vocab_size];
-        self.head.matvec(&h, &mut logits);
-        cache.advance(1);
-        let out = Tensor::from_slice(&logits).view([1, cfg.vocab_size as i64]);
+        for (xi, hi) in x.chunks_exact(d).zip(h.chunks_exact_mut(d)) {
+            rms_norm(xi, &self.norm, cfg.rms_norm_eps, hi);
+        }
+        let mut logits = vec![0f32; m * vocab];
+        self.head.matmul(&h, &mut logits);
+        read += (self.head.n * self.head.k * elt) as u64;
+        cache.advance(m);
+        self.read.fetch_add(read, Ordering::Relaxed);
+        self.positions.fetch_add(m as u64, Ordering::Relaxed);
+        let out = Tensor::from_slice(&logits).view([m as i64, vocab as i64]);
         Some(if E::KIND == Kind::Float { out } else { out.to_kind(E::KIND) })
     }
 }

@@ -74,45 +74,92 @@ pub enum WKind {
 /// One call's work, shared with the workers by address. Pointers stay valid until every worker has
 /// reported done, which [`Pool::run`] waits for before returning.
 #[derive(Clone, Copy)]
-struct Job {
-    w: usize,
-    x: usize,
-    y: usize,
-    k: usize,
-    n: usize,
-    wkind: WKind,
-    isa: Isa,
+enum Job {
+    /// `y[i] = W x[i]` for `m` inputs (`m == 1`: a plain gemv), rows of `W` split over the chunks;
+    /// each weight row is read from memory once for all `m` inputs.
+    Rows { w: usize, x: usize, y: usize, k: usize, n: usize, m: usize, wkind: WKind, isa: Isa },
+    /// Input-major sparse product: chunk `c` writes `part[c] = sum_t xv[t] * Wt[idx[t], :]` over
+    /// its share of the `kept` inputs; the caller adds the parts.
+    Sparse {
+        wt: usize,
+        idx: usize,
+        xv: usize,
+        kept: usize,
+        n: usize,
+        part: usize,
+        wkind: WKind,
+        isa: Isa,
+    },
 }
 
 impl Job {
-    /// Rows `[r0, r1)` of chunk `c` of `chunks` (multiples of 8 so blocks stay whole; trailing
-    /// chunks of a small layer may be empty).
-    fn rows(&self, c: usize, chunks: usize) -> (usize, usize) {
-        let per = (self.n.div_ceil(chunks)).div_ceil(8) * 8;
-        ((c * per).min(self.n), ((c + 1) * per).min(self.n))
+    /// Units `[u0, u1)` of chunk `c` of `chunks`: rows in multiples of 8 so blocks stay whole, or
+    /// kept inputs (trailing chunks of a small call may be empty).
+    fn range(&self, c: usize, chunks: usize) -> (usize, usize) {
+        let (units, align) = match *self {
+            Job::Rows { n, .. } => (n, 8),
+            Job::Sparse { kept, .. } => (kept, 4),
+        };
+        let per = (units.div_ceil(chunks)).div_ceil(align) * align;
+        ((c * per).min(units), ((c + 1) * per).min(units))
     }
 
     /// # Safety
-    /// `w` points at `n * k` weights of `wkind`, `x` at `k` inputs (bf16 bits for bf16 weights on
-    /// [`Isa::Avx512Bf16`], f32 otherwise), `y` at `n` f32, all live, and no other thread writes
-    /// rows `r0..r1` of `y`.
-    unsafe fn exec(&self, r0: usize, r1: usize) {
+    /// `Rows`: `w` points at `n * k` weights of `wkind`, `x` at `m * k` inputs (bf16 bits for
+    /// bf16 weights on [`Isa::Avx512Bf16`], f32 otherwise), `y` at `m * n` f32, all live, and no
+    /// other thread writes rows `u0..u1` of any `y[i]`. `Sparse`: `wt` holds `K * n` weights,
+    /// `idx` `kept` row indices below `K`, `xv` `kept` f32, `part` `chunks * n` f32, and no other
+    /// thread writes part `c`.
+    unsafe fn exec(&self, c: usize, chunks: usize) {
+        let (u0, u1) = self.range(c, chunks);
         #[cfg(target_arch = "x86_64")]
-        match (self.isa, self.wkind) {
-            (Isa::Avx512 | Isa::Avx512Bf16, WKind::F32) => {
-                x86::rows_f32_avx512(self.w as _, self.x as _, self.y as _, self.k, r0, r1)
-            }
-            (Isa::Avx512Bf16, WKind::Bf16) => {
-                x86::rows_bf16_avx512bf16(self.w as _, self.x as _, self.y as _, self.k, r0, r1)
-            }
-            (Isa::Avx512, WKind::Bf16) => {
-                x86::rows_bf16_avx512(self.w as _, self.x as _, self.y as _, self.k, r0, r1)
-            }
-            (Isa::Avx2, WKind::F32) => {
-                x86::rows_f32_avx2(self.w as _, self.x as _, self.y as _, self.k, r0, r1)
-            }
-            (Isa::Avx2, WKind::Bf16) => {
-                x86::rows_bf16_avx2(self.w as _, self.x as _, self.y as _, self.k, r0, r1)
+        match *self {
+            Job::Rows { w, x, y, k, m: 1, wkind, isa, .. } => match (isa, wkind) {
+                (Isa::Avx512 | Isa::Avx512Bf16, WKind::F32) => {
+                    x86::rows_f32_avx512(w as _, x as _, y as _, k, u0, u1)
+                }
+                (Isa::Avx512Bf16, WKind::Bf16) => {
+                    x86::rows_bf16_avx512bf16(w as _, x as _, y as _, k, u0, u1)
+                }
+                (Isa::Avx512, WKind::Bf16) => {
+                    x86::rows_bf16_avx512(w as _, x as _, y as _, k, u0, u1)
+                }
+                (Isa::Avx2, WKind::F32) => x86::rows_f32_avx2(w as _, x as _, y as _, k, u0, u1),
+                (Isa::Avx2, WKind::Bf16) => x86::rows_bf16_avx2(w as _, x as _, y as _, k, u0, u1),
+            },
+            Job::Rows { w, x, y, k, n, m, wkind, isa } => match (isa, wkind) {
+                (Isa::Avx512 | Isa::Avx512Bf16, WKind::F32) => {
+                    x86::multi_f32_avx512(w as _, x as _, y as _, k, n, m, u0, u1)
+                }
+                (Isa::Avx512Bf16, WKind::Bf16) => {
+                    x86::multi_bf16_avx512bf16(w as _, x as _, y as _, k, n, m, u0, u1)
+                }
+                (Isa::Avx512, WKind::Bf16) => {
+                    x86::multi_bf16_avx512(w as _, x as _, y as _, k, n, m, u0, u1)
+                }
+                (Isa::Avx2, WKind::F32) => {
+                    x86::multi_f32_avx2(w as _, x as _, y as _, k, n, m, u0, u1)
+                }
+                (Isa::Avx2, WKind::Bf16) => {
+                    x86::multi_bf16_avx2(w as _, x as _, y as _, k, n, m, u0, u1)
+                }
+            },
+            Job::Sparse { wt, idx, xv, n, part, wkind, isa, .. } => {
+                let out = (part as *mut f32).add(c * n);
+                match (isa, wkind) {
+                    (Isa::Avx512 | Isa::Avx512Bf16, WKind::F32) => {
+                        x86::sparse_f32_avx512(wt as _, idx as _, xv as _, u0, u1, n, out)
+                    }
+                    (Isa::Avx512 | Isa::Avx512Bf16, WKind::Bf16) => {
+                        x86::sparse_bf16_avx512(wt as _, idx as _, xv as _, u0, u1, n, out)
+                    }
+                    (Isa::Avx2, WKind::F32) => {
+                        x86::sparse_f32_avx2(wt as _, idx as _, xv as _, u0, u1, n, out)
+                    }
+                    (Isa::Avx2, WKind::Bf16) => {
+                        x86::sparse_bf16_avx2(wt as _, idx as _, xv as _, u0, u1, n, out)
+                    }
+                }
             }
         }
     }
@@ -156,10 +203,9 @@ impl Shared {
             {
                 continue;
             }
-            let (r0, r1) = job.rows(next, chunks);
             // SAFETY: the caller of Pool::run keeps the pointers valid until every chunk is
-            // finished; chunk `next` was claimed by this thread alone, and chunks are disjoint rows.
-            unsafe { job.exec(r0, r1) };
+            // finished; chunk `next` was claimed by this thread alone, and chunks are disjoint.
+            unsafe { job.exec(next, chunks) };
             self.finished.fetch_add(1, Ordering::AcqRel);
         }
     }
@@ -195,8 +241,17 @@ impl Pool {
     /// Runs `job` on this thread and whichever workers are awake: every thread claims chunks
     /// until none are left, then the caller waits for chunks others are still running, spinning
     /// briefly and then yielding its core (a busy machine may have descheduled that worker).
+    /// How many chunks each call is split into.
+    fn chunks(&self) -> usize {
+        if self.threads == 1 {
+            1
+        } else {
+            self.threads * CHUNKS_PER_THREAD
+        }
+    }
+
     fn run(&self, job: Job) {
-        let chunks = if self.threads == 1 { 1 } else { self.threads * CHUNKS_PER_THREAD };
+        let chunks = self.chunks();
         let epoch = self.epoch.get().wrapping_add(1) & (u64::MAX >> CHUNK_BITS);
         self.epoch.set(epoch);
         *self.shared.job.lock().unwrap_or_else(|e| e.into_inner()) = Some((epoch, job, chunks));
@@ -379,9 +434,22 @@ impl<'a> WeightView<'a> {
     /// # Safety
     /// `x` and `y` are valid for `k` / `n` f32 values and do not overlap.
     pub unsafe fn run(&self, x: *const f32, y: *mut f32) {
+        self.run_many(x, 1, y)
+    }
+
+    /// `y[i] = W x[i]` for `m` inputs stored one after the other (`x`: `m * k`, `y`: `m * n`),
+    /// reading each weight row once for all of them. Each `y[i]` is bit-identical to what
+    /// [`WeightView::run`] computes for `x[i]` alone (the same products summed in the same order).
+    ///
+    /// # Safety
+    /// `x` and `y` are valid for `m * k` / `m * n` f32 values and do not overlap.
+    pub unsafe fn run_many(&self, x: *const f32, m: usize, y: *mut f32) {
+        if m == 0 {
+            return;
+        }
         // The BF16 dot-product kernel takes its inputs as bf16 too (as HF's bf16 matmuls do).
         let x_bf16: Vec<u16> = if self.isa == Isa::Avx512Bf16 && self.wkind == WKind::Bf16 {
-            std::slice::from_raw_parts(x, self.k)
+            std::slice::from_raw_parts(x, m * self.k)
                 .iter()
                 .map(|&v| half::bf16::from_f32(v).to_bits())
                 .collect()
@@ -389,12 +457,13 @@ impl<'a> WeightView<'a> {
             Vec::new()
         };
         let x = if x_bf16.is_empty() { x as usize } else { x_bf16.as_ptr() as usize };
-        let job = Job {
+        let job = Job::Rows {
             w: self.ptr,
             x,
             y: y as usize,
             k: self.k,
             n: self.n,
+            m,
             wkind: self.wkind,
             isa: self.isa,
         };
@@ -423,6 +492,104 @@ impl<'a> WeightView<'a> {
         );
         // SAFETY: lengths checked above; `&[f32]` and `&mut [f32]` cannot overlap.
         unsafe { self.run(x.as_ptr(), y.as_mut_ptr()) }
+    }
+
+    /// `y[i] = W x[i]` for `x.len() / k` inputs, each weight row read once (see [`Self::run_many`]).
+    pub fn matmul(&self, x: &[f32], y: &mut [f32]) {
+        let m = x.len() / self.k.max(1);
+        assert!(
+            x.len() == m * self.k && y.len() == m * self.n,
+            "gemv: x {} / y {} for {m} inputs of a {}x{} weight",
+            x.len(),
+            y.len(),
+            self.n,
+            self.k
+        );
+        // SAFETY: lengths checked above; `&[f32]` and `&mut [f32]` cannot overlap.
+        unsafe { self.run_many(x.as_ptr(), m, y.as_mut_ptr()) }
+    }
+}
+
+/// A contiguous CPU weight stored input-major, `[K, N]` (the transpose of HF's `[N, K]`), so the
+/// weights one input multiplies are one contiguous row: a sparse product that skips an input
+/// skips its row's bytes. Borrowed from its tensor like [`WeightView`].
+#[derive(Clone, Copy, Debug)]
+pub struct InputMajorView<'a> {
+    ptr: usize,
+    wkind: WKind,
+    isa: Isa,
+    /// Outputs (columns).
+    pub n: usize,
+    /// Inputs (rows).
+    pub k: usize,
+    _tensor: std::marker::PhantomData<&'a Tensor>,
+}
+
+impl<'a> InputMajorView<'a> {
+    /// `wt` is `[K, N]`, contiguous, f32 or bf16, on CPU; `None` otherwise or without the kernels.
+    pub fn of(wt: &'a Tensor) -> Option<Self> {
+        let v = WeightView::of(wt)?;
+        Some(Self {
+            ptr: v.ptr,
+            wkind: v.wkind,
+            isa: v.isa,
+            n: v.k,
+            k: v.n,
+            _tensor: std::marker::PhantomData,
+        })
+    }
+
+    /// The same view with its borrow erased.
+    ///
+    /// # Safety
+    /// The caller keeps the tensor alive and unchanged for as long as the result is used.
+    pub unsafe fn detach(self) -> InputMajorView<'static> {
+        InputMajorView { _tensor: std::marker::PhantomData, ..self }
+    }
+
+    /// `y = W x'` where `x'` is `x` with every input of magnitude below `threshold` zeroed, reading
+    /// only the rows of the inputs kept. Returns how many inputs were kept.
+    pub fn matvec_sparse(&self, x: &[f32], threshold: f32, y: &mut [f32]) -> usize {
+        assert!(
+            x.len() == self.k && y.len() == self.n,
+            "sparse gemv: x {} / y {} for a {}x{} input-major weight",
+            x.len(),
+            y.len(),
+            self.k,
+            self.n
+        );
+        let mut idx: Vec<u32> = Vec::with_capacity(self.k);
+        let mut xv: Vec<f32> = Vec::with_capacity(self.k);
+        for (j, &v) in x.iter().enumerate() {
+            if v.abs() >= threshold {
+                idx.push(j as u32);
+                xv.push(v);
+            }
+        }
+        let kept = idx.len();
+        let mut guard = POOL.lock().unwrap_or_else(|e| e.into_inner());
+        let pool = guard.get_or_insert_with(|| Pool::new(threads()));
+        let chunks = pool.chunks();
+        let mut part = vec![0f32; chunks * self.n];
+        let job = Job::Sparse {
+            wt: self.ptr,
+            idx: idx.as_ptr() as usize,
+            xv: xv.as_ptr() as usize,
+            kept,
+            n: self.n,
+            part: part.as_mut_ptr() as usize,
+            wkind: self.wkind,
+            isa: self.isa,
+        };
+        // SAFETY (of the job's pointers): `idx` and `xv` hold `kept` entries with indices below
+        // `k`, `part` `chunks * n` f32, all alive until `run` returns.
+        pool.run(job);
+        drop(guard);
+        y.copy_from_slice(&part[..self.n]);
+        for p in part[self.n..].chunks_exact(self.n) {
+            y.iter_mut().zip(p).for_each(|(a, b)| *a += b);
+        }
+        kept
     }
 }
 
@@ -568,6 +735,317 @@ mod x86 {
         _mm256_fmadd_ps(wv, _mm256_loadu_ps(x), acc)
     }
 
+    // Several inputs per weight row (a verification pass over a few positions): the row is read
+    // from memory once and stays in L1 while groups of up to four inputs go over it. For each
+    // input the products and sums are the ones `rows_kernel` makes, in the same order, so every
+    // output is bit-identical to the one-input kernel's.
+    macro_rules! multi_kernel {
+        ($name:ident, $one:ident, $feat:literal, $wty:ty, $xty:ty, $step:expr, $zero:ident, $dot:ident, $add:ident, $reduce:ident) => {
+            #[target_feature(enable = $feat)]
+            #[inline]
+            #[allow(clippy::needless_range_loop)]
+            unsafe fn $one<const M: usize>(
+                p: *const $wty,
+                x: *const $xty,
+                y: *mut f32,
+                k: usize,
+                n: usize,
+            ) {
+                let full4 = k / (4 * $step) * (4 * $step);
+                let full = k / $step * $step;
+                let mut a = [[$zero(); 4]; M];
+                let mut j = 0;
+                while j < full4 {
+                    for s in 0..4 {
+                        for i in 0..M {
+                            a[i][s] =
+                                $dot(a[i][s], p.add(j + s * $step), x.add(i * k + j + s * $step));
+                        }
+                    }
+                    j += 4 * $step;
+                }
+                while j < full {
+                    for i in 0..M {
+                        a[i][0] = $dot(a[i][0], p.add(j), x.add(i * k + j));
+                    }
+                    j += $step;
+                }
+                for i in 0..M {
+                    let v = $reduce($add($add(a[i][0], a[i][1]), $add(a[i][2], a[i][3])));
+                    *y.add(i * n) = v + tail(p, x.add(i * k), full, k);
+                }
+            }
+
+            /// `y[i][r] = dot(w[r, :], x[i])` for rows `r0..r1` and inputs `i < m`.
+            ///
+            /// # Safety
+            /// The CPU supports the target features; `w` holds rows `r0..r1` of length `k`, `x`
+            /// holds `m * k` values, `y` `m * n` with `r1 <= n`.
+            #[target_feature(enable = $feat)]
+            #[allow(clippy::too_many_arguments)]
+            pub unsafe fn $name(
+                w: *const $wty,
+                x: *const $xty,
+                y: *mut f32,
+                k: usize,
+                n: usize,
+                m: usize,
+                r0: usize,
+                r1: usize,
+            ) {
+                for r in r0..r1 {
+                    let p = w.add(r * k);
+                    let mut i = 0;
+                    while i + 4 <= m {
+                        $one::<4>(p, x.add(i * k), y.add(i * n + r), k, n);
+                        i += 4;
+                    }
+                    match m - i {
+                        3 => $one::<3>(p, x.add(i * k), y.add(i * n + r), k, n),
+                        2 => $one::<2>(p, x.add(i * k), y.add(i * n + r), k, n),
+                        1 => $one::<1>(p, x.add(i * k), y.add(i * n + r), k, n),
+                        _ => {}
+                    }
+                }
+            }
+        };
+    }
+
+    // Input-major sparse product: `out = sum_t xv[t] * wt[idx[t], :]` over kept inputs `i0..i1`,
+    // four rows at a time (one load and store of the accumulator per four weight vectors). Each
+    // row is a contiguous stream, so the rows of skipped inputs are never read.
+    macro_rules! sparse_kernel {
+        ($name:ident, $feat:literal, $wty:ty, $lanes:expr, $vt:ty, $load:ident, $set1:ident, $fma:ident, $ld:ident, $st:ident) => {
+            /// # Safety
+            /// The CPU supports the target features; `idx[i0..i1]` index rows of `wt` (each `n`
+            /// long), `xv` holds `i1` values, `out` `n` f32.
+            #[target_feature(enable = $feat)]
+            #[allow(clippy::needless_range_loop)]
+            pub unsafe fn $name(
+                wt: *const $wty,
+                idx: *const u32,
+                xv: *const f32,
+                i0: usize,
+                i1: usize,
+                n: usize,
+                out: *mut f32,
+            ) {
+                let full = n / $lanes * $lanes;
+                for c in 0..n {
+                    *out.add(c) = 0.0;
+                }
+                let mut t = i0;
+                while t + 4 <= i1 {
+                    let rows = [
+                        wt.add(*idx.add(t) as usize * n),
+                        wt.add(*idx.add(t + 1) as usize * n),
+                        wt.add(*idx.add(t + 2) as usize * n),
+                        wt.add(*idx.add(t + 3) as usize * n),
+                    ];
+                    let xs = [*xv.add(t), *xv.add(t + 1), *xv.add(t + 2), *xv.add(t + 3)];
+                    let vx: [$vt; 4] = [$set1(xs[0]), $set1(xs[1]), $set1(xs[2]), $set1(xs[3])];
+                    let mut c = 0;
+                    while c < full {
+                        let mut acc = $ld(out.add(c));
+                        acc = $fma($load(rows[0].add(c)), vx[0], acc);
+                        acc = $fma($load(rows[1].add(c)), vx[1], acc);
+                        acc = $fma($load(rows[2].add(c)), vx[2], acc);
+                        acc = $fma($load(rows[3].add(c)), vx[3], acc);
+                        $st(out.add(c), acc);
+                        c += $lanes;
+                    }
+                    for c in full..n {
+                        let mut v = *out.add(c);
+                        for q in 0..4 {
+                            v += (*rows[q].add(c)).f() * xs[q];
+                        }
+                        *out.add(c) = v;
+                    }
+                    t += 4;
+                }
+                while t < i1 {
+                    let row = wt.add(*idx.add(t) as usize * n);
+                    let x = *xv.add(t);
+                    let vx = $set1(x);
+                    let mut c = 0;
+                    while c < full {
+                        $st(out.add(c), $fma($load(row.add(c)), vx, $ld(out.add(c))));
+                        c += $lanes;
+                    }
+                    for c in full..n {
+                        *out.add(c) += (*row.add(c)).f() * x;
+                    }
+                    t += 1;
+                }
+            }
+        };
+    }
+
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn load_f32_512(p: *const f32) -> __m512 {
+        _mm512_loadu_ps(p)
+    }
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn load_bf16_512(p: *const u16) -> __m512 {
+        _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(_mm256_loadu_si256(
+            p as *const __m256i,
+        ))))
+    }
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn set1_512(v: f32) -> __m512 {
+        _mm512_set1_ps(v)
+    }
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn fma512(a: __m512, b: __m512, c: __m512) -> __m512 {
+        _mm512_fmadd_ps(a, b, c)
+    }
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn st512(p: *mut f32, v: __m512) {
+        _mm512_storeu_ps(p, v)
+    }
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn load_f32_256(p: *const f32) -> __m256 {
+        _mm256_loadu_ps(p)
+    }
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn load_bf16_256(p: *const u16) -> __m256 {
+        _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(_mm_loadu_si128(
+            p as *const __m128i,
+        ))))
+    }
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn set1_256(v: f32) -> __m256 {
+        _mm256_set1_ps(v)
+    }
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn fma256(a: __m256, b: __m256, c: __m256) -> __m256 {
+        _mm256_fmadd_ps(a, b, c)
+    }
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn st256(p: *mut f32, v: __m256) {
+        _mm256_storeu_ps(p, v)
+    }
+
+    sparse_kernel!(
+        sparse_f32_avx512,
+        "avx512f",
+        f32,
+        16,
+        __m512,
+        load_f32_512,
+        set1_512,
+        fma512,
+        load_f32_512,
+        st512
+    );
+    sparse_kernel!(
+        sparse_bf16_avx512,
+        "avx512f",
+        u16,
+        16,
+        __m512,
+        load_bf16_512,
+        set1_512,
+        fma512,
+        load_f32_512,
+        st512
+    );
+    sparse_kernel!(
+        sparse_f32_avx2,
+        "avx2,fma",
+        f32,
+        8,
+        __m256,
+        load_f32_256,
+        set1_256,
+        fma256,
+        load_f32_256,
+        st256
+    );
+    sparse_kernel!(
+        sparse_bf16_avx2,
+        "avx2,fma",
+        u16,
+        8,
+        __m256,
+        load_bf16_256,
+        set1_256,
+        fma256,
+        load_f32_256,
+        st256
+    );
+
+    multi_kernel!(
+        multi_f32_avx512,
+        one_f32_avx512,
+        "avx512f",
+        f32,
+        f32,
+        16,
+        zero512,
+        dot_f32_512,
+        add512,
+        sum512
+    );
+    multi_kernel!(
+        multi_bf16_avx512,
+        one_bf16_avx512,
+        "avx512f",
+        u16,
+        f32,
+        16,
+        zero512,
+        dot_bf16_512,
+        add512,
+        sum512
+    );
+    multi_kernel!(
+        multi_bf16_avx512bf16,
+        one_bf16_avx512bf16,
+        "avx512f,avx512bf16",
+        u16,
+        u16,
+        32,
+        zero512,
+        dot_bf16_dp,
+        add512,
+        sum512
+    );
+    multi_kernel!(
+        multi_f32_avx2,
+        one_f32_avx2,
+        "avx2,fma",
+        f32,
+        f32,
+        8,
+        zero256,
+        dot_f32_256,
+        add256,
+        sum256
+    );
+    multi_kernel!(
+        multi_bf16_avx2,
+        one_bf16_avx2,
+        "avx2,fma",
+        u16,
+        f32,
+        8,
+        zero256,
+        dot_bf16_256,
+        add256,
+        sum256
+    );
+
     rows_kernel!(rows_f32_avx512, "avx512f", f32, f32, 16, zero512, dot_f32_512, add512, sum512);
     rows_kernel!(rows_bf16_avx512, "avx512f", u16, f32, 16, zero512, dot_bf16_512, add512, sum512);
     rows_kernel!(
@@ -643,6 +1121,83 @@ mod tests {
                 let got = matvec_with(isa, &wb, &xbs);
                 let diff = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
                 assert!(diff < 1e-4 * (k as f32).sqrt(), "{isa:?} bf16 {n}x{k}: diff {diff}");
+            }
+        }
+    }
+
+    /// Several inputs at once give, for each, exactly the one-input kernel's output.
+    #[test]
+    fn many_inputs_match_one_at_a_time_bit_for_bit() {
+        if !enabled() {
+            return;
+        }
+        tch::manual_seed(5);
+        for isa in isas() {
+            for kind in [Kind::Float, Kind::BFloat16] {
+                for (n, k) in [(96usize, 256usize), (7, 19), (33, 1000), (5, 130)] {
+                    let w = Tensor::randn([n as i64, k as i64], (kind, Device::Cpu));
+                    let mut view = WeightView::of(&w).expect("a weight the kernels take");
+                    view.isa = isa;
+                    for m in [1usize, 2, 3, 4, 5, 9, 16] {
+                        let x = Tensor::randn([(m * k) as i64], (Kind::Float, Device::Cpu));
+                        let xs = Vec::<f32>::try_from(&x).expect("f32");
+                        let mut y = vec![0f32; m * n];
+                        view.matmul(&xs, &mut y);
+                        for i in 0..m {
+                            let mut one = vec![0f32; n];
+                            view.matvec(&xs[i * k..(i + 1) * k], &mut one);
+                            let same = one
+                                .iter()
+                                .zip(&y[i * n..(i + 1) * n])
+                                .all(|(a, b)| a.to_bits() == b.to_bits());
+                            assert!(same, "{isa:?} {kind:?} {n}x{k} m={m} input {i}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The input-major sparse product equals the dense product of the thresholded input.
+    #[test]
+    fn sparse_input_major_matches_masked_dense() {
+        if !enabled() {
+            return;
+        }
+        tch::manual_seed(9);
+        for isa in isas() {
+            for kind in [Kind::Float, Kind::BFloat16] {
+                for (n, k) in [(640usize, 256usize), (7, 19), (33, 1000), (4096, 64), (3, 5)] {
+                    let w = Tensor::randn([n as i64, k as i64], (kind, Device::Cpu));
+                    let wt = w.tr().contiguous();
+                    let mut view = InputMajorView::of(&wt).expect("input-major view");
+                    view.isa = isa;
+                    assert_eq!((view.k, view.n), (k, n));
+                    let x = Tensor::randn([k as i64], (Kind::Float, Device::Cpu));
+                    let xs = Vec::<f32>::try_from(&x).expect("f32");
+                    for threshold in [0.0f32, 0.3, 0.8, 10.0] {
+                        let masked: Vec<f32> = xs
+                            .iter()
+                            .map(|&v| if v.abs() >= threshold { v } else { 0.0 })
+                            .collect();
+                        let want = Vec::<f32>::try_from(
+                            &w.to_kind(Kind::Float).mv(&Tensor::from_slice(&masked)),
+                        )
+                        .expect("f32");
+                        let mut got = vec![f32::NAN; n];
+                        let kept = view.matvec_sparse(&xs, threshold, &mut got);
+                        assert_eq!(
+                            kept,
+                            masked.iter().zip(&xs).filter(|(_, &v)| v.abs() >= threshold).count()
+                        );
+                        let diff =
+                            got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+                        assert!(
+                            diff < 1e-4 * (k as f32).sqrt(),
+                            "{isa:?} {kind:?} {n}x{k} t={threshold}: diff {diff}"
+                        );
+                    }
+                }
             }
         }
     }

@@ -132,3 +132,131 @@ pub fn full_logits(model: &Llama, tokens: &[u32]) -> Tensor {
         .to_kind(Kind::Float)
         .to_device(Device::Cpu)
 }
+
+/// Prompt-lookup speculation: drafts come from the text itself, not from a second model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Lookup {
+    /// Tokens drafted per verification pass (at most [`crate::model::MAX_VERIFY`] - 1).
+    pub draft: usize,
+    /// Longest n-gram matched (the last n tokens, n from this down to 1).
+    pub ngram: usize,
+}
+
+impl Lookup {
+    /// Checks the settings against the verifier's limit.
+    pub fn check(&self) -> Result<()> {
+        let max = crate::model::MAX_VERIFY - 1;
+        if self.draft == 0 || self.draft > max {
+            return Err(Error::arg(
+                "lookup",
+                format!("draft length {} is outside 1..={max} (the verifier's limit)", self.draft),
+            ));
+        }
+        if self.ngram == 0 {
+            return Err(Error::arg("lookup", "the n-gram length must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// Up to `max` tokens to draft after `text`: what followed the most recent earlier occurrence
+    /// of its last n tokens, for the longest n (up to [`Lookup::ngram`]) that occurs earlier.
+    pub fn draft_for(&self, text: &[u32], max: usize) -> Vec<u32> {
+        let len = text.len();
+        for n in (1..=self.ngram.min(len.saturating_sub(1))).rev() {
+            let tail = &text[len - n..];
+            // Most recent earlier start of the n-gram, with at least one token after it.
+            if let Some(start) = (0..len - n).rev().find(|&s| &text[s..s + n] == tail) {
+                let from = start + n;
+                return text[from..(from + max.min(self.draft)).min(len)].to_vec();
+            }
+        }
+        Vec::new()
+    }
+}
+
+/// A greedy generation by prompt lookup, with what the speculation did.
+#[derive(Debug, Clone)]
+pub struct LookupGeneration {
+    pub generation: Generation,
+    /// Tokens drafted and how many of them the verification accepted.
+    pub drafted: usize,
+    pub accepted: usize,
+}
+
+impl LookupGeneration {
+    /// New tokens after the first per decode forward pass (1 without any accepted draft).
+    pub fn tokens_per_pass(&self) -> f64 {
+        let g = &self.generation;
+        (g.tokens.len().saturating_sub(1)) as f64 / g.decode_steps.max(1) as f64
+    }
+}
+
+/// Greedy generation with prompt-lookup speculation: each pass drafts up to `lookup.draft`
+/// tokens by n-gram matching over prompt + output, verifies them in one [`Llama::verify`] pass and
+/// keeps the longest prefix greedy decoding would produce plus the model's own next token. The
+/// tokens are the dense greedy ones (bit for bit on the CPU decode path, whose verification
+/// logits equal single steps'). `opts.sampling` must be greedy.
+pub fn generate_lookup(
+    model: &Llama,
+    prompt: &[u32],
+    opts: &GenerateOptions,
+    lookup: Lookup,
+) -> Result<LookupGeneration> {
+    check(model, prompt, opts)?;
+    lookup.check()?;
+    if opts.sampling != Sampling::Greedy {
+        return Err(Error::arg("lookup", "prompt lookup verifies greedy decoding only"));
+    }
+    let cfg = model.config();
+    let _guard = tch::no_grad_guard();
+    let device = model.device();
+    let mut cache = model.new_cache(1, prompt.len() + opts.max_new_tokens);
+    let is_eos = |t: u32| !opts.ignore_eos && cfg.eos_token_ids.contains(&t);
+    let argmax = |logits: &Tensor| -> Vec<u32> {
+        let ids = logits.argmax(-1, false).reshape([-1]).to_device(Device::Cpu);
+        Vec::<i64>::try_from(&ids).unwrap_or_default().into_iter().map(|i| i as u32).collect()
+    };
+
+    synchronize(device);
+    let start = Instant::now();
+    let logits = model.forward(&token_batch(prompt, device), &mut cache, Logits::Last);
+    let first = argmax(&logits)[0];
+    let prefill = start.elapsed();
+
+    let mut text: Vec<u32> = prompt.to_vec();
+    text.push(first);
+    let mut new = 1;
+    let (mut drafted, mut accepted, mut passes) = (0, 0, 0);
+    let mut stop = if is_eos(first) { StopReason::Eos } else { StopReason::MaxTokens };
+    let start = Instant::now();
+    while stop != StopReason::Eos && new < opts.max_new_tokens {
+        let room = opts.max_new_tokens - new - 1;
+        let draft = lookup.draft_for(&text, room);
+        let last = *text.last().expect("the text holds the prompt");
+        let input: Vec<u32> = std::iter::once(last).chain(draft.iter().copied()).collect();
+        let before = cache.len();
+        let logits = model.verify(&input, &mut cache)?;
+        passes += 1;
+        let predicted = argmax(&logits);
+        let ok = draft.iter().zip(&predicted).take_while(|(d, p)| d == p).count();
+        drafted += draft.len();
+        accepted += ok;
+        cache.truncate(before + 1 + ok);
+        for &t in &predicted[..=ok] {
+            text.push(t);
+            new += 1;
+            if is_eos(t) {
+                stop = StopReason::Eos;
+                break;
+            }
+        }
+    }
+    synchronize(device);
+    let decode = start.elapsed();
+    let tokens = text[prompt.len()..].to_vec();
+    Ok(LookupGeneration {
+        generation: Generation { tokens, stop, prefill, decode, decode_steps: passes },
+        drafted,
+        accepted,
+    })
+}

@@ -331,6 +331,8 @@ impl Block {
         }
     }
 
+    /// One block over `x`. With `thresholds` (activation sparsity), the inputs of qkv, o,
+    /// gate_up and down whose magnitude is below that matrix's threshold are zeroed first.
     pub fn forward(
         &self,
         x: &Tensor,
@@ -338,10 +340,20 @@ impl Block {
         pos: i64,
         tables: &StepTables,
         capture: Option<&mut LayerCapture>,
+        thresholds: Option<&[f32; 4]>,
     ) -> Tensor {
-        let ctx = self.attn.context(&self.input_norm.forward(x), layer_cache, pos, tables);
+        let cut = |x: Tensor, i: usize| match thresholds {
+            Some(t) if t[i] > 0.0 => {
+                let keep = x.abs().ge(f64::from(t[i])).to_kind(x.kind());
+                x * keep
+            }
+            _ => x,
+        };
+        let ctx = self.attn.context(&cut(self.input_norm.forward(x), 0), layer_cache, pos, tables);
+        let ctx = cut(ctx, 1);
         let h = x + self.attn.o.forward(&ctx);
-        let hidden = self.mlp.hidden(&self.post_norm.forward(&h));
+        let hidden = self.mlp.hidden(&cut(self.post_norm.forward(&h), 2));
+        let hidden = cut(hidden, 3);
         let out = h + self.mlp.down.forward(&hidden);
         if let Some(c) = capture {
             let (b, t) = (x.size()[0], x.size()[1]);
@@ -442,11 +454,19 @@ impl KvCache {
     pub(crate) fn advance(&mut self, n: usize) {
         self.len += n;
     }
+    /// Keeps only the first `len` positions (a verification pass rolls back the drafted tokens
+    /// it rejected; their entries are overwritten by the next pass).
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
     /// Forgets every cached position (the buffers are reused).
     pub fn reset(&mut self) {
         self.len = 0;
     }
 }
+
+/// Most positions one [`Llama::verify`] pass takes.
+pub const MAX_VERIFY: usize = casrap_common::action::MAX_DRAFT + 1;
 
 /// Which positions' logits a forward pass returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -480,7 +500,18 @@ pub struct Profile {
     pub name: String,
     layers: Vec<LayerRef>,
     kv_window: Option<KvWindow>,
+    /// Activation sparsity (dense blocks with thresholded inputs).
+    sparsity: Option<Sparsity>,
     decode_plan: Option<DecodePlan>,
+}
+
+/// Activation sparsity of a profile: per layer, the magnitude below which the inputs of its
+/// qkv, o, gate_up and down projections are zeroed (in that order; 0 keeps every input), and the
+/// share of inputs the thresholds were fitted to skip.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Sparsity {
+    pub level: f64,
+    pub thresholds: Vec<[f32; 4]>,
 }
 
 impl Profile {
@@ -489,6 +520,9 @@ impl Profile {
     }
     pub fn kv_window(&self) -> Option<KvWindow> {
         self.kv_window
+    }
+    pub fn sparsity(&self) -> Option<&Sparsity> {
+        self.sparsity.as_ref()
     }
     /// Bytes of weights this profile holds beyond the dense model (its own pruned blocks).
     pub fn own_bytes(&self) -> usize {
@@ -514,6 +548,9 @@ pub struct Llama {
     next_id: u64,
     /// Torch-free batch-1 decode for f32 and bf16 on CPU (see [`cpu_decode`]); off when false.
     cpu_decode: bool,
+    /// Input-major (`[in, out]`) copies of every dense block's qkv, o, gate_up and down, made
+    /// when the first sparse profile is added (the sparse kernel skips their rows).
+    input_major: Vec<[Tensor; 4]>,
 }
 
 /// Borrowed parts of a model under one profile, for the CPU decode plan.
@@ -525,6 +562,8 @@ pub(crate) struct Parts<'a> {
     pub layers: Vec<Option<&'a Block>>,
     pub inv_freq: &'a Tensor,
     pub kv_window: Option<KvWindow>,
+    /// Per layer, with activation sparsity: the input-major weights and their thresholds.
+    pub sparse: Vec<Option<(&'a [Tensor; 4], [f32; 4])>>,
 }
 
 /// Where model parameters come from: HF files, or anything else that yields HF-named tensors.
@@ -743,6 +782,7 @@ impl Llama {
             name: "none".into(),
             layers: blocks.iter().map(|_| LayerRef::Dense).collect(),
             kv_window: None,
+            sparsity: None,
             decode_plan: None,
         };
         let mut rope = HashMap::new();
@@ -762,6 +802,7 @@ impl Llama {
             active: 0,
             next_id: 1,
             cpu_decode: false,
+            input_major: Vec::new(),
         }
     }
 
@@ -798,6 +839,15 @@ impl Llama {
                 .collect(),
             inv_freq: &self.inv_freq,
             kv_window: p.kv_window,
+            sparse: match &p.sparsity {
+                Some(sp) if self.input_major.len() == sp.thresholds.len() => self
+                    .input_major
+                    .iter()
+                    .zip(&sp.thresholds)
+                    .map(|(w, &t)| Some((w, t)))
+                    .collect(),
+                _ => Vec::new(),
+            },
         }
     }
 
@@ -875,10 +925,84 @@ impl Llama {
         }
         let id = ProfileId(self.next_id);
         self.next_id += 1;
-        self.profiles
-            .push((id, Profile { name: name.into(), layers, kv_window, decode_plan: None }));
+        self.profiles.push((
+            id,
+            Profile { name: name.into(), layers, kv_window, sparsity: None, decode_plan: None },
+        ));
         self.rebuild_plan(self.profiles.len() - 1);
         Ok(id)
+    }
+
+    /// Adds an activation-sparsity profile: the dense blocks with `sparsity`'s thresholds on their
+    /// inputs. The first one makes input-major copies of the block matrices (see
+    /// [`Llama::input_major_bytes`]), shared by every sparse profile.
+    pub fn add_sparse_profile(&mut self, name: &str, sparsity: Sparsity) -> Result<ProfileId> {
+        let n = self.cfg.num_layers;
+        if sparsity.thresholds.len() != n {
+            return Err(Error::arg(
+                "profile",
+                format!(
+                    "`{name}` has thresholds for {} layers, the model {n}",
+                    sparsity.thresholds.len()
+                ),
+            ));
+        }
+        if let Some((l, t)) = sparsity
+            .thresholds
+            .iter()
+            .enumerate()
+            .find(|(_, t)| t.iter().any(|v| !v.is_finite() || *v < 0.0))
+        {
+            return Err(Error::arg(
+                "profile",
+                format!("`{name}`: layer {l} has thresholds {t:?}; each must be finite and >= 0"),
+            ));
+        }
+        if self.input_major.is_empty() {
+            let _guard = tch::no_grad_guard();
+            self.input_major = self
+                .blocks
+                .iter()
+                .map(|b| {
+                    [b.qkv_weight(), b.o_weight(), b.gate_up_weight(), b.down_weight()]
+                        .map(|w| w.tr().contiguous())
+                })
+                .collect();
+        }
+        let id = ProfileId(self.next_id);
+        self.next_id += 1;
+        let layers = (0..n).map(|_| LayerRef::Dense).collect();
+        self.profiles.push((
+            id,
+            Profile {
+                name: name.into(),
+                layers,
+                kv_window: None,
+                sparsity: Some(sparsity),
+                decode_plan: None,
+            },
+        ));
+        self.rebuild_plan(self.profiles.len() - 1);
+        Ok(id)
+    }
+
+    /// Bytes of the input-major copies sparse profiles read (0 until the first is added).
+    pub fn input_major_bytes(&self) -> usize {
+        self.input_major.iter().flatten().map(|t| t.numel() * t.kind().elt_size_in_bytes()).sum()
+    }
+
+    /// Weight bytes profile `id`'s CPU decode steps have read and the positions they decoded,
+    /// since its plan was built (`None` without the CPU decode path).
+    pub fn decode_reads(&self, id: ProfileId) -> Option<(u64, u64)> {
+        let idx = self.index_of(id).ok()?;
+        self.profiles[idx].1.decode_plan.as_ref().map(DecodePlan::reads)
+    }
+
+    /// Weight bytes the active profile's decode steps read per position, as counted by the CPU
+    /// decode path since the profile was built (a sparse profile reads only the rows it keeps);
+    /// `None` without that path or before its first step.
+    pub fn measured_weight_bytes_per_token(&self) -> Option<f64> {
+        self.profiles[self.active].1.decode_plan.as_ref()?.bytes_per_position()
     }
 
     fn index_of(&self, id: ProfileId) -> Result<usize> {
@@ -954,11 +1078,17 @@ impl Llama {
     }
 
     /// Bytes of weights the active profile reads to decode one token (embedding row excluded, LM
-    /// head included).
+    /// head included). A sparse profile counts the share of block weights its level keeps (what
+    /// it reads is counted by [`Llama::measured_weight_bytes_per_token`]).
     pub fn weight_bytes_per_token(&self) -> usize {
         let head = self.lm_head.as_ref().unwrap_or(&self.embed).bytes();
         let norm = self.norm.weight.numel() * self.kind.elt_size_in_bytes();
-        head + norm + self.active_layers().flatten().map(Block::bytes).sum::<usize>()
+        let blocks = self.active_layers().flatten().map(Block::bytes).sum::<usize>();
+        let kept = match &self.profiles[self.active].1.sparsity {
+            Some(s) => 1.0 - s.level.clamp(0.0, 1.0),
+            None => 1.0,
+        };
+        head + norm + (blocks as f64 * kept).round() as usize
     }
 
     /// Bytes of K/V the active profile reads for one decode step after `context` positions.
@@ -1038,7 +1168,7 @@ impl Llama {
             if let Some(plan) = &profile.decode_plan {
                 let token = tokens.reshape([-1]).int64_value(&[0]);
                 if let Some(out) =
-                    usize::try_from(token).ok().and_then(|tok| plan.step(self, tok, cache))
+                    usize::try_from(token).ok().and_then(|tok| plan.steps(self, &[tok], cache))
                 {
                     return out;
                 }
@@ -1050,9 +1180,12 @@ impl Llama {
         let tables = self.tables(pos, t, profile);
         let ids = tokens.reshape([-1]);
         let mut x = self.embed.rows(&ids).view([b, t as i64, -1]);
-        for (block, layer_cache) in self.layers_of(profile).zip(cache.layers.iter_mut()) {
+        let thresholds = |i: usize| profile.sparsity.as_ref().and_then(|s| s.thresholds.get(i));
+        for (i, (block, layer_cache)) in
+            self.layers_of(profile).zip(cache.layers.iter_mut()).enumerate()
+        {
             if let Some(block) = block {
-                x = block.forward(&x, layer_cache, pos as i64, &tables, None);
+                x = block.forward(&x, layer_cache, pos as i64, &tables, None, thresholds(i));
             }
         }
         cache.len += t;
@@ -1062,6 +1195,71 @@ impl Llama {
         };
         let x = self.norm.forward(&x);
         self.lm_head.as_ref().unwrap_or(&self.embed).forward(&x)
+    }
+
+    /// Logits `[T, V]` (the model's dtype) of `tokens` at positions `cache.len()..` of a batch-1
+    /// cache, appending their K/V: the verification pass of speculative decoding. On the CPU
+    /// decode path every weight is read once for all `T` positions and each position's logits
+    /// are bit-identical to single decode steps', so greedy verification is lossless; elsewhere
+    /// it is one torch forward. Roll back rejected positions with [`KvCache::truncate`].
+    pub fn verify(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Tensor> {
+        let (id, profile) = &self.profiles[self.active];
+        let t = tokens.len();
+        if t == 0 || t > MAX_VERIFY {
+            return Err(Error::arg(
+                "verify",
+                format!("{t} positions; a verification pass takes 1 to {MAX_VERIFY}"),
+            ));
+        }
+        if cache.profile != *id || cache.batch != 1 || cache.len + t > cache.capacity {
+            return Err(Error::arg(
+                "verify",
+                format!(
+                    "the cache (profile {:?}, batch {}, {} of {} positions used) cannot take {t} more for profile {id:?}",
+                    cache.profile, cache.batch, cache.len, cache.capacity
+                ),
+            ));
+        }
+        if let Some(&bad) = tokens.iter().find(|&&v| v as usize >= self.cfg.vocab_size) {
+            return Err(Error::arg("verify", format!("token id {bad} is outside the vocabulary")));
+        }
+        let _guard = tch::no_grad_guard();
+        if let Some(plan) = &profile.decode_plan {
+            let ids: Vec<usize> = tokens.iter().map(|&v| v as usize).collect();
+            if let Some(out) = plan.steps(self, &ids, cache) {
+                return Ok(out);
+            }
+        }
+        let ids: Vec<i64> = tokens.iter().map(|&v| i64::from(v)).collect();
+        let ids = Tensor::from_slice(&ids).to_device(self.device).view([1, -1]);
+        Ok(self.forward(&ids, cache, Logits::All).squeeze_dim(0))
+    }
+
+    /// The dense model's inputs of every block matrix over `tokens` (`[1, T]`): per layer the
+    /// magnitudes of the inputs of qkv, o, gate_up and down, each flattened, f32 on CPU. What
+    /// activation sparsity's thresholds are fitted on.
+    pub fn input_magnitudes(&self, tokens: &Tensor) -> Vec<[Tensor; 4]> {
+        let _guard = tch::no_grad_guard();
+        let (b, t) = (tokens.size()[0], tokens.size()[1] as usize);
+        let dense = &self.profiles[0].1;
+        let tables = self.tables(0, t, dense);
+        let mut cache = KvCache::new(&self.cfg, b as usize, t, self.kind, self.device);
+        let _threads = (self.device == Device::Cpu).then(gemv::TorchThreads::lend);
+        let mut x = self.embed.rows(&tokens.reshape([-1])).view([b, t as i64, -1]);
+        let mut out = Vec::with_capacity(self.blocks.len());
+        for (block, layer_cache) in self.blocks.iter().zip(cache.layers.iter_mut()) {
+            let a = block.input_norm.forward(&x);
+            let ctx = block.attn.context(&a, layer_cache, 0, &tables);
+            let h = &x + block.attn.o.forward(&ctx);
+            let g = block.post_norm.forward(&h);
+            let hidden = block.mlp.hidden(&g);
+            x = &h + block.mlp.down.forward(&hidden);
+            out.push(
+                [a, ctx, g, hidden]
+                    .map(|v| v.to_kind(Kind::Float).abs().reshape([-1]).to_device(Device::Cpu)),
+            );
+        }
+        out
     }
 
     /// A dense forward pass over `tokens` (`[B, T]`) that adds each layer's activation statistics
@@ -1077,7 +1275,7 @@ impl Llama {
         for ((block, layer_cache), capture) in
             self.blocks.iter().zip(cache.layers.iter_mut()).zip(captures.iter_mut())
         {
-            x = block.forward(&x, layer_cache, 0, &tables, Some(capture));
+            x = block.forward(&x, layer_cache, 0, &tables, Some(capture), None);
         }
         let x = self.norm.forward(&x);
         self.lm_head.as_ref().unwrap_or(&self.embed).forward(&x)

@@ -54,7 +54,7 @@ pub struct Calibration {
 /// or last), fractions of heads from 2% to 50%, every FFN step up to half the channels (channels
 /// go in multiples of [`FFN_MULTIPLE`], so an intensity between two steps would remove what its
 /// neighbour does), KV windows of 16 to 512 (those shorter than the calibration windows are
-/// measured). `ffn` is the FFN's channel count.
+/// measured), activation sparsity from 10% to 50%. `ffn` is the FFN's channel count.
 pub fn grid(kinds: &[ActionKind], layers: usize, ffn: usize) -> Vec<Action> {
     let mut out = Vec::new();
     for kind in kinds {
@@ -78,7 +78,12 @@ pub fn grid(kinds: &[ActionKind], layers: usize, ffn: usize) -> Vec<Action> {
                 [16, 32, 64, 128, 256, 512]
                     .map(|w| Action::KvWindow { sinks: DEFAULT_SINKS, window: w }),
             ),
-            ActionKind::None => {}
+            ActionKind::Sparsity => out.extend(
+                [0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5]
+                    .map(|level| Action::Sparsity { level }),
+            ),
+            // Lossless: nothing to fit to a quality budget.
+            ActionKind::None | ActionKind::Lookup => {}
         }
     }
     out
@@ -90,6 +95,8 @@ fn intensity_of(a: &Action) -> f64 {
             intensity
         }
         Action::KvWindow { window, .. } => window as f64,
+        Action::Sparsity { level } | Action::SparseLookup { level, .. } => level,
+        Action::Lookup { draft, .. } => draft as f64,
         Action::None => 0.0,
     }
 }
@@ -101,6 +108,8 @@ fn kind_of(a: &Action) -> ActionKind {
         Action::Ffn { .. } => ActionKind::Ffn,
         Action::Layers { .. } => ActionKind::Layers,
         Action::KvWindow { .. } => ActionKind::KvWindow,
+        Action::Sparsity { .. } | Action::SparseLookup { .. } => ActionKind::Sparsity,
+        Action::Lookup { .. } => ActionKind::Lookup,
     }
 }
 
@@ -289,8 +298,18 @@ impl Calibration {
 }
 
 fn spec_of(a: &Action) -> ActionSpec {
+    let mut draft_ngram = (None, None);
     let (kind, intensity, sinks, window) = match *a {
         Action::None => (ActionKind::None, None, None, None),
+        Action::Sparsity { level } => (ActionKind::Sparsity, Some(level), None, None),
+        Action::Lookup { draft, ngram } => {
+            draft_ngram = (Some(draft), Some(ngram));
+            (ActionKind::Lookup, None, None, None)
+        }
+        Action::SparseLookup { level, draft, ngram } => {
+            draft_ngram = (Some(draft), Some(ngram));
+            (ActionKind::Sparsity, Some(level), None, None)
+        }
         Action::Heads { intensity } => (ActionKind::Heads, Some(intensity), None, None),
         Action::Ffn { intensity } => (ActionKind::Ffn, Some(intensity), None, None),
         Action::Layers { intensity } => (ActionKind::Layers, Some(intensity), None, None),
@@ -298,5 +317,5 @@ fn spec_of(a: &Action) -> ActionSpec {
             (ActionKind::KvWindow, None, Some(sinks), Some(window))
         }
     };
-    ActionSpec { kind, intensity, sinks, window }
+    ActionSpec { kind, intensity, sinks, window, draft: draft_ngram.0, ngram: draft_ngram.1 }
 }

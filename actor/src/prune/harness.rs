@@ -21,8 +21,8 @@ use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
 use super::action::Action;
-use super::profiles::{ProfileCache, Restore};
-use crate::engine::generate::{self, GenerateOptions};
+use super::profiles::{profile_action, ProfileCache, Restore};
+use crate::engine::generate::{self, GenerateOptions, Lookup};
 use crate::engine::model::ProfileId;
 use crate::engine::sampling::Sampler;
 use crate::engine::sampling::Sampling;
@@ -100,6 +100,28 @@ pub struct Measurement {
     /// records written before it was kept).
     #[serde(default)]
     pub wall_s: f64,
+    /// Prompt-lookup actions: what the speculation did in the timed runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookup: Option<LookupStats>,
+}
+
+/// What prompt lookup did over an action's timed runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LookupStats {
+    /// Verification passes after the prefill, tokens drafted and drafted tokens accepted.
+    pub passes: usize,
+    pub drafted: usize,
+    pub accepted: usize,
+    /// Every lookup run emitted the tokens of the same profile's greedy decode (lookup alone is
+    /// lossless: these are the dense model's tokens).
+    pub identical: bool,
+}
+
+impl LookupStats {
+    /// Tokens decoded (after the prefill's) per verification pass.
+    pub fn tokens_per_pass(&self, new_tokens: usize, runs: usize) -> f64 {
+        (new_tokens.saturating_sub(1) * runs) as f64 / self.passes.max(1) as f64
+    }
 }
 
 /// The median of owned values (see [`casrap_common::stats::median`]).
@@ -293,6 +315,10 @@ impl Harness {
         if o.pairs == 0 || o.new_tokens < 2 {
             return Err(Error::arg("measure", "needs at least one pair and two new tokens"));
         }
+        if let Some((draft, ngram)) = action.lookup() {
+            let lookup = Lookup { draft, ngram };
+            return self.measure_lookup(model, action, lookup, prompt, continuation, o, episode);
+        }
         let started = Instant::now();
         let gen = GenerateOptions {
             max_new_tokens: o.new_tokens,
@@ -309,6 +335,8 @@ impl Harness {
             Timing::Interleaved => (o.pairs, 0),
             Timing::Runs => (0, o.pairs),
         };
+        let pruned_id = self.cache.ensure(model, action)?.map_or(ProfileId::DENSE, |b| b.id);
+        let reads_before = model.decode_reads(pruned_id);
         for pass in 0..passes {
             let pruned_id = self.cache.ensure(model, action)?.map_or(ProfileId::DENSE, |b| b.id);
             let dense_first = (pass + episode).is_multiple_of(2);
@@ -378,9 +406,17 @@ impl Harness {
         let context = prompt.len() + o.new_tokens / 2;
         let (dense_nll, dense_top) = teacher_forced(model, &seq);
         let dense_bytes = model.weight_bytes_per_token() + model.kv_bytes_per_token(context);
+        // A sparse profile's weight bytes are the rows its steps read in the passes above.
+        let measured = match (action.sparsity(), reads_before, model.decode_reads(pruned_id)) {
+            (Some(_), Some((b0, p0)), Some((b1, p1))) if p1 > p0 => {
+                Some(((b1 - b0) as f64 / (p1 - p0) as f64).round() as usize)
+            }
+            _ => None,
+        };
         self.cache.apply(model, action)?;
         let (pruned_nll, pruned_top) = teacher_forced(model, &seq);
-        let pruned_bytes = model.weight_bytes_per_token() + model.kv_bytes_per_token(context);
+        let pruned_bytes = measured.unwrap_or_else(|| model.weight_bytes_per_token())
+            + model.kv_bytes_per_token(context);
         let r = self.restore(model)?;
         identical &= r.identical;
         rebuilt |= r.rebuilt;
@@ -412,6 +448,132 @@ impl Harness {
             rebuilt,
             steps,
             wall_s: started.elapsed().as_secs_f64(),
+            lookup: None,
+        })
+    }
+
+    /// Prompt lookup (on the dense model, or on a sparse profile) against dense greedy decode:
+    /// whole fixed-length runs in ABBA order (a verification pass decodes several tokens, so the
+    /// two sides cannot alternate step by step), speed as decoded tokens per second. Quality as
+    /// for any action, teacher forced on the dense continuation under the profile lookup runs on;
+    /// each lookup run's tokens are checked against that profile's greedy decode.
+    #[allow(clippy::too_many_arguments)]
+    fn measure_lookup(
+        &mut self,
+        model: &mut Llama,
+        action: &Action,
+        lookup: Lookup,
+        prompt: &[u32],
+        continuation: Option<&[u32]>,
+        o: &MeasureOptions,
+        episode: usize,
+    ) -> Result<Measurement> {
+        let started = Instant::now();
+        let gen = GenerateOptions {
+            max_new_tokens: o.new_tokens,
+            sampling: Sampling::Greedy,
+            ignore_eos: true,
+        };
+        let base = profile_action(action);
+        let built = self.cache.ensure(model, action)?;
+        self.warm(model, &base, prompt, &gen)?;
+        // The tokens lookup must reproduce: the greedy decode of the profile it runs on.
+        self.cache.apply(model, &base)?;
+        let expected = generate::generate(model, prompt, &gen);
+        let warm =
+            expected.as_ref().ok().map(|_| generate::generate_lookup(model, prompt, &gen, lookup));
+        self.restore(model)?;
+        let expected = expected?.tokens;
+        if let Some(w) = warm {
+            w?;
+        }
+        let mut runs = Vec::with_capacity(2 * o.pairs);
+        let mut dense_tokens: Option<Vec<u32>> = continuation.map(<[u32]>::to_vec);
+        let (mut identical, mut rebuilt, mut checked) = (true, false, 0);
+        let mut stats = LookupStats { passes: 0, drafted: 0, accepted: 0, identical: true };
+        for pair in 0..o.pairs {
+            let order =
+                if (pair + episode).is_multiple_of(2) { [false, true] } else { [true, false] };
+            for pruned in order {
+                if !pruned {
+                    let g = generate::generate(model, prompt, &gen)?;
+                    runs.push(Run {
+                        pruned,
+                        prefill_s: g.prefill.as_secs_f64(),
+                        decode_s: g.decode.as_secs_f64(),
+                        decode_steps: g.decode_steps,
+                        apply_s: None,
+                        restore_s: None,
+                        verify_s: None,
+                    });
+                    dense_tokens.get_or_insert(g.tokens);
+                    continue;
+                }
+                let apply = self.cache.apply(model, action)?;
+                let g = generate::generate_lookup(model, prompt, &gen, lookup);
+                let r = self.restore(model)?;
+                let g = g?;
+                identical &= r.identical;
+                rebuilt |= r.rebuilt;
+                checked += usize::from(r.checked);
+                stats.passes += g.generation.decode_steps;
+                stats.drafted += g.drafted;
+                stats.accepted += g.accepted;
+                stats.identical &= g.generation.tokens == expected;
+                runs.push(Run {
+                    pruned,
+                    prefill_s: g.generation.prefill.as_secs_f64(),
+                    decode_s: g.generation.decode.as_secs_f64(),
+                    // Tokens decoded after the prefill's, as on the dense side.
+                    decode_steps: g.generation.tokens.len().saturating_sub(1),
+                    apply_s: Some(apply.as_secs_f64()),
+                    restore_s: Some(r.restore.as_secs_f64()),
+                    verify_s: Some(r.verify.as_secs_f64()),
+                });
+            }
+        }
+        let continuation = dense_tokens.unwrap_or_default();
+        let seq: Vec<u32> = prompt.iter().chain(&continuation).copied().collect();
+        let context = prompt.len() + o.new_tokens / 2;
+        let (dense_nll, dense_top) = teacher_forced(model, &seq);
+        let dense_bytes = model.weight_bytes_per_token() + model.kv_bytes_per_token(context);
+        self.cache.apply(model, action)?;
+        let (pruned_nll, pruned_top) = teacher_forced(model, &seq);
+        // A verification pass reads the weights once (and the cache) and decodes several tokens.
+        let per_pass = model.weight_bytes_per_token() + model.kv_bytes_per_token(context);
+        let tpp = stats.tokens_per_pass(o.new_tokens, o.pairs).max(1.0);
+        let pruned_bytes = (per_pass as f64 / tpp).round() as usize;
+        let r = self.restore(model)?;
+        identical &= r.identical;
+        rebuilt |= r.rebuilt;
+        checked += usize::from(r.checked);
+        let ppl = |nll: &Tensor| nll.mean(Kind::Double).double_value(&[]).exp();
+        let from = prompt.len() as i64 - 1;
+        let k = continuation.len() as i64;
+        let agree = pruned_top
+            .narrow(0, from, k)
+            .eq_tensor(&dense_top.narrow(0, from, k))
+            .to_kind(Kind::Double)
+            .mean(Kind::Double)
+            .double_value(&[]);
+        Ok(Measurement {
+            action: action.label(),
+            prompt_tokens: prompt.len(),
+            new_tokens: o.new_tokens,
+            runs,
+            build_s: built.and_then(|b| b.build).map(|d| d.as_secs_f64()),
+            profile_bytes: built.map_or(0, |b| b.bytes),
+            dense_bytes_per_token: dense_bytes,
+            pruned_bytes_per_token: pruned_bytes,
+            ppl_dense: ppl(&dense_nll),
+            ppl_pruned: ppl(&pruned_nll),
+            top1_agreement: agree,
+            restore_identical: identical,
+            restores_checked: checked,
+            rebuilt,
+            steps: Vec::new(),
+            wall_s: started.elapsed().as_secs_f64(),
+            lookup: Some(stats),
         })
     }
 }

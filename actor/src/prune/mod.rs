@@ -1,6 +1,7 @@
 //! Structured pruning at run time: the actions ([`action`]), the importances that rank what to
 //! remove ([`importance`]), pruned profiles built once and switched by pointer ([`profiles`]),
-//! and the measurement harness that compares dense and pruned runs honestly ([`harness`]).
+//! activation sparsity's calibrated thresholds ([`sparsity`]), and the measurement harness that
+//! compares dense and adapted runs honestly ([`harness`]).
 
 pub mod action;
 pub mod calibrate;
@@ -8,6 +9,7 @@ pub mod harness;
 pub mod importance;
 pub mod profiles;
 pub mod setup;
+pub mod sparsity;
 
 pub use action::Action;
 pub use importance::Importance;

@@ -8,6 +8,7 @@ use tch::{Device, Kind, Tensor};
 
 use super::action::Action;
 use super::importance::Importance;
+use super::sparsity::Thresholds;
 use crate::engine::model::{Block, KvWindow, LayerRef, LayerWeights, Logits, ProfileId};
 use crate::engine::Llama;
 use crate::error::{Error, Result};
@@ -193,7 +194,23 @@ pub fn build(
         Action::KvWindow { sinks, window } => {
             ((0..n).map(|_| LayerRef::Dense).collect(), Some(KvWindow { sinks, window }))
         }
+        // Lookup runs on the profile of its lossy part; sparsity has profiles of its own
+        // (see ProfileCache::ensure).
+        Action::Lookup { .. } => return Ok(None),
+        Action::Sparsity { .. } | Action::SparseLookup { .. } => {
+            return Err(err(action, "activation sparsity is not a structured profile"))
+        }
     }))
+}
+
+/// The action whose profile `action` runs on: sparsity for sparsity with lookup, `none` for
+/// lookup alone (it decodes the dense model), the action itself otherwise.
+pub fn profile_action(action: &Action) -> Action {
+    match *action {
+        Action::Lookup { .. } => Action::None,
+        Action::SparseLookup { level, .. } => Action::Sparsity { level },
+        a => a,
+    }
 }
 
 /// Bytes of tensors a profile holds that the dense model does not share.
@@ -258,6 +275,8 @@ pub struct Restore {
 /// Every profile built so far for one model, within `max_bytes` of extra weights.
 pub struct ProfileCache {
     pub importance: Importance,
+    /// Activation sparsity's calibrated distributions (`None`: sparsity actions are refused).
+    pub sparsity: Option<Thresholds>,
     pub max_bytes: usize,
     entries: Vec<Entry>,
     probe: Option<(Tensor, Tensor)>,
@@ -265,7 +284,7 @@ pub struct ProfileCache {
 
 impl ProfileCache {
     pub fn new(importance: Importance, max_bytes: usize) -> Self {
-        Self { importance, max_bytes, entries: Vec::new(), probe: None }
+        Self { importance, sparsity: None, max_bytes, entries: Vec::new(), probe: None }
     }
 
     /// Bytes of extra weights the cached profiles hold.
@@ -273,8 +292,12 @@ impl ProfileCache {
         self.entries.iter().map(|e| e.bytes).sum()
     }
 
-    /// The profile of `action`, built now unless cached (`None` for `none`: the dense model).
+    /// The profile of `action`, built now unless cached (`None` for `none` and `lookup`: the
+    /// dense model). Sparsity with lookup runs on the sparsity's profile. A sparse profile's
+    /// input-major weight copies are shared by every sparse profile and counted apart
+    /// ([`Llama::input_major_bytes`]), not in `bytes`.
     pub fn ensure(&mut self, model: &mut Llama, action: &Action) -> Result<Option<Built>> {
+        let action = &profile_action(action);
         let label = action.label();
         if let Some(pos) = self.entries.iter().position(|e| e.label == label) {
             let e = self.entries.remove(pos);
@@ -283,10 +306,17 @@ impl ProfileCache {
             return Ok(Some(built));
         }
         let t = Instant::now();
-        let Some((layers, window)) = build(model, &self.importance, action)? else {
-            return Ok(None);
+        let id = if let Action::Sparsity { level } = *action {
+            let thresholds = self.sparsity.as_ref().ok_or_else(|| {
+                err(action, "activation sparsity needs thresholds calibrated on text (the run's calibration prompts); none were measured")
+            })?;
+            model.add_sparse_profile(&label, thresholds.at(level)?)?
+        } else {
+            let Some((layers, window)) = build(model, &self.importance, action)? else {
+                return Ok(None);
+            };
+            model.add_profile(&label, layers, window)?
         };
-        let id = model.add_profile(&label, layers, window)?;
         let bytes = own_bytes(model, id);
         let build = t.elapsed();
         if bytes > self.max_bytes {

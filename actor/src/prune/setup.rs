@@ -5,6 +5,7 @@
 use super::harness::Harness;
 use super::importance::{model_identity, Importance};
 use super::profiles::ProfileCache;
+use super::sparsity::{self, Thresholds};
 use crate::engine::{self, Llama};
 use crate::error::Result;
 use crate::resolve::{cache_dir, ModelSource, Resolver};
@@ -31,6 +32,9 @@ pub struct SetupOptions {
     pub calibration: Calibration,
     /// Budget for pruned weights in bytes (`None`: twice the dense weights).
     pub max_profile_bytes: Option<usize>,
+    /// Also fit activation sparsity's thresholds on the calibration text (cached like the
+    /// importances); needed by `sparsity` actions.
+    pub sparsity: bool,
 }
 
 /// A loaded model ready to be measured.
@@ -55,8 +59,17 @@ impl Setup {
             ModelSource::Synthetic { preset } => format!("synthetic-{preset}-seed{}", o.seed),
         };
         let identity = format!("{identity}-{}", o.dtype);
+        let mut thresholds = None;
         let importance = match &o.calibration {
-            Calibration::WeightNorm => Importance::weight_norm(&model, &identity),
+            Calibration::WeightNorm => {
+                if o.sparsity {
+                    return Err(crate::error::Error::arg(
+                        "calibration",
+                        "activation sparsity needs calibration text; weight norms give no thresholds",
+                    ));
+                }
+                Importance::weight_norm(&model, &identity)
+            }
             Calibration::Texts { texts, description, windows, seq } => {
                 let desc = format!("{windows} windows of {seq} tokens from {description}");
                 let key = casrap_common::prompts::stable_hash(0, desc.as_bytes());
@@ -76,11 +89,21 @@ impl Setup {
                     Importance::calibrate(&model, &identity, &cut, &desc)
                 })?;
                 tracing::info!(file = %path.display(), reused, seconds = t.elapsed().as_secs_f64(), "importances");
+                if o.sparsity {
+                    let path = sparsity::cache_path(&cache_dir()?, &identity, key);
+                    let t = std::time::Instant::now();
+                    let (thr, reused) = Thresholds::load_or(&path, &model, &identity, || {
+                        Thresholds::calibrate(&model, &identity, &cut, &desc)
+                    })?;
+                    tracing::info!(file = %path.display(), reused, seconds = t.elapsed().as_secs_f64(), "sparsity thresholds");
+                    thresholds = Some(thr);
+                }
                 imp
             }
         };
         let budget = o.max_profile_bytes.unwrap_or(2 * model.weight_bytes_per_token());
-        let cache = ProfileCache::new(importance, budget);
+        let mut cache = ProfileCache::new(importance, budget);
+        cache.sparsity = thresholds;
         let reload_source = source.clone();
         let seed = o.seed;
         let harness = Harness::new(

@@ -1,0 +1,241 @@
+//! Activation sparsity's thresholds (TEAL's training-free recipe): for every layer and each of
+//! its block matrices (the inputs of qkv, o, gate_up and down), the distribution of |input| over
+//! calibration text. The threshold of sparsity `s` is that distribution's `s`-quantile, so about
+//! a share `s` of each matrix's inputs fall below it and their weight rows are skipped (uniform
+//! allocation: every matrix at the same level).
+//!
+//! The distributions are kept as histograms of the f32 bit pattern (64 bins per octave, 1.1%
+//! wide), so memory does not grow with the calibration text and the same text gives the same
+//! thresholds bit for bit. They are saved as JSON keyed by the model's identity and the
+//! calibration data, like the importances; a file made for another model is refused.
+
+use std::path::{Path, PathBuf};
+
+use casrap_common::action::MAX_SPARSITY;
+use serde::{Deserialize, Serialize};
+use tch::Tensor;
+
+use crate::engine::model::Sparsity;
+use crate::engine::Llama;
+use crate::error::{Error, Result};
+
+/// Fewest calibration tokens thresholds are fitted on.
+pub const MIN_TOKENS: usize = 256;
+
+/// Mantissa bits kept per bin: 2^6 = 64 bins per octave.
+const SHIFT: u32 = 17;
+/// Magnitudes from 2^-24 up to 2^16 get their own bins; smaller ones share bin 0, larger the last.
+const LOW_EXP: i32 = -24;
+const HIGH_EXP: i32 = 16;
+const BINS: usize = ((HIGH_EXP - LOW_EXP) as usize) << (23 - SHIFT);
+
+fn low_bits() -> u32 {
+    (2f32.powi(LOW_EXP)).to_bits() >> SHIFT
+}
+
+fn bin_of(v: f32) -> usize {
+    let b = (v.abs().to_bits() >> SHIFT).saturating_sub(low_bits()) as usize;
+    b.min(BINS - 1)
+}
+
+/// Lower edge of bin `b`.
+fn edge(b: usize) -> f32 {
+    f32::from_bits((b as u32 + low_bits()) << SHIFT)
+}
+
+/// Counts of |x| per bin for one matrix.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Histogram {
+    pub counts: Vec<u64>,
+}
+
+impl Histogram {
+    fn new() -> Self {
+        Self { counts: vec![0; BINS] }
+    }
+
+    fn add(&mut self, values: &[f32]) {
+        for &v in values {
+            self.counts[bin_of(v)] += 1;
+        }
+    }
+
+    fn total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    /// The `q`-quantile: the bin where the cumulative count reaches `q * total`, interpolated
+    /// linearly inside it. 0 for `q <= 0`.
+    pub fn quantile(&self, q: f64) -> f32 {
+        let total = self.total();
+        if q <= 0.0 || total == 0 {
+            return 0.0;
+        }
+        let target = q * total as f64;
+        let mut below = 0u64;
+        for (b, &c) in self.counts.iter().enumerate() {
+            if c > 0 && (below + c) as f64 >= target {
+                let frac = ((target - below as f64) / c as f64).clamp(0.0, 1.0);
+                let (lo, hi) = (edge(b) as f64, edge(b + 1) as f64);
+                return (lo + frac * (hi - lo)) as f32;
+            }
+            below += c;
+        }
+        edge(BINS)
+    }
+}
+
+/// The calibrated |input| distributions of one model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Thresholds {
+    /// The model's identity (see [`super::importance::model_identity`]).
+    pub model: String,
+    /// What the distributions were measured on.
+    pub source: String,
+    pub tokens: usize,
+    /// `[layer][matrix]`, matrices in the order qkv, o, gate_up, down.
+    pub histograms: Vec<[Histogram; 4]>,
+}
+
+impl Thresholds {
+    /// Measures the distributions on `windows` of token ids (dense model).
+    pub fn calibrate(
+        model: &Llama,
+        identity: &str,
+        windows: &[Vec<u32>],
+        description: &str,
+    ) -> Result<Self> {
+        let usable: Vec<&Vec<u32>> = windows.iter().filter(|w| !w.is_empty()).collect();
+        let tokens: usize = usable.iter().map(|w| w.len()).sum();
+        if tokens < MIN_TOKENS {
+            return Err(Error::arg(
+                "calibration",
+                format!(
+                    "{description}: {tokens} tokens; activation sparsity's thresholds need at least {MIN_TOKENS}"
+                ),
+            ));
+        }
+        let layers = model.config().num_layers;
+        let mut histograms: Vec<[Histogram; 4]> =
+            (0..layers).map(|_| std::array::from_fn(|_| Histogram::new())).collect();
+        for w in usable {
+            let ids: Vec<i64> = w.iter().map(|&t| i64::from(t)).collect();
+            let ids = Tensor::from_slice(&ids).view([1, -1]).to_device(model.device());
+            for (h, mats) in histograms.iter_mut().zip(model.input_magnitudes(&ids)) {
+                for (h, m) in h.iter_mut().zip(mats) {
+                    let v = Vec::<f32>::try_from(&m.contiguous()).map_err(|e| {
+                        Error::arg("calibration", format!("reading activations: {e}"))
+                    })?;
+                    h.add(&v);
+                }
+            }
+        }
+        Ok(Self { model: identity.into(), source: description.into(), tokens, histograms })
+    }
+
+    /// The thresholds of sparsity `level` (uniform over the matrices); `level` 0 keeps every input.
+    pub fn at(&self, level: f64) -> Result<Sparsity> {
+        if !(level.is_finite() && (0.0..=MAX_SPARSITY).contains(&level)) {
+            return Err(Error::arg("sparsity", format!("{level} is outside [0, {MAX_SPARSITY}]")));
+        }
+        let thresholds =
+            self.histograms.iter().map(|h| h.each_ref().map(|h| h.quantile(level))).collect();
+        Ok(Sparsity { level, thresholds })
+    }
+
+    /// Checks the shape against `model`.
+    pub fn check(&self, model: &Llama, path: &Path) -> Result<()> {
+        let bad =
+            |why: String| Error::Config { path: path.into(), field: "histograms", reason: why };
+        if self.histograms.len() != model.config().num_layers {
+            return Err(bad(format!(
+                "{} layers, the model has {}",
+                self.histograms.len(),
+                model.config().num_layers
+            )));
+        }
+        if self.histograms.iter().flatten().any(|h| h.counts.len() != BINS) {
+            return Err(bad(format!("expected {BINS} bins per histogram")));
+        }
+        Ok(())
+    }
+
+    /// Reads a saved file, checked against `model` and `identity`.
+    pub fn load(path: &Path, model: &Llama, identity: &str) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let t: Self = serde_json::from_str(&text)
+            .map_err(|source| Error::Json { path: path.into(), source })?;
+        if t.model != identity {
+            return Err(Error::Config {
+                path: path.into(),
+                field: "model",
+                reason: format!(
+                    "the thresholds are for {}, not {identity} (delete the file to recompute)",
+                    t.model
+                ),
+            });
+        }
+        t.check(model, path)?;
+        Ok(t)
+    }
+
+    /// Writes the file atomically (temp file, then rename).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let tmp = path.with_extension("json.tmp");
+        let text = serde_json::to_string(self)
+            .map_err(|source| Error::Json { path: path.into(), source })?;
+        std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
+        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    }
+
+    /// Loads `path` when it exists (a file for another model, or a damaged one, is an error
+    /// naming it); otherwise measures with `make` and saves the result there.
+    pub fn load_or(
+        path: &Path,
+        model: &Llama,
+        identity: &str,
+        make: impl FnOnce() -> Result<Self>,
+    ) -> Result<(Self, bool)> {
+        if path.is_file() {
+            return Ok((Self::load(path, model, identity)?, true));
+        }
+        let t = make()?;
+        t.save(path)?;
+        Ok((t, false))
+    }
+}
+
+/// Where a model's thresholds for one calibration set are cached.
+pub fn cache_path(dir: &Path, identity: &str, key: u64) -> PathBuf {
+    dir.join("sparsity").join(format!("{identity}-{key:016x}.json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bins_are_ordered_and_quantiles_interpolate() {
+        let mut last = 0;
+        for v in [1e-9f32, 1e-6, 0.001, 0.01, 0.5, 1.0, 1.01, 3.0, 1e3, 1e9] {
+            let b = bin_of(v);
+            assert!(b >= last, "{v}");
+            last = b;
+            if v > 1e-7 && v < 6e4 {
+                assert!(edge(b) <= v && v < edge(b + 1), "{v} in [{}, {})", edge(b), edge(b + 1));
+            }
+        }
+        let mut h = Histogram::new();
+        let values: Vec<f32> = (1..=1000).map(|i| i as f32 / 1000.0).collect();
+        h.add(&values);
+        assert_eq!(h.quantile(0.0), 0.0);
+        for q in [0.1, 0.25, 0.5, 0.9] {
+            let got = h.quantile(q) as f64;
+            assert!((got - q).abs() < 0.015 * q, "q {q}: {got}");
+        }
+        assert!(h.quantile(1.0) >= 1.0);
+    }
+}

@@ -1,0 +1,320 @@
+//! Verification passes, prompt-lookup speculation and activation sparsity on the embedded model
+//! (and on the real one where it is provisioned, like `real_model.rs`):
+//! - a verification pass over k positions gives each position the logits k single decode steps
+//!   give, bit for bit, and leaves the cache where the accepted positions end;
+//! - lookup decoding emits exactly the dense greedy tokens, on prompts of every category;
+//! - sparse decode at threshold 0 is the dense model bit for bit, and with thresholds it equals
+//!   the torch path that zeroes the inputs and runs dense matmuls (within float tolerance).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use casrap_actor::engine::generate::{self, GenerateOptions, Lookup};
+use casrap_actor::engine::model::{Sparsity, MAX_VERIFY};
+use casrap_actor::engine::sampling::Sampling;
+use casrap_actor::engine::{self, Llama, Logits};
+use casrap_actor::resolve::{repo_path, Download, Resolver, DEFAULT_MODEL};
+use casrap_actor::tokenizer::TextTokenizer;
+use casrap_common::prompts::{BadRows, PromptSet};
+use tch::{Device, Kind, Tensor};
+
+fn load_dir(dir: &str, kind: Kind) -> engine::LoadedModel {
+    let resolver = Resolver {
+        hub_cache: PathBuf::from("/nonexistent-hf-cache"),
+        download: Download::Forbidden,
+    };
+    let source = resolver.resolve(dir).expect("the model resolves");
+    engine::load(&source, kind, Device::Cpu, 0).expect("the model loads")
+}
+
+fn embedded(kind: Kind) -> engine::LoadedModel {
+    load_dir(repo_path(DEFAULT_MODEL).to_str().expect("utf-8 path"), kind)
+}
+
+fn real(kind: Kind) -> engine::LoadedModel {
+    let dir = std::env::var_os("CASRAP_REAL_MODEL").map(PathBuf::from).unwrap_or_else(|| {
+        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+        home.join(".cache/casrap/models/smollm2-135m-instruct")
+    });
+    assert!(
+        dir.join("model.safetensors").is_file(),
+        "{} is missing: needs the real model (scripts/fetch-real-model; scripts/test --services does it)",
+        dir.display()
+    );
+    load_dir(dir.to_str().expect("utf-8 path"), kind)
+}
+
+/// `per` prompts of every category of the committed prompt set, encoded (at most `max` tokens).
+fn prompts_by_category(
+    tok: &TextTokenizer,
+    per: usize,
+    max: usize,
+) -> BTreeMap<String, Vec<Vec<u32>>> {
+    let set = PromptSet::load(&repo_path("data/prompts/prompts.csv"), BadRows::Fail)
+        .expect("the prompt set loads");
+    let mut out: BTreeMap<String, Vec<Vec<u32>>> = BTreeMap::new();
+    for p in &set.prompts {
+        let v = out.entry(p.category.clone()).or_default();
+        if v.len() < per {
+            let mut ids = tok.encode(&p.prompt).expect("encode");
+            ids.truncate(max);
+            v.push(ids);
+        }
+    }
+    assert!(out.len() >= 8, "the prompt set has {} categories", out.len());
+    out
+}
+
+fn greedy(n: usize) -> GenerateOptions {
+    GenerateOptions { max_new_tokens: n, sampling: Sampling::Greedy, ignore_eos: true }
+}
+
+/// Logits of `k` single steps after `prompt` on one cache, and of one verification pass over
+/// the same tokens on another: equal bit for bit.
+fn verify_equals_steps(model: &Llama, prompt: &[u32], k: usize) {
+    let _guard = tch::no_grad_guard();
+    let g = generate::generate(model, prompt, &greedy(k + 1)).expect("generate");
+    let follow: Vec<u32> = g.tokens[..k].to_vec();
+    let mut steps = model.new_cache(1, prompt.len() + k + 1);
+    let mut pass = model.new_cache(1, prompt.len() + k + 1);
+    for cache in [&mut steps, &mut pass] {
+        let _ = model.forward(&generate::token_batch(prompt, Device::Cpu), cache, Logits::Last);
+    }
+    let single: Vec<Tensor> = follow
+        .iter()
+        .map(|&t| {
+            model.forward(&generate::token_batch(&[t], Device::Cpu), &mut steps, Logits::Last)
+        })
+        .collect();
+    let verified = model.verify(&follow, &mut pass).expect("verify");
+    assert_eq!(verified.size(), vec![k as i64, model.config().vocab_size as i64]);
+    assert_eq!(pass.len(), steps.len(), "the pass advanced the cache by every position");
+    for (i, s) in single.iter().enumerate() {
+        assert!(
+            verified.get(i as i64).equal(&s.reshape([-1])),
+            "position {i} of {k}: the verification logits differ from a single step's"
+        );
+    }
+    if k < 3 {
+        return;
+    }
+    // Rolled back to the first two positions, the next step equals a fresh cache's.
+    pass.truncate(prompt.len() + 2);
+    let mut fresh = model.new_cache(1, prompt.len() + k + 1);
+    let _ = model.forward(&generate::token_batch(prompt, Device::Cpu), &mut fresh, Logits::Last);
+    let _ = model.verify(&follow[..2], &mut fresh).expect("verify two");
+    let a = model.forward(&generate::token_batch(&[7], Device::Cpu), &mut pass, Logits::Last);
+    let b = model.forward(&generate::token_batch(&[7], Device::Cpu), &mut fresh, Logits::Last);
+    assert!(a.equal(&b), "a truncated cache continues as one that never held the rejected tokens");
+}
+
+#[test]
+fn verification_pass_equals_single_steps_bit_for_bit() {
+    for kind in [Kind::Float, Kind::BFloat16] {
+        let m = embedded(kind);
+        assert!(m.model.uses_cpu_decode() || !engine::gemv::enabled());
+        let prompt =
+            m.tokenizer.encode("The module defines the following functions:").expect("encode");
+        for k in [1, 2, 5, 9, MAX_VERIFY] {
+            verify_equals_steps(&m.model, &prompt, k);
+        }
+    }
+}
+
+#[test]
+fn verification_refuses_what_it_cannot_take() {
+    let m = embedded(Kind::Float);
+    let mut cache = m.model.new_cache(1, 40);
+    let too_many = vec![1u32; MAX_VERIFY + 1];
+    let e = m.model.verify(&too_many, &mut cache).unwrap_err().to_string();
+    assert!(e.contains("verify") && e.contains(&MAX_VERIFY.to_string()), "{e}");
+    assert!(m.model.verify(&[], &mut cache).is_err());
+    let vocab = m.model.config().vocab_size as u32;
+    assert!(m.model.verify(&[vocab], &mut cache).unwrap_err().to_string().contains("vocabulary"));
+    let mut small = m.model.new_cache(1, 2);
+    assert!(m.model.verify(&[1, 2, 3], &mut small).unwrap_err().to_string().contains("cache"));
+    for (draft, ngram) in [(0, 3), (MAX_VERIFY, 3), (4, 0)] {
+        let e =
+            generate::generate_lookup(&m.model, &[1, 2, 3], &greedy(8), Lookup { draft, ngram })
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("lookup"), "{e}");
+    }
+}
+
+#[test]
+fn draft_is_what_followed_the_longest_earlier_match() {
+    let l = Lookup { draft: 3, ngram: 3 };
+    // "5 6" occurred earlier followed by 7 8 9; the longer "4 5 6" did not.
+    assert_eq!(l.draft_for(&[1, 5, 6, 7, 8, 9, 4, 5, 6], 8), vec![7, 8, 9]);
+    // The most recent earlier occurrence wins.
+    assert_eq!(l.draft_for(&[2, 3, 2, 4, 2], 8), vec![4, 2]);
+    assert_eq!(l.draft_for(&[1, 2, 3], 8), Vec::<u32>::new());
+    assert_eq!(l.draft_for(&[1, 2, 1], 1), vec![2], "capped by the room left");
+}
+
+/// Lookup decoding against plain greedy decoding on `per` prompts of every category; returns
+/// (drafted, accepted) over all of them.
+fn lookup_is_greedy(m: &engine::LoadedModel, per: usize, new_tokens: usize) -> (usize, usize) {
+    let (mut drafted, mut accepted) = (0, 0);
+    for (category, prompts) in prompts_by_category(&m.tokenizer, per, 160) {
+        for p in prompts {
+            let dense = generate::generate(&m.model, &p, &greedy(new_tokens)).expect("greedy");
+            for draft in [4, 8] {
+                let l = generate::generate_lookup(
+                    &m.model,
+                    &p,
+                    &greedy(new_tokens),
+                    Lookup { draft, ngram: 3 },
+                )
+                .expect("lookup");
+                assert_eq!(
+                    l.generation.tokens, dense.tokens,
+                    "{category}: lookup:{draft} differs from greedy"
+                );
+                assert!(l.generation.decode_steps <= dense.decode_steps);
+                drafted += l.drafted;
+                accepted += l.accepted;
+            }
+        }
+    }
+    (drafted, accepted)
+}
+
+#[test]
+fn lookup_decoding_is_dense_greedy_on_every_category() {
+    for kind in [Kind::Float, Kind::BFloat16] {
+        let m = embedded(kind);
+        let (drafted, accepted) = lookup_is_greedy(&m, 1, 32);
+        eprintln!("{kind:?}: {accepted} of {drafted} drafted tokens accepted");
+        assert!(
+            accepted > 0 && accepted < drafted,
+            "lookup drafted {drafted}, accepted {accepted}"
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs the real model (scripts/fetch-real-model)"]
+fn real_model_lookup_decoding_is_dense_greedy_on_every_category() {
+    let m = real(Kind::Float);
+    let (drafted, accepted) = lookup_is_greedy(&m, 1, 48);
+    eprintln!("{accepted} of {drafted} drafted tokens accepted");
+    assert!(accepted > 0);
+}
+
+/// Thresholds at the `s`-quantile of each matrix's input magnitudes over `tokens`.
+fn quantile_thresholds(model: &Llama, tokens: &[u32], s: f64) -> Sparsity {
+    let ids = generate::token_batch(tokens, Device::Cpu);
+    let thresholds = model
+        .input_magnitudes(&ids)
+        .iter()
+        .map(|mats| {
+            mats.each_ref().map(|m| {
+                let (sorted, _) = m.sort(0, false);
+                let i = ((m.numel() - 1) as f64 * s).floor() as i64;
+                sorted.double_value(&[i]) as f32
+            })
+        })
+        .collect();
+    Sparsity { level: s, thresholds }
+}
+
+/// Greedy decode of `n` steps after `prompt` on the active profile: every step's logits.
+fn decode_logits(model: &Llama, prompt: &[u32], n: usize) -> Vec<Tensor> {
+    let _guard = tch::no_grad_guard();
+    let mut cache = model.new_cache(1, prompt.len() + n + 1);
+    let mut logits =
+        model.forward(&generate::token_batch(prompt, Device::Cpu), &mut cache, Logits::Last);
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let next = logits.reshape([-1]).argmax(-1, false).int64_value(&[]) as u32;
+        logits =
+            model.forward(&generate::token_batch(&[next], Device::Cpu), &mut cache, Logits::Last);
+        out.push(logits.to_kind(Kind::Float));
+    }
+    out
+}
+
+#[test]
+fn sparse_decode_at_zero_is_dense_bit_for_bit() {
+    for kind in [Kind::Float, Kind::BFloat16] {
+        let mut m = embedded(kind);
+        let prompt = m.tokenizer.encode("Return a new list containing").expect("encode");
+        let dense = decode_logits(&m.model, &prompt, 12);
+        let layers = m.model.config().num_layers;
+        let id = m
+            .model
+            .add_sparse_profile(
+                "sparsity:0",
+                Sparsity { level: 0.0, thresholds: vec![[0.0; 4]; layers] },
+            )
+            .expect("a sparse profile");
+        m.model.activate(id).expect("activate");
+        assert!(m.model.uses_cpu_decode() || !engine::gemv::enabled());
+        let sparse = decode_logits(&m.model, &prompt, 12);
+        for (i, (a, b)) in dense.iter().zip(&sparse).enumerate() {
+            assert!(a.equal(b), "{kind:?} step {i}: sparsity 0 differs from dense");
+        }
+    }
+}
+
+#[test]
+fn sparse_decode_equals_zeroed_inputs_through_dense_matmuls() {
+    let mut m = embedded(Kind::Float);
+    let calib = m
+        .tokenizer
+        .encode(
+            &"The tokenize module provides a lexical scanner for Python source code. ".repeat(8),
+        )
+        .expect("encode");
+    let prompt = m.tokenizer.encode("Open the file and return its lines").expect("encode");
+    for s in [0.25, 0.5] {
+        let sparsity = quantile_thresholds(&m.model, &calib, s);
+        assert!(sparsity.thresholds.iter().flatten().all(|&t| t > 0.0));
+        let id = m.model.add_sparse_profile(&format!("sparsity:{s}"), sparsity).expect("profile");
+        m.model.activate(id).expect("activate");
+        let kernel = decode_logits(&m.model, &prompt, 8);
+        let read = m.model.measured_weight_bytes_per_token().expect("steps counted");
+        m.model.disable_cpu_decode();
+        let reference = decode_logits(&m.model, &prompt, 8);
+        m.model.enable_cpu_decode();
+        m.model.activate_dense();
+        let dense = decode_logits(&m.model, &prompt, 8);
+        let full = m.model.measured_weight_bytes_per_token().expect("dense steps counted");
+        let mut changed = 0.0f64;
+        for (i, (a, b)) in kernel.iter().zip(&reference).enumerate() {
+            let diff = (a - b).abs().max().double_value(&[]);
+            let scale = b.abs().max().double_value(&[]);
+            assert!(
+                diff <= 1e-4 * scale.max(1.0),
+                "s={s} step {i}: |kernel - masked torch| {diff}"
+            );
+        }
+        for (a, d) in kernel.iter().zip(&dense) {
+            changed = changed.max((a - d).abs().max().double_value(&[]));
+        }
+        assert!(changed > 1e-3, "s={s}: sparsity changed nothing ({changed})");
+        assert!(read < full, "s={s}: the sparse kernel read {read} bytes a token, dense {full}");
+        eprintln!("s={s}: {:.3} of the dense bytes read", read / full);
+    }
+    assert!(m.model.input_major_bytes() > 0);
+}
+
+#[test]
+fn sparse_profiles_refuse_bad_thresholds() {
+    let mut m = embedded(Kind::Float);
+    let layers = m.model.config().num_layers;
+    let e = m
+        .model
+        .add_sparse_profile("x", Sparsity { level: 0.1, thresholds: vec![[0.0; 4]; layers - 1] });
+    assert!(e.unwrap_err().to_string().contains("layers"));
+    let mut t = vec![[0.1f32; 4]; layers];
+    t[2][1] = f32::NAN;
+    let e = m
+        .model
+        .add_sparse_profile("x", Sparsity { level: 0.1, thresholds: t })
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("layer 2"), "{e}");
+}
