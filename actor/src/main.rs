@@ -53,6 +53,11 @@ enum Command {
     /// change on calibration text stays within each budget; prints the table and writes the
     /// `actions:` list for a run config.
     CalibrateActions(CalibrateArgs),
+    /// The decode kernels side by side on one model: a verification pass over k positions
+    /// against one decode step, sparse decode at each sparsity against dense (step by step in
+    /// turn, with the bytes each kernel read), and dense decode against its bandwidth ceiling.
+    /// Prints the tables; the raw record goes to a JSON file.
+    BenchKernels(KernelBenchArgs),
     /// Test mode's measuring process (`casrap test` starts one per training actor): every action
     /// on this shard of the held-out prompts, one JSON result per line.
     Test(TestArgs),
@@ -173,6 +178,36 @@ struct PruneBenchArgs {
     /// With --compare: a record of the same prompts and actions timed as long separate runs.
     #[arg(long)]
     bias_reference: Option<std::path::PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct KernelBenchArgs {
+    #[command(flatten)]
+    m: ModelArgs,
+    /// Positions per verification pass (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "2,5,9,16")]
+    ks: Vec<usize>,
+    /// Rounds of one step and one pass per k.
+    #[arg(long, default_value_t = 40)]
+    rounds: usize,
+    /// Sparsity levels (comma-separated), thresholds fitted on the train split of --prompt-file.
+    #[arg(long, value_delimiter = ',', default_value = "0.25,0.3,0.4,0.5")]
+    levels: Vec<f64>,
+    /// Decode steps per side and level.
+    #[arg(long, default_value_t = 96)]
+    steps: usize,
+    /// Prompt CSV: its first test prompt is decoded after, its train split calibrates.
+    #[arg(long, default_value = casrap_actor::resolve::DEFAULT_PROMPTS)]
+    prompt_file: String,
+    /// Cut the prompt to this many tokens.
+    #[arg(long, default_value_t = 256)]
+    max_prompt_tokens: usize,
+    /// Raw record file (default: runs/bench-kernels-<unix time>.json).
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
+    /// Print the tables of a saved record instead of measuring.
+    #[arg(long)]
+    report: Option<std::path::PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -428,6 +463,7 @@ fn main() -> anyhow::Result<()> {
         Command::PromptStats(args) => run_prompt_stats(args),
         Command::CalibrateActions(args) => run_calibrate(args),
         Command::PruneBench(args) => run_prune_bench(args),
+        Command::BenchKernels(args) => run_kernel_bench(args),
         Command::Test(args) => run_test(args),
         Command::Eval(args) => {
             let rows = casrap_actor::eval::run(&args)?;
@@ -944,6 +980,63 @@ fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
         "runs": runs,
     });
     println!("{report}");
+    Ok(())
+}
+
+fn run_kernel_bench(args: KernelBenchArgs) -> anyhow::Result<()> {
+    use casrap_actor::prune::kernel_bench::{self, Options, Record};
+    use casrap_actor::prune::setup::{Setup, SetupOptions};
+    use casrap_common::prompts::{BadRows, PromptSet};
+    if let Some(path) = &args.report {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let record: Record =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        print!("{}", kernel_bench::table(&record));
+        return Ok(());
+    }
+    set_threads(args.m.threads)?;
+    let set = PromptSet::load(&casrap_actor::resolve::repo_path(&args.prompt_file), BadRows::Skip)?;
+    let test_fraction = casrap_common::config::ActorsConfig::default().test_fraction;
+    let split = set.split(test_fraction, casrap_actor::episodes::SPLIT_SEED);
+    anyhow::ensure!(!split.test.is_empty(), "{}: no test prompts", args.prompt_file);
+    let mut setup = Setup::open(&SetupOptions {
+        model: args.m.model.clone(),
+        dtype: args.m.dtype.clone(),
+        device: args.m.device.clone(),
+        seed: args.m.seed,
+        calibration: casrap_actor::episodes::train_calibration(&split.train, &args.prompt_file),
+        max_profile_bytes: None,
+        sparsity: true,
+    })
+    .with_context(|| format!("loading model {}", args.m.model))?;
+    let prompt =
+        setup.tokenizer.prompt(&split.test[0].prompt, PromptFormat::Raw, args.max_prompt_tokens)?;
+    let thresholds =
+        setup.harness.cache.sparsity.clone().context("no sparsity thresholds were fitted")?;
+    let options =
+        Options { ks: args.ks, rounds: args.rounds, levels: args.levels, steps: args.steps };
+    let record = kernel_bench::run(
+        &mut setup.model,
+        &engine::describe(&setup.source),
+        &args.m.dtype,
+        &thresholds,
+        &prompt,
+        &options,
+    )?;
+    print!("{}", kernel_bench::table(&record));
+    let out = args.out.unwrap_or_else(|| {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        std::path::PathBuf::from(format!("runs/bench-kernels-{secs}.json"))
+    });
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(&out, serde_json::to_string(&record)? + "\n")
+        .with_context(|| format!("writing {}", out.display()))?;
+    eprintln!("raw record: {}", out.display());
     Ok(())
 }
 

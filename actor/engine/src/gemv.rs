@@ -34,8 +34,9 @@ const SPIN: Duration = Duration::from_millis(2);
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Isa {
-    /// AVX-512F plus the BF16 dot-product instructions (bf16 weights times bf16 inputs).
+    /// AVX-512F and BW plus the BF16 dot-product instructions (bf16 weights times bf16 inputs).
     Avx512Bf16,
+    /// AVX-512F and BW.
     Avx512,
     Avx2,
 }
@@ -48,7 +49,7 @@ fn isa() -> Option<Isa> {
         }
         #[cfg(target_arch = "x86_64")]
         {
-            if is_x86_feature_detected!("avx512f") {
+            if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw") {
                 if is_x86_feature_detected!("avx512bf16")
                     && std::env::var_os("CASRAP_NO_AVX512BF16").is_none()
                 {
@@ -169,6 +170,16 @@ impl Job {
 /// thread the OS has descheduled (other work on the core) holds up at most the one chunk it took.
 const CHUNKS_PER_THREAD: usize = 4;
 
+/// Chunks per thread of a sparse call (each adds a partial output for the caller to sum).
+const SPARSE_CHUNKS_PER_THREAD: usize = 2;
+
+thread_local! {
+    /// A sparse call's kept indices, their values and the chunks' partial outputs, reused.
+    #[allow(clippy::type_complexity)]
+    static SPARSE_BUFFERS: std::cell::RefCell<(Vec<u32>, Vec<f32>, Vec<f32>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
+}
+
 /// How many times a waiting caller polls before it starts yielding its core.
 const WAIT_SPINS: u32 = 4096;
 
@@ -251,7 +262,11 @@ impl Pool {
     }
 
     fn run(&self, job: Job) {
-        let chunks = self.chunks();
+        self.run_in(job, self.chunks())
+    }
+
+    /// [`Pool::run`] with the work split into `chunks` chunks.
+    fn run_in(&self, job: Job, chunks: usize) {
         let epoch = self.epoch.get().wrapping_add(1) & (u64::MAX >> CHUNK_BITS);
         self.epoch.set(epoch);
         *self.shared.job.lock().unwrap_or_else(|e| e.into_inner()) = Some((epoch, job, chunks));
@@ -558,38 +573,44 @@ impl<'a> InputMajorView<'a> {
             self.k,
             self.n
         );
-        let mut idx: Vec<u32> = Vec::with_capacity(self.k);
-        let mut xv: Vec<f32> = Vec::with_capacity(self.k);
-        for (j, &v) in x.iter().enumerate() {
-            if v.abs() >= threshold {
-                idx.push(j as u32);
-                xv.push(v);
+        SPARSE_BUFFERS.with(|b| {
+            let (idx, xv, part) = &mut *b.borrow_mut();
+            idx.clear();
+            xv.clear();
+            for (j, &v) in x.iter().enumerate() {
+                if v.abs() >= threshold {
+                    idx.push(j as u32);
+                    xv.push(v);
+                }
             }
-        }
-        let kept = idx.len();
-        let mut guard = POOL.lock().unwrap_or_else(|e| e.into_inner());
-        let pool = guard.get_or_insert_with(|| Pool::new(threads()));
-        let chunks = pool.chunks();
-        let mut part = vec![0f32; chunks * self.n];
-        let job = Job::Sparse {
-            wt: self.ptr,
-            idx: idx.as_ptr() as usize,
-            xv: xv.as_ptr() as usize,
-            kept,
-            n: self.n,
-            part: part.as_mut_ptr() as usize,
-            wkind: self.wkind,
-            isa: self.isa,
-        };
-        // SAFETY (of the job's pointers): `idx` and `xv` hold `kept` entries with indices below
-        // `k`, `part` `chunks * n` f32, all alive until `run` returns.
-        pool.run(job);
-        drop(guard);
-        y.copy_from_slice(&part[..self.n]);
-        for p in part[self.n..].chunks_exact(self.n) {
-            y.iter_mut().zip(p).for_each(|(a, b)| *a += b);
-        }
-        kept
+            let kept = idx.len();
+            let mut guard = POOL.lock().unwrap_or_else(|e| e.into_inner());
+            let pool = guard.get_or_insert_with(|| Pool::new(threads()));
+            // Each chunk sums into a partial output the caller adds up afterwards, so fewer chunks
+            // than a dense call (whose chunks write disjoint rows) keep that reduction small.
+            let chunks =
+                if pool.threads == 1 { 1 } else { pool.threads * SPARSE_CHUNKS_PER_THREAD };
+            part.resize(chunks * self.n, 0.0);
+            let job = Job::Sparse {
+                wt: self.ptr,
+                idx: idx.as_ptr() as usize,
+                xv: xv.as_ptr() as usize,
+                kept,
+                n: self.n,
+                part: part.as_mut_ptr() as usize,
+                wkind: self.wkind,
+                isa: self.isa,
+            };
+            // The job's pointers: `idx` and `xv` hold `kept` entries with indices below `k`,
+            // `part` `chunks * n` f32, all alive and unmoved until `run_in` returns.
+            pool.run_in(job, chunks);
+            drop(guard);
+            y.copy_from_slice(&part[..self.n]);
+            for p in part[self.n..chunks * self.n].chunks_exact(self.n) {
+                y.iter_mut().zip(p).for_each(|(a, b)| *a += b);
+            }
+            kept
+        })
     }
 }
 
@@ -739,8 +760,10 @@ mod x86 {
     // from memory once and stays in L1 while groups of up to four inputs go over it. For each
     // input the products and sums are the ones `rows_kernel` makes, in the same order, so every
     // output is bit-identical to the one-input kernel's.
+    // Inputs per group: each takes four accumulator registers beside the weight vector (the
+    // inputs are FMA memory operands), so AVX2's 16 registers hold three, AVX-512's 32 six.
     macro_rules! multi_kernel {
-        ($name:ident, $one:ident, $feat:literal, $wty:ty, $xty:ty, $step:expr, $zero:ident, $dot:ident, $add:ident, $reduce:ident) => {
+        ($name:ident, $one:ident, $feat:literal, $wty:ty, $xty:ty, $step:expr, $zero:ident, $dot:ident, $add:ident, $reduce:ident, $group:expr) => {
             #[target_feature(enable = $feat)]
             #[inline]
             #[allow(clippy::needless_range_loop)]
@@ -793,17 +816,21 @@ mod x86 {
                 r0: usize,
                 r1: usize,
             ) {
+                const G: usize = $group;
                 for r in r0..r1 {
                     let p = w.add(r * k);
                     let mut i = 0;
-                    while i + 4 <= m {
-                        $one::<4>(p, x.add(i * k), y.add(i * n + r), k, n);
-                        i += 4;
+                    while i + G <= m {
+                        $one::<G>(p, x.add(i * k), y.add(i * n + r), k, n);
+                        i += G;
                     }
+                    let (x, y) = (x.add(i * k), y.add(i * n + r));
                     match m - i {
-                        3 => $one::<3>(p, x.add(i * k), y.add(i * n + r), k, n),
-                        2 => $one::<2>(p, x.add(i * k), y.add(i * n + r), k, n),
-                        1 => $one::<1>(p, x.add(i * k), y.add(i * n + r), k, n),
+                        5 => $one::<5>(p, x, y, k, n),
+                        4 => $one::<4>(p, x, y, k, n),
+                        3 => $one::<3>(p, x, y, k, n),
+                        2 => $one::<2>(p, x, y, k, n),
+                        1 => $one::<1>(p, x, y, k, n),
                         _ => {}
                     }
                 }
@@ -811,11 +838,13 @@ mod x86 {
         };
     }
 
-    // Input-major sparse product: `out = sum_t xv[t] * wt[idx[t], :]` over kept inputs `i0..i1`,
-    // four rows at a time (one load and store of the accumulator per four weight vectors). Each
-    // row is a contiguous stream, so the rows of skipped inputs are never read.
+    // Input-major sparse product: `out = sum_t xv[t] * wt[idx[t], :]` over kept inputs `i0..i1`.
+    // Rows go eight at a time (one load and store of the accumulator per eight weight vectors),
+    // columns in blocks of two vectors. Each row is a contiguous stream, so the rows of skipped
+    // inputs are never read. bf16 rows are widened by interleaving with zeros (one instruction
+    // per vector), which leaves each block's columns permuted: `$unperm` restores the order.
     macro_rules! sparse_kernel {
-        ($name:ident, $feat:literal, $wty:ty, $lanes:expr, $vt:ty, $load:ident, $set1:ident, $fma:ident, $ld:ident, $st:ident) => {
+        ($name:ident, $feat:literal, $wty:ty, $lanes:expr, $vt:ty, $load2:ident, $set1:ident, $fma:ident, $ld:ident, $st:ident, $unperm:expr) => {
             /// # Safety
             /// The CPU supports the target features; `idx[i0..i1]` index rows of `wt` (each `n`
             /// long), `xv` holds `i1` values, `out` `n` f32.
@@ -830,68 +859,134 @@ mod x86 {
                 n: usize,
                 out: *mut f32,
             ) {
-                let full = n / $lanes * $lanes;
+                const B: usize = 2 * $lanes;
+                const R: usize = 8;
+                let full = n / B * B;
                 for c in 0..n {
                     *out.add(c) = 0.0;
                 }
                 let mut t = i0;
-                while t + 4 <= i1 {
-                    let rows = [
-                        wt.add(*idx.add(t) as usize * n),
-                        wt.add(*idx.add(t + 1) as usize * n),
-                        wt.add(*idx.add(t + 2) as usize * n),
-                        wt.add(*idx.add(t + 3) as usize * n),
-                    ];
-                    let xs = [*xv.add(t), *xv.add(t + 1), *xv.add(t + 2), *xv.add(t + 3)];
-                    let vx: [$vt; 4] = [$set1(xs[0]), $set1(xs[1]), $set1(xs[2]), $set1(xs[3])];
+                while t < i1 {
+                    let g = (i1 - t).min(R);
+                    let mut rows = [wt; R];
+                    let mut xs = [0f32; R];
+                    let mut vx = [$set1(0.0); R];
+                    for q in 0..g {
+                        rows[q] = wt.add(*idx.add(t + q) as usize * n);
+                        xs[q] = *xv.add(t + q);
+                        vx[q] = $set1(xs[q]);
+                    }
+                    // The next group's rows, fetched while this group's are summed: rows of
+                    // kept inputs are scattered, so the hardware prefetchers cannot guess them.
+                    let next = (i1 - t - g).min(R);
+                    let mut ahead = [rows[0]; R];
+                    for q in 0..next {
+                        ahead[q] = wt.add(*idx.add(t + g + q) as usize * n);
+                    }
+                    let line = 64 / std::mem::size_of::<$wty>();
                     let mut c = 0;
-                    while c < full {
-                        let mut acc = $ld(out.add(c));
-                        acc = $fma($load(rows[0].add(c)), vx[0], acc);
-                        acc = $fma($load(rows[1].add(c)), vx[1], acc);
-                        acc = $fma($load(rows[2].add(c)), vx[2], acc);
-                        acc = $fma($load(rows[3].add(c)), vx[3], acc);
-                        $st(out.add(c), acc);
-                        c += $lanes;
+                    if g == R {
+                        while c < full {
+                            if c % line == 0 {
+                                for q in 0..next {
+                                    _mm_prefetch::<_MM_HINT_T0>(ahead[q].add(c) as *const i8);
+                                }
+                            }
+                            let mut lo = $ld(out.add(c));
+                            let mut hi = $ld(out.add(c + $lanes));
+                            for q in 0..R {
+                                let (a, b) = $load2(rows[q].add(c));
+                                lo = $fma(a, vx[q], lo);
+                                hi = $fma(b, vx[q], hi);
+                            }
+                            $st(out.add(c), lo);
+                            $st(out.add(c + $lanes), hi);
+                            c += B;
+                        }
+                    } else {
+                        while c < full {
+                            let mut lo = $ld(out.add(c));
+                            let mut hi = $ld(out.add(c + $lanes));
+                            for q in 0..g {
+                                let (a, b) = $load2(rows[q].add(c));
+                                lo = $fma(a, vx[q], lo);
+                                hi = $fma(b, vx[q], hi);
+                            }
+                            $st(out.add(c), lo);
+                            $st(out.add(c + $lanes), hi);
+                            c += B;
+                        }
                     }
                     for c in full..n {
                         let mut v = *out.add(c);
-                        for q in 0..4 {
+                        for q in 0..g {
                             v += (*rows[q].add(c)).f() * xs[q];
                         }
                         *out.add(c) = v;
                     }
-                    t += 4;
+                    t += g;
                 }
-                while t < i1 {
-                    let row = wt.add(*idx.add(t) as usize * n);
-                    let x = *xv.add(t);
-                    let vx = $set1(x);
-                    let mut c = 0;
-                    while c < full {
-                        $st(out.add(c), $fma($load(row.add(c)), vx, $ld(out.add(c))));
-                        c += $lanes;
-                    }
-                    for c in full..n {
-                        *out.add(c) += (*row.add(c)).f() * x;
-                    }
-                    t += 1;
+                if $unperm {
+                    unpermute::<$lanes>(out, full);
                 }
             }
         };
+    }
+
+    /// Undoes the column order of bf16 blocks widened by interleaving: in each block of `2 * W`
+    /// columns, the first `W` hold columns `8j..8j+4` and the next `W` columns `8j+4..8j+8`, for
+    /// each 128-bit lane `j`.
+    unsafe fn unpermute<const W: usize>(out: *mut f32, full: usize) {
+        let mut tmp = [0f32; 64];
+        let mut c = 0;
+        while c < full {
+            let block = std::slice::from_raw_parts_mut(out.add(c), 2 * W);
+            for j in 0..W / 4 {
+                for q in 0..4 {
+                    tmp[8 * j + q] = block[4 * j + q];
+                    tmp[8 * j + 4 + q] = block[W + 4 * j + q];
+                }
+            }
+            block.copy_from_slice(&tmp[..2 * W]);
+            c += 2 * W;
+        }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn load2_f32_512(p: *const f32) -> (__m512, __m512) {
+        (_mm512_loadu_ps(p), _mm512_loadu_ps(p.add(16)))
+    }
+    #[target_feature(enable = "avx512f,avx512bw")]
+    #[inline]
+    unsafe fn load2_bf16_512(p: *const u16) -> (__m512, __m512) {
+        let w = _mm512_loadu_si512(p as *const _);
+        let z = _mm512_setzero_si512();
+        (
+            _mm512_castsi512_ps(_mm512_unpacklo_epi16(z, w)),
+            _mm512_castsi512_ps(_mm512_unpackhi_epi16(z, w)),
+        )
+    }
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn load2_f32_256(p: *const f32) -> (__m256, __m256) {
+        (_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)))
+    }
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn load2_bf16_256(p: *const u16) -> (__m256, __m256) {
+        let w = _mm256_loadu_si256(p as *const __m256i);
+        let z = _mm256_setzero_si256();
+        (
+            _mm256_castsi256_ps(_mm256_unpacklo_epi16(z, w)),
+            _mm256_castsi256_ps(_mm256_unpackhi_epi16(z, w)),
+        )
     }
 
     #[target_feature(enable = "avx512f")]
     #[inline]
     unsafe fn load_f32_512(p: *const f32) -> __m512 {
         _mm512_loadu_ps(p)
-    }
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    unsafe fn load_bf16_512(p: *const u16) -> __m512 {
-        _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(_mm256_loadu_si256(
-            p as *const __m256i,
-        ))))
     }
     #[target_feature(enable = "avx512f")]
     #[inline]
@@ -915,13 +1010,6 @@ mod x86 {
     }
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    unsafe fn load_bf16_256(p: *const u16) -> __m256 {
-        _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(_mm_loadu_si128(
-            p as *const __m128i,
-        ))))
-    }
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
     unsafe fn set1_256(v: f32) -> __m256 {
         _mm256_set1_ps(v)
     }
@@ -942,23 +1030,25 @@ mod x86 {
         f32,
         16,
         __m512,
-        load_f32_512,
+        load2_f32_512,
         set1_512,
         fma512,
         load_f32_512,
-        st512
+        st512,
+        false
     );
     sparse_kernel!(
         sparse_bf16_avx512,
-        "avx512f",
+        "avx512f,avx512bw",
         u16,
         16,
         __m512,
-        load_bf16_512,
+        load2_bf16_512,
         set1_512,
         fma512,
         load_f32_512,
-        st512
+        st512,
+        true
     );
     sparse_kernel!(
         sparse_f32_avx2,
@@ -966,11 +1056,12 @@ mod x86 {
         f32,
         8,
         __m256,
-        load_f32_256,
+        load2_f32_256,
         set1_256,
         fma256,
         load_f32_256,
-        st256
+        st256,
+        false
     );
     sparse_kernel!(
         sparse_bf16_avx2,
@@ -978,11 +1069,12 @@ mod x86 {
         u16,
         8,
         __m256,
-        load_bf16_256,
+        load2_bf16_256,
         set1_256,
         fma256,
         load_f32_256,
-        st256
+        st256,
+        true
     );
 
     multi_kernel!(
@@ -995,7 +1087,8 @@ mod x86 {
         zero512,
         dot_f32_512,
         add512,
-        sum512
+        sum512,
+        6
     );
     multi_kernel!(
         multi_bf16_avx512,
@@ -1007,7 +1100,8 @@ mod x86 {
         zero512,
         dot_bf16_512,
         add512,
-        sum512
+        sum512,
+        6
     );
     multi_kernel!(
         multi_bf16_avx512bf16,
@@ -1019,7 +1113,8 @@ mod x86 {
         zero512,
         dot_bf16_dp,
         add512,
-        sum512
+        sum512,
+        6
     );
     multi_kernel!(
         multi_f32_avx2,
@@ -1031,7 +1126,8 @@ mod x86 {
         zero256,
         dot_f32_256,
         add256,
-        sum256
+        sum256,
+        3
     );
     multi_kernel!(
         multi_bf16_avx2,
@@ -1043,7 +1139,8 @@ mod x86 {
         zero256,
         dot_bf16_256,
         add256,
-        sum256
+        sum256,
+        3
     );
 
     rows_kernel!(rows_f32_avx512, "avx512f", f32, f32, 16, zero512, dot_f32_512, add512, sum512);
@@ -1072,10 +1169,12 @@ mod tests {
         let mut v = Vec::new();
         #[cfg(target_arch = "x86_64")]
         {
-            if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bf16") {
+            let avx512 =
+                is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw");
+            if avx512 && is_x86_feature_detected!("avx512bf16") {
                 v.push(Isa::Avx512Bf16);
             }
-            if is_x86_feature_detected!("avx512f") {
+            if avx512 {
                 v.push(Isa::Avx512);
             }
             if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {

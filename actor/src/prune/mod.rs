@@ -7,6 +7,7 @@ pub mod action;
 pub mod calibrate;
 pub mod harness;
 pub mod importance;
+pub mod kernel_bench;
 pub mod profiles;
 pub mod setup;
 pub mod sparsity;
