@@ -129,7 +129,8 @@ struct RunArgs {
 struct PruneBenchArgs {
     #[command(flatten)]
     m: ModelArgs,
-    /// Comma-separated actions: none, heads:F, ffn:F, layers:F, kv_window:[S+]W.
+    /// Comma-separated actions: none, heads:F, ffn:F, layers:F, kv_window:[S+]W, sparsity:S,
+    /// lookup:G[/N], sparsity:S+lookup:G[/N].
     #[arg(long, default_value = "none,heads:0.1,heads:0.15,ffn:0.25,layers:0.125,kv_window:4+32")]
     actions: String,
     /// Prompts measured (spread over the test split of --prompt-file).
@@ -144,6 +145,10 @@ struct PruneBenchArgs {
     /// Cut longer prompts to this many tokens (synthetic models tokenize bytes).
     #[arg(long, default_value_t = 256)]
     max_prompt_tokens: usize,
+    /// `raw` text, or `chat`: one user turn of the model's chat template (as an instruct model
+    /// is served).
+    #[arg(long, default_value = "raw", value_parser = parse_prompt_format)]
+    prompt_format: PromptFormat,
     /// Dense/pruned pairs per prompt and action (order alternates: ABBA); interleaved passes
     /// with `--timing interleaved`.
     #[arg(long, default_value_t = 2)]
@@ -230,7 +235,7 @@ struct CalibrateArgs {
     /// The quality budgets: relative perplexity increases, comma-separated.
     #[arg(long, default_value = "0.02,0.05,0.1,0.2", value_delimiter = ',')]
     budgets: Vec<f64>,
-    /// Kinds to fit, comma-separated (heads, ffn, layers, kv_window).
+    /// Kinds to fit, comma-separated (heads, ffn, layers, kv_window, sparsity).
     #[arg(long, default_value = "heads,ffn,layers,kv_window", value_delimiter = ',')]
     kinds: Vec<String>,
     /// Weight dtype: f32, bf16 or f16.
@@ -634,10 +639,13 @@ fn run_prune_bench(args: PruneBenchArgs) -> anyhow::Result<()> {
     })
     .with_context(|| format!("loading model {}", args.m.model))?;
     let n = args.prompts.max(1).min(split.test.len());
-    let chosen: Vec<Vec<u32>> = (0..n)
-        .map(|i| {
-            let text = &split.test[i * split.test.len() / n].prompt;
-            setup.tokenizer.prompt(text, PromptFormat::Raw, args.max_prompt_tokens.max(2))
+    let picked: Vec<&casrap_common::prompts::Prompt> =
+        (0..n).map(|i| &split.test[i * split.test.len() / n]).collect();
+    let categories: Vec<&str> = picked.iter().map(|p| p.category.as_str()).collect();
+    let chosen: Vec<Vec<u32>> = picked
+        .iter()
+        .map(|p| {
+            setup.tokenizer.prompt(&p.prompt, args.prompt_format, args.max_prompt_tokens.max(2))
         })
         .collect::<Result<_, _>>()?;
     let mut setup = setup;
@@ -682,7 +690,7 @@ fn run_prune_bench(args: PruneBenchArgs) -> anyhow::Result<()> {
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let record = serde_json::json!({ "header": header, "options": opts, "actions": args.actions, "measurements": measurements });
+    let record = serde_json::json!({ "header": header, "options": opts, "actions": args.actions, "categories": categories, "measurements": measurements });
     std::fs::write(&out, serde_json::to_string(&record)? + "\n")
         .with_context(|| format!("writing {}", out.display()))?;
     println!("{header}");
@@ -981,6 +989,14 @@ fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
     });
     println!("{report}");
     Ok(())
+}
+
+fn parse_prompt_format(s: &str) -> Result<PromptFormat, String> {
+    match s {
+        "raw" => Ok(PromptFormat::Raw),
+        "chat" => Ok(PromptFormat::Chat),
+        other => Err(format!("`{other}`: expected raw or chat")),
+    }
 }
 
 fn run_kernel_bench(args: KernelBenchArgs) -> anyhow::Result<()> {

@@ -318,3 +318,44 @@ fn sparse_profiles_refuse_bad_thresholds() {
         .to_string();
     assert!(e.contains("layer 2"), "{e}");
 }
+
+#[test]
+fn thresholds_need_enough_calibration_text_and_refuse_another_models_file() {
+    use casrap_actor::prune::sparsity::{Thresholds, MIN_TOKENS};
+    let m = embedded(Kind::Float);
+    let short = vec![m.tokenizer.encode("Too short to fit anything.").expect("encode")];
+    let e = Thresholds::calibrate(&m.model, "emb", &short, "a short note").unwrap_err().to_string();
+    assert!(e.contains("a short note") && e.contains(&MIN_TOKENS.to_string()), "{e}");
+
+    let text = "The json module encodes and decodes JSON documents. ".repeat(40);
+    let windows: Vec<Vec<u32>> =
+        m.tokenizer.encode(&text).expect("encode").chunks(128).map(<[u32]>::to_vec).collect();
+    let a = Thresholds::calibrate(&m.model, "emb", &windows, "json text").expect("calibrates");
+    let b = Thresholds::calibrate(&m.model, "emb", &windows, "json text").expect("calibrates");
+    assert_eq!(a, b, "the same text gives the same distributions");
+    let (ta, tb) = (a.at(0.3).expect("level"), b.at(0.3).expect("level"));
+    let bits =
+        |t: &Sparsity| t.thresholds.iter().flatten().map(|v| v.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&ta), bits(&tb), "thresholds bit for bit");
+    assert!(a.at(0.0).expect("level").thresholds.iter().flatten().all(|&t| t == 0.0));
+    assert!(a.at(0.95).unwrap_err().to_string().contains("0.95"));
+    // A deeper level keeps no more inputs.
+    let (lo, hi) = (a.at(0.2).expect("level"), a.at(0.5).expect("level"));
+    assert!(lo
+        .thresholds
+        .iter()
+        .flatten()
+        .zip(hi.thresholds.iter().flatten())
+        .all(|(l, h)| l <= h));
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("thresholds.json");
+    a.save(&path).expect("save");
+    let e = Thresholds::load_or(&path, &m.model, "another-model", || unreachable!())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("thresholds.json") && e.contains("another-model"), "{e}");
+    let (back, reused) =
+        Thresholds::load_or(&path, &m.model, "emb", || unreachable!()).expect("reused");
+    assert!(reused && back == a);
+}

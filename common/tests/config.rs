@@ -43,6 +43,22 @@ fn bad_files_name_the_key() {
         ),
         ("actions:\n  - {kind: prune}\n".to_string(), "actions[0].kind: unknown variant `prune`"),
         (
+            "actions:\n  - {kind: none}\n  - {kind: sparsity, intensity: 0.95}\n".to_string(),
+            "actions[1]: invalid action: `sparsity` intensity 0.95 is outside [0, 0.9]",
+        ),
+        (
+            "actions:\n  - {kind: none}\n  - {kind: lookup, draft: 0}\n".to_string(),
+            "actions[1]: invalid action: `lookup` draft length 0 is outside 1..=15",
+        ),
+        (
+            "actions:\n  - {kind: none}\n  - {kind: lookup, draft: 16}\n".to_string(),
+            "actions[1]: invalid action: `lookup` draft length 16 is outside 1..=15 (the verifier takes 16 positions)",
+        ),
+        (
+            "actions:\n  - {kind: none}\n  - {kind: sparsity, intensity: 0.2, draft: 20}\n".to_string(),
+            "actions[1]: invalid action: `lookup` draft length 20",
+        ),
+        (
             "actions:\n  - {kind: none}\n  - {kind: none}\n".to_string(),
             "actions[1]: `none` is listed twice",
         ),
@@ -122,7 +138,9 @@ fn the_shipped_real_model_config_parses_with_its_fitted_actions() {
     assert_eq!(cfg.model, "casrap-cache:models/smollm2-135m-instruct");
     let labels = cfg.action_labels();
     assert_eq!(labels[0], "none");
-    assert!(labels.contains(&"kv_window:4+256".to_string()), "{labels:?}");
+    for want in ["sparsity:0.25", "lookup:3", "sparsity:0.25+lookup:1"] {
+        assert!(labels.contains(&want.to_string()), "{want} missing from {labels:?}");
+    }
     assert_eq!(cfg.budget.names(), vec!["strict", "normal", "lenient"]);
 }
 

@@ -6,8 +6,8 @@
 //! record (`bench/fleet/*.json`) by its table; a prune-bench record by `prune-bench --report`;
 //! a timing comparison (`bench/timing/*compare.txt`) by `prune-bench --compare` on its records;
 //! a before/after comparison (`*.ab.txt`) by `scripts/bench_ab.py summary`;
-//! an engine record by `scripts/bench_engine.py --report` (stdlib only); any other file is its
-//! own text.
+//! a kernel record (`bench/engine/kernels/*.json`) by `bench-kernels --report`; an engine record
+//! by `scripts/bench_engine.py --report` (stdlib only); any other file is its own text.
 
 #![allow(clippy::unwrap_used)]
 
@@ -58,6 +58,12 @@ fn render(rel: &str) -> String {
     }
     if rel.ends_with(".ab.txt") {
         return python(rel, "scripts/bench_ab.py", "summary", &path);
+    }
+    if rel.starts_with("bench/engine/kernels/") && rel.ends_with(".json") {
+        use casrap_actor::prune::kernel_bench;
+        let r: kernel_bench::Record =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        return kernel_bench::table(&r);
     }
     if rel.starts_with("bench/engine/") && rel.ends_with(".json") {
         return python(rel, "scripts/bench_engine.py", "--report", &path);
