@@ -515,7 +515,7 @@ impl Episode<'_> {
     ) -> Result<(v1::Transition, EpisodeRecord)> {
         let snapshot = telemetry.snapshot();
         let reference = harness::reference_for(&setup.model, tokens, opts)?;
-        let complexity = Complexity::new(tokens.len(), reference.prompt_ppl, &cfg.state);
+        let complexity = Complexity::of(tokens, reference.prompt_ppl, &cfg.state);
         let state = state::vector(&snapshot, &complexity, cfg.budget.feature(self.budget));
         let (epsilon, version) =
             policy.map_or((cfg.trainer.epsilon.start as f32, 0), |p| (p.epsilon, p.version));

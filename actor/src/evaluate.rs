@@ -103,7 +103,7 @@ fn policy_action(
 ) -> Result<usize> {
     setup.model.activate_dense();
     let nll = perplexity::evaluate(&setup.model, tokens, tokens.len(), 1)?;
-    let complexity = Complexity::new(tokens.len(), nll.perplexity(), &config.state);
+    let complexity = Complexity::of(tokens, nll.perplexity(), &config.state);
     let lenient = config.budget.classes.len().saturating_sub(1);
     let s = state::vector(&telemetry.snapshot(), &complexity, config.budget.feature(lenient));
     net.greedy(&s).map_err(|e| Error::arg("checkpoint", e.to_string()))

@@ -94,7 +94,7 @@ pub fn run(
         let tokens = setup.tokenizer.prompt(&p.prompt, format, max)?;
         let snapshot = telemetry.snapshot();
         let reference = harness::reference_for(&setup.model, &tokens, &opts)?;
-        let complexity = Complexity::new(tokens.len(), reference.prompt_ppl, &cfg.state);
+        let complexity = Complexity::of(&tokens, reference.prompt_ppl, &cfg.state);
         let state = state::vector(&snapshot, &complexity, cfg.budget.feature(class));
         let q_values =
             o.policy.q_values(&state).map_err(|e| Error::arg("checkpoint", e.to_string()))?;

@@ -160,7 +160,7 @@ fn lookup_is_greedy(m: &engine::LoadedModel, per: usize, new_tokens: usize) -> (
     for (category, prompts) in prompts_by_category(&m.tokenizer, per, 160) {
         for p in prompts {
             let dense = generate::generate(&m.model, &p, &greedy(new_tokens)).expect("greedy");
-            for draft in [4, 8] {
+            for draft in [3, 8] {
                 let l = generate::generate_lookup(
                     &m.model,
                     &p,
@@ -198,7 +198,7 @@ fn lookup_decoding_is_dense_greedy_on_every_category() {
 #[ignore = "needs the real model (scripts/fetch-real-model)"]
 fn real_model_lookup_decoding_is_dense_greedy_on_every_category() {
     let m = real(Kind::Float);
-    let (drafted, accepted) = lookup_is_greedy(&m, 1, 48);
+    let (drafted, accepted) = lookup_is_greedy(&m, 1, 32);
     eprintln!("{accepted} of {drafted} drafted tokens accepted");
     assert!(accepted > 0);
 }

@@ -252,6 +252,7 @@ mod tests {
                 tokens_norm: 0.012,
                 perplexity_norm: 1.0,
                 complexity: 0.4,
+                repetition: Some(0.25),
             },
             dense: side.clone(),
             epsilon: 0.05,

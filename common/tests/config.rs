@@ -16,7 +16,7 @@ fn the_shipped_local_config_parses() {
         vec!["none", "heads:0.1", "heads:0.15", "ffn:0.25", "layers:0.125", "kv_window:4+32"]
     );
     assert_eq!(cfg.trainer.batch, 64);
-    assert_eq!(cfg.state_dim(), 10);
+    assert_eq!(cfg.state_dim(), 11);
     assert_eq!(cfg.budget.names(), vec!["strict", "normal", "lenient"]);
 }
 

@@ -294,11 +294,32 @@ pub fn policy_fit(run_dir: &Path) -> Result<PolicyFit> {
     let episodes = read_jsonl(&run_dir.join("episodes.jsonl"))?;
     let labels = cfg.action_labels();
     let ckpts = run_dir.join("learner").join("checkpoints");
+    if episodes.is_empty() {
+        return Err(Error::Records {
+            path: run_dir.join("episodes.jsonl"),
+            reason: "no episodes".into(),
+        });
+    }
+    // The run's state layout is the one its records hold (a run of an older layout keeps its
+    // own width), and every record must hold the same.
+    let dim = episodes[0].state.len();
+    if let Some(e) = episodes.iter().find(|e| e.state.len() != dim) {
+        return Err(Error::Records {
+            path: run_dir.join("episodes.jsonl"),
+            reason: format!(
+                "{} seq {}: `state` has {} values, the run's first record {dim}",
+                e.actor_id,
+                e.seq,
+                e.state.len(),
+            ),
+        });
+    }
+    let dims = cfg.trainer.qnet_dims(dim, labels.len());
     // The newest checkpoint that reads, as the learner resumes.
     let (net, state, checkpoint) = checkpoint::list(&ckpts)
         .into_iter()
         .rev()
-        .find_map(|c| match checkpoint::read_policy(&c, Some(&cfg.qnet_dims())) {
+        .find_map(|c| match checkpoint::read_policy(&c, Some(&dims)) {
             Ok((n, s)) => Some((n, s, c)),
             Err(e) => {
                 tracing::warn!(error = %e, "checkpoint unusable; trying the previous one");
@@ -309,24 +330,6 @@ pub fn policy_fit(run_dir: &Path) -> Result<PolicyFit> {
             path: ckpts.clone(),
             reason: "no usable checkpoint".into(),
         })?;
-    if episodes.is_empty() {
-        return Err(Error::Records {
-            path: run_dir.join("episodes.jsonl"),
-            reason: "no episodes".into(),
-        });
-    }
-    if let Some(e) = episodes.iter().find(|e| e.state.len() != cfg.state_dim()) {
-        return Err(Error::Records {
-            path: run_dir.join("episodes.jsonl"),
-            reason: format!(
-                "{} seq {}: `state` has {} values, the run's layout has {}",
-                e.actor_id,
-                e.seq,
-                e.state.len(),
-                cfg.state_dim()
-            ),
-        });
-    }
     let states: Vec<f32> = episodes.iter().flat_map(|e| e.state.iter().copied()).collect();
     let q: Vec<f32> = net
         .q_batch(&states)
