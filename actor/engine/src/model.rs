@@ -1239,44 +1239,50 @@ impl Llama {
     /// magnitudes of the inputs of qkv, o, gate_up and down, each flattened, f32 on CPU. What
     /// activation sparsity's thresholds are fitted on.
     pub fn input_magnitudes(&self, tokens: &Tensor) -> Vec<[Tensor; 4]> {
+        let mut out = Vec::with_capacity(self.blocks.len());
+        let _ = self.dense_pass(tokens, |_, block, x, layer_cache, tables| {
+            let a = block.input_norm.forward(x);
+            let ctx = block.attn.context(&a, layer_cache, 0, tables);
+            let h = x + block.attn.o.forward(&ctx);
+            let g = block.post_norm.forward(&h);
+            let hidden = block.mlp.hidden(&g);
+            out.push(
+                [&a, &ctx, &g, &hidden]
+                    .map(|v| v.to_kind(Kind::Float).abs().reshape([-1]).to_device(Device::Cpu)),
+            );
+            &h + block.mlp.down.forward(&hidden)
+        });
+        out
+    }
+
+    /// Runs the dense blocks over `tokens` (`[B, T]`, from position 0, torch given the whole
+    /// thread budget), each through `block(index, block, input, its cache, tables)`, which
+    /// returns the block's output; returns the last block's output.
+    fn dense_pass(
+        &self,
+        tokens: &Tensor,
+        mut block: impl FnMut(usize, &Block, &Tensor, &mut (Tensor, Tensor), &StepTables) -> Tensor,
+    ) -> Tensor {
         let _guard = tch::no_grad_guard();
         let (b, t) = (tokens.size()[0], tokens.size()[1] as usize);
-        let dense = &self.profiles[0].1;
-        let tables = self.tables(0, t, dense);
+        let tables = self.tables(0, t, &self.profiles[0].1);
         let mut cache = KvCache::new(&self.cfg, b as usize, t, self.kind, self.device);
         let _threads = (self.device == Device::Cpu).then(gemv::TorchThreads::lend);
         let mut x = self.embed.rows(&tokens.reshape([-1])).view([b, t as i64, -1]);
-        let mut out = Vec::with_capacity(self.blocks.len());
-        for (block, layer_cache) in self.blocks.iter().zip(cache.layers.iter_mut()) {
-            let a = block.input_norm.forward(&x);
-            let ctx = block.attn.context(&a, layer_cache, 0, &tables);
-            let h = &x + block.attn.o.forward(&ctx);
-            let g = block.post_norm.forward(&h);
-            let hidden = block.mlp.hidden(&g);
-            x = &h + block.mlp.down.forward(&hidden);
-            out.push(
-                [a, ctx, g, hidden]
-                    .map(|v| v.to_kind(Kind::Float).abs().reshape([-1]).to_device(Device::Cpu)),
-            );
+        for (i, (dense, layer_cache)) in self.blocks.iter().zip(cache.layers.iter_mut()).enumerate()
+        {
+            x = block(i, dense, &x, layer_cache, &tables);
         }
-        out
+        x
     }
 
     /// A dense forward pass over `tokens` (`[B, T]`) that adds each layer's activation statistics
     /// to `captures` (one per layer, from [`LayerCapture::zeros`]). Returns the logits of every position.
     pub fn forward_capture(&self, tokens: &Tensor, captures: &mut [LayerCapture]) -> Tensor {
+        let x = self.dense_pass(tokens, |i, block, x, layer_cache, tables| {
+            block.forward(x, layer_cache, 0, tables, captures.get_mut(i), None)
+        });
         let _guard = tch::no_grad_guard();
-        let (b, t) = (tokens.size()[0], tokens.size()[1] as usize);
-        let dense = &self.profiles[0].1;
-        let tables = self.tables(0, t, dense);
-        let mut cache = KvCache::new(&self.cfg, b as usize, t, self.kind, self.device);
-        let _threads = (self.device == Device::Cpu).then(gemv::TorchThreads::lend);
-        let mut x = self.embed.rows(&tokens.reshape([-1])).view([b, t as i64, -1]);
-        for ((block, layer_cache), capture) in
-            self.blocks.iter().zip(cache.layers.iter_mut()).zip(captures.iter_mut())
-        {
-            x = block.forward(&x, layer_cache, 0, &tables, Some(capture), None);
-        }
         let x = self.norm.forward(&x);
         self.lm_head.as_ref().unwrap_or(&self.embed).forward(&x)
     }

@@ -402,10 +402,6 @@ impl Harness {
             }
         }
         let continuation = dense_tokens.unwrap_or_default();
-        let seq: Vec<u32> = prompt.iter().chain(&continuation).copied().collect();
-        let context = prompt.len() + o.new_tokens / 2;
-        let (dense_nll, dense_top) = teacher_forced(model, &seq);
-        let dense_bytes = model.weight_bytes_per_token() + model.kv_bytes_per_token(context);
         // A sparse profile's weight bytes are the rows its steps read in the passes above.
         let measured = match (action.sparsity(), reads_before, model.decode_reads(pruned_id)) {
             (Some(_), Some((b0, p0)), Some((b1, p1))) if p1 > p0 => {
@@ -413,24 +409,12 @@ impl Harness {
             }
             _ => None,
         };
-        self.cache.apply(model, action)?;
-        let (pruned_nll, pruned_top) = teacher_forced(model, &seq);
-        let pruned_bytes = measured.unwrap_or_else(|| model.weight_bytes_per_token())
-            + model.kv_bytes_per_token(context);
-        let r = self.restore(model)?;
-        identical &= r.identical;
-        rebuilt |= r.rebuilt;
-        checked += usize::from(r.checked);
-        let ppl = |nll: &Tensor| nll.mean(Kind::Double).double_value(&[]).exp();
-        let from = prompt.len() as i64 - 1;
-        let k = continuation.len() as i64;
-        // Both sides teacher forced on the same tokens, so `none` agrees exactly.
-        let agree = pruned_top
-            .narrow(0, from, k)
-            .eq_tensor(&dense_top.narrow(0, from, k))
-            .to_kind(Kind::Double)
-            .mean(Kind::Double)
-            .double_value(&[]);
+        let q = self.judge(model, action, prompt, &continuation, o, |weights, kv| {
+            measured.unwrap_or(weights) + kv
+        })?;
+        identical &= q.restore.identical;
+        rebuilt |= q.restore.rebuilt;
+        checked += usize::from(q.restore.checked);
         Ok(Measurement {
             action: action.label(),
             prompt_tokens: prompt.len(),
@@ -438,17 +422,60 @@ impl Harness {
             runs,
             build_s: built.and_then(|b| b.build).map(|d| d.as_secs_f64()),
             profile_bytes: built.map_or(0, |b| b.bytes),
-            dense_bytes_per_token: dense_bytes,
-            pruned_bytes_per_token: pruned_bytes,
-            ppl_dense: ppl(&dense_nll),
-            ppl_pruned: ppl(&pruned_nll),
-            top1_agreement: agree,
+            dense_bytes_per_token: q.dense_bytes,
+            pruned_bytes_per_token: q.pruned_bytes,
+            ppl_dense: q.ppl_dense,
+            ppl_pruned: q.ppl_pruned,
+            top1_agreement: q.top1_agreement,
             restore_identical: identical,
             restores_checked: checked,
             rebuilt,
             steps,
             wall_s: started.elapsed().as_secs_f64(),
             lookup: None,
+        })
+    }
+
+    /// Quality and bytes of `action` against the dense model, both teacher forced on prompt +
+    /// `continuation`, then a checked restore. `pruned_bytes(weights, kv)` turns the adapted
+    /// profile's nominal weight bytes and K/V bytes per step (at the mean context) into its bytes
+    /// per decoded token.
+    #[allow(clippy::too_many_arguments)]
+    fn judge(
+        &mut self,
+        model: &mut Llama,
+        action: &Action,
+        prompt: &[u32],
+        continuation: &[u32],
+        o: &MeasureOptions,
+        pruned_bytes: impl FnOnce(usize, usize) -> usize,
+    ) -> Result<Quality> {
+        let seq: Vec<u32> = prompt.iter().chain(continuation).copied().collect();
+        let context = prompt.len() + o.new_tokens / 2;
+        let (dense_nll, dense_top) = teacher_forced(model, &seq);
+        let dense_bytes = model.weight_bytes_per_token() + model.kv_bytes_per_token(context);
+        self.cache.apply(model, action)?;
+        let (pruned_nll, pruned_top) = teacher_forced(model, &seq);
+        let pruned_bytes =
+            pruned_bytes(model.weight_bytes_per_token(), model.kv_bytes_per_token(context));
+        let restore = self.restore(model)?;
+        let ppl = |nll: &Tensor| nll.mean(Kind::Double).double_value(&[]).exp();
+        let from = prompt.len() as i64 - 1;
+        let k = continuation.len() as i64;
+        // Both sides teacher forced on the same tokens, so `none` agrees exactly.
+        let top1_agreement = pruned_top
+            .narrow(0, from, k)
+            .eq_tensor(&dense_top.narrow(0, from, k))
+            .to_kind(Kind::Double)
+            .mean(Kind::Double)
+            .double_value(&[]);
+        Ok(Quality {
+            dense_bytes,
+            pruned_bytes,
+            ppl_dense: ppl(&dense_nll),
+            ppl_pruned: ppl(&pruned_nll),
+            top1_agreement,
+            restore,
         })
     }
 
@@ -533,29 +560,14 @@ impl Harness {
             }
         }
         let continuation = dense_tokens.unwrap_or_default();
-        let seq: Vec<u32> = prompt.iter().chain(&continuation).copied().collect();
-        let context = prompt.len() + o.new_tokens / 2;
-        let (dense_nll, dense_top) = teacher_forced(model, &seq);
-        let dense_bytes = model.weight_bytes_per_token() + model.kv_bytes_per_token(context);
-        self.cache.apply(model, action)?;
-        let (pruned_nll, pruned_top) = teacher_forced(model, &seq);
         // A verification pass reads the weights once (and the cache) and decodes several tokens.
-        let per_pass = model.weight_bytes_per_token() + model.kv_bytes_per_token(context);
         let tpp = stats.tokens_per_pass(o.new_tokens, o.pairs).max(1.0);
-        let pruned_bytes = (per_pass as f64 / tpp).round() as usize;
-        let r = self.restore(model)?;
-        identical &= r.identical;
-        rebuilt |= r.rebuilt;
-        checked += usize::from(r.checked);
-        let ppl = |nll: &Tensor| nll.mean(Kind::Double).double_value(&[]).exp();
-        let from = prompt.len() as i64 - 1;
-        let k = continuation.len() as i64;
-        let agree = pruned_top
-            .narrow(0, from, k)
-            .eq_tensor(&dense_top.narrow(0, from, k))
-            .to_kind(Kind::Double)
-            .mean(Kind::Double)
-            .double_value(&[]);
+        let q = self.judge(model, action, prompt, &continuation, o, |weights, kv| {
+            ((weights + kv) as f64 / tpp).round() as usize
+        })?;
+        identical &= q.restore.identical;
+        rebuilt |= q.restore.rebuilt;
+        checked += usize::from(q.restore.checked);
         Ok(Measurement {
             action: action.label(),
             prompt_tokens: prompt.len(),
@@ -563,11 +575,11 @@ impl Harness {
             runs,
             build_s: built.and_then(|b| b.build).map(|d| d.as_secs_f64()),
             profile_bytes: built.map_or(0, |b| b.bytes),
-            dense_bytes_per_token: dense_bytes,
-            pruned_bytes_per_token: pruned_bytes,
-            ppl_dense: ppl(&dense_nll),
-            ppl_pruned: ppl(&pruned_nll),
-            top1_agreement: agree,
+            dense_bytes_per_token: q.dense_bytes,
+            pruned_bytes_per_token: q.pruned_bytes,
+            ppl_dense: q.ppl_dense,
+            ppl_pruned: q.ppl_pruned,
+            top1_agreement: q.top1_agreement,
             restore_identical: identical,
             restores_checked: checked,
             rebuilt,
@@ -576,6 +588,16 @@ impl Harness {
             lookup: Some(stats),
         })
     }
+}
+
+/// What [`Harness::judge`] found.
+struct Quality {
+    dense_bytes: usize,
+    pruned_bytes: usize,
+    ppl_dense: f64,
+    ppl_pruned: f64,
+    top1_agreement: f64,
+    restore: Restore,
 }
 
 /// One interleaved pass: both sides' prefill and every decode step's seconds.

@@ -150,9 +150,7 @@ impl Importance {
 
     /// Reads a saved file, checked against `model` and `identity`.
     pub fn load(path: &Path, model: &Llama, identity: &str) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let imp: Self = serde_json::from_str(&text)
-            .map_err(|source| Error::Json { path: path.into(), source })?;
+        let imp: Self = super::cache_file::read(path)?;
         if imp.model != identity {
             return Err(Error::Config {
                 path: path.into(),
@@ -166,14 +164,7 @@ impl Importance {
 
     /// Writes the file atomically (temp file, then rename).
     pub fn save(&self, path: &Path) -> Result<()> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        }
-        let tmp = path.with_extension("json.tmp");
-        let text = serde_json::to_string(self)
-            .map_err(|source| Error::Json { path: path.into(), source })?;
-        std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+        super::cache_file::write(self, path)
     }
 
     /// Loads `path` if it holds importances of this model; otherwise computes them with `make`

@@ -4,6 +4,7 @@
 //! compares dense and adapted runs honestly ([`harness`]).
 
 pub mod action;
+pub mod cache_file;
 pub mod calibrate;
 pub mod harness;
 pub mod importance;
