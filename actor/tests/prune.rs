@@ -367,6 +367,14 @@ fn harness_interleaves_runs_and_judges_quality_on_dense_tokens() {
         2
     );
     assert_eq!(m.active(), casrap_actor::engine::model::ProfileId::DENSE);
+    // A KV window's ceiling counts the K/V bytes of every decode step at its own context: the
+    // dense steps read keys 24..=31 (mean 27.5), the windowed ones 2 + 4 of them.
+    let window =
+        h.measure(&mut m, &Action::parse("kv_window:2+4").unwrap(), &tokens, None, &o, 2).unwrap();
+    let (weights, per_key) = (m.weight_bytes_per_token(), m.kv_bytes_per_token(1));
+    assert_eq!(window.dense_bytes_per_token, weights + (24..32).sum::<usize>() * per_key / 8);
+    assert_eq!(window.pruned_bytes_per_token, weights + 6 * per_key);
+    assert!(window.ceiling() > 1.0, "{}", window.ceiling());
     // The table is computed from the raw records alone.
     let ms = vec![none, layers];
     let json = serde_json::to_string(&ms).unwrap();

@@ -438,7 +438,7 @@ impl Harness {
 
     /// Quality and bytes of `action` against the dense model, both teacher forced on prompt +
     /// `continuation`, then a checked restore. `pruned_bytes(weights, kv)` turns the adapted
-    /// profile's nominal weight bytes and K/V bytes per step (at the mean context) into its bytes
+    /// profile's nominal weight bytes and mean K/V bytes per decode step into its bytes
     /// per decoded token.
     #[allow(clippy::too_many_arguments)]
     fn judge(
@@ -451,13 +451,18 @@ impl Harness {
         pruned_bytes: impl FnOnce(usize, usize) -> usize,
     ) -> Result<Quality> {
         let seq: Vec<u32> = prompt.iter().chain(continuation).copied().collect();
-        let context = prompt.len() + o.new_tokens / 2;
+        // K/V bytes averaged over the decode's steps, each at its own context: a window saves
+        // nothing while the context fits in it and more with every step after, which the bytes
+        // at the mean context would miss (min(mean, w) is not the mean of min(context, w)).
+        let steps = o.new_tokens.max(1);
+        let kv = |m: &Llama| {
+            (0..steps).map(|i| m.kv_bytes_per_token(prompt.len() + i)).sum::<usize>() / steps
+        };
         let (dense_nll, dense_top) = teacher_forced(model, &seq);
-        let dense_bytes = model.weight_bytes_per_token() + model.kv_bytes_per_token(context);
+        let dense_bytes = model.weight_bytes_per_token() + kv(model);
         self.cache.apply(model, action)?;
         let (pruned_nll, pruned_top) = teacher_forced(model, &seq);
-        let pruned_bytes =
-            pruned_bytes(model.weight_bytes_per_token(), model.kv_bytes_per_token(context));
+        let pruned_bytes = pruned_bytes(model.weight_bytes_per_token(), kv(model));
         let restore = self.restore(model)?;
         let ppl = |nll: &Tensor| nll.mean(Kind::Double).double_value(&[]).exp();
         let from = prompt.len() as i64 - 1;
