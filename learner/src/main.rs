@@ -35,6 +35,11 @@ struct ServeArgs {
     /// Override `learner.metrics`: serve Prometheus metrics at http://ADDR/metrics.
     #[arg(long)]
     metrics: Option<String>,
+    /// Serve a replay store that holds less than its witness (`marks.log`) says was
+    /// acknowledged: each loss is logged by actor and seqs, and the actors continue after it.
+    /// Without it such a store is refused at start.
+    #[arg(long)]
+    accept_lost_data: bool,
 }
 
 #[tokio::main]
@@ -48,10 +53,13 @@ async fn main() -> anyhow::Result<()> {
             }
             let listen = args.listen.unwrap_or_else(|| cfg.learner.listen.clone());
             let dir = args.dir.unwrap_or_else(|| PathBuf::from(&cfg.learner.dir));
-            let learner = casrap_learner::server::start(
+            let options =
+                casrap_learner::server::StartOptions { accept_lost_data: args.accept_lost_data };
+            let learner = casrap_learner::server::start_with(
                 &cfg,
                 &listen,
                 &dir,
+                &options,
                 casrap_learner::server::shutdown_signal(),
             )
             .await?;

@@ -45,6 +45,14 @@ pub struct Learner {
 /// How long shutdown waits for open streams to finish before closing them.
 pub const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// What an operator decides at a start, beyond the run config.
+#[derive(Debug, Clone, Default)]
+pub struct StartOptions {
+    /// Serve a replay store that lost acknowledged transitions (see
+    /// [`crate::replay::OpenOptions::accept_lost_data`]); without it such a store is refused.
+    pub accept_lost_data: bool,
+}
+
 /// Opens `dir/replay`, resumes from `dir/checkpoints` (or starts fresh), binds `listen` and
 /// serves until `shutdown` resolves (see [`Learner::wait`]).
 pub async fn start(
@@ -53,10 +61,24 @@ pub async fn start(
     dir: &Path,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Learner> {
-    let replay = Arc::new(Replay::open_with_cache(
+    start_with(cfg, listen, dir, &StartOptions::default(), shutdown).await
+}
+
+/// [`start`] with the operator's [`StartOptions`].
+pub async fn start_with(
+    cfg: &RunConfig,
+    listen: &str,
+    dir: &Path,
+    options: &StartOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<Learner> {
+    let replay = Arc::new(Replay::open_with(
         &dir.join("replay"),
-        cfg.learner.replay_capacity,
-        cfg.learner.cache_mb << 20,
+        &crate::replay::OpenOptions {
+            capacity: cfg.learner.replay_capacity,
+            cache_bytes: cfg.learner.cache_mb << 20,
+            accept_lost_data: options.accept_lost_data,
+        },
     )?);
     // Read everything once: a corrupt store fails here, with the record named, rather than
     // stopping the trainer later while ingest goes on.

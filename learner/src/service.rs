@@ -104,9 +104,19 @@ impl Shared {
         })
     }
 
-    /// Makes `policy` the current one; every watcher receives it. Versions must increase.
+    /// Makes `policy` the current one; every watcher receives it. Versions must increase, and
+    /// each is durable in the store before any actor sees it (a version that cannot be recorded
+    /// is not published: the trainer's next one is).
     pub fn publish(&self, policy: Policy) {
         let version = policy.version;
+        if self.policy.borrow().as_ref().is_some_and(|c| c.version >= version) {
+            tracing::warn!(version, "ignoring a policy version that does not increase");
+            return;
+        }
+        if let Err(e) = self.replay.note_policy_version(version) {
+            tracing::error!(version, error = %e, "cannot record the policy version in the store; not publishing it");
+            return;
+        }
         let sent = self.policy.send_if_modified(|cur| {
             if cur.as_ref().is_some_and(|c| c.version >= policy.version) {
                 tracing::warn!(
@@ -119,9 +129,6 @@ impl Shared {
             true
         });
         if sent {
-            if let Err(e) = self.replay.note_policy_version(version) {
-                tracing::warn!(version, error = %e, "cannot record the policy version in the store");
-            }
             let mut log = self.published_at.lock().unwrap_or_else(|e| e.into_inner());
             let unix = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use casrap_common::state;
+use casrap_learner::replay::Replay;
 use casrap_proto::{v1, LearnerClient};
 use tokio_stream::StreamExt;
 
@@ -156,8 +157,7 @@ async fn repeated_sigkills_and_a_sigstop_lose_nothing_acknowledged() {
     }
     // Every seq once, no gap, as far as was acknowledged (and perhaps a little beyond it: what
     // was durable when the kill came but not yet acknowledged).
-    let replay =
-        casrap_learner::replay::Replay::open(&dir.path().join("replay"), u64::MAX).unwrap();
+    let replay = Replay::open(&dir.path().join("replay"), u64::MAX).unwrap();
     let seqs: Vec<u64> = replay
         .records()
         .unwrap()
@@ -183,4 +183,121 @@ async fn repeated_sigkills_and_a_sigstop_lose_nothing_acknowledged() {
         stored,
         "one episode record per stored transition"
     );
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// A SIGKILL, then damage to the end of sled's `db` (what a crash of the machine or the disk can
+/// leave): every copy is either refused at open, naming the actor, its lost seqs and the witness,
+/// or it holds every acknowledged seq. sled alone opens such stores as older ones, silently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damage_after_a_crash_is_refused_at_open_or_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, url) = tokio::task::spawn_blocking({
+        let d = dir.path().to_path_buf();
+        move || spawn(&d)
+    })
+    .await
+    .unwrap();
+    let life = std::sync::Arc::new(std::sync::Mutex::new(Life::default()));
+    let writer = tokio::spawn(write_until_killed(url, life.clone()));
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    signal(&child, "KILL");
+    let _ = tokio::task::spawn_blocking(move || child.wait()).await.unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(10), writer).await;
+    let acked = life.lock().unwrap().acked;
+    assert!(acked > 100, "only {acked} acknowledged");
+    let store = dir.path().join("replay");
+    let len = std::fs::metadata(store.join("db")).unwrap().len();
+    type Damage<'a> = (&'a str, &'a dyn Fn(&mut Vec<u8>));
+    let damages: [Damage; 3] = [
+        ("the last MiB cut", &|b| b.truncate(b.len().saturating_sub(1 << 20).max(b.len() / 2))),
+        ("the last 4 KiB flipped", &|b| {
+            let n = b.len();
+            b[n.saturating_sub(4096)..].iter_mut().for_each(|x| *x ^= 0xA5);
+        }),
+        ("cut to half", &|b| b.truncate(b.len() / 2)),
+    ];
+    let mut outcomes = Vec::new();
+    for (what, damage) in damages {
+        let copy = tempfile::tempdir().unwrap();
+        copy_dir(&store, copy.path());
+        let mut bytes = std::fs::read(copy.path().join("db")).unwrap();
+        damage(&mut bytes);
+        std::fs::write(copy.path().join("db"), bytes).unwrap();
+        let opened = std::panic::catch_unwind(|| Replay::open(copy.path(), u64::MAX));
+        match opened {
+            Ok(Err(e)) => {
+                let e = e.to_string();
+                assert!(
+                    e.contains(&copy.path().display().to_string()),
+                    "{what}: the error names the store: {e}"
+                );
+                outcomes.push(format!("{what}: refused ({})", e.split(':').nth(1).unwrap_or("")));
+                if e.contains("acknowledged transitions are missing") {
+                    assert!(e.contains("actor `w`") && e.contains("marks.log"), "{what}: {e}");
+                }
+            }
+            Ok(Ok(replay)) => {
+                let seqs: Vec<u64> = replay
+                    .records()
+                    .unwrap()
+                    .iter()
+                    .filter(|r| r.actor == "w")
+                    .map(|r| r.transition.seq)
+                    .collect();
+                assert!(
+                    seqs.len() as u64 >= acked
+                        && seqs[..acked as usize] == (1..=acked).collect::<Vec<_>>()[..],
+                    "{what}: opened without an error but holds {} of {acked} acknowledged seqs",
+                    seqs.len()
+                );
+                outcomes.push(format!("{what}: opened, nothing lost"));
+            }
+            Err(_) => panic!("{what}: opening panicked"),
+        }
+    }
+    println!("crash then damage, {acked} acknowledged, db {len} bytes: {}", outcomes.join("; "));
+}
+
+/// Each published policy version is durable before any actor sees it: a learner SIGKILLed right
+/// after a watcher received a version restarts with a higher one, ten times over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_versions_increase_across_kills() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..10 {
+        let (mut child, url) = tokio::task::spawn_blocking({
+            let d = dir.path().to_path_buf();
+            move || spawn(&d)
+        })
+        .await
+        .unwrap();
+        let mut client = LearnerClient::connect(url).await.unwrap();
+        let mut updates = client
+            .watch_policy(v1::PolicyRequest { actor_id: "v".into(), have_version: 0 })
+            .await
+            .unwrap()
+            .into_inner();
+        let first = tokio::time::timeout(Duration::from_secs(30), updates.next())
+            .await
+            .expect("a policy within 30 s")
+            .unwrap()
+            .unwrap();
+        signal(&child, "KILL");
+        let _ = tokio::task::spawn_blocking(move || child.wait()).await.unwrap();
+        seen.push(first.version);
+    }
+    println!("policy versions seen across 10 kills: {seen:?}");
+    assert!(seen.windows(2).all(|w| w[1] > w[0]), "a version was reused: {seen:?}");
 }

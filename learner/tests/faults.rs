@@ -208,21 +208,60 @@ fn flipped_bytes_in_the_database_are_found_when_it_is_opened() {
     }
 }
 
-/// A store that opens as less than it held at its last clean close is refused.
+/// A store that opens as less than was acknowledged is refused, naming the actor, the lost seqs
+/// and the witness; `accept_lost_data` serves what is left and the actor goes on after the loss.
 #[test]
-fn a_store_that_lost_acknowledged_data_is_refused_at_open() {
+fn a_store_that_lost_acknowledged_data_is_refused_at_open_or_accepted_on_request() {
+    use casrap_learner::replay::OpenOptions;
     let dir = tempfile::tempdir().unwrap();
     let replay = Replay::open(dir.path(), 1000).unwrap();
     replay.insert("a", &batch(1, 10, 8)).unwrap();
+    replay.insert("b", &batch(1, 3, 8)).unwrap();
+    // No clean close: the witness was written by the commits themselves.
+    let witness = std::fs::read(dir.path().join("marks.log")).unwrap();
     drop(replay);
-    let witness = std::fs::read_to_string(dir.path().join("witness.json")).unwrap();
     // The database replaced by an empty one (what a damaged log can recover to), witness kept.
     let other = tempfile::tempdir().unwrap();
     drop(Replay::open(other.path(), 1000).unwrap());
     std::fs::remove_dir_all(dir.path()).unwrap();
     std::fs::rename(other.path(), dir.path()).unwrap();
-    std::fs::write(dir.path().join("witness.json"), witness).unwrap();
+    std::fs::write(dir.path().join("marks.log"), witness).unwrap();
     let err =
         Replay::open(dir.path(), 1000).err().expect("an emptied store was accepted").to_string();
-    assert!(err.contains("marks/a") && err.contains("were durable"), "{err}");
+    assert!(
+        err.contains("actor `a` holds seqs up to 0")
+            && err.contains("seqs 1..=10 lost")
+            && err.contains("2 actor(s) and 13 transition(s)")
+            && err.contains("marks.log")
+            && err.contains("--accept-lost-data"),
+        "{err}"
+    );
+    // Refused again (the refusal changed nothing), then accepted on request.
+    assert!(Replay::open(dir.path(), 1000).is_err());
+    let o = OpenOptions { accept_lost_data: true, ..OpenOptions::new(1000) };
+    let replay = Replay::open_with(dir.path(), &o).unwrap();
+    assert_eq!(replay.durable_seq("a").unwrap(), 10, "the actor goes on after its lost seqs");
+    let next = replay.insert("a", &batch(11, 2, 8)).unwrap();
+    assert_eq!((next.stored, next.durable_seq), (2, 12));
+    drop(replay);
+    let replay = Replay::open(dir.path(), 1000).unwrap();
+    assert_eq!(seqs_of(&replay, "a"), vec![11, 12]);
+}
+
+/// A store whose witness was deleted, or is unreadable, is refused with the witness's path.
+#[test]
+fn a_missing_or_unreadable_witness_is_an_error_never_a_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    Replay::open(dir.path(), 100).unwrap().insert("a", &batch(1, 4, 8)).unwrap();
+    let log = dir.path().join("marks.log");
+    std::fs::remove_file(&log).unwrap();
+    let err = Replay::open(dir.path(), 100).err().expect("no witness, yet accepted").to_string();
+    assert!(err.contains("marks.log") && err.contains("missing"), "{err}");
+    std::fs::create_dir(&log).unwrap();
+    let err = Replay::open(dir.path(), 100).err().expect("a directory as witness").to_string();
+    assert!(err.contains("marks.log"), "{err}");
+    std::fs::remove_dir(&log).unwrap();
+    std::fs::write(&log, "00000000 {\"a\":4}\n").unwrap();
+    let err = Replay::open(dir.path(), 100).err().expect("a forged witness").to_string();
+    assert!(err.contains("marks.log") && err.contains("checksum"), "{err}");
 }

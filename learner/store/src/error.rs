@@ -23,6 +23,23 @@ pub enum Error {
     },
     #[error("replay store {path}: corrupt record {key}: {reason}")]
     Corrupt { path: PathBuf, key: String, reason: String },
+    /// The witness of acknowledged marks cannot be read or trusted.
+    #[error("replay store witness {path}: {reason}")]
+    Witness { path: PathBuf, reason: String },
+    /// The store holds less than its witness says was acknowledged.
+    #[error(
+        "replay store {path}: acknowledged transitions are missing: actor `{actor}` holds seqs up to {have} but {witness} records seqs up to {acknowledged} as acknowledged (seqs {}..={acknowledged} lost; {actors} actor(s) and {transitions} transition(s) short in all). The database was damaged or replaced: restore it from a copy, or start the learner once with --accept-lost-data to serve what is left",
+        have + 1
+    )]
+    Lost {
+        path: PathBuf,
+        witness: PathBuf,
+        actor: String,
+        have: u64,
+        acknowledged: u64,
+        actors: usize,
+        transitions: u64,
+    },
     #[error("checkpoint {path}: {reason}")]
     Checkpoint { path: PathBuf, reason: String },
     #[error("invalid transition from `{actor}` (seq {seq}): {reason}")]

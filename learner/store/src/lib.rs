@@ -6,5 +6,6 @@ pub mod checkpoint;
 pub mod error;
 pub mod fleet;
 pub mod replay;
+pub mod witness;
 
 pub use error::{Error, Result};

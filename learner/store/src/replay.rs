@@ -21,6 +21,10 @@
 //! `Register` and `Status` report) moves only after the flush that covers a batch succeeded, so a
 //! client resuming from it never skips a transition that a crash could still lose.
 //!
+//! Every group commit's raised marks go to the witness (`marks.log`, [`crate::witness`]) after
+//! sled's flush and before the acks; a store that opens holding less than its witness says was
+//! acknowledged is refused (or, when the operator says so, accepted with the loss logged).
+//!
 //! A failed write or flush (a full disk, say) poisons a sled database for good, so the store
 //! marks itself broken and the next insert (at most once a second) reopens it from disk: what
 //! was durable is back, what was only applied is gone and its senders resend it. The learner so
@@ -37,6 +41,7 @@ use rand::Rng;
 use sled::Tree;
 
 use crate::error::{Error, Result};
+use crate::witness::{self, Witness};
 
 /// How long the flusher waits after the first request before flushing (group commit window).
 const COMMIT_WINDOW: Duration = Duration::from_millis(5);
@@ -72,6 +77,8 @@ struct Writer {
     next: u64,
     /// Actor marks applied so far (others are read from the tree on first use).
     high: HashMap<String, u64>,
+    /// Marks raised since the last group commit began: what its witness line records.
+    raised: HashMap<String, u64>,
     /// Set when a write or flush failed: why, and when the store was last (re)opened.
     broken: Option<String>,
     opened: Instant,
@@ -85,10 +92,31 @@ struct Store {
     epoch: u64,
 }
 
+/// How to open a store.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// The most transitions kept (the oldest are evicted beyond it).
+    pub capacity: u64,
+    /// sled's page-cache budget in bytes (bounds the learner's memory).
+    pub cache_bytes: u64,
+    /// Serve a store that holds less than its witness says was acknowledged: each loss is
+    /// logged, the actors' marks are raised past it (their next seqs are accepted) and the
+    /// witness restarts from the store. Without it such a store is refused.
+    pub accept_lost_data: bool,
+}
+
+impl OpenOptions {
+    pub fn new(capacity: u64) -> Self {
+        Self { capacity, cache_bytes: DEFAULT_CACHE_BYTES, accept_lost_data: false }
+    }
+}
+
 pub struct Replay {
     path: PathBuf,
     capacity: u64,
     cache_bytes: u64,
+    /// The log of acknowledged marks, appended by each group commit (None while reopening).
+    witness: Mutex<Option<Witness>>,
     store: RwLock<Option<Store>>,
     write: Mutex<Writer>,
     /// Set when a failed opening could not be closed (sled hangs in its flush on drop after some
@@ -243,11 +271,26 @@ struct Opened {
     head: u64,
     next: u64,
     marks: HashMap<String, u64>,
+    witness: Witness,
 }
 
-fn open_store(path: &Path, cache_bytes: u64, epoch: u64) -> Result<Opened> {
+fn open_store(path: &Path, cache_bytes: u64, epoch: u64, accept_lost_data: bool) -> Result<Opened> {
     let err = |source| Error::Store { path: path.into(), source };
     remove_partial_snapshots(path)?;
+    // A store whose witness is gone could have lost anything: refused unless the operator
+    // accepts it as it is (stores of versions before the witness log have `witness.json`).
+    let existed = path.join("db").exists();
+    if existed && !accept_lost_data && !witness::present(path) {
+        return Err(Error::Witness {
+            path: path.join(witness::FILE),
+            reason: "missing, though the store exists (deleted or lost?): what was acknowledged cannot be checked; start the learner once with --accept-lost-data to serve the store as it is".into(),
+        });
+    }
+    if !existed && !witness::present(path) {
+        // A new store: its (empty) witness first, so no crash can leave a store without one.
+        std::fs::create_dir_all(path).map_err(|source| Error::Io { path: path.into(), source })?;
+        drop(Witness::create(path, HashMap::new())?);
+    }
     let config = sled::Config::new().path(path).cache_capacity(cache_bytes);
     // sled releases its file lock from a background thread shortly after a close, so a reopen
     // (after a failure, or a restart in tests) may need a moment.
@@ -285,56 +328,42 @@ fn open_store(path: &Path, cache_bytes: u64, epoch: u64) -> Result<Opened> {
         })?;
         marks.insert(actor, read_u64(Some(v)));
     }
-    check_witness(path, &marks)?;
-    Ok(Opened { store: Store { db, tree, epoch }, head, next, marks })
-}
-
-/// The durable marks of the store's last clean close, kept beside it (`witness.json`). sled can
-/// open a store whose log was damaged as an older, even empty, state without an error; a store
-/// that holds less than was durable at its last close has lost acknowledged data and is refused.
-/// (A crash leaves an older witness, which only weakens the check: marks never go down.)
-const WITNESS: &str = "witness.json";
-
-fn check_witness(path: &Path, marks: &HashMap<String, u64>) -> Result<()> {
-    let file = path.join(WITNESS);
-    let Ok(text) = std::fs::read_to_string(&file) else { return Ok(()) };
-    let bad = |key: String, reason: String| Error::Corrupt { path: path.into(), key, reason };
-    let witnessed: HashMap<String, u64> =
-        serde_json::from_str(&text).map_err(|e| bad(WITNESS.into(), format!("unreadable: {e}")))?;
-    let mut lost: Vec<(&String, u64, u64)> = witnessed
-        .iter()
-        .filter_map(|(a, &w)| {
-            let have = marks.get(a).copied().unwrap_or(0);
-            (have < w).then_some((a, have, w))
-        })
-        .collect();
-    lost.sort();
-    match lost.first() {
-        None => Ok(()),
-        Some((actor, have, w)) => Err(bad(
-            format!("marks/{actor}"),
-            format!(
-                "the store holds seqs up to {have} but {w} were durable at its last clean close ({} actor(s) short): acknowledged data was lost (a damaged database?)",
-                lost.len()
-            ),
-        )),
+    let (expected, witness_path) = witness::expected(path)?;
+    let lost = witness::losses(&expected, &marks);
+    if let Some(first) = lost.first() {
+        let transitions = lost.iter().map(witness::Loss::missing).sum();
+        if !accept_lost_data {
+            return Err(Error::Lost {
+                path: path.into(),
+                witness: witness_path,
+                actor: first.actor.clone(),
+                have: first.have,
+                acknowledged: first.acknowledged,
+                actors: lost.len(),
+                transitions,
+            });
+        }
+        // Serve what is left: the lost seqs stay lost (logged), and each actor's mark moves past
+        // them so its next seqs are accepted without a gap.
+        let mut b = sled::Batch::default();
+        for l in &lost {
+            tracing::warn!(store = %path.display(), witness = %witness_path.display(), actor = %l.actor, first = l.have + 1, last = l.acknowledged, "accepting the loss of acknowledged transitions");
+            b.insert(key(b'a', l.actor.as_bytes()), &be(l.acknowledged));
+            marks.insert(l.actor.clone(), l.acknowledged);
+        }
+        tree.apply_batch(b).map_err(err)?;
+        db.flush().map_err(err)?;
+        tracing::warn!(store = %path.display(), actors = lost.len(), transitions, "serving a store that lost acknowledged transitions (--accept-lost-data)");
     }
+    let witness = Witness::create(path, marks.clone())?;
+    Ok(Opened { store: Store { db, tree, epoch }, head, next, marks, witness })
 }
 
 impl Drop for Replay {
-    /// A clean close: a last flush, then the durable marks go to the witness file.
+    /// A clean close: a last flush (the witness already holds every acknowledged mark).
     fn drop(&mut self) {
-        let flushed = self.read().as_ref().map(|s| s.db.flush());
-        if !matches!(flushed, Some(Ok(_))) {
-            return;
-        }
-        let marks = lock(&self.durable).clone();
-        let Ok(text) = serde_json::to_string(&marks) else { return };
-        let tmp = self.path.join(format!("{WITNESS}.tmp"));
-        let written = std::fs::write(&tmp, text)
-            .and_then(|()| std::fs::rename(&tmp, self.path.join(WITNESS)));
-        if let Err(e) = written {
-            tracing::warn!(path = %self.path.display(), error = %e, "could not write the store's witness");
+        if let Some(Err(e)) = self.read().as_ref().map(|s| s.db.flush()) {
+            tracing::warn!(path = %self.path.display(), error = %e, "last flush of the replay store failed");
         }
     }
 }
@@ -348,11 +377,18 @@ impl Replay {
 
     /// [`Replay::open`] with a page-cache budget in bytes (bounds the learner's memory).
     pub fn open_with_cache(path: &Path, capacity: u64, cache_bytes: u64) -> Result<Self> {
-        let o = open_store(path, cache_bytes, 1)?;
+        Self::open_with(path, &OpenOptions { cache_bytes, ..OpenOptions::new(capacity) })
+    }
+
+    /// Opens (or creates) the store at `path` as `o` says.
+    pub fn open_with(path: &Path, o: &OpenOptions) -> Result<Self> {
+        let (capacity, cache_bytes) = (o.capacity, o.cache_bytes);
+        let o = open_store(path, cache_bytes, 1, o.accept_lost_data)?;
         let replay = Self {
             path: path.into(),
             capacity: capacity.max(1),
             cache_bytes,
+            witness: Mutex::new(Some(o.witness)),
             head: AtomicU64::new(o.head),
             next: AtomicU64::new(o.next),
             write: Mutex::new(Writer {
@@ -360,6 +396,7 @@ impl Replay {
                 head: o.head,
                 next: o.next,
                 high: HashMap::new(),
+                raised: HashMap::new(),
                 broken: None,
                 opened: Instant::now(),
             }),
@@ -463,13 +500,17 @@ impl Replay {
             *lock(&self.wedged) = Some(why.clone());
             return Err(self.unavailable(&why));
         }
-        let o = match open_store(&self.path, self.cache_bytes, epoch) {
+        *lock(&self.witness) = None;
+        // Never accepting a loss here: that is the operator's call, at a start.
+        let o = match open_store(&self.path, self.cache_bytes, epoch, false) {
             Ok(o) => o,
             Err(e) => return Err(self.unavailable(&format!("reopen failed: {e}"))),
         };
         *g = Some(o.store);
+        *lock(&self.witness) = Some(o.witness);
         (w.head, w.next) = (o.head, o.next);
         w.high.clear();
+        w.raised.clear();
         w.broken = None;
         self.head.store(o.head, Ordering::Release);
         self.next.store(o.next, Ordering::Release);
@@ -639,6 +680,9 @@ impl Replay {
                 self.head.store(head, Ordering::Release);
                 self.next.store(next, Ordering::Release);
             }
+            if stored > 0 {
+                w.raised.insert(actor.to_string(), high);
+            }
             w.high.insert(actor.to_string(), high);
             w.applied += 1;
             (high, stored, duplicates, w.applied, s.epoch)
@@ -675,8 +719,12 @@ impl Replay {
             st.flushing = true;
             drop(st);
             // Every batch with a ticket up to `applied` was applied before this flush starts
-            // (read before taking the store, the reverse of the writer's lock order).
-            let applied = lock(&self.write).applied;
+            // (read before taking the store, the reverse of the writer's lock order), and
+            // `raised` holds the marks they raised since the last commit.
+            let (applied, raised) = {
+                let mut w = lock(&self.write);
+                (w.applied, std::mem::take(&mut w.raised))
+            };
             let flushed = {
                 let g = self.read();
                 match g.as_ref() {
@@ -686,6 +734,21 @@ impl Replay {
                     )),
                 }
             };
+            // The witness records the commit before anything it covers is acknowledged.
+            let flushed = flushed.and_then(|()| match lock(&self.witness).as_mut() {
+                Some(w) => w.append(&raised),
+                None => Err(self.unavailable("reopened before this batch's marks were recorded")),
+            });
+            if flushed.is_err() {
+                // Not recorded: the next commit of this opening records them (a resend is
+                // acknowledged only then); a reopened store reads its marks from disk instead.
+                let mut w = lock(&self.write);
+                let same = self.read().as_ref().is_some_and(|s| s.epoch == epoch);
+                for (a, s) in raised.into_iter().filter(|_| same) {
+                    let m = w.raised.entry(a).or_insert(0);
+                    *m = (*m).max(s);
+                }
+            }
             st = lock(&self.sync);
             st.flushing = false;
             if flushed.is_ok() && st.epoch == epoch {
@@ -713,9 +776,13 @@ impl Replay {
         lock(&self.write).broken.clone()
     }
 
-    /// Records that policy `version` was published (kept with the next flush).
+    /// Records that policy `version` is about to be published and returns once that is durable:
+    /// a learner killed after sending it restarts past it, never reusing the number.
     pub fn note_policy_version(&self, version: u64) -> Result<()> {
-        self.with_tree(|t| t.insert(key(b'm', b"policy"), &be(version)).map(drop))
+        let g = self.read();
+        let s = g.as_ref().ok_or_else(|| self.unavailable("being reopened after a failure"))?;
+        s.tree.insert(key(b'm', b"policy"), &be(version)).map_err(|e| self.err(e))?;
+        s.db.flush().map(drop).map_err(|e| self.err(e))
     }
 
     /// Overwrites the transition at `index` with `bytes`: for tests of what a corrupt record does
