@@ -213,25 +213,10 @@ impl EpisodeRecord {
         sorted_line(self)
     }
 
-    /// Reads a record from its JSON; an error names the field (`dense.ppl: invalid type ...`).
-    pub fn from_value(value: &serde_json::Value) -> Result<Self, String> {
-        serde_path_to_error::deserialize(value).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            if path == "." {
-                inner.to_string()
-            } else {
-                format!("{path}: {inner}")
-            }
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sample() -> EpisodeRecord {
+    /// A complete, plausible record for `actor_id`'s episode `seq`, its measurement padded with
+    /// `pad_bytes` characters: what load generators and tests send where a real actor's record
+    /// would go (the learner accepts only records that parse as this type).
+    pub fn synthetic(actor_id: &str, seq: u64, pad_bytes: usize) -> Self {
         let side = Side {
             bytes_per_token: 1_000_000,
             decode_s: 0.01,
@@ -242,7 +227,7 @@ mod tests {
         EpisodeRecord {
             action: "heads:0.1".into(),
             action_index: 1,
-            actor_id: "actor-0".into(),
+            actor_id: actor_id.into(),
             apply_s: 0.001,
             budget: "strict".into(),
             ceiling: 1.1,
@@ -265,7 +250,11 @@ mod tests {
                 cpu_cores: 2,
             },
             hardware_label: "cpu x (2 cores)".into(),
-            measurement: serde_json::json!({"runs": []}),
+            measurement: if pad_bytes == 0 {
+                serde_json::json!({"runs": []})
+            } else {
+                serde_json::json!({"runs": [], "pad": "x".repeat(pad_bytes)})
+            },
             memory: Memory { profile_bytes: 5, profiles_cached_bytes: 10 },
             policy_version: 3,
             ppl_change: 0.02,
@@ -285,7 +274,7 @@ mod tests {
             restore_s: 0.001,
             restores_checked: 1,
             reward: 0.07,
-            seq: 4,
+            seq,
             speedup: 1.12,
             state: vec![0.5; 4],
             telemetry: Snapshot {
@@ -299,6 +288,45 @@ mod tests {
             top1_agreement: 0.9,
             verify_s: f64::NAN,
         }
+    }
+
+    /// Reads a record from JSON text (nesting bounded by serde_json's recursion limit); an error
+    /// names the field, as [`EpisodeRecord::from_value`]'s do.
+    pub fn from_json(text: &str) -> Result<Self, String> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let record: Self = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path == "." {
+                inner.to_string()
+            } else {
+                format!("{path}: {inner}")
+            }
+        })?;
+        de.end().map_err(|e| e.to_string())?;
+        Ok(record)
+    }
+
+    /// Reads a record from its JSON; an error names the field (`dense.ppl: invalid type ...`).
+    pub fn from_value(value: &serde_json::Value) -> Result<Self, String> {
+        serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path == "." {
+                inner.to_string()
+            } else {
+                format!("{path}: {inner}")
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> EpisodeRecord {
+        EpisodeRecord::synthetic("actor-0", 4, 0)
     }
 
     #[test]

@@ -39,9 +39,12 @@ pub struct FinishOptions {
 /// Exports, checks and reports (see the module doc); blocking.
 pub fn finish(o: &FinishOptions) -> Result<Finished> {
     // The store may still be held for a moment by the exiting learner (Replay::open retries).
-    let episodes = records::from_store(&o.learner_dir, o.replay_capacity)?;
+    let (episodes, unreadable) = records::read_store(&o.learner_dir, o.replay_capacity)?;
     records::write_jsonl(&o.dir.join("episodes.jsonl"), &episodes)?;
-    let mut failures = Vec::new();
+    let mut failures: Vec<String> = unreadable
+        .iter()
+        .map(|u| format!("unreadable episode record, left out of episodes.jsonl: {u}"))
+        .collect();
     if o.check_complete {
         if let Err(reason) = records::check_complete(&episodes, &o.want) {
             failures.push(format!(

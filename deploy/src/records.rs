@@ -10,7 +10,7 @@ use casrap_common::config::RunConfig;
 use casrap_common::record::EpisodeRecord;
 use casrap_common::stats;
 use casrap_store::checkpoint;
-use casrap_store::replay::Replay;
+use casrap_store::replay::{OpenOptions, Replay};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
@@ -41,20 +41,51 @@ impl Episode {
     }
 }
 
-/// Every episode record in the replay store under `learner_dir`, ordered by actor and seq.
-pub fn from_store(learner_dir: &Path, capacity: u64) -> Result<Vec<Episode>> {
+/// Every readable episode record in the replay store under `learner_dir`, ordered by actor and
+/// seq, and one line per record that cannot be read (by actor and seq, with why): one bad
+/// record does not hide the others.
+pub fn read_store(learner_dir: &Path, capacity: u64) -> Result<(Vec<Episode>, Vec<String>)> {
     let path = learner_dir.join("replay");
     let replay = Replay::open(&path, capacity)?;
-    let mut out = Vec::new();
-    for (index, json) in replay.episodes()? {
-        let v: Value = serde_json::from_str(&json).map_err(|e| Error::Records {
-            path: path.clone(),
-            reason: format!("episode {index}: {e}"),
-        })?;
-        out.push(Episode::parse(v, &path, &format!("episode {index}"))?);
+    let (mut out, mut unreadable) = (Vec::new(), Vec::new());
+    replay.for_each_episode(|e| {
+        match parse_stored(&e) {
+            Ok(episode) => out.push(episode),
+            Err(why) => unreadable.push(why),
+        }
+        Ok(())
+    })?;
+    Ok((out, unreadable))
+}
+
+/// Every episode record in the replay store under `learner_dir`, ordered by actor and seq; an
+/// error if any cannot be read (see [`read_store`]).
+pub fn from_store(learner_dir: &Path, capacity: u64) -> Result<Vec<Episode>> {
+    let (episodes, unreadable) = read_store(learner_dir, capacity)?;
+    match unreadable.first() {
+        None => Ok(episodes),
+        Some(first) => Err(Error::Records {
+            path: learner_dir.join("replay"),
+            reason: format!("{} unreadable record(s), the first: {first}", unreadable.len()),
+        }),
     }
-    out.sort_by(|a, b| a.actor_id.cmp(&b.actor_id).then(a.seq.cmp(&b.seq)));
-    Ok(out)
+}
+
+/// A stored record as its typed episode, checked against the actor and seq it is stored under;
+/// the error names them.
+fn parse_stored(e: &casrap_store::replay::StoredEpisode) -> std::result::Result<Episode, String> {
+    let at = format!("actor `{}` seq {} (record {})", e.actor, e.seq, e.index);
+    let json = e.json.as_ref().map_err(|why| format!("{at}: {why}"))?;
+    let value: Value = serde_json::from_str(json).map_err(|why| format!("{at}: {why}"))?;
+    let record = EpisodeRecord::from_value(&value).map_err(|why| format!("{at}: {why}"))?;
+    let episode = Episode { record, json: value };
+    if !e.actor.is_empty() && (episode.actor_id != e.actor || episode.seq != e.seq) {
+        return Err(format!(
+            "{at}: the record says actor `{}` seq {}",
+            episode.actor_id, episode.seq
+        ));
+    }
+    Ok(episode)
 }
 
 /// What [`export`] wrote.
@@ -66,6 +97,8 @@ pub struct Exported {
     pub actors: BTreeMap<String, (u64, u64)>,
     /// Per actor with a gap or duplicate, the first one (see [`check_complete`]).
     pub problems: Vec<String>,
+    /// Records that could not be read, by actor and seq with why (left out of the output).
+    pub unreadable: Vec<String>,
 }
 
 impl Exported {
@@ -82,6 +115,9 @@ impl Exported {
         );
         for p in &self.problems {
             t += &format!("not contiguous: {p}\n");
+        }
+        for u in &self.unreadable {
+            t += &format!("unreadable, left out: {u}\n");
         }
         t
     }
@@ -107,31 +143,68 @@ fn locate_store(path: &Path) -> Result<(PathBuf, PathBuf)> {
     })
 }
 
+/// Unreadable records named in full by [`export`]; beyond them, only counted.
+const SHOWN_UNREADABLE: usize = 20;
+
 /// `casrap export`: every episode record of a store to `episodes.jsonl` (or `out`), by actor
 /// and seq, with a count per actor and the first gap of each actor whose seqs are not 1..=n.
+/// Streams: one record in memory at a time (and a line per actor); a record that cannot be
+/// read is reported by actor and seq and left out, the others are written.
 pub fn export(path: &Path, out: Option<&Path>) -> Result<Exported> {
     let (learner_dir, default_out) = locate_store(path)?;
     let out = out.map_or(default_out, Path::to_path_buf);
-    // Capacity only matters for inserts; an export inserts nothing.
-    let episodes = from_store(&learner_dir, u64::MAX)?;
-    write_jsonl(&out, &episodes)?;
+    let store = learner_dir.join("replay");
+    // Capacity only matters for inserts; an export inserts nothing, and reads each record once
+    // (a small page cache: memory stays flat whatever the store's size).
+    let options = OpenOptions { cache_bytes: 1 << 20, ..OpenOptions::new(u64::MAX) };
+    let replay = Replay::open_with(&store, &options)?;
+    let tmp = out.with_extension("jsonl.tmp");
+    let mut f =
+        std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?);
     let mut actors: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    for e in &episodes {
-        let a = actors.entry(e.actor_id.clone()).or_insert((0, 0));
+    let mut gaps: BTreeMap<String, String> = BTreeMap::new();
+    let mut unreadable = Vec::new();
+    let mut unreadable_count = 0usize;
+    replay.for_each_episode(|e| {
+        let episode = match parse_stored(&e) {
+            Ok(episode) => episode,
+            Err(why) => {
+                unreadable_count += 1;
+                if unreadable.len() < SHOWN_UNREADABLE {
+                    unreadable.push(why);
+                }
+                return Ok(());
+            }
+        };
+        writeln!(f, "{}", episode.json)
+            .map_err(|source| casrap_store::Error::Io { path: tmp.clone(), source })?;
+        let a = actors.entry(episode.actor_id.clone()).or_insert((0, 0));
+        // Records come in seq order per actor: the n-th must be seq n.
+        if episode.seq != a.0 + 1 && !gaps.contains_key(&episode.actor_id) {
+            gaps.insert(
+                episode.actor_id.clone(),
+                format!(
+                    "{}: expected seq {} at position {}, found {}",
+                    episode.actor_id,
+                    a.0 + 1,
+                    a.0 + 1,
+                    episode.seq
+                ),
+            );
+        }
         a.0 += 1;
-        a.1 = a.1.max(e.seq);
+        a.1 = a.1.max(episode.seq);
+        Ok(())
+    })?;
+    f.into_inner()
+        .map_err(|e| Error::io(&tmp, e.into_error()))?
+        .sync_all()
+        .map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, &out).map_err(|e| Error::io(&out, e))?;
+    if unreadable_count > unreadable.len() {
+        unreadable.push(format!("... and {} more", unreadable_count - unreadable.len()));
     }
-    let problems = actors
-        .iter()
-        .filter_map(|(a, &(_, last))| {
-            check_complete(
-                &episodes.iter().filter(|e| &e.actor_id == a).cloned().collect::<Vec<_>>(),
-                &BTreeMap::from([(a.clone(), last)]),
-            )
-            .err()
-        })
-        .collect();
-    Ok(Exported { store: learner_dir.join("replay"), out, actors, problems })
+    Ok(Exported { store, out, actors, problems: gaps.into_values().collect(), unreadable })
 }
 
 /// Writes one JSON object per line (atomically: a temp file renamed into place).

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use casrap_common::config::RunConfig;
+use casrap_common::record::EpisodeRecord;
 use casrap_common::state;
 use casrap_proto::{v1, LearnerClient};
 use rand::rngs::SmallRng;
@@ -44,21 +45,16 @@ fn now_micros() -> u64 {
         .map_or(0, |d| d.as_micros() as u64)
 }
 
-/// The tail of an episode record of about `bytes` bytes with the keys an actor's record has
-/// (made once per actor: the simulated fleet should not spend the cores on formatting).
-fn record_tail(bytes: usize, rng: &mut SmallRng) -> String {
-    let mut json = format!(
-        ",\"action\":\"ffn:0.25\",\"reward\":{:.4},\"policy_version\":1,\"state\":[0.5,0.5,1,0,0,0,0.3,0.6,0.42],\
-         \"dense\":{{\"decode_tokens_per_s\":{:.1}}},\"pruned\":{{\"decode_tokens_per_s\":{:.1}}},\"measurement\":{{\"runs\":[",
-        rng.gen_range(-0.2..0.3),
-        rng.gen_range(400.0..500.0),
-        rng.gen_range(450.0..600.0)
-    );
-    while json.len() + 48 < bytes {
-        json += &format!("{:.3},", rng.gen_range(1.0..3.0));
-    }
-    json += "0]}}";
-    json
+/// An actor's episode record of about `bytes` bytes (a complete one: the learner refuses
+/// others), split around its seq so each transition's costs one `format!` (made once per actor:
+/// the simulated fleet should not spend the cores on formatting).
+fn record_template(actor: &str, bytes: usize) -> (String, String) {
+    const MARK: u64 = 987_654_321_987_654_321;
+    let line = |pad| EpisodeRecord::synthetic(actor, MARK, pad).to_line().unwrap_or_default();
+    let base = line(0).len();
+    let line = line(bytes.saturating_sub(base + 10));
+    let at = line.find(&format!("\"seq\":{MARK}")).map_or(0, |i| i + 6);
+    (line[..at].to_string(), line[at + MARK.to_string().len()..].to_string())
 }
 
 /// Connects, retrying (as actors do) up to 5 times a second apart; the error with its causes.
@@ -160,7 +156,7 @@ async fn actor(
     let sender = tokio::spawn(async move {
         let mut rng = SmallRng::seed_from_u64(id as u64);
         let mut seq = 0u64;
-        let tail = record_tail(args.record_bytes, &mut rng);
+        let (head, tail) = record_template(&format!("bench-{id}"), args.record_bytes);
         let mut tick = (args.rate > 0.0).then(|| {
             let period = Duration::from_secs_f64(1.0 / args.rate);
             // Actors start at random phases, as independent machines do.
@@ -181,9 +177,8 @@ async fn actor(
                 .map(|_| {
                     seq += 1;
                     let state: Vec<f32> = (0..dim).map(|_| rng.gen()).collect();
-                    let metrics = (args.record_bytes > 0).then(|| v1::EpisodeMetrics {
-                        json: format!("{{\"actor_id\":\"bench-{id}\",\"seq\":{seq}{tail}"),
-                    });
+                    let metrics = (args.record_bytes > 0)
+                        .then(|| v1::EpisodeMetrics { json: format!("{head}{seq}{tail}") });
                     v1::Transition {
                         seq,
                         next_state: state.clone(),
@@ -363,4 +358,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         println!("record: {}", path.display());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_record_template_makes_complete_records_of_about_the_size_asked() {
+        let (head, tail) = super::record_template("bench-3", 3000);
+        let line = format!("{head}42{tail}");
+        let r = casrap_common::record::EpisodeRecord::from_json(&line).unwrap();
+        assert_eq!((r.actor_id.as_str(), r.seq), ("bench-3", 42));
+        assert!((2900..=3100).contains(&line.len()), "{} bytes", line.len());
+    }
 }

@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use casrap_common::record::EpisodeRecord;
 use casrap_common::rl::Transition;
 use casrap_common::telemetry::Hardware;
 use casrap_proto::v1;
@@ -367,6 +368,7 @@ pub fn validate(
             contract.max_batch
         ));
     }
+    let actor = batch.actor_id;
     let mut out = Vec::with_capacity(batch.transitions.len());
     let mut last = 0u64;
     let [lo, hi] = contract.reward_bounds.unwrap_or([-MAX_ABS_REWARD, MAX_ABS_REWARD]);
@@ -412,14 +414,21 @@ pub fn validate(
                     ),
                 ));
             }
-            // Checked, not built: a JSON object is all a record must be here.
-            Some(m)
-                if !(m.json.trim_start().starts_with('{')
-                    && serde_json::from_str::<serde::de::IgnoredAny>(&m.json).is_ok()) =>
-            {
-                return Err(at("metrics", "is not a JSON object".into()));
+            // The typed record reports and export read, and the episode of this transition.
+            Some(m) => {
+                let r = EpisodeRecord::from_json(&m.json)
+                    .map_err(|e| at("metrics", format!("is not an episode record: {e}")))?;
+                if r.actor_id != actor || r.seq != t.seq {
+                    return Err(at(
+                        "metrics",
+                        format!(
+                            "is the record of actor `{}` seq {}, not of this transition (actor `{actor}` seq {})",
+                            r.actor_id, r.seq, t.seq
+                        ),
+                    ));
+                }
             }
-            _ => {}
+            None => {}
         }
         out.push(Transition::from(t));
     }

@@ -47,7 +47,9 @@ fn transition(seq: u64) -> v1::Transition {
         reward: x - 0.5,
         next_state: vec![x; dim],
         done: true,
-        metrics: Some(v1::EpisodeMetrics { json: format!("{{\"actor_id\":\"w\",\"seq\":{seq}}}") }),
+        metrics: Some(v1::EpisodeMetrics {
+            json: casrap_common::record::EpisodeRecord::synthetic("w", seq, 0).to_line().unwrap(),
+        }),
     }
 }
 

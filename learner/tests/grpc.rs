@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use casrap_common::record::EpisodeRecord;
 use casrap_learner::replay::Replay;
 use casrap_learner::service::{Contract, LearnerService, Policy, Shared};
 use casrap_proto::v1;
@@ -102,16 +103,22 @@ fn transition(seq: u64) -> v1::Transition {
         reward: x,
         next_state: vec![x + 0.01; DIM],
         done: seq.is_multiple_of(4),
-        metrics: seq
-            .is_multiple_of(4)
-            .then(|| v1::EpisodeMetrics { json: format!("{{\"seq\":{seq}}}") }),
+        metrics: None,
     }
 }
 
 fn batch(actor: &str, seqs: std::ops::RangeInclusive<u64>) -> v1::TransitionBatch {
     v1::TransitionBatch {
         actor_id: actor.into(),
-        transitions: seqs.map(transition).collect(),
+        transitions: seqs
+            .map(|seq| v1::Transition {
+                // Every fourth ends an episode, with its record.
+                metrics: seq.is_multiple_of(4).then(|| v1::EpisodeMetrics {
+                    json: EpisodeRecord::synthetic(actor, seq, 0).to_line().unwrap(),
+                }),
+                ..transition(seq)
+            })
+            .collect(),
         session: 0,
     }
 }
@@ -254,7 +261,37 @@ async fn bad_batches_are_rejected_in_band_and_nothing_is_stored() {
     cases.push(("over the limit of 64", batch("a", 1..=65), invalid));
     let mut b = batch("a", 1..=1);
     b.transitions[0].metrics = Some(v1::EpisodeMetrics { json: "[1, 2]".into() });
-    cases.push(("not a JSON object", b, invalid));
+    cases.push(("`metrics` is not an episode record", b, invalid));
+    // Records export could not read: empty, deeply nested, a string reward; and one of another
+    // actor's or another seq's episode.
+    let record = |f: &dyn Fn(&mut serde_json::Value)| {
+        let mut v = serde_json::to_value(EpisodeRecord::synthetic("a", 1, 0)).unwrap();
+        f(&mut v);
+        let mut b = batch("a", 1..=1);
+        b.transitions[0].metrics = Some(v1::EpisodeMetrics { json: v.to_string() });
+        b
+    };
+    let mut b = batch("a", 1..=1);
+    b.transitions[0].metrics = Some(v1::EpisodeMetrics { json: "{}".into() });
+    cases.push(("is not an episode record: missing field `action`", b, invalid));
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let mut b = batch("a", 1..=1);
+    let line = EpisodeRecord::synthetic("a", 1, 0).to_line().unwrap();
+    let json = line.replace("\"measurement\":{\"runs\":[]}", &format!("\"measurement\":{deep}"));
+    assert_ne!(json, line);
+    b.transitions[0].metrics = Some(v1::EpisodeMetrics { json });
+    cases.push(("recursion limit exceeded", b, invalid));
+    cases.push(("reward: invalid type: string", record(&|v| v["reward"] = "high".into()), invalid));
+    cases.push((
+        "is the record of actor `b` seq 1, not of this transition (actor `a` seq 1)",
+        record(&|v| v["actor_id"] = "b".into()),
+        invalid,
+    ));
+    cases.push((
+        "is the record of actor `a` seq 9, not of this transition (actor `a` seq 1)",
+        record(&|v| v["seq"] = 9.into()),
+        invalid,
+    ));
     // Values outside the state layout's [0, 1], and rewards outside the run's clip.
     let mut b = batch("a", 1..=1);
     b.transitions[0].state[0] = 1e30;
@@ -274,8 +311,9 @@ async fn bad_batches_are_rejected_in_band_and_nothing_is_stored() {
     cases.push(("must follow seq 2 by one", b, invalid));
     // An episode record over 1 MiB.
     let mut b = batch("a", 1..=1);
-    b.transitions[0].metrics =
-        Some(v1::EpisodeMetrics { json: format!("{{\"pad\":\"{}\"}}", "x".repeat(1 << 20)) });
+    b.transitions[0].metrics = Some(v1::EpisodeMetrics {
+        json: EpisodeRecord::synthetic("a", 1, 1 << 20).to_line().unwrap(),
+    });
     cases.push(("over the limit of 1048576", b, invalid));
     // A stream belongs to its first batch's actor.
     cases.push(("this stream carries actor `a`", batch("stranger", 1..=2), invalid));

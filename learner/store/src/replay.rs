@@ -7,10 +7,15 @@
 //! several trees were measured about a third slower):
 //! - `t` + index: an encoded transition (actor id included);
 //! - `e` + index: the episode's metrics JSON, for transitions that carry one;
+//! - `x` + actor id + 0 + seq: the index of that episode's record, so export reads the records
+//!   in actor and seq order without holding them (actor ids are printable ASCII, so the 0 byte
+//!   ends the id and ids sort as strings);
 //! - `a` + actor id: the highest seq stored for that actor;
 //! - `m` + `head` / `next`: the oldest index kept and the next one to assign;
 //! - `m` + `policy`: the newest policy version ever published (so a learner whose checkpoints are
-//!   all lost still publishes versions its running actors accept).
+//!   all lost still publishes versions its running actors accept);
+//! - `m` + `episode-index`: present when every episode record has its `x` key (stores made
+//!   before the index was added have records without one).
 //!
 //! Seqs of an actor are contiguous: a seq at or below the actor's mark is a duplicate
 //! (acknowledged, not stored), the next one must be the mark + 1, and a batch that would leave a
@@ -265,6 +270,28 @@ fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a panic".into())
 }
 
+/// An episode record read back for export, in actor and seq order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEpisode {
+    pub index: u64,
+    pub actor: String,
+    pub seq: u64,
+    /// The record's JSON, or why it cannot be read.
+    pub json: std::result::Result<String, String>,
+}
+
+/// Episode index entries read per scan by [`Replay::for_each_episode`].
+const EXPORT_CHUNK: usize = 256;
+
+fn episode_key(actor: &str, seq: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(10 + actor.len());
+    k.push(b'x');
+    k.extend_from_slice(actor.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&be(seq));
+    k
+}
+
 /// What an opening read back.
 struct Opened {
     store: Store,
@@ -312,10 +339,22 @@ fn open_store(path: &Path, cache_bytes: u64, epoch: u64, accept_lost_data: bool)
                 tries += 1;
                 std::thread::sleep(Duration::from_millis(20));
             }
+            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                return Err(Error::Unavailable {
+                    path: path.into(),
+                    reason: format!("locked by another process ({e}): a running learner, or an export, holds it; stop it first (a learner's episodes are exported when its run ends)"),
+                })
+            }
             Err(e) => return Err(err(e)),
         }
     };
     let tree = db.open_tree("replay").map_err(err)?;
+    // A store without records yet gets the episode index from its first record on.
+    if tree.get(key(b'm', b"episode-index")).map_err(err)?.is_none()
+        && tree.scan_prefix([b'e']).next().is_none()
+    {
+        tree.insert(key(b'm', b"episode-index"), &be(1)).map_err(err)?;
+    }
     let head = read_u64(tree.get(key(b'm', b"head")).map_err(err)?);
     let next = read_u64(tree.get(key(b'm', b"next")).map_err(err)?);
     let mut marks = HashMap::new();
@@ -656,6 +695,7 @@ impl Replay {
                 b.insert(key(b't', &be(next)), encode(actor, tr));
                 if let Some(json) = &tr.metrics {
                     b.insert(key(b'e', &be(next)), json.as_bytes());
+                    b.insert(episode_key(actor, tr.seq), &be(next));
                 }
                 next += 1;
                 high = tr.seq;
@@ -872,6 +912,74 @@ impl Replay {
                 self.record(read_u64(Some(k.subslice(1, 8))), &v)
             })
             .collect()
+    }
+
+    /// Calls `f` with every episode record in actor and seq order, one at a time (memory does
+    /// not grow with the store), an unreadable one with why. Stores made before the episode
+    /// index hold, for their older records, only the order of insertion: their (actor, seq,
+    /// index) triples are collected and sorted first (tens of bytes per record).
+    pub fn for_each_episode(&self, mut f: impl FnMut(StoredEpisode) -> Result<()>) -> Result<()> {
+        let g = self.read();
+        let s = g.as_ref().ok_or_else(|| self.unavailable("not open"))?;
+        let read = |index: u64| -> Result<std::result::Result<String, String>> {
+            Ok(match s.tree.get(key(b'e', &be(index))).map_err(|e| self.err(e))? {
+                None => Err(format!("record {index} is missing")),
+                Some(v) => String::from_utf8(v.to_vec())
+                    .map_err(|_| format!("record {index} is not UTF-8")),
+            })
+        };
+        if s.tree.get(key(b'm', b"episode-index")).map_err(|e| self.err(e))?.is_some() {
+            // In chunks, each scan dropped before its records are read (a sled iterator kept
+            // across the whole store was measured to hold more memory the further it went).
+            let mut from = vec![b'x'];
+            loop {
+                let mut chunk = Vec::with_capacity(EXPORT_CHUNK);
+                for kv in s.tree.range(from.clone()..vec![b'x' + 1]).take(EXPORT_CHUNK) {
+                    let (k, v) = kv.map_err(|e| self.err(e))?;
+                    chunk.push((k, read_u64(Some(v))));
+                }
+                let Some((last, _)) = chunk.last() else { return Ok(()) };
+                from = last.to_vec();
+                from.push(0);
+                for (k, index) in chunk {
+                    let parsed = k.len().checked_sub(10).and_then(|n| {
+                        let actor = std::str::from_utf8(&k[1..1 + n]).ok()?;
+                        (k[1 + n] == 0)
+                            .then(|| (actor.to_string(), read_u64(Some(k.subslice(2 + n, 8)))))
+                    });
+                    let Some((actor, seq)) = parsed else {
+                        return Err(
+                            self.corrupt(format!("episode-index/{:?}", &k[1..]), "unreadable key")
+                        );
+                    };
+                    f(StoredEpisode { index, actor, seq, json: read(index)? })?;
+                }
+            }
+        }
+        #[derive(serde::Deserialize)]
+        struct Key {
+            actor_id: String,
+            seq: u64,
+        }
+        let mut keys = Vec::new();
+        for kv in s.tree.scan_prefix([b'e']) {
+            let (k, v) = kv.map_err(|e| self.err(e))?;
+            let index = read_u64(Some(k.subslice(1, 8)));
+            match serde_json::from_slice::<Key>(&v) {
+                Ok(key) => keys.push((key.actor_id, key.seq, index)),
+                Err(e) => f(StoredEpisode {
+                    index,
+                    actor: String::new(),
+                    seq: 0,
+                    json: Err(format!("record {index} names no actor and seq: {e}")),
+                })?,
+            }
+        }
+        keys.sort_unstable();
+        for (actor, seq, index) in keys {
+            f(StoredEpisode { index, actor, seq, json: read(index)? })?;
+        }
+        Ok(())
     }
 
     /// Every episode record (JSON), in insertion order, evicted transitions' included.
