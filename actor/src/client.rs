@@ -246,9 +246,12 @@ pub async fn run_sender(
     let mut backoff =
         Backoff::new(casrap_common::prompts::stable_hash(1, id.info.actor_id.as_bytes()));
     let mut attempt = 0u64;
+    // This process's last session: a re-registration names it, so it may supersede its own
+    // stream that the learner has not yet seen close (no other client can).
+    let mut last_session = 0u64;
     loop {
         attempt += 1;
-        match session(&id, &outbox, &mut registered, &mut backoff).await {
+        match session(&id, &outbox, &mut registered, &mut backoff, &mut last_session).await {
             Ended::Done => return,
             Ended::Fatal(reason) => {
                 tracing::error!(learner = %id.url, %reason, "giving up on the learner");
@@ -282,12 +285,14 @@ async fn session(
     outbox: &Outbox,
     registered: &mut Option<oneshot::Sender<Result<u64>>>,
     backoff: &mut Backoff,
+    last_session: &mut u64,
 ) -> Ended {
     let mut client = match id.conn.client().await {
         Ok(c) => c,
         Err(e) => return Ended::Retry(e),
     };
-    let reg = match client.register(id.info.clone()).await {
+    let info = v1::ActorInfo { previous_session: *last_session, ..id.info.clone() };
+    let reg = match client.register(info).await {
         Ok(r) => r.into_inner(),
         // A learner that refuses our credentials will not change its mind.
         Err(s) if s.code() == tonic::Code::Unauthenticated => {
@@ -298,6 +303,7 @@ async fn session(
     if !reg.accepted {
         return Ended::Fatal(format!("registration refused: {}", reg.reason));
     }
+    *last_session = reg.session;
     // The backoff resets only once a batch is acknowledged: a learner that registers actors but
     // refuses every batch (a full disk) must not be retried at full speed.
     outbox.ack(reg.durable_seq);

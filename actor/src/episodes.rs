@@ -272,6 +272,7 @@ pub fn run(o: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunSummary> {
         actions: labels.clone(),
         state_layout_version: state::LAYOUT_VERSION,
         state_dim: state::FEATURES.len() as u32,
+        previous_session: 0,
     };
     let conn = client::Connection::new(&o.learner, &cfg.security)?;
     let id = Identity { url: o.learner.clone(), conn, info, batch: a.batch };

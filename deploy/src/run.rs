@@ -90,7 +90,7 @@ pub fn resolve(mut cfg: RunConfig, o: &Overrides, dir: &Path, source: &Path) -> 
 
 async fn status(conn: &casrap_proto::connect::Connection) -> Option<v1::LearnerStatus> {
     let mut c = conn.client().await.ok()?;
-    c.status(v1::StatusRequest {}).await.ok().map(tonic::Response::into_inner)
+    c.status(v1::StatusRequest::default()).await.ok().map(tonic::Response::into_inner)
 }
 
 fn describe(status: ExitStatus) -> String {

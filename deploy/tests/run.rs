@@ -37,7 +37,7 @@ fn status(url: &str) -> Option<v1::LearnerStatus> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let mut c = LearnerClient::connect(url.to_string()).await.ok()?;
-        c.status(v1::StatusRequest {}).await.ok().map(tonic::Response::into_inner)
+        c.status(v1::StatusRequest::default()).await.ok().map(tonic::Response::into_inner)
     })
 }
 

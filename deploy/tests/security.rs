@@ -162,7 +162,7 @@ async fn tokens_are_required_on_every_rpc_over_tls() {
     assert!(e.contains("Unauthenticated") && e.contains("wrong bearer token"), "{e}");
     let mut status = none.client().await.unwrap();
     assert_eq!(
-        status.status(v1::StatusRequest {}).await.unwrap_err().code(),
+        status.status(v1::StatusRequest::default()).await.unwrap_err().code(),
         tonic::Code::Unauthenticated
     );
     assert_eq!(learner.shared.replay.total().unwrap(), 0);

@@ -322,7 +322,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         None => {
             // A fresh store is assumed (as scripts/bench-fleet makes): everything in it is ours.
             let mut c = LearnerClient::new(connect(&url).await.map_err(anyhow::Error::msg)?);
-            let st = c.status(v1::StatusRequest {}).await?.into_inner();
+            let st = c.status(v1::StatusRequest::default()).await?.into_inner();
             (st.policy_version, Some(st.transitions_stored))
         }
     };

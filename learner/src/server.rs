@@ -150,7 +150,11 @@ pub async fn start_with(
             .max_decoding_message_size(casrap_proto::MAX_MESSAGE_BYTES),
         BearerAuth::new(token.as_deref()),
     );
-    let mut builder = tonic::transport::Server::builder();
+    // HTTP/2 pings close the streams of a peer that vanished without closing them (a machine
+    // that died): its actor id is free again within about half a minute.
+    let mut builder = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(10)))
+        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)));
     if let Some(tls) = tls {
         builder = builder.tls_config(tls).map_err(|e| Error::Security(format!("TLS: {e}")))?;
     }

@@ -38,12 +38,24 @@ pub const MAX_ABS_REWARD: f32 = 1e3;
 /// An actor is listed as connected this long after registering, even without a stream.
 const RECENTLY_REGISTERED: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Registrations kept before idle ones (no stream, not recent) are forgotten.
+/// Registrations kept before idle ones (no stream, not recent) are forgotten; beyond it, with
+/// none idle, a registration is refused.
 const MAX_REGISTRATIONS: usize = 20_000;
 
-/// One actor's registration.
+/// Longest text of a registration's hardware and model fields, in bytes.
+const MAX_REGISTRATION_TEXT: usize = 256;
+
+/// Largest registration message, in bytes (its action labels included).
+const MAX_REGISTRATION_BYTES: usize = 64 << 10;
+
+/// Actors one Status lists by default, and at most.
+const STATUS_PAGE: usize = 1_000;
+const MAX_STATUS_PAGE: usize = 10_000;
+
+/// One actor's registration (what Status lists of it; the rest of its message is checked and
+/// dropped).
 struct Registered {
-    info: v1::ActorInfo,
+    hardware: Option<v1::HardwareProfile>,
     /// Batches must carry it; a newer registration of the id replaces it.
     session: u64,
     /// Listed as connected until then even without a stream.
@@ -200,11 +212,8 @@ impl Shared {
         for a in
             self.actors.lock().unwrap_or_else(|e| e.into_inner()).values().filter(|a| a.connected())
         {
-            let label = a
-                .info
-                .hardware
-                .as_ref()
-                .map_or_else(|| "unknown".into(), |h| Hardware::from(h).label());
+            let label =
+                a.hardware.as_ref().map_or_else(|| "unknown".into(), |h| Hardware::from(h).label());
             *out.entry(label).or_insert(0) += 1;
         }
         out
@@ -353,6 +362,32 @@ fn stream_error(status: &Status) -> Status {
         c => c,
     };
     Status::new(code, format!("transition stream ended: {}; batches after it on this stream were not read, resend them on a new stream", status.message()))
+}
+
+/// Bounds on what a registration may carry (a learner keeps registrations in memory).
+fn check_registration(info: &v1::ActorInfo) -> Result<(), String> {
+    use prost::Message;
+    let bytes = info.encoded_len();
+    if bytes > MAX_REGISTRATION_BYTES {
+        return Err(format!(
+            "registration is {bytes} bytes, over the limit of {MAX_REGISTRATION_BYTES}"
+        ));
+    }
+    let h = info.hardware.clone().unwrap_or_default();
+    for (field, text) in [
+        ("model_identity", &info.model_identity),
+        ("hardware.device_kind", &h.device_kind),
+        ("hardware.device_name", &h.device_name),
+        ("hardware.cpu_model", &h.cpu_model),
+    ] {
+        if text.len() > MAX_REGISTRATION_TEXT {
+            return Err(format!(
+                "`{field}` is {} bytes, over the limit of {MAX_REGISTRATION_TEXT}",
+                text.len()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Checks a batch against the contract and takes its transitions (moved, not copied); the
@@ -516,10 +551,16 @@ impl casrap_proto::Learner for LearnerService {
         let info = request.into_inner();
         let c = &self.shared.contract;
         let refuse = |reason: String| {
-            tracing::warn!(actor = ?info.actor_id, %reason, "registration refused");
+            // The actor id is checked (or refused) before it is logged: never a whole field.
+            let actor: String =
+                info.actor_id.chars().take(casrap_common::rl::MAX_ACTOR_ID).collect();
+            tracing::warn!(actor = ?actor, %reason, "registration refused");
             Ok(Response::new(v1::Registration { accepted: false, reason, ..Default::default() }))
         };
         if let Err(e) = casrap_common::rl::check_actor_id(&info.actor_id) {
+            return refuse(e);
+        }
+        if let Err(e) = check_registration(&info) {
             return refuse(e);
         }
         if info.state_layout_version != c.state_layout_version
@@ -531,10 +572,12 @@ impl casrap_proto::Learner for LearnerService {
             ));
         }
         if info.actions != c.actions {
+            // The learner's set is logged here, not handed to whoever asks.
+            tracing::warn!(actor = %info.actor_id, actor_actions = %info.actions.join(", "), learner_actions = %c.actions.join(", "), "action sets differ");
             return refuse(format!(
-                "action set [{}]; the learner uses [{}]",
-                info.actions.join(", "),
-                c.actions.join(", ")
+                "its action set ({} actions) is not the learner's ({} actions): start the actor from the learner's run config (the learner's log names both sets)",
+                info.actions.len(),
+                c.actions.len()
             ));
         }
         let durable_seq = self
@@ -543,16 +586,33 @@ impl casrap_proto::Learner for LearnerService {
             .durable_seq(&info.actor_id)
             .map_err(|e| Status::internal(e.to_string()))?;
         let session = rand::random::<u64>() | 1;
-        tracing::info!(actor = %info.actor_id, durable_seq, "actor registered");
         let mut regs = self.shared.registrations();
-        if regs.len() >= MAX_REGISTRATIONS {
-            regs.retain(|_, r| r.connected());
+        if let Some(r) = regs.get(&info.actor_id) {
+            // A live session (an open stream) is superseded only by the process that holds it:
+            // whoever else registers its id is refused, and the running actor goes on.
+            if r.streams > 0 && info.previous_session != r.session {
+                drop(regs);
+                return refuse(format!(
+                    "actor id `{}` is in use by a session with an open transition stream (another process uses this id?); a restarted actor registers once its old connection has closed",
+                    info.actor_id
+                ));
+            }
         }
+        if regs.len() >= MAX_REGISTRATIONS && !regs.contains_key(&info.actor_id) {
+            regs.retain(|_, r| r.connected());
+            if regs.len() >= MAX_REGISTRATIONS {
+                drop(regs);
+                return refuse(format!(
+                    "the learner holds {MAX_REGISTRATIONS} live registrations, its limit; retry later"
+                ));
+            }
+        }
+        tracing::info!(actor = %info.actor_id, durable_seq, "actor registered");
         let streams = regs.get(&info.actor_id).map_or(0, |r| r.streams);
         regs.insert(
             info.actor_id.clone(),
             Registered {
-                info,
+                hardware: info.hardware,
                 session,
                 recent_until: std::time::Instant::now() + RECENTLY_REGISTERED,
                 streams,
@@ -655,20 +715,43 @@ impl casrap_proto::Learner for LearnerService {
 
     async fn status(
         &self,
-        _request: Request<v1::StatusRequest>,
+        request: Request<v1::StatusRequest>,
     ) -> Result<Response<v1::LearnerStatus>, Status> {
         let s = &self.shared;
+        let req = request.into_inner();
+        let page = match req.max_actors as usize {
+            0 => STATUS_PAGE,
+            n => n.min(MAX_STATUS_PAGE),
+        };
         let internal = |e: casrap_store::Error| Status::internal(e.to_string());
-        // Copy the registrations out, so the store is not read under the lock.
-        let connected: Vec<v1::ActorInfo> =
-            s.registrations().values().filter(|r| r.connected()).map(|r| r.info.clone()).collect();
+        // One page of the connected actors, by id, copied out so the store is not read under
+        // the lock.
+        let (connected, total, next) = {
+            let regs = s.registrations();
+            let mut ids: Vec<&String> =
+                regs.iter().filter(|(_, r)| r.connected()).map(|(id, _)| id).collect();
+            let total = ids.len();
+            ids.sort_unstable();
+            let from = ids.partition_point(|id| id.as_str() <= req.after_actor.as_str());
+            let shown: Vec<(String, Option<v1::HardwareProfile>)> = ids[from..]
+                .iter()
+                .take(page)
+                .map(|id| ((*id).clone(), regs[*id].hardware.clone()))
+                .collect();
+            let next = if from + shown.len() < ids.len() {
+                shown.last().map(|(id, _)| id.clone()).unwrap_or_default()
+            } else {
+                String::new()
+            };
+            (shown, total, next)
+        };
         let actors = connected
             .into_iter()
-            .map(|a| {
+            .map(|(actor_id, hardware)| {
                 Ok(v1::ConnectedActor {
-                    durable_seq: s.replay.durable_seq(&a.actor_id)?,
-                    actor_id: a.actor_id,
-                    hardware: a.hardware,
+                    durable_seq: s.replay.durable_seq(&actor_id)?,
+                    actor_id,
+                    hardware,
                 })
             })
             .collect::<casrap_store::Result<Vec<_>>>()
@@ -682,6 +765,8 @@ impl casrap_proto::Learner for LearnerService {
             actors,
             recent_mean_reward,
             recent_rewards: recent as u32,
+            actors_connected: total as u32,
+            next_after_actor: next,
         }))
     }
 }

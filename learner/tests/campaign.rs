@@ -101,7 +101,7 @@ async fn write_until_killed(url: String, life: std::sync::Arc<std::sync::Mutex<L
 /// from 1: the count is the writer's durable seq).
 async fn witness(url: &str) -> u64 {
     let mut client = LearnerClient::connect(url.to_string()).await.unwrap();
-    client.status(v1::StatusRequest {}).await.unwrap().into_inner().transitions_stored
+    client.status(v1::StatusRequest::default()).await.unwrap().into_inner().transitions_stored
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

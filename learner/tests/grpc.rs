@@ -91,6 +91,7 @@ fn info(actor: &str) -> v1::ActorInfo {
         actions: c.actions,
         state_layout_version: c.state_layout_version,
         state_dim: DIM as u32,
+        previous_session: 0,
     }
 }
 
@@ -177,7 +178,7 @@ async fn registration_checks_the_state_layout_and_action_set() {
     other_actions.actions.pop();
     let r = client.register(other_actions).await.unwrap().into_inner();
     assert!(!r.accepted && r.reason.contains("action set"), "{}", r.reason);
-    let status = client.status(v1::StatusRequest {}).await.unwrap().into_inner();
+    let status = client.status(v1::StatusRequest::default()).await.unwrap().into_inner();
     assert_eq!(status.actors.iter().map(|a| a.actor_id.as_str()).collect::<Vec<_>>(), vec!["a"]);
     server.shutdown().await;
 }
@@ -407,28 +408,117 @@ async fn gaps_are_refused_whole_and_later_fills_are_stored() {
     let mut b = batch("a", 10..=10);
     b.transitions[0].seq = u64::MAX;
     assert!(s.send(b).await.rejected.is_some());
-    let reg = client.register(info("a")).await.unwrap().into_inner();
+    let reg = client
+        .register(v1::ActorInfo { previous_session: s.session, ..info("a") })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(reg.durable_seq, 9);
     assert_eq!(stored_seqs(&server.shared.replay, "a"), (1..=9).collect::<Vec<_>>());
     drop(s);
     server.shutdown().await;
 }
 
+/// Another client cannot take over a running actor's id: a registration of an id whose session
+/// has an open stream is refused unless it names that session (the actor's own reconnect).
 #[tokio::test]
-async fn a_newer_registration_fences_the_older_session() {
+async fn a_live_session_is_superseded_only_by_its_own_process() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path()).await;
     let mut client = LearnerClient::connect(server.url.clone()).await.unwrap();
     let mut first = Stream::register(&mut client, "a").await;
     assert!(first.send(batch("a", 1..=2)).await.rejected.is_none());
-    // A second process with the same id registers: the first one's batches are refused, so
-    // their sequences cannot merge silently.
-    let mut second = Stream::register(&mut client, "a").await;
+    // A hijack: the same id, without the session. Refused; the running actor goes on.
+    let mut other = LearnerClient::connect(server.url.clone()).await.unwrap();
+    let reg = other.register(info("a")).await.unwrap().into_inner();
+    assert!(!reg.accepted && reg.reason.contains("in use by a session"), "{}", reg.reason);
+    assert_eq!(reg.session, 0, "no session handed out");
     let ack = first.send(batch("a", 3..=4)).await;
+    assert_eq!((ack.stored, ack.rejected), (2, None), "the running actor was not stopped");
+    // The actor's own reconnect names its session and supersedes it: the old session's
+    // batches are then refused, so two sequences can never merge.
+    let again = v1::ActorInfo { previous_session: first.session, ..info("a") };
+    let reg = client.register(again).await.unwrap().into_inner();
+    assert!(reg.accepted, "{}", reg.reason);
+    let ack = first.send(batch("a", 5..=6)).await;
     assert_eq!(ack.rejected.map(|r| r.code), Some(tonic::Code::Aborted as i32));
-    let ack = second.send(batch("a", 3..=4)).await;
-    assert_eq!((ack.stored, ack.durable_seq), (2, 4));
+    let mut second = Stream::open(&mut client, reg.session).await;
+    let ack = second.send(batch("a", 5..=6)).await;
+    assert_eq!((ack.stored, ack.durable_seq), (2, 6));
+    // Once no stream of the id is open, a new process may register it (a restarted actor).
     drop((first, second));
+    for _ in 0..100 {
+        if server.shared.open_streams("a") == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let reg = other.register(info("a")).await.unwrap().into_inner();
+    assert!(reg.accepted, "{}", reg.reason);
+    assert_eq!(reg.durable_seq, 6);
+    server.shutdown().await;
+}
+
+/// What a registration may carry is bounded, and a refusal does not hand out the learner's
+/// action set.
+#[tokio::test]
+async fn fat_or_foreign_registrations_are_refused_without_revealing_the_action_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let mut client = LearnerClient::connect(server.url.clone()).await.unwrap();
+    let mut fat = info("a");
+    fat.hardware.as_mut().unwrap().device_name = "x".repeat(1 << 20);
+    let reg = client.register(fat).await.unwrap().into_inner();
+    assert!(!reg.accepted && reg.reason.contains("over the limit of 65536"), "{}", reg.reason);
+    let mut fat = info("a");
+    fat.model_identity = "m".repeat(300);
+    let reg = client.register(fat).await.unwrap().into_inner();
+    assert!(
+        !reg.accepted && reg.reason.contains("`model_identity` is 300 bytes"),
+        "{}",
+        reg.reason
+    );
+    let reg = client
+        .register(v1::ActorInfo { actions: vec!["guess".into()], ..info("a") })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!reg.accepted && reg.reason.contains("1 actions"), "{}", reg.reason);
+    for label in contract().actions {
+        assert!(!reg.reason.contains(&label), "the refusal names the learner's `{label}`");
+    }
+    let st = client.status(v1::StatusRequest::default()).await.unwrap().into_inner();
+    assert_eq!(st.actors_connected, 0, "nothing refused was kept");
+    server.shutdown().await;
+}
+
+/// Status lists connected actors a page at a time, by id.
+#[tokio::test]
+async fn status_pages_through_connected_actors() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let mut client = LearnerClient::connect(server.url.clone()).await.unwrap();
+    for i in 0..25 {
+        let reg = client.register(info(&format!("a{i:02}"))).await.unwrap().into_inner();
+        assert!(reg.accepted, "{}", reg.reason);
+    }
+    let mut seen = Vec::new();
+    let mut after = String::new();
+    loop {
+        let st = client
+            .status(v1::StatusRequest { max_actors: 10, after_actor: after.clone() })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(st.actors_connected, 25);
+        assert!(st.actors.len() <= 10);
+        seen.extend(st.actors.into_iter().map(|a| a.actor_id));
+        if st.next_after_actor.is_empty() {
+            break;
+        }
+        after = st.next_after_actor;
+    }
+    assert_eq!(seen, (0..25).map(|i| format!("a{i:02}")).collect::<Vec<_>>());
     server.shutdown().await;
 }
 
@@ -443,7 +533,7 @@ async fn status_lists_connected_actors_only() {
         st.actors.into_iter().map(|a| (a.actor_id, a.durable_seq)).collect::<Vec<_>>()
     };
     assert_eq!(
-        names(client.status(v1::StatusRequest {}).await.unwrap().into_inner()),
+        names(client.status(v1::StatusRequest::default()).await.unwrap().into_inner()),
         vec![("a".to_string(), 2)]
     );
     drop(s);
@@ -456,7 +546,10 @@ async fn status_lists_connected_actors_only() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     server.shared.age_registrations();
-    assert_eq!(names(client.status(v1::StatusRequest {}).await.unwrap().into_inner()), vec![]);
+    assert_eq!(
+        names(client.status(v1::StatusRequest::default()).await.unwrap().into_inner()),
+        vec![]
+    );
     server.shutdown().await;
 }
 
