@@ -450,7 +450,11 @@ struct GenerateArgs {
     ignore_eos: bool,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    casrap_common::exit::report(run())
+}
+
+fn run() -> anyhow::Result<()> {
     casrap_common::init_tracing();
     let cli = Cli::parse();
     match cli.command {
@@ -574,10 +578,11 @@ fn run_episodes(args: RunArgs) -> anyhow::Result<()> {
     let summary = episodes::run(&options, stop)?;
     println!("{}", serde_json::to_string(&summary)?);
     if summary.interrupted {
-        anyhow::bail!(
-            "interrupted after seq {} (the learner holds everything up to it)",
+        return Err(casrap_common::exit::Interrupted(format!(
+            "stopped after seq {} (the learner holds everything up to it)",
             summary.last_seq
-        );
+        ))
+        .into());
     }
     Ok(())
 }

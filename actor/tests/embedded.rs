@@ -227,3 +227,19 @@ fn long_prompts_fit_the_embedded_model() {
         assert!(n + 64 <= max_positions, "line {}: {n} tokens leave no room to decode", p.line);
     }
 }
+
+/// An error is printed with its causes and without a backtrace, even where RUST_BACKTRACE asks
+/// for one (a user needs the message, not the stack).
+#[test]
+fn an_error_is_reported_without_a_backtrace() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_casrap-actor"))
+        .args(["generate", "--model", "/nonexistent/model", "--prompt", "x"])
+        .env("RUST_BACKTRACE", "1")
+        .env("RUST_LIB_BACKTRACE", "1")
+        .output()
+        .expect("run casrap-actor");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("Error: ") && stderr.contains("/nonexistent/model"), "{stderr}");
+    assert!(!stderr.contains("backtrace"), "{stderr}");
+}

@@ -4,6 +4,7 @@ pub mod action;
 pub mod budget;
 pub mod config;
 pub mod error;
+pub mod exit;
 pub mod logging;
 pub mod metrics;
 pub mod prompts;

@@ -169,8 +169,14 @@ fn signal_counter() -> Arc<AtomicUsize> {
     count
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    let runtime = tokio::runtime::Runtime::new();
+    casrap_common::exit::report(
+        runtime.map_err(anyhow::Error::from).and_then(|rt| rt.block_on(run())),
+    )
+}
+
+async fn run() -> anyhow::Result<()> {
     casrap_common::init_tracing();
     match Cli::parse().command {
         Command::Run(args) => {
@@ -203,7 +209,11 @@ async fn main() -> anyhow::Result<()> {
                 );
             }
             if o.interrupted {
-                anyhow::bail!("interrupted; the records so far are in {}", o.dir.display());
+                return Err(casrap_common::exit::Interrupted(format!(
+                    "the records so far are in {}",
+                    o.dir.display()
+                ))
+                .into());
             }
             Ok(())
         }

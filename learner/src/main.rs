@@ -42,8 +42,14 @@ struct ServeArgs {
     accept_lost_data: bool,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    let runtime = tokio::runtime::Runtime::new();
+    casrap_common::exit::report(
+        runtime.map_err(anyhow::Error::from).and_then(|rt| rt.block_on(run())),
+    )
+}
+
+async fn run() -> anyhow::Result<()> {
     casrap_common::init_tracing();
     match Cli::parse().command {
         Command::Serve(args) => {

@@ -303,6 +303,17 @@ impl Trainer {
         state_dim: usize,
         actions: usize,
     ) -> Option<(Self, PathBuf)> {
+        // A checkpoint write killed half-way leaves its temp folder: never read, only removed.
+        for stale in checkpoint::partial(dir) {
+            match std::fs::remove_dir_all(&stale) {
+                Ok(()) => {
+                    tracing::warn!(path = %stale.display(), "removed a checkpoint left half-written by a kill")
+                }
+                Err(e) => {
+                    tracing::warn!(path = %stale.display(), error = %e, "cannot remove a half-written checkpoint")
+                }
+            }
+        }
         for path in checkpoint::list(dir).into_iter().rev() {
             match Self::load_checkpoint(&path, cfg, state_dim, actions) {
                 Ok(t) => {

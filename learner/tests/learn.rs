@@ -240,8 +240,10 @@ fn checkpoints_resume_exactly_and_a_corrupt_one_falls_back() {
 
     let second = t.save_checkpoint(dir.path()).unwrap();
     assert!(second > first);
-    // A half-written checkpoint (temp folder) is ignored; a corrupt one is skipped.
-    std::fs::create_dir_all(dir.path().join("ckpt-999999999999.tmp")).unwrap();
+    // A half-written checkpoint (temp folder) is ignored and removed; a corrupt one is skipped.
+    let partial = dir.path().join("ckpt-999999999999.tmp");
+    std::fs::create_dir_all(&partial).unwrap();
+    std::fs::write(partial.join("tensors.safetensors"), vec![0u8; 4096]).unwrap();
     let tensors = second.join("tensors.safetensors");
     let mut bytes = std::fs::read(&tensors).unwrap();
     let at = bytes.len() - 3;
@@ -249,6 +251,7 @@ fn checkpoints_resume_exactly_and_a_corrupt_one_falls_back() {
     std::fs::write(&tensors, bytes).unwrap();
     let (back, path) = Trainer::resume(dir.path(), &cfg, CONTEXTS, ACTIONS).unwrap();
     assert_eq!(path, first);
+    assert!(!partial.exists(), "the half-written checkpoint is still there");
     let e = casrap_store::checkpoint::read_policy(&second, None).unwrap_err().to_string();
     assert!(e.contains("does not match the hash"), "{e}");
     assert_eq!(back.online().encode().unwrap(), weights_at_5);

@@ -33,8 +33,8 @@ fn bad(path: &Path, reason: String) -> Error {
     Error::Checkpoint { path: path.into(), reason }
 }
 
-/// Finished checkpoint folders in `dir`, oldest first.
-pub fn list(dir: &Path) -> Vec<PathBuf> {
+/// Checkpoint folders in `dir` whose name passes `keep`, sorted.
+fn folders(dir: &Path, keep: impl Fn(&str) -> bool) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|rd| {
             rd.filter_map(|e| e.ok().map(|e| e.path()))
@@ -42,13 +42,23 @@ pub fn list(dir: &Path) -> Vec<PathBuf> {
                     p.is_dir()
                         && p.file_name()
                             .and_then(|n| n.to_str())
-                            .is_some_and(|n| n.starts_with("ckpt-") && !n.ends_with(".tmp"))
+                            .is_some_and(|n| n.starts_with("ckpt-") && keep(n))
                 })
                 .collect()
         })
         .unwrap_or_default();
     v.sort();
     v
+}
+
+/// Finished checkpoint folders in `dir`, oldest first.
+pub fn list(dir: &Path) -> Vec<PathBuf> {
+    folders(dir, |n| !n.ends_with(".tmp"))
+}
+
+/// Checkpoint folders in `dir` that a killed write left unfinished (`ckpt-*.tmp`).
+pub fn partial(dir: &Path) -> Vec<PathBuf> {
+    folders(dir, |n| n.ends_with(".tmp"))
 }
 
 /// The checkpoint folder (`ckpt-N`) `path` names, and the run folder it belongs to, if any:

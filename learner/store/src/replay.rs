@@ -263,11 +263,36 @@ fn remove_partial_snapshots(path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
-    p.downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic".into())
+/// Runs `f`, turning a panic into its message and place (sled panics on some corrupt files).
+/// The panic is not printed: while `f` runs, panics on this thread only record their message;
+/// other threads' panics go to the hook that was there before.
+fn catch_quietly<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
+    use std::sync::Arc;
+    let me = std::thread::current().id();
+    let caught: Arc<Mutex<Option<String>>> = Arc::default();
+    let previous: Arc<dyn Fn(&std::panic::PanicHookInfo<'_>) + Send + Sync> =
+        Arc::from(std::panic::take_hook());
+    {
+        let (caught, previous) = (caught.clone(), previous.clone());
+        std::panic::set_hook(Box::new(move |info| {
+            if std::thread::current().id() == me {
+                let what = info
+                    .payload()
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic".into());
+                let at = info.location().map(|l| format!(" (at {}:{})", l.file(), l.line()));
+                *lock(&caught) = Some(what + &at.unwrap_or_default());
+            } else {
+                previous(info);
+            }
+        }));
+    }
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    drop(std::panic::take_hook());
+    std::panic::set_hook(Box::new(move |info| previous(info)));
+    result.map_err(|_| lock(&caught).take().unwrap_or_else(|| "a panic".into()))
 }
 
 /// An episode record read back for export, in actor and seq order.
@@ -325,12 +350,13 @@ fn open_store(path: &Path, cache_bytes: u64, epoch: u64, accept_lost_data: bool)
     let db = loop {
         // sled panics on some corrupt files ("tried to serialize Uninitialized") rather than
         // returning an error: a corrupt store is bad input, not a bug here.
-        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()))
-            .map_err(|p| Error::Corrupt {
-                path: path.into(),
-                key: "(database file)".into(),
-                reason: format!("sled could not read it: {}", panic_text(&p)),
-            })?;
+        let opened = catch_quietly(|| config.open()).map_err(|why| Error::Corrupt {
+            path: path.into(),
+            key: "(database file)".into(),
+            reason: format!(
+                "sled could not read it ({why}): the database is damaged; restore it from a copy"
+            ),
+        })?;
         match opened {
             Ok(db) => break db,
             Err(sled::Error::Io(e))
@@ -1002,6 +1028,15 @@ impl Replay {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_panic_is_caught_with_its_message_and_place() {
+        let e =
+            catch_quietly(|| -> u32 { panic!("tried to serialize Uninitialized") }).unwrap_err();
+        assert!(e.starts_with("tried to serialize Uninitialized (at "), "{e}");
+        assert!(e.contains("replay.rs:"), "{e}");
+        assert_eq!(catch_quietly(|| 7), Ok(7));
+    }
 
     #[test]
     fn codec_round_trips_and_rejects_truncation() {
