@@ -4,6 +4,7 @@
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=casrap.proto");
     let fds = protox::compile(["casrap.proto"], ["."])?;
-    tonic_prost_build::configure().compile_fds(fds)?;
+    // Policy weights as `Bytes`: every watcher's chunks are slices of one published copy.
+    tonic_prost_build::configure().bytes(".casrap.v1.PolicyUpdate.weights").compile_fds(fds)?;
     Ok(())
 }

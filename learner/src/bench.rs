@@ -235,6 +235,17 @@ fn rss_bytes(pid: u32) -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// How many of the idle watchers held a stream to the end.
+async fn futures_count(
+    idle: Vec<tokio::task::JoinHandle<Option<tonic::Streaming<v1::PolicyUpdate>>>>,
+) -> usize {
+    let mut n = 0;
+    for t in idle {
+        n += usize::from(matches!(t.await, Ok(Some(_))));
+    }
+    n
+}
+
 /// Runs the benchmark and prints its table.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let cfg = RunConfig::from_file(&args.config)?;
@@ -279,6 +290,20 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             samples
         })
     };
+    // Watchers that never read: each holds its stream open until the end.
+    let mut idle = Vec::with_capacity(args.idle_watchers);
+    for i in 0..args.idle_watchers {
+        let url = url.clone();
+        idle.push(tokio::spawn(async move {
+            let channel = connect(&url).await.ok()?;
+            let mut c = LearnerClient::new(channel);
+            let request =
+                v1::PolicyRequest { actor_id: format!("idle-watcher-{i}"), have_version: 0 };
+            let stream = c.watch_policy(request).await.ok()?.into_inner();
+            tokio::time::sleep_until(tokio::time::Instant::from_std(until)).await;
+            Some(stream)
+        }));
+    }
     let mut tasks = Vec::with_capacity(args.actors);
     for i in 0..args.actors {
         if !ramp.is_zero() {
@@ -317,6 +342,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     let elapsed = start.elapsed().as_secs_f64() - ramp.as_secs_f64();
     let memory = sampler.await.unwrap_or_default();
+    let idle_watching = futures_count(idle).await;
     let (versions, stored) = match &shared {
         Some(s) => (s.policy_version(), Some(s.replay.total()?)),
         None => {
@@ -350,6 +376,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         memory,
         rss_idle_bytes: rss_idle,
         rss_connected_bytes: rss_connected,
+        idle_watchers_held: idle_watching,
         args: args.clone(),
     };
     print!("{}", record.table());

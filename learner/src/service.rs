@@ -75,7 +75,8 @@ impl Registered {
 pub struct Policy {
     pub version: u64,
     pub epsilon: f32,
-    pub weights: Arc<Vec<u8>>,
+    /// Shared by every watcher: each sends slices of it, never a copy.
+    pub weights: prost::bytes::Bytes,
 }
 
 /// State shared by the service, the trainer and the tests.
@@ -682,17 +683,22 @@ impl casrap_proto::Learner for LearnerService {
             loop {
                 let policy = rx.borrow_and_update().clone();
                 if let Some(p) = policy.filter(|p| p.version > sent) {
-                    let chunks: Vec<&[u8]> = if p.weights.is_empty() {
-                        vec![&[]]
+                    let chunks: Vec<prost::bytes::Bytes> = if p.weights.is_empty() {
+                        vec![prost::bytes::Bytes::new()]
                     } else {
-                        p.weights.chunks(MAX_WEIGHT_CHUNK).collect()
+                        (0..p.weights.len())
+                            .step_by(MAX_WEIGHT_CHUNK)
+                            .map(|at| {
+                                p.weights.slice(at..(at + MAX_WEIGHT_CHUNK).min(p.weights.len()))
+                            })
+                            .collect()
                     };
                     let n = chunks.len() as u32;
                     for (i, c) in chunks.into_iter().enumerate() {
                         let update = v1::PolicyUpdate {
                             version: p.version,
                             epsilon: p.epsilon,
-                            weights: c.to_vec(),
+                            weights: c,
                             chunk: i as u32,
                             chunks: n,
                             published_unix_micros: shared

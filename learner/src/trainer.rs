@@ -183,7 +183,7 @@ impl Trainer {
             .encode()
             .map_err(|e| Error::Trainer(format!("the online network cannot be published: {e}")))?;
         self.version += 1;
-        Ok(Policy { version: self.version, epsilon: self.epsilon(), weights: Arc::new(weights) })
+        Ok(Policy { version: self.version, epsilon: self.epsilon(), weights: weights.into() })
     }
 
     fn named_tensors(&self) -> Vec<(String, Tensor)> {

@@ -351,11 +351,11 @@ async fn policy_versions_arrive_in_order_and_large_weights_in_chunks() {
         .into_inner();
     let big: Vec<u8> =
         (0..(2 * casrap_proto::MAX_WEIGHT_CHUNK + 123)).map(|i| (i % 251) as u8).collect();
-    server.shared.publish(Policy { version: 1, epsilon: 0.5, weights: Arc::new(vec![1, 2, 3]) });
+    server.shared.publish(Policy { version: 1, epsilon: 0.5, weights: vec![1, 2, 3].into() });
     let u = updates.next().await.unwrap().unwrap();
-    assert_eq!((u.version, u.chunk, u.chunks, u.weights), (1, 0, 1, vec![1, 2, 3]));
-    server.shared.publish(Policy { version: 2, epsilon: 0.4, weights: Arc::new(big.clone()) });
-    server.shared.publish(Policy { version: 2, epsilon: 0.3, weights: Arc::new(vec![]) }); // not newer: ignored
+    assert_eq!((u.version, u.chunk, u.chunks, u.weights), (1, 0, 1, vec![1u8, 2, 3].into()));
+    server.shared.publish(Policy { version: 2, epsilon: 0.4, weights: big.clone().into() });
+    server.shared.publish(Policy { version: 2, epsilon: 0.3, weights: Vec::new().into() }); // not newer: ignored
     let mut got = Vec::new();
     for i in 0..3 {
         let u = updates.next().await.unwrap().unwrap();
@@ -364,11 +364,7 @@ async fn policy_versions_arrive_in_order_and_large_weights_in_chunks() {
     }
     assert_eq!(got, big);
     for v in 3..=6 {
-        server.shared.publish(Policy {
-            version: v,
-            epsilon: 0.1,
-            weights: Arc::new(vec![v as u8]),
-        });
+        server.shared.publish(Policy { version: v, epsilon: 0.1, weights: vec![v as u8].into() });
     }
     let mut last = 2;
     while last < 6 {
@@ -382,7 +378,7 @@ async fn policy_versions_arrive_in_order_and_large_weights_in_chunks() {
         .await
         .unwrap()
         .into_inner();
-    server.shared.publish(Policy { version: 7, epsilon: 0.1, weights: Arc::new(vec![7]) });
+    server.shared.publish(Policy { version: 7, epsilon: 0.1, weights: vec![7].into() });
     assert_eq!(late.next().await.unwrap().unwrap().version, 7);
     drop((updates, late, client));
     server.shutdown().await;

@@ -162,7 +162,7 @@ async fn learn_bandit(cfg: TrainerConfig) {
         .unwrap()
         .into_inner();
     let first = updates.next().await.unwrap().unwrap();
-    let mut weights = first.weights.clone();
+    let mut weights = first.weights.to_vec();
     for _ in 1..first.chunks {
         weights.extend(updates.next().await.unwrap().unwrap().weights);
     }

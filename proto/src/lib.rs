@@ -8,8 +8,9 @@ mod convert;
 /// The protobuf package every CASRAP service lives in.
 pub const PACKAGE: &str = "casrap.v1";
 
-/// Most bytes of policy weights one `PolicyUpdate` carries.
-pub const MAX_WEIGHT_CHUNK: usize = 1 << 20;
+/// Most bytes of policy weights one `PolicyUpdate` carries: what a watcher that does not read
+/// holds at most in its encoder, beside slices of the one published copy.
+pub const MAX_WEIGHT_CHUNK: usize = 256 << 10;
 
 /// Largest message either side decodes.
 pub const MAX_MESSAGE_BYTES: usize = 64 << 20;

@@ -42,6 +42,11 @@ pub struct BenchArgs {
     /// One connection per actor for its stream and its watch (default: two).
     #[arg(long)]
     pub one_connection: bool,
+    /// Policy watchers that never read, each on its own connection (what a stalled actor is
+    /// to the learner's memory).
+    #[arg(long, default_value_t = 0)]
+    #[serde(default)]
+    pub idle_watchers: usize,
     /// Store folder of the in-process learner (default: a fresh temporary one).
     #[arg(long)]
     pub dir: Option<PathBuf>,
@@ -79,6 +84,9 @@ pub struct Record {
     /// Learner memory before the actors connected and once all had.
     pub rss_idle_bytes: Option<u64>,
     pub rss_connected_bytes: Option<u64>,
+    /// Watchers that never read (`--idle-watchers`) still holding their stream at the end.
+    #[serde(default)]
+    pub idle_watchers_held: usize,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -145,6 +153,12 @@ impl Record {
                 "| learner memory idle / all connected (MiB) | {:.1} / {:.1} | |\n",
                 idle as f64 / 1048576.0,
                 full as f64 / 1048576.0
+            );
+        }
+        if a.idle_watchers > 0 {
+            t += &format!(
+                "| watchers that never read / holding their stream at the end | {} / {} | |\n",
+                a.idle_watchers, self.idle_watchers_held
             );
         }
         if let Some(b) = self.bytes_per_actor() {
