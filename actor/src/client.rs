@@ -17,7 +17,7 @@ use casrap_proto::v1;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::error::{Error, Result};
+use casrap_engine::error::{Error, Result};
 
 /// Batches sent and not yet acknowledged on one stream (the learner buffers 16 acks per stream).
 const IN_FLIGHT: usize = 8;
@@ -212,7 +212,7 @@ impl Outbox {
     }
 }
 
-pub use casrap_proto::connect::{Client, Connection, TokenInterceptor};
+use casrap_proto::connect::Connection;
 
 /// Who this actor is, for registration, how to reach the learner, and how many transitions it
 /// sends per batch at most (the learner's `max_batch` caps it further).

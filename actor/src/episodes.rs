@@ -37,10 +37,10 @@ use rand::{Rng, SeedableRng};
 use tokio::sync::watch;
 
 use crate::client::{self, Identity, Outbox, PolicyBytes};
-use crate::error::{Error, Result};
 use crate::prune::harness::{self, MeasureOptions};
 use crate::prune::setup::{Calibration, Setup, SetupOptions};
-use crate::resolve::repo_path;
+use casrap_common::repo_path;
+use casrap_engine::error::{Error, Result};
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -195,11 +195,11 @@ impl Policy {
     }
 }
 
-/// Sets the thread budget ([`crate::engine::configure_threads`]; 0: one per core) and returns
+/// Sets the thread budget ([`casrap_engine::configure_threads`]; 0: one per core) and returns
 /// the CUDA device index of `device` (`None` for the CPU), as every command that runs the model needs.
 pub fn prepare(threads: usize, device: &str) -> Result<Option<u32>> {
-    crate::engine::configure_threads(threads);
-    Ok(match crate::engine::parse_device(device)? {
+    casrap_engine::configure_threads(threads);
+    Ok(match casrap_engine::parse_device(device)? {
         tch::Device::Cuda(i) => Some(i as u32),
         _ => None,
     })
@@ -274,7 +274,7 @@ pub fn run(o: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunSummary> {
         state_dim: state::FEATURES.len() as u32,
         previous_session: 0,
     };
-    let conn = client::Connection::new(&o.learner, &cfg.security)?;
+    let conn = casrap_proto::connect::Connection::new(&o.learner, &cfg.security)?;
     let id = Identity { url: o.learner.clone(), conn, info, batch: a.batch };
 
     let metrics = Arc::new(std::sync::Mutex::new(ActorMetrics::default()));

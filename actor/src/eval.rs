@@ -10,8 +10,8 @@ use casrap_common::config::RunConfig;
 use casrap_common::telemetry::Telemetry;
 use serde::Serialize;
 
-use crate::error::{Error, Result};
 use crate::evaluate::{self, McResult, Subject, TextResult};
+use casrap_engine::error::{Error, Result};
 
 /// What to evaluate.
 #[derive(clap::Args, Debug, Clone)]

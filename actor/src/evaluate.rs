@@ -16,10 +16,10 @@ use casrap_common::telemetry::Telemetry;
 use serde::{Deserialize, Serialize};
 use tch::Kind;
 
-use crate::engine::generate::token_batch;
-use crate::engine::{perplexity, Llama, Logits};
-use crate::error::{Error, Result};
 use crate::prune::setup::Setup;
+use casrap_engine::error::{Error, Result};
+use casrap_engine::generate::token_batch;
+use casrap_engine::{perplexity, Llama, Logits};
 
 /// What is evaluated.
 pub enum Subject<'a> {

@@ -4,12 +4,12 @@
 use std::io::Write;
 
 use anyhow::Context;
-use casrap_actor::engine::{self, generate, perplexity, sampling::Sampling};
-use casrap_actor::resolve::Resolver;
-use casrap_actor::tokenizer::PromptFormat;
-use casrap_actor::train::export::Shape;
-use casrap_actor::train::lm::TrainOptions;
-use casrap_actor::train::pipeline::{self, Progress, Recipe};
+use casrap_common::config::PromptFormat;
+use casrap_engine::resolve::Resolver;
+use casrap_engine::train::export::Shape;
+use casrap_engine::train::lm::TrainOptions;
+use casrap_engine::train::pipeline::{self, Progress, Recipe};
+use casrap_engine::{generate, perplexity, sampling::Sampling};
 use clap::{Parser, Subcommand};
 
 /// CASRAP actor: runs LLaMA-family models and (soon) pruning episodes against a learner.
@@ -137,7 +137,7 @@ struct PruneBenchArgs {
     #[arg(long, default_value_t = 8)]
     prompts: usize,
     /// Prompt CSV.
-    #[arg(long, default_value = casrap_actor::resolve::DEFAULT_PROMPTS)]
+    #[arg(long, default_value = casrap_engine::resolve::DEFAULT_PROMPTS)]
     prompt_file: String,
     /// Tokens decoded per run (EOS ignored).
     #[arg(long, default_value_t = 32)]
@@ -202,7 +202,7 @@ struct KernelBenchArgs {
     #[arg(long, default_value_t = 96)]
     steps: usize,
     /// Prompt CSV: its first test prompt is decoded after, its train split calibrates.
-    #[arg(long, default_value = casrap_actor::resolve::DEFAULT_PROMPTS)]
+    #[arg(long, default_value = casrap_engine::resolve::DEFAULT_PROMPTS)]
     prompt_file: String,
     /// Cut the prompt to this many tokens.
     #[arg(long, default_value_t = 256)]
@@ -218,13 +218,13 @@ struct KernelBenchArgs {
 #[derive(clap::Args)]
 struct CalibrateArgs {
     /// Model, as for `generate`.
-    #[arg(long, env = "CASRAP_MODEL", default_value = casrap_actor::resolve::DEFAULT_MODEL)]
+    #[arg(long, env = "CASRAP_MODEL", default_value = casrap_engine::resolve::DEFAULT_MODEL)]
     model: String,
     /// Prompt CSV whose train split calibrates the importances (as a run with it does).
-    #[arg(long, default_value = casrap_actor::resolve::DEFAULT_PROMPTS)]
+    #[arg(long, default_value = casrap_engine::resolve::DEFAULT_PROMPTS)]
     prompts: String,
     /// Text the perplexity changes are measured on (default: the embedded model's held-out text).
-    #[arg(long, default_value = casrap_actor::resolve::DEFAULT_EVAL_TEXT)]
+    #[arg(long, default_value = casrap_engine::resolve::DEFAULT_EVAL_TEXT)]
     text: String,
     /// Use the first N tokens of the text.
     #[arg(long, default_value_t = 4096)]
@@ -255,10 +255,10 @@ struct CalibrateArgs {
 #[derive(clap::Args)]
 struct PromptStatsArgs {
     /// Model, as for `generate`.
-    #[arg(long, env = "CASRAP_MODEL", default_value = casrap_actor::resolve::DEFAULT_MODEL)]
+    #[arg(long, env = "CASRAP_MODEL", default_value = casrap_engine::resolve::DEFAULT_MODEL)]
     model: String,
     /// Prompt CSV (columns prompt, category, subject, context_dependency).
-    #[arg(long, default_value = casrap_actor::resolve::DEFAULT_PROMPTS)]
+    #[arg(long, default_value = casrap_engine::resolve::DEFAULT_PROMPTS)]
     prompts: String,
     /// Skip bad rows (counted and logged) instead of failing on the first one.
     #[arg(long)]
@@ -280,7 +280,7 @@ struct TrainArgs {
     #[arg(long)]
     corpus: Option<std::path::PathBuf>,
     /// Output folder.
-    #[arg(long, default_value = casrap_actor::resolve::DEFAULT_MODEL)]
+    #[arg(long, default_value = casrap_engine::resolve::DEFAULT_MODEL)]
     out: std::path::PathBuf,
     /// Seed of the initial weights and of the batch order.
     #[arg(long, default_value_t = 0)]
@@ -322,7 +322,7 @@ struct EvalArgs {
     #[command(flatten)]
     m: ModelArgs,
     /// Text to evaluate on (default: the embedded model's held-out text).
-    #[arg(long, default_value = casrap_actor::resolve::DEFAULT_EVAL_TEXT)]
+    #[arg(long, default_value = casrap_engine::resolve::DEFAULT_EVAL_TEXT)]
     text: String,
     /// Format of --text: plain, or wikitext (WikiText raw: ` = Title = ` headings).
     #[arg(long, default_value = "plain")]
@@ -387,7 +387,7 @@ struct ModelArgs {
     /// Model: a local HF folder, an HF repo id (from the local HF cache; downloaded only when
     /// HF_HUB_OFFLINE is unset), casrap-cache:models/NAME (a folder of the per-user cache), or
     /// synthetic:<preset> (tiny, llama-3.2-1b) with random weights.
-    #[arg(long, env = "CASRAP_MODEL", default_value = casrap_actor::resolve::DEFAULT_MODEL)]
+    #[arg(long, env = "CASRAP_MODEL", default_value = casrap_engine::resolve::DEFAULT_MODEL)]
     model: String,
     /// Weight and activation dtype: f32, bf16 or f16.
     #[arg(long, default_value = "f32")]
@@ -405,16 +405,16 @@ struct ModelArgs {
 
 impl ModelArgs {
     /// Sets the thread budget, then resolves and loads the model (logged with its load time).
-    fn load(&self) -> anyhow::Result<engine::LoadedModel> {
-        let kind = engine::parse_dtype(&self.dtype)?;
-        let device = engine::parse_device(&self.device)?;
+    fn load(&self) -> anyhow::Result<casrap_engine::LoadedModel> {
+        let kind = casrap_engine::parse_dtype(&self.dtype)?;
+        let device = casrap_engine::parse_device(&self.device)?;
         set_threads(self.threads)?;
         let source = Resolver::from_env().resolve(&self.model)?;
         let t0 = std::time::Instant::now();
-        let loaded = engine::load(&source, kind, device, self.seed)
-            .with_context(|| format!("loading model {}", engine::describe(&source)))?;
+        let loaded = casrap_engine::load(&source, kind, device, self.seed)
+            .with_context(|| format!("loading model {}", casrap_engine::describe(&source)))?;
         tracing::info!(
-            model = %engine::describe(&source),
+            model = %casrap_engine::describe(&source),
             dtype = ?kind,
             device = ?device,
             params = loaded.model.config().num_parameters(),
@@ -462,8 +462,8 @@ fn run() -> anyhow::Result<()> {
         Command::Generate(args) => run_generate(args),
         Command::BenchDecode(args) => run_bench(args),
         Command::ExportSynthetic(args) => {
-            let kind = engine::parse_dtype(&args.dtype)?;
-            engine::synthetic::export(&args.preset, args.seed, kind, &args.out)?;
+            let kind = casrap_engine::parse_dtype(&args.dtype)?;
+            casrap_engine::synthetic::export(&args.preset, args.seed, kind, &args.out)?;
             println!("wrote {}", args.out.display());
             Ok(())
         }
@@ -597,7 +597,7 @@ fn read_prune_record(
 fn run_prune_bench(args: PruneBenchArgs) -> anyhow::Result<()> {
     use casrap_actor::prune::harness::{self, MeasureOptions};
     use casrap_actor::prune::setup::{Calibration, Setup, SetupOptions};
-    use casrap_actor::prune::Action;
+    use casrap_common::action::Action;
     use casrap_common::prompts::{BadRows, PromptSet};
     if let Some(path) = &args.report {
         let (header, r) = read_prune_record(path)?;
@@ -619,8 +619,7 @@ fn run_prune_bench(args: PruneBenchArgs) -> anyhow::Result<()> {
     let actions = Action::parse_list(&args.actions)?;
     anyhow::ensure!(!actions.is_empty(), "--actions is empty");
     set_threads(args.m.threads)?;
-    let prompts =
-        PromptSet::load(&casrap_actor::resolve::repo_path(&args.prompt_file), BadRows::Skip)?;
+    let prompts = PromptSet::load(&casrap_common::repo_path(&args.prompt_file), BadRows::Skip)?;
     let split = prompts.split(0.2, 0);
     anyhow::ensure!(!split.test.is_empty(), "no test prompts");
     let calibration = match args.calibration.as_str() {
@@ -661,11 +660,11 @@ fn run_prune_bench(args: PruneBenchArgs) -> anyhow::Result<()> {
         MeasureOptions { new_tokens: args.new_tokens, pairs: args.pairs, timing: args.timing };
     let header = format!(
         "model {} ({} params), {} {:?}, {} threads; {} prompts from the test split (tokens {}-{}), {} new tokens, {} {}; importances: {}",
-        engine::describe(&source),
+        casrap_engine::describe(&source),
         model.config().num_parameters(),
         args.m.dtype,
         device,
-        engine::gemv::threads(),
+        casrap_engine::gemv::threads(),
         n,
         chosen.iter().map(Vec::len).min().unwrap_or(0),
         chosen.iter().map(Vec::len).max().unwrap_or(0),
@@ -735,7 +734,7 @@ fn run_calibrate(args: CalibrateArgs) -> anyhow::Result<()> {
     if args.window < 2 {
         anyhow::bail!("--window: must be at least 2");
     }
-    let set = PromptSet::load(&casrap_actor::resolve::repo_path(&args.prompts), BadRows::Skip)?;
+    let set = PromptSet::load(&casrap_common::repo_path(&args.prompts), BadRows::Skip)?;
     // The split a run with the default test fraction makes, so its importances are reused.
     let test_fraction = casrap_common::config::ActorsConfig::default().test_fraction;
     let split = set.split(test_fraction, casrap_actor::episodes::SPLIT_SEED);
@@ -749,7 +748,7 @@ fn run_calibrate(args: CalibrateArgs) -> anyhow::Result<()> {
         max_profile_bytes: None,
         sparsity: kinds.contains(&ActionKind::Sparsity),
     })?;
-    let text = casrap_common::text::read_plain(&casrap_actor::resolve::repo_path(&args.text))?;
+    let text = casrap_common::text::read_plain(&casrap_common::repo_path(&args.text))?;
     let mut tokens = setup.tokenizer.encode(&text)?;
     tokens.truncate(args.max_tokens);
     let started = std::time::Instant::now();
@@ -788,13 +787,13 @@ fn run_prompt_stats(args: PromptStatsArgs) -> anyhow::Result<()> {
     use casrap_common::prompts::{BadRows, PromptSet};
     use casrap_common::stats::quantile;
     set_threads(args.threads)?;
-    let path = casrap_actor::resolve::repo_path(&args.prompts);
+    let path = casrap_common::repo_path(&args.prompts);
     let bad = if args.skip_bad_rows { BadRows::Skip } else { BadRows::Fail };
     let set = PromptSet::load(&path, bad)?;
     let split = set.split(args.test_fraction, args.split_seed);
     let source = Resolver::from_env().resolve(&args.model)?;
-    let loaded = engine::load(&source, tch::Kind::Float, tch::Device::Cpu, 0)
-        .with_context(|| format!("loading model {}", engine::describe(&source)))?;
+    let loaded = casrap_engine::load(&source, tch::Kind::Float, tch::Device::Cpu, 0)
+        .with_context(|| format!("loading model {}", casrap_engine::describe(&source)))?;
     let mut per: std::collections::BTreeMap<String, (Vec<f64>, Vec<f64>)> = Default::default();
     for p in &set.prompts {
         let ids = loaded.tokenizer.encode(&p.prompt)?;
@@ -813,7 +812,7 @@ fn run_prompt_stats(args: PromptStatsArgs) -> anyhow::Result<()> {
         "prompts: {} ({} rows skipped)  model: {}",
         path.display(),
         set.skipped.len(),
-        engine::describe(&source)
+        casrap_engine::describe(&source)
     )?;
     writeln!(out, "| category | prompts | train | test | tokens p10 / p50 / p90 / max | perplexity p10 / p50 / p90 |")?;
     writeln!(out, "| --- | ---: | ---: | ---: | ---: | ---: |")?;
@@ -848,7 +847,7 @@ fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     set_threads(args.threads)?;
     let corpus = match args.corpus {
         Some(c) => c,
-        None => casrap_actor::resolve::cache_dir()
+        None => casrap_engine::resolve::cache_dir()
             .context("pass --corpus")?
             .join("corpus/python3.11-doc/train"),
     };
@@ -911,7 +910,7 @@ fn run_train(args: TrainArgs) -> anyhow::Result<()> {
 }
 
 fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
-    let text_path = casrap_actor::resolve::repo_path(&args.text);
+    let text_path = casrap_common::repo_path(&args.text);
     let text = match args.format.as_str() {
         "plain" => casrap_common::text::read_plain(&text_path)?,
         "wikitext" => casrap_common::text::wikitext_as_text(&text_path)?,
@@ -930,7 +929,7 @@ fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
     writeln!(
         out,
         "model: {}  text: {}  dtype: {}",
-        engine::describe(&source),
+        casrap_engine::describe(&source),
         text_path.display(),
         args.m.dtype
     )?;
@@ -938,7 +937,7 @@ fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
     write!(out, "{}", report.table())?;
     if let Some(path) = args.json {
         let json = serde_json::json!({
-            "model": engine::describe(&source), "text": text_path.display().to_string(),
+            "model": casrap_engine::describe(&source), "text": text_path.display().to_string(),
             "dtype": args.m.dtype, "window": args.window, "report": report,
         });
         std::fs::write(&path, serde_json::to_string_pretty(&json)? + "\n")
@@ -947,12 +946,12 @@ fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `--threads` through the one thread configuration ([`engine::configure_threads`]).
+/// `--threads` through the one thread configuration ([`casrap_engine::configure_threads`]).
 fn set_threads(threads: Option<usize>) -> anyhow::Result<()> {
     if let Some(n) = threads {
         anyhow::ensure!(n > 0, "--threads must be positive, got {n}");
     }
-    engine::configure_threads(threads.unwrap_or(0));
+    casrap_engine::configure_threads(threads.unwrap_or(0));
     Ok(())
 }
 
@@ -969,7 +968,7 @@ fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
     for _ in 0..args.warmup {
         generate::generate(&loaded.model, &args.prompt_ids, &opts)?;
     }
-    let probe = args.bandwidth.then(|| engine::bandwidth::BandwidthProbe::new(device));
+    let probe = args.bandwidth.then(|| casrap_engine::bandwidth::BandwidthProbe::new(device));
     let mut runs = Vec::with_capacity(args.runs);
     for _ in 0..args.runs {
         let before = probe.as_ref().map(|p| p.measure(3));
@@ -984,10 +983,10 @@ fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
         }));
     }
     let report = serde_json::json!({
-        "model": engine::describe(&source),
+        "model": casrap_engine::describe(&source),
         "dtype": args.m.dtype,
         "device": args.m.device,
-        "threads": engine::gemv::threads(),
+        "threads": casrap_engine::gemv::threads(),
         "params": loaded.model.config().num_parameters(),
         "weight_bytes_per_token": loaded.model.weight_bytes_per_token(),
         "runs": runs,
@@ -1017,7 +1016,7 @@ fn run_kernel_bench(args: KernelBenchArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     set_threads(args.m.threads)?;
-    let set = PromptSet::load(&casrap_actor::resolve::repo_path(&args.prompt_file), BadRows::Skip)?;
+    let set = PromptSet::load(&casrap_common::repo_path(&args.prompt_file), BadRows::Skip)?;
     let test_fraction = casrap_common::config::ActorsConfig::default().test_fraction;
     let split = set.split(test_fraction, casrap_actor::episodes::SPLIT_SEED);
     anyhow::ensure!(!split.test.is_empty(), "{}: no test prompts", args.prompt_file);
@@ -1039,7 +1038,7 @@ fn run_kernel_bench(args: KernelBenchArgs) -> anyhow::Result<()> {
         Options { ks: args.ks, rounds: args.rounds, levels: args.levels, steps: args.steps };
     let record = kernel_bench::run(
         &mut setup.model,
-        &engine::describe(&setup.source),
+        &casrap_engine::describe(&setup.source),
         &args.m.dtype,
         &thresholds,
         &prompt,

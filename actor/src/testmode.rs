@@ -15,10 +15,10 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use crate::episodes::open_setup;
-use crate::error::{Error, Result};
 use crate::prune::harness::{self, MeasureOptions};
+use casrap_engine::error::{Error, Result};
 
-pub use casrap_common::record::{ActionResult, PromptResult};
+use casrap_common::record::{ActionResult, PromptResult};
 
 /// How to test.
 pub struct TestOptions {
@@ -86,7 +86,7 @@ pub fn run(
         let mut rng =
             SmallRng::seed_from_u64(o.seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let class = cfg.budget.test_class(p, o.seed).map_err(|reason| Error::Line {
-            path: crate::resolve::repo_path(&cfg.actors.prompts),
+            path: casrap_common::repo_path(&cfg.actors.prompts),
             line: p.line as usize,
             reason,
         })?;

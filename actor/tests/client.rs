@@ -64,7 +64,7 @@ fn a_stop_while_the_learner_is_unreachable_ends_the_sender_with_the_reason() {
     let stop = Arc::new(AtomicBool::new(true));
     let url = format!("http://127.0.0.1:{port}");
     let id = Identity {
-        conn: client::Connection::plain(&url),
+        conn: casrap_proto::connect::Connection::plain(&url),
         url,
         info: v1::ActorInfo { actor_id: "a".into(), ..Default::default() },
         batch: 8,
@@ -163,7 +163,7 @@ fn a_learner_that_refuses_every_batch_is_retried_with_growing_backoff() {
     let outbox = Outbox::new(4, &url);
     assert!(outbox.push(transition(1), &AtomicBool::new(false)).unwrap());
     let id = Identity {
-        conn: client::Connection::plain(&url),
+        conn: casrap_proto::connect::Connection::plain(&url),
         url,
         info: v1::ActorInfo { actor_id: "a".into(), ..Default::default() },
         batch: 8,

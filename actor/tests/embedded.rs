@@ -2,18 +2,19 @@
 //! path, its tokenizer round-trips, it beats the unigram baseline by the margin its README claims,
 //! and skipping layers costs quality unevenly.
 
-use casrap_actor::engine::{self, generate, perplexity, sampling::Sampling};
-use casrap_actor::resolve::{repo_path, ModelSource, Resolver, DEFAULT_EVAL_TEXT, DEFAULT_MODEL};
-use casrap_actor::tokenizer::PromptFormat;
+use casrap_common::config::PromptFormat;
+use casrap_common::repo_path;
+use casrap_engine::resolve::{ModelSource, Resolver, DEFAULT_EVAL_TEXT, DEFAULT_MODEL};
+use casrap_engine::{generate, perplexity, sampling::Sampling};
 use tch::{Device, Kind};
 
-fn load() -> engine::LoadedModel {
+fn load() -> casrap_engine::LoadedModel {
     let source = Resolver::from_env().resolve(DEFAULT_MODEL).expect("the default model resolves");
     assert!(matches!(source, ModelSource::Dir(_)), "default model is a folder");
-    engine::load(&source, Kind::Float, Device::Cpu, 0).expect("the default model loads")
+    casrap_engine::load(&source, Kind::Float, Device::Cpu, 0).expect("the default model loads")
 }
 
-fn heldout_tokens(m: &engine::LoadedModel, n: usize) -> Vec<u32> {
+fn heldout_tokens(m: &casrap_engine::LoadedModel, n: usize) -> Vec<u32> {
     let text =
         casrap_common::text::read_plain(&repo_path(DEFAULT_EVAL_TEXT)).expect("held-out text");
     let mut ids = m.tokenizer.encode(&text).expect("encode");

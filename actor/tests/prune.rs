@@ -5,14 +5,15 @@
 
 use std::path::PathBuf;
 
-use casrap_actor::engine::model::{LayerRef, Weights};
-use casrap_actor::engine::weights::SafeTensorFiles;
-use casrap_actor::engine::{self, generate, Llama, Logits};
 use casrap_actor::prune::importance::Importance;
 use casrap_actor::prune::profiles::{self, ProfileCache};
-use casrap_actor::prune::Action;
-use casrap_actor::resolve::{repo_path, Resolver, DEFAULT_MODEL};
+use casrap_common::action::Action;
 use casrap_common::config::Timing;
+use casrap_common::repo_path;
+use casrap_engine::model::{LayerRef, Weights};
+use casrap_engine::resolve::{Resolver, DEFAULT_MODEL};
+use casrap_engine::weights::SafeTensorFiles;
+use casrap_engine::{generate, Llama, Logits};
 use tch::{Device, Kind, Tensor};
 
 fn fixture() -> PathBuf {
@@ -21,7 +22,7 @@ fn fixture() -> PathBuf {
 
 fn load(dir: &std::path::Path) -> Llama {
     let source = Resolver::from_env().resolve(dir.to_str().unwrap()).unwrap();
-    engine::load(&source, Kind::Float, Device::Cpu, 0).unwrap().model
+    casrap_engine::load(&source, Kind::Float, Device::Cpu, 0).unwrap().model
 }
 
 fn ids(n: usize, vocab: usize) -> Vec<u32> {
@@ -56,7 +57,10 @@ fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
 
 /// A dense model from the fixture with `edit` applied to its fused weights, on the same decode
 /// path (CPU plan or torch) as `like`.
-fn edited_fixture(like: &Llama, edit: impl Fn(usize, &mut engine::model::LayerWeights)) -> Llama {
+fn edited_fixture(
+    like: &Llama,
+    edit: impl Fn(usize, &mut casrap_engine::model::LayerWeights),
+) -> Llama {
     let m = load(&fixture());
     let cfg = m.config().clone();
     let files = SafeTensorFiles::open_dir(&fixture()).unwrap();
@@ -366,7 +370,7 @@ fn harness_interleaves_runs_and_judges_quality_on_dense_tokens() {
         layers.runs.iter().filter(|r| r.apply_s.is_some() && r.restore_s.is_some()).count(),
         2
     );
-    assert_eq!(m.active(), casrap_actor::engine::model::ProfileId::DENSE);
+    assert_eq!(m.active(), casrap_engine::model::ProfileId::DENSE);
     // A KV window's ceiling counts the K/V bytes of every decode step at its own context: the
     // dense steps read keys 24..=31 (mean 27.5), the windowed ones 2 + 4 of them.
     let window =
@@ -414,7 +418,7 @@ fn interleaved_timing_keeps_every_step_and_judges_the_same_tokens_as_whole_runs(
             "{label}: passes switch back; the last restore is checked"
         );
         assert!(a.restore_identical && !a.rebuilt, "{label}");
-        assert_eq!(m.active(), casrap_actor::engine::model::ProfileId::DENSE, "{label}");
+        assert_eq!(m.active(), casrap_engine::model::ProfileId::DENSE, "{label}");
     }
 }
 
@@ -434,7 +438,7 @@ fn calibration_fits_each_kind_within_each_budget_and_writes_a_usable_action_list
     })
     .unwrap();
     let text =
-        casrap_common::text::read_plain(&repo_path(casrap_actor::resolve::DEFAULT_EVAL_TEXT))
+        casrap_common::text::read_plain(&repo_path(casrap_engine::resolve::DEFAULT_EVAL_TEXT))
             .unwrap();
     let mut tokens = setup.tokenizer.encode(&text).unwrap();
     tokens.truncate(512);

@@ -10,13 +10,14 @@
 
 use std::path::PathBuf;
 
-use casrap_actor::chat::Message;
-use casrap_actor::engine::{self, generate, perplexity, sampling::Sampling};
 use casrap_actor::prune::importance::Importance;
 use casrap_actor::prune::profiles::ProfileCache;
-use casrap_actor::prune::Action;
-use casrap_actor::resolve::{Download, Resolver};
-use casrap_actor::tokenizer::{PromptFormat, TextTokenizer};
+use casrap_common::action::Action;
+use casrap_common::config::PromptFormat;
+use casrap_engine::chat::Message;
+use casrap_engine::resolve::{Download, Resolver};
+use casrap_engine::tokenizer::TextTokenizer;
+use casrap_engine::{generate, perplexity, sampling::Sampling};
 use tch::{Device, Kind, Tensor};
 
 const NEEDS: &str =
@@ -31,14 +32,14 @@ fn folder() -> PathBuf {
     dir
 }
 
-fn load() -> engine::LoadedModel {
+fn load() -> casrap_engine::LoadedModel {
     let resolver = Resolver {
         hub_cache: PathBuf::from("/nonexistent-hf-cache"),
         download: Download::Forbidden,
     };
     let dir = folder();
     let source = resolver.resolve(dir.to_str().expect("utf-8 path")).expect("resolves");
-    engine::load(&source, Kind::Float, Device::Cpu, 0).expect("the real model loads")
+    casrap_engine::load(&source, Kind::Float, Device::Cpu, 0).expect("the real model loads")
 }
 
 #[derive(serde::Deserialize)]
@@ -213,7 +214,8 @@ fn every_action_kind_restores_the_real_model_bit_for_bit() {
     let imp = Importance::weight_norm(&m, "smollm2");
     let mut cache = ProfileCache::new(imp, usize::MAX);
     cache.set_probe(&mut m, &probe[..16]);
-    let mut reload = || -> casrap_actor::Result<engine::Llama> { panic!("no rebuild expected") };
+    let mut reload =
+        || -> casrap_engine::Result<casrap_engine::Llama> { panic!("no rebuild expected") };
     for label in ["heads:0.1", "ffn:0.05", "layers:0.034", "kv_window:4+32"] {
         let action = Action::parse(label).unwrap();
         cache.apply(&mut m, &action).unwrap();

@@ -9,29 +9,30 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use casrap_actor::engine::generate::{self, GenerateOptions, Lookup};
-use casrap_actor::engine::model::{Sparsity, MAX_VERIFY};
-use casrap_actor::engine::sampling::Sampling;
-use casrap_actor::engine::{self, Llama, Logits};
-use casrap_actor::resolve::{repo_path, Download, Resolver, DEFAULT_MODEL};
-use casrap_actor::tokenizer::TextTokenizer;
 use casrap_common::prompts::{BadRows, PromptSet};
+use casrap_common::repo_path;
+use casrap_engine::generate::{self, GenerateOptions, Lookup};
+use casrap_engine::model::{Sparsity, MAX_VERIFY};
+use casrap_engine::resolve::{Download, Resolver, DEFAULT_MODEL};
+use casrap_engine::sampling::Sampling;
+use casrap_engine::tokenizer::TextTokenizer;
+use casrap_engine::{Llama, Logits};
 use tch::{Device, Kind, Tensor};
 
-fn load_dir(dir: &str, kind: Kind) -> engine::LoadedModel {
+fn load_dir(dir: &str, kind: Kind) -> casrap_engine::LoadedModel {
     let resolver = Resolver {
         hub_cache: PathBuf::from("/nonexistent-hf-cache"),
         download: Download::Forbidden,
     };
     let source = resolver.resolve(dir).expect("the model resolves");
-    engine::load(&source, kind, Device::Cpu, 0).expect("the model loads")
+    casrap_engine::load(&source, kind, Device::Cpu, 0).expect("the model loads")
 }
 
-fn embedded(kind: Kind) -> engine::LoadedModel {
+fn embedded(kind: Kind) -> casrap_engine::LoadedModel {
     load_dir(repo_path(DEFAULT_MODEL).to_str().expect("utf-8 path"), kind)
 }
 
-fn real(kind: Kind) -> engine::LoadedModel {
+fn real(kind: Kind) -> casrap_engine::LoadedModel {
     let dir = std::env::var_os("CASRAP_REAL_MODEL").map(PathBuf::from).unwrap_or_else(|| {
         let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
         home.join(".cache/casrap/models/smollm2-135m-instruct")
@@ -112,7 +113,7 @@ fn verify_equals_steps(model: &Llama, prompt: &[u32], k: usize) {
 fn verification_pass_equals_single_steps_bit_for_bit() {
     for kind in [Kind::Float, Kind::BFloat16] {
         let m = embedded(kind);
-        assert!(m.model.uses_cpu_decode() || !engine::gemv::enabled());
+        assert!(m.model.uses_cpu_decode() || !casrap_engine::gemv::enabled());
         let prompt =
             m.tokenizer.encode("The module defines the following functions:").expect("encode");
         for k in [1, 2, 5, 9, MAX_VERIFY] {
@@ -155,7 +156,11 @@ fn draft_is_what_followed_the_longest_earlier_match() {
 
 /// Lookup decoding against plain greedy decoding on `per` prompts of every category; returns
 /// (drafted, accepted) over all of them.
-fn lookup_is_greedy(m: &engine::LoadedModel, per: usize, new_tokens: usize) -> (usize, usize) {
+fn lookup_is_greedy(
+    m: &casrap_engine::LoadedModel,
+    per: usize,
+    new_tokens: usize,
+) -> (usize, usize) {
     let (mut drafted, mut accepted) = (0, 0);
     for (category, prompts) in prompts_by_category(&m.tokenizer, per, 160) {
         for p in prompts {
@@ -251,7 +256,7 @@ fn sparse_decode_at_zero_is_dense_bit_for_bit() {
             )
             .expect("a sparse profile");
         m.model.activate(id).expect("activate");
-        assert!(m.model.uses_cpu_decode() || !engine::gemv::enabled());
+        assert!(m.model.uses_cpu_decode() || !casrap_engine::gemv::enabled());
         let sparse = decode_logits(&m.model, &prompt, 12);
         for (i, (a, b)) in dense.iter().zip(&sparse).enumerate() {
             assert!(a.equal(b), "{kind:?} step {i}: sparsity 0 differs from dense");

@@ -42,7 +42,7 @@ fn render(rel: &str) -> String {
         return std::fs::read_to_string(tmp.path().join("report.txt")).unwrap();
     }
     if rel.starts_with("bench/fleet/") && rel.ends_with(".json") {
-        return casrap_learner::bench::Record::load(&path).unwrap().table();
+        return casrap_store::fleet::Record::load(&path).unwrap().table();
     }
     if rel.starts_with("bench/prune/") && rel.ends_with(".json") {
         use casrap_actor::prune::harness;
@@ -142,7 +142,7 @@ fn committed_fleet_tables_are_their_records_tables() {
             continue;
         }
         let txt = std::fs::read_to_string(json.with_extension("txt")).unwrap();
-        let r = casrap_learner::bench::Record::load(&json).unwrap();
+        let r = casrap_store::fleet::Record::load(&json).unwrap();
         let expected = format!("{}record: {}\n", r.table(), r.args.record.unwrap().display());
         assert_eq!(txt, expected, "{} is not its record's table", json.display());
         checked += 1;

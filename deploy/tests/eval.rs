@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use casrap_actor::engine::generate::{self, GenerateOptions};
-use casrap_actor::engine::sampling::Sampling;
+use casrap_engine::generate::{self, GenerateOptions};
+use casrap_engine::sampling::Sampling;
 
 fn repo(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)

@@ -9,7 +9,7 @@ use std::time::Duration;
 use casrap_common::record::EpisodeRecord;
 use casrap_common::rl::Transition;
 use casrap_deploy::records;
-use casrap_learner::replay::Replay;
+use casrap_store::replay::Replay;
 
 /// A transition carrying `json` as its episode record.
 fn transition(seq: u64, json: String) -> Transition {

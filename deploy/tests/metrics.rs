@@ -7,8 +7,8 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use casrap_actor::client::Connection;
 use casrap_common::config::RunConfig;
+use casrap_proto::connect::Connection;
 use casrap_proto::v1;
 
 fn scrape(addr: &str) -> String {

@@ -357,8 +357,7 @@ fn actors_survive_a_learner_crash_and_lose_nothing_acknowledged_or_buffered() {
     .unwrap();
     // horizon 2: odd seqs continue into the next episode's state, even seqs (and the last) end one.
     let replay =
-        casrap_learner::replay::Replay::open(&tmp.path().join("learner/replay"), 1_000_000)
-            .unwrap();
+        casrap_store::replay::Replay::open(&tmp.path().join("learner/replay"), 1_000_000).unwrap();
     let mut by_actor: BTreeMap<String, BTreeMap<u64, casrap_common::rl::Transition>> =
         BTreeMap::new();
     for r in replay.records().unwrap() {

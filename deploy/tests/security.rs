@@ -6,8 +6,8 @@
 
 use std::path::Path;
 
-use casrap_actor::client::Connection;
 use casrap_common::config::{RunConfig, SecurityConfig, TlsConfig};
+use casrap_proto::connect::Connection;
 use casrap_proto::v1;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 

@@ -21,7 +21,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
 use tonic::transport::{Channel, Endpoint};
 
-pub use casrap_store::fleet::{BenchArgs, MemorySample, Quantiles, Record};
+use casrap_store::fleet::{BenchArgs, MemorySample, Quantiles, Record};
 
 use crate::server;
 use crate::service::Shared;

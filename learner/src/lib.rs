@@ -1,5 +1,5 @@
 //! The CASRAP learner: the gRPC service, Double-DQN trainer, policy broadcast and checkpoints, on
-//! the replay store of `casrap-store` (re-exported as [`replay`]).
+//! the replay store of `casrap-store`.
 
 pub mod bench;
 pub mod error;
@@ -9,5 +9,4 @@ pub mod server;
 pub mod service;
 pub mod trainer;
 
-pub use casrap_store::replay;
 pub use error::{Error, Result};

@@ -18,7 +18,7 @@ enum Command {
     Serve(ServeArgs),
     /// Start a learner in-process and drive simulated actors against it at full speed; print one
     /// table (durable ingest rate, ack latency, policy push latency).
-    Bench(casrap_learner::bench::BenchArgs),
+    Bench(casrap_store::fleet::BenchArgs),
 }
 
 #[derive(clap::Args)]

@@ -7,7 +7,7 @@ use rand::Rng;
 use casrap_common::config::Prioritized;
 
 use crate::error::Result;
-use crate::replay::{Record, Replay};
+use casrap_store::replay::{Record, Replay};
 
 /// A sum tree over `size` leaves (a power of two at least the capacity).
 pub struct SumTree {

@@ -14,9 +14,9 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::error::{Error, Result};
-use crate::replay::Replay;
 use crate::service::{Contract, LearnerService, Shared};
 use crate::trainer::{self, Trainer};
+use casrap_store::replay::Replay;
 
 /// The contract a run config implies.
 pub fn contract(cfg: &RunConfig) -> Contract {
@@ -49,7 +49,7 @@ pub const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 #[derive(Debug, Clone, Default)]
 pub struct StartOptions {
     /// Serve a replay store that lost acknowledged transitions (see
-    /// [`crate::replay::OpenOptions::accept_lost_data`]); without it such a store is refused.
+    /// [`casrap_store::replay::OpenOptions::accept_lost_data`]); without it such a store is refused.
     pub accept_lost_data: bool,
 }
 
@@ -74,7 +74,7 @@ pub async fn start_with(
 ) -> Result<Learner> {
     let replay = Arc::new(Replay::open_with(
         &dir.join("replay"),
-        &crate::replay::OpenOptions {
+        &casrap_store::replay::OpenOptions {
             capacity: cfg.learner.replay_capacity,
             cache_bytes: cfg.learner.cache_mb << 20,
             accept_lost_data: options.accept_lost_data,

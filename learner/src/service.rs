@@ -16,7 +16,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Code, Request, Response, Status, Streaming};
 
-use crate::replay::Replay;
+use casrap_store::replay::Replay;
 
 /// What every actor must agree on with the learner.
 #[derive(Debug, Clone, PartialEq)]

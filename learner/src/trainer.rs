@@ -18,15 +18,15 @@ use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use tch::{Kind, Reduction, Tensor};
 
-pub use casrap_common::config::{Epsilon, TrainerConfig};
+use casrap_common::config::TrainerConfig;
 
 use casrap_store::checkpoint::{self, hash_hex, State as CheckpointState};
 
 use crate::error::{Error, Result};
 use crate::net::Net;
 use crate::priority::Priorities;
-use crate::replay::Record;
 use crate::service::{Policy, Shared};
+use casrap_store::replay::Record;
 
 /// Reverb-style sample-to-insert limiter.
 #[derive(Debug, Clone, Copy)]
@@ -498,7 +498,11 @@ mod tests {
     fn epsilon_decays_linearly_then_holds() {
         let mut t = Trainer::new(
             TrainerConfig {
-                epsilon: Epsilon { start: 1.0, end: 0.1, decay_updates: 100 },
+                epsilon: casrap_common::config::Epsilon {
+                    start: 1.0,
+                    end: 0.1,
+                    decay_updates: 100,
+                },
                 ..Default::default()
             },
             3,

@@ -11,8 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use casrap_common::state;
-use casrap_learner::replay::Replay;
 use casrap_proto::{v1, LearnerClient};
+use casrap_store::replay::Replay;
 use tokio_stream::StreamExt;
 
 mod support;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use casrap_common::rl::Transition;
-use casrap_learner::replay::Replay;
+use casrap_store::replay::Replay;
 
 fn transition(seq: u64, pad: usize) -> Transition {
     Transition {
@@ -212,7 +212,7 @@ fn flipped_bytes_in_the_database_are_found_when_it_is_opened() {
 /// and the witness; `accept_lost_data` serves what is left and the actor goes on after the loss.
 #[test]
 fn a_store_that_lost_acknowledged_data_is_refused_at_open_or_accepted_on_request() {
-    use casrap_learner::replay::OpenOptions;
+    use casrap_store::replay::OpenOptions;
     let dir = tempfile::tempdir().unwrap();
     let replay = Replay::open(dir.path(), 1000).unwrap();
     replay.insert("a", &batch(1, 10, 8)).unwrap();

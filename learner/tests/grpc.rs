@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use casrap_common::record::EpisodeRecord;
-use casrap_learner::replay::Replay;
 use casrap_learner::service::{Contract, LearnerService, Policy, Shared};
 use casrap_proto::v1;
 use casrap_proto::{LearnerClient, LearnerServer};
+use casrap_store::replay::Replay;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};

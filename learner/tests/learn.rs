@@ -7,13 +7,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use casrap_common::config::{Epsilon, TrainerConfig};
 use casrap_common::qnet::QNet;
 use casrap_common::rl::Transition;
-use casrap_learner::replay::Replay;
 use casrap_learner::service::{Contract, LearnerService, Shared};
-use casrap_learner::trainer::{self, Epsilon, Trainer, TrainerConfig};
+use casrap_learner::trainer::{self, Trainer};
 use casrap_proto::v1;
 use casrap_proto::{LearnerClient, LearnerServer};
+use casrap_store::replay::Replay;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio::net::TcpListener;
@@ -188,13 +189,13 @@ async fn learn_bandit(cfg: TrainerConfig) {
     );
 }
 
-fn records(n: u64) -> Vec<casrap_learner::replay::Record> {
+fn records(n: u64) -> Vec<casrap_store::replay::Record> {
     let mut rng = SmallRng::seed_from_u64(5);
     (1..=n)
         .map(|seq| {
             let c = rng.gen_range(0..CONTEXTS);
             let state = context_state(c, &mut rng);
-            casrap_learner::replay::Record {
+            casrap_store::replay::Record {
                 index: seq,
                 actor: "a".into(),
                 transition: Transition {

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use casrap_common::rl::Transition;
-use casrap_learner::replay::Replay;
+use casrap_store::replay::Replay;
 use proptest::prelude::*;
 use rand::SeedableRng;
 

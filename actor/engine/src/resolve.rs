@@ -74,7 +74,7 @@ pub const DEFAULT_EVAL_TEXT: &str = "data/eval/python-doc-heldout.txt";
 /// The project's prompt set.
 pub const DEFAULT_PROMPTS: &str = "data/prompts/prompts.csv";
 
-pub use casrap_common::repo_path;
+use casrap_common::repo_path;
 
 fn looks_like_repo_id(spec: &str) -> bool {
     let parts: Vec<&str> = spec.split('/').collect();

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::chat::ChatTemplate;
 use crate::error::{Error, Result};
 
-pub use casrap_common::config::PromptFormat;
+use casrap_common::config::PromptFormat;
 
 /// A tokenizer for one model.
 pub enum TextTokenizer {

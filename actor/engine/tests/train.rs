@@ -3,8 +3,9 @@
 
 use std::path::Path;
 
+use casrap_common::repo_path;
 use casrap_engine as engine;
-use casrap_engine::resolve::{repo_path, Resolver, DEFAULT_EVAL_TEXT};
+use casrap_engine::resolve::{Resolver, DEFAULT_EVAL_TEXT};
 use casrap_engine::train::export::Shape;
 use casrap_engine::train::lm::TrainOptions;
 use casrap_engine::train::pipeline::{self, Recipe, RECORD_FILE};

@@ -7,7 +7,7 @@ use std::path::Path;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use casrap_engine::error::{Error, Result};
 
 /// Reads `path` as JSON.
 pub fn read<T: DeserializeOwned>(path: &Path) -> Result<T> {

@@ -8,10 +8,10 @@
 use casrap_common::action::{Action, ActionKind, ActionSpec, DEFAULT_SINKS};
 use serde::Serialize;
 
-use crate::engine::perplexity;
-use crate::error::{Error, Result};
 use crate::prune::profiles::FFN_MULTIPLE;
 use crate::prune::setup::Setup;
+use casrap_engine::error::{Error, Result};
+use casrap_engine::perplexity;
 
 /// One intensity tried.
 #[derive(Debug, Clone, Serialize)]
@@ -146,7 +146,7 @@ pub fn run(
         ));
     }
     setup.model.activate_dense();
-    let ppl = |m: &crate::engine::Llama| -> Result<f64> {
+    let ppl = |m: &casrap_engine::Llama| -> Result<f64> {
         let mut total = perplexity::Nll::default();
         for w in perplexity::windows(tokens, window) {
             total.add(perplexity::evaluate(m, w, window, 1)?);

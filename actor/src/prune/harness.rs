@@ -20,14 +20,14 @@ use casrap_common::config::Timing;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
-use super::action::Action;
 use super::profiles::{profile_action, ProfileCache, Restore};
-use crate::engine::generate::{self, GenerateOptions, Lookup};
-use crate::engine::model::ProfileId;
-use crate::engine::sampling::Sampler;
-use crate::engine::sampling::Sampling;
-use crate::engine::{KvCache, Llama, Logits};
-use crate::error::{Error, Result};
+use casrap_common::action::Action;
+use casrap_engine::error::{Error, Result};
+use casrap_engine::generate::{self, GenerateOptions, Lookup};
+use casrap_engine::model::ProfileId;
+use casrap_engine::sampling::Sampler;
+use casrap_engine::sampling::Sampling;
+use casrap_engine::{KvCache, Llama, Logits};
 
 /// How to measure.
 #[derive(Debug, Clone, Serialize, Deserialize)]

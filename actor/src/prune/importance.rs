@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
-use crate::engine::model::{Block, LayerCapture};
-use crate::engine::Llama;
-use crate::error::{Error, Result};
+use casrap_engine::error::{Error, Result};
+use casrap_engine::model::{Block, LayerCapture};
+use casrap_engine::Llama;
 
 /// Importances of one model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -13,12 +13,12 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::bandwidth::BandwidthProbe;
-use crate::engine::generate::{self, synchronize};
-use crate::engine::model::ProfileId;
-use crate::engine::{KvCache, Llama, Logits};
-use crate::error::{Error, Result};
 use crate::prune::sparsity::Thresholds;
+use casrap_engine::bandwidth::BandwidthProbe;
+use casrap_engine::error::{Error, Result};
+use casrap_engine::generate::{self, synchronize};
+use casrap_engine::model::ProfileId;
+use casrap_engine::{KvCache, Llama, Logits};
 
 /// What to measure.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -97,7 +97,7 @@ pub fn run(
     o: &Options,
 ) -> Result<Record> {
     let kmax = o.ks.iter().copied().max().unwrap_or(1);
-    if o.ks.iter().any(|&k| k == 0 || k > crate::engine::model::MAX_VERIFY) || o.rounds == 0 {
+    if o.ks.iter().any(|&k| k == 0 || k > casrap_engine::model::MAX_VERIFY) || o.rounds == 0 {
         return Err(Error::arg("bench-kernels", "each k in 1..=16 and at least one round"));
     }
     if prompt.len() + o.steps.max(kmax) + 2 > model.config().max_position_embeddings {
@@ -124,7 +124,7 @@ pub fn run(
         prompt,
         &generate::GenerateOptions {
             max_new_tokens: kmax,
-            sampling: crate::engine::sampling::Sampling::Greedy,
+            sampling: casrap_engine::sampling::Sampling::Greedy,
             ignore_eos: true,
         },
     )?
@@ -204,7 +204,7 @@ pub fn run(
     Ok(Record {
         model: describe.into(),
         dtype: dtype.into(),
-        threads: crate::engine::gemv::threads(),
+        threads: casrap_engine::gemv::threads(),
         prompt_tokens: prompt.len(),
         options: o.clone(),
         bandwidth: [before, after],

@@ -1,9 +1,8 @@
-//! Structured pruning at run time: the actions ([`action`]), the importances that rank what to
+//! Structured pruning at run time (the actions are `casrap_common::action`'s): the importances that rank what to
 //! remove ([`importance`]), pruned profiles built once and switched by pointer ([`profiles`]),
 //! activation sparsity's calibrated thresholds ([`sparsity`]), and the measurement harness that
 //! compares dense and adapted runs honestly ([`harness`]).
 
-pub mod action;
 pub mod cache_file;
 pub mod calibrate;
 pub mod harness;
@@ -13,6 +12,5 @@ pub mod profiles;
 pub mod setup;
 pub mod sparsity;
 
-pub use action::Action;
 pub use importance::Importance;
 pub use profiles::ProfileCache;

@@ -6,12 +6,12 @@ use std::time::{Duration, Instant};
 
 use tch::{Device, Kind, Tensor};
 
-use super::action::Action;
 use super::importance::Importance;
 use super::sparsity::Thresholds;
-use crate::engine::model::{Block, KvWindow, LayerRef, LayerWeights, Logits, ProfileId};
-use crate::engine::Llama;
-use crate::error::{Error, Result};
+use casrap_common::action::Action;
+use casrap_engine::error::{Error, Result};
+use casrap_engine::model::{Block, KvWindow, LayerRef, LayerWeights, Logits, ProfileId};
+use casrap_engine::Llama;
 
 /// FFN widths stay multiples of this.
 pub const FFN_MULTIPLE: usize = 64;

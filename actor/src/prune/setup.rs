@@ -6,10 +6,10 @@ use super::harness::Harness;
 use super::importance::{model_identity, Importance};
 use super::profiles::ProfileCache;
 use super::sparsity::{self, Thresholds};
-use crate::engine::{self, Llama};
-use crate::error::Result;
-use crate::resolve::{cache_dir, ModelSource, Resolver};
-use crate::tokenizer::TextTokenizer;
+use casrap_engine::error::Result;
+use casrap_engine::resolve::{cache_dir, ModelSource, Resolver};
+use casrap_engine::tokenizer::TextTokenizer;
+use casrap_engine::Llama;
 
 /// Where importances come from.
 #[derive(Debug, Clone)]
@@ -49,10 +49,10 @@ pub struct Setup {
 
 impl Setup {
     pub fn open(o: &SetupOptions) -> Result<Self> {
-        let kind = engine::parse_dtype(&o.dtype)?;
-        let device = engine::parse_device(&o.device)?;
+        let kind = casrap_engine::parse_dtype(&o.dtype)?;
+        let device = casrap_engine::parse_device(&o.device)?;
         let source = Resolver::from_env().resolve(&o.model)?;
-        let loaded = engine::load(&source, kind, device, o.seed)?;
+        let loaded = casrap_engine::load(&source, kind, device, o.seed)?;
         let model = loaded.model;
         let identity = match &source {
             ModelSource::Dir(d) => model_identity(d)?,
@@ -63,7 +63,7 @@ impl Setup {
         let importance = match &o.calibration {
             Calibration::WeightNorm => {
                 if o.sparsity {
-                    return Err(crate::error::Error::arg(
+                    return Err(casrap_engine::error::Error::arg(
                         "calibration",
                         "activation sparsity needs calibration text; weight norms give no thresholds",
                     ));
@@ -108,7 +108,7 @@ impl Setup {
         let seed = o.seed;
         let harness = Harness::new(
             cache,
-            Box::new(move || Ok(engine::load(&reload_source, kind, device, seed)?.model)),
+            Box::new(move || Ok(casrap_engine::load(&reload_source, kind, device, seed)?.model)),
         );
         Ok(Self { model, tokenizer: loaded.tokenizer, source, identity, harness })
     }

@@ -15,9 +15,9 @@ use casrap_common::action::MAX_SPARSITY;
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
-use crate::engine::model::Sparsity;
-use crate::engine::Llama;
-use crate::error::{Error, Result};
+use casrap_engine::error::{Error, Result};
+use casrap_engine::model::Sparsity;
+use casrap_engine::Llama;
 
 /// Fewest calibration tokens thresholds are fitted on.
 pub const MIN_TOKENS: usize = 256;

@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 use plotters::coord::ranged1d::SegmentValue;
 use plotters::prelude::*;
 
-use super::summary::{by_time, gmean, mean, Summary};
+use super::summary::{by_time, Summary};
 use crate::error::{Error, Result};
 use crate::records::Episode;
 use casrap_common::record::TrainingLine;
+use casrap_common::stats::{gmean, mean};
 
 const SIZE: (u32, u32) = (1100, 650);
 const FONT: &str = "sans-serif";

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::records::Episode;
 
-pub use casrap_common::stats::{ci95, finite, gmean, mean, median, std_dev, t975};
+use casrap_common::stats::{ci95, finite, gmean, mean, median, std_dev};
 
 /// Aggregates of a group of episodes.
 #[derive(Debug, Clone, PartialEq, Serialize)]

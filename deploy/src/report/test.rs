@@ -16,8 +16,8 @@ use casrap_common::config::RewardConfig;
 use casrap_common::record::PromptResult;
 use serde::Serialize;
 
-use super::summary::{ci95, gmean, mean};
 use crate::error::{Error, Result};
+use casrap_common::stats::{ci95, gmean, mean};
 
 /// Reads `results.jsonl`; a bad line is named.
 pub fn read(path: &Path) -> Result<Vec<PromptResult>> {
