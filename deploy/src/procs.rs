@@ -133,7 +133,7 @@ impl Proc {
         log_tail(&self.log, lines)
     }
 
-    /// Why the process failed, from its log: the last `Error: ...` report (with its causes, without
+    /// Why the process failed, from its log: the last `error: ...` report (with its causes, without
     /// a backtrace), else the last lines.
     pub fn failure(&self) -> String {
         failure_reason(&log_tail(&self.log, 400))
@@ -152,10 +152,11 @@ impl Drop for Proc {
     }
 }
 
-/// The last `Error: ` report in `log` up to its backtrace, else its last 12 lines.
+/// The last `error: ` report in `log` (`Error: ` from binaries of earlier versions) up to any
+/// backtrace, else its last 12 lines.
 pub fn failure_reason(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();
-    match lines.iter().rposition(|l| l.starts_with("Error: ")) {
+    match lines.iter().rposition(|l| l.starts_with("error: ") || l.starts_with("Error: ")) {
         Some(i) => lines[i..]
             .iter()
             .take_while(|l| !l.starts_with("Stack backtrace:"))

@@ -382,15 +382,22 @@ fn actors_survive_a_learner_crash_and_lose_nothing_acknowledged_or_buffered() {
 fn a_bad_config_fails_before_anything_starts_and_names_the_field() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = config(tmp.path(), 4, "reward: {alpha: fast}");
+    // A user's RUST_BACKTRACE=1 does not bury the message under a backtrace.
     let out = Command::new(env!("CARGO_BIN_EXE_casrap"))
         .env("HF_HUB_OFFLINE", "1")
+        .env("RUST_BACKTRACE", "1")
+        .env_remove("RUST_LIB_BACKTRACE")
         .args(["run", cfg.to_str().unwrap(), "--out"])
         .arg(tmp.path().join("runs"))
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(stderr.contains("run.yaml: reward.alpha: invalid type"), "{stderr}");
+    assert!(
+        stderr.contains("error: ") && stderr.contains("run.yaml: reward.alpha: invalid type"),
+        "{stderr}"
+    );
+    assert!(!stderr.to_lowercase().contains("backtrace"), "{stderr}");
     assert!(
         !tmp.path().join("runs").exists(),
         "a run folder was made for a config that does not parse"
@@ -460,7 +467,7 @@ fn a_failing_actor_fails_the_run_with_its_reason() {
 }
 
 #[test]
-fn an_actor_with_another_action_set_is_refused_with_the_difference() {
+fn an_actor_with_another_action_set_is_refused_and_the_learner_logs_the_difference() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = config(tmp.path(), 4, "");
     let other = tmp.path().join("other.yaml");
@@ -475,13 +482,15 @@ fn an_actor_with_another_action_set_is_refused_with_the_difference() {
         a.wait_timeout(Duration::from_secs(120)).unwrap().expect("refused actor still running");
     assert!(!status.success());
     let log = a.failure();
-    assert!(
-        log.contains("registration refused")
-            && log.contains("kv_window:4+32")
-            && log.contains("kv_window:4+16"),
-        "{log}"
-    );
+    assert!(log.contains("registration refused") && log.contains("is not the learner's"), "{log}");
+    // The difference is in the learner's log, not handed to whoever registers.
+    assert!(!log.contains("kv_window:4+16"), "the refusal names the learner's action: {log}");
     assert!(learner.stop(Duration::from_secs(30)).unwrap().success());
+    let learner_log = learner.log_tail(400);
+    assert!(
+        learner_log.contains("kv_window:4+32") && learner_log.contains("kv_window:4+16"),
+        "{learner_log}"
+    );
     assert_eq!(records::from_store(&tmp.path().join("learner"), 1_000_000).unwrap().len(), 0);
 }
 
