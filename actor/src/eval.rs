@@ -10,7 +10,7 @@ use casrap_common::config::RunConfig;
 use casrap_common::telemetry::Telemetry;
 use serde::Serialize;
 
-use crate::evaluate::{self, McResult, Subject, TextResult};
+use crate::scoring::{self, McResult, Subject, TextResult};
 use casrap_engine::error::{Error, Result};
 
 /// What to evaluate.
@@ -97,7 +97,7 @@ pub fn run(a: &EvalArgs) -> Result<Vec<EvalRow>> {
         }
     };
     let items = match &a.mc {
-        Some(p) => Some(evaluate::read_mc(p)?),
+        Some(p) => Some(scoring::read_mc(p)?),
         None => None,
     };
     let mut telemetry = Telemetry::open(cuda);
@@ -109,11 +109,11 @@ pub fn run(a: &EvalArgs) -> Result<Vec<EvalRow>> {
     let mut rows = Vec::new();
     for mut s in subjects {
         let text = match &tokens {
-            Some(t) => Some(evaluate::text(&mut setup, &mut s, t, a.window)?),
+            Some(t) => Some(scoring::text(&mut setup, &mut s, t, a.window)?),
             None => None,
         };
         let mc = match &items {
-            Some(i) => Some(evaluate::multiple_choice(&mut setup, &mut s, i)?),
+            Some(i) => Some(scoring::multiple_choice(&mut setup, &mut s, i)?),
             None => None,
         };
         rows.push(EvalRow { subject: s.label(), text, mc });

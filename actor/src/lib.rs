@@ -6,6 +6,6 @@
 pub mod client;
 pub mod episodes;
 pub mod eval;
-pub mod evaluate;
 pub mod prune;
-pub mod testmode;
+pub mod scoring;
+pub mod test_shard;

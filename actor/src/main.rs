@@ -506,7 +506,7 @@ fn run_test(args: TestArgs) -> anyhow::Result<()> {
         std::fs::File::create(&args.out)
             .with_context(|| format!("creating {}", args.out.display()))?,
     );
-    let options = casrap_actor::testmode::TestOptions {
+    let options = casrap_actor::test_shard::TestOptions {
         config,
         policy,
         prompts: args.prompts,
@@ -517,7 +517,7 @@ fn run_test(args: TestArgs) -> anyhow::Result<()> {
         seed: args.seed,
     };
     let mut write_err = None;
-    casrap_actor::testmode::run(&options, &stop, |done, n, r| {
+    casrap_actor::test_shard::run(&options, &stop, |done, n, r| {
         let line = serde_json::to_string(r).map_err(std::io::Error::other);
         if let Err(e) = line.and_then(|l| writeln!(out, "{l}")).and_then(|()| out.flush()) {
             write_err.get_or_insert(e);

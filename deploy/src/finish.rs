@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
-use crate::records;
+use crate::run_records;
 
 /// What the end of a run found.
 #[derive(Debug)]
@@ -39,14 +39,14 @@ pub struct FinishOptions {
 /// Exports, checks and reports (see the module doc); blocking.
 pub fn finish(o: &FinishOptions) -> Result<Finished> {
     // The store may still be held for a moment by the exiting learner (Replay::open retries).
-    let (episodes, unreadable) = records::read_store(&o.learner_dir, o.replay_capacity)?;
-    records::write_jsonl(&o.dir.join("episodes.jsonl"), &episodes)?;
+    let (episodes, unreadable) = run_records::read_store(&o.learner_dir, o.replay_capacity)?;
+    run_records::write_jsonl(&o.dir.join("episodes.jsonl"), &episodes)?;
     let mut failures: Vec<String> = unreadable
         .iter()
         .map(|u| format!("unreadable episode record, left out of episodes.jsonl: {u}"))
         .collect();
     if o.check_complete {
-        if let Err(reason) = records::check_complete(&episodes, &o.want) {
+        if let Err(reason) = run_records::check_complete(&episodes, &o.want) {
             failures.push(format!(
                 "records incomplete: {reason} (see the actor logs in {})",
                 o.dir.join("logs").display()

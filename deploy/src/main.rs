@@ -330,12 +330,12 @@ async fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Export { path, out } => {
-            let e = casrap_deploy::records::export(&path, out.as_deref())?;
+            let e = casrap_deploy::run_records::export(&path, out.as_deref())?;
             print!("{}", e.table());
             Ok(())
         }
         Command::PolicyFit { run } => {
-            let fit = casrap_deploy::records::policy_fit(&run)?;
+            let fit = casrap_deploy::run_records::policy_fit(&run)?;
             print!("{}", fit.table());
             Ok(())
         }

@@ -25,8 +25,8 @@ use serde::{Deserialize, Serialize};
 use serde_yaml_ng::Value;
 
 use crate::error::{Error, Result};
-use crate::records;
 use crate::report::summary::{Stats, Summary};
+use crate::run_records;
 
 /// A sweep file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -264,7 +264,7 @@ pub fn report(dir: &Path) -> Result<(SweepSummary, String)> {
     for p in meta["points"].as_array().into_iter().flatten() {
         let folder = p["folder"].as_str().unwrap_or_default();
         let point_dir = dir.join(folder);
-        let episodes = records::read_jsonl(&point_dir.join("episodes.jsonl"))?;
+        let episodes = run_records::read_jsonl(&point_dir.join("episodes.jsonl"))?;
         let actions = RunConfig::from_file(&point_dir.join("config.yaml"))
             .map(|c| c.action_labels())
             .unwrap_or_default();

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use casrap_common::record::EpisodeRecord;
 use casrap_common::rl::Transition;
-use casrap_deploy::records;
+use casrap_deploy::run_records;
 use casrap_store::replay::Replay;
 
 /// A transition carrying `json` as its episode record.
@@ -51,7 +51,7 @@ fn export_reports_unreadable_records_by_actor_and_seq_and_writes_the_rest() {
     // A record stored under one actor and seq that names another.
     replay.insert("c", &[transition(1, record("a", 1, 1))]).unwrap();
     drop(replay);
-    let e = records::export(dir.path(), None).unwrap();
+    let e = run_records::export(dir.path(), None).unwrap();
     let lines = std::fs::read_to_string(dir.path().join("episodes.jsonl")).unwrap();
     assert_eq!(lines.lines().count(), 5, "every readable record written:\n{lines}");
     assert_eq!(e.actors["a"], (3, 5));
@@ -77,9 +77,9 @@ fn export_reports_unreadable_records_by_actor_and_seq_and_writes_the_rest() {
     // A's seqs 3 and 4 are gone from the output: its contiguity check says so.
     assert!(e.problems.iter().any(|p| p.contains("a: expected seq 3")), "{:?}", e.problems);
     // The end of a run reads past them too; the strict reader names the first.
-    let (episodes, unreadable) = records::read_store(dir.path(), 1000).unwrap();
+    let (episodes, unreadable) = run_records::read_store(dir.path(), 1000).unwrap();
     assert_eq!((episodes.len(), unreadable.len()), (5, 3));
-    let err = records::from_store(dir.path(), 1000).unwrap_err().to_string();
+    let err = run_records::from_store(dir.path(), 1000).unwrap_err().to_string();
     assert!(err.contains("3 unreadable record(s)") && err.contains("actor `a` seq 3"), "{err}");
 }
 

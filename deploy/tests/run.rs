@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use casrap_deploy::procs::{self, ActorSpec, Proc};
-use casrap_deploy::records;
+use casrap_deploy::run_records;
 use casrap_proto::{v1, LearnerClient};
 
 /// Small, fast settings; `extra` is appended (YAML).
@@ -117,11 +117,11 @@ fn casrap_run_stores_every_episode_once_advances_policies_and_learns_what_it_saw
     assert!(stdout.contains(&format!("outputs: {}/", run.display())), "{stdout}");
 
     // Every episode exactly once in the store and in episodes.jsonl, with the same records.
-    let stored = records::from_store(&run.join("learner"), 1_000_000).unwrap();
-    let exported = records::read_jsonl(&run.join("episodes.jsonl")).unwrap();
+    let stored = run_records::from_store(&run.join("learner"), 1_000_000).unwrap();
+    let exported = run_records::read_jsonl(&run.join("episodes.jsonl")).unwrap();
     let want: BTreeMap<String, u64> =
         [("actor-0".to_string(), 30), ("actor-1".to_string(), 30)].into();
-    records::check_complete(&stored, &want).unwrap();
+    run_records::check_complete(&stored, &want).unwrap();
     assert_eq!(
         stored.iter().map(|e| &e.json).collect::<Vec<_>>(),
         exported.iter().map(|e| &e.json).collect::<Vec<_>>()
@@ -190,7 +190,7 @@ fn casrap_run_stores_every_episode_once_advances_policies_and_learns_what_it_saw
     // The learned Q-values rank the actions as the observed rewards do, wherever the records tell
     // two actions apart (their 95% intervals are disjoint). Near ties are left out: ranking
     // actions whose rewards differ by less than their noise made this test fail by chance.
-    let fit = records::policy_fit(&run).unwrap();
+    let fit = run_records::policy_fit(&run).unwrap();
     eprintln!("{}", fit.table());
     assert!(fit.rows.len() >= 4, "too few actions observed:\n{}", fit.table());
     assert!(fit.order.separated >= 3, "too few actions told apart:\n{}", fit.table());
@@ -308,8 +308,8 @@ fn a_killed_actor_restarts_and_continues_its_sequence_while_the_rest_go_on() {
         s1["resumed_after"]
     );
     assert!(learner.stop(Duration::from_secs(30)).unwrap().success(), "{}", learner.log_tail(20));
-    let stored = records::from_store(&tmp.path().join("learner"), 1_000_000).unwrap();
-    records::check_complete(
+    let stored = run_records::from_store(&tmp.path().join("learner"), 1_000_000).unwrap();
+    run_records::check_complete(
         &stored,
         &[("actor-0".to_string(), 15), ("actor-1".to_string(), 15)].into(),
     )
@@ -349,8 +349,8 @@ fn actors_survive_a_learner_crash_and_lose_nothing_acknowledged_or_buffered() {
         "no actor reconnected: {s0} {s1}"
     );
     assert!(second.stop(Duration::from_secs(30)).unwrap().success(), "{}", second.log_tail(20));
-    let stored = records::from_store(&tmp.path().join("learner"), 1_000_000).unwrap();
-    records::check_complete(
+    let stored = run_records::from_store(&tmp.path().join("learner"), 1_000_000).unwrap();
+    run_records::check_complete(
         &stored,
         &[("actor-0".to_string(), 15), ("actor-1".to_string(), 15)].into(),
     )
@@ -491,7 +491,7 @@ fn an_actor_with_another_action_set_is_refused_and_the_learner_logs_the_differen
         learner_log.contains("kv_window:4+32") && learner_log.contains("kv_window:4+16"),
         "{learner_log}"
     );
-    assert_eq!(records::from_store(&tmp.path().join("learner"), 1_000_000).unwrap().len(), 0);
+    assert_eq!(run_records::from_store(&tmp.path().join("learner"), 1_000_000).unwrap().len(), 0);
 }
 
 /// The live children of `pid` (every thread's).

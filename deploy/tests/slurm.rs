@@ -108,8 +108,8 @@ fn a_small_run_completes_through_sbatch() {
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("submitted: learner job"), "{stdout}");
     let run = tmp.path().join("runs/train-1");
-    let episodes = casrap_deploy::records::read_jsonl(&run.join("episodes.jsonl")).unwrap();
-    casrap_deploy::records::check_complete(
+    let episodes = casrap_deploy::run_records::read_jsonl(&run.join("episodes.jsonl")).unwrap();
+    casrap_deploy::run_records::check_complete(
         &episodes,
         &[("actor-0".to_string(), 3), ("actor-1".to_string(), 3)].into(),
     )

@@ -2,8 +2,8 @@
 //! (`episodes.jsonl`, and the learner's `training.jsonl` for the loss plot) by `casrap report`.
 
 pub mod plots;
+pub mod policy_tables;
 pub mod summary;
-pub mod test;
 
 use std::path::{Path, PathBuf};
 
@@ -11,7 +11,7 @@ use casrap_common::config::RunConfig;
 use casrap_common::record::TrainingLine;
 
 use crate::error::{Error, Result};
-use crate::records;
+use crate::run_records;
 use summary::Summary;
 
 /// What a report wrote.
@@ -56,7 +56,7 @@ pub fn write(run_dir: &Path) -> Result<Written> {
     if run_dir.join("results.jsonl").is_file() {
         return write_test(run_dir);
     }
-    let episodes = records::read_jsonl(&run_dir.join("episodes.jsonl"))?;
+    let episodes = run_records::read_jsonl(&run_dir.join("episodes.jsonl"))?;
     let cfg_path = run_dir.join("config.yaml");
     let (name, actions, classes) = if cfg_path.is_file() {
         let cfg = RunConfig::from_file(&cfg_path)?;
@@ -86,7 +86,7 @@ pub fn write(run_dir: &Path) -> Result<Written> {
 }
 
 fn write_test(run_dir: &Path) -> Result<Written> {
-    let results = test::read(&run_dir.join("results.jsonl"))?;
+    let results = policy_tables::read(&run_dir.join("results.jsonl"))?;
     if results.is_empty() {
         return Err(Error::Records {
             path: run_dir.join("results.jsonl"),
@@ -102,7 +102,7 @@ fn write_test(run_dir: &Path) -> Result<Written> {
     } else {
         (Default::default(), Default::default())
     };
-    let summary = test::TestSummary::from_results(&results, &reward, &budget);
+    let summary = policy_tables::TestSummary::from_results(&results, &reward, &budget);
     let json = serde_json::to_string_pretty(&summary).map_err(|e| Error::Records {
         path: run_dir.join("summary.json"),
         reason: e.to_string(),

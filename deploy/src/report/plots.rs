@@ -8,7 +8,7 @@ use plotters::prelude::*;
 
 use super::summary::{by_time, Summary};
 use crate::error::{Error, Result};
-use crate::records::Episode;
+use crate::run_records::Episode;
 use casrap_common::record::TrainingLine;
 use casrap_common::stats::{gmean, mean};
 
@@ -502,7 +502,7 @@ pub fn training_run(
 }
 
 /// The test run's quality-vs-speed plot: every fixed action, random, the oracle and the policy.
-pub fn test_run(dir: &Path, summary: &super::test::TestSummary) -> Result<Vec<PathBuf>> {
+pub fn test_run(dir: &Path, summary: &super::policy_tables::TestSummary) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let series: Vec<Series> = summary
         .rows
