@@ -213,7 +213,7 @@ pub const SPLIT_SEED: u64 = 0;
 /// the prompt split.
 pub fn open_setup(cfg: &RunConfig, device: &str) -> Result<(Setup, Split)> {
     let a = &cfg.actors;
-    let set = casrap_common::prompts::check_run_prompts(cfg)?;
+    let set = casrap_common::config::check_run_prompts(cfg)?;
     let split = set.split(a.test_fraction, SPLIT_SEED);
     if split.train.is_empty() || split.test.is_empty() {
         return Err(Error::arg(

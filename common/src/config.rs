@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::action::{Action, ActionSpec};
 use crate::budget::{BudgetConfig, Class};
 use crate::error::{Error, Result};
-use crate::state;
+use crate::state::{self, StateConfig};
 
 /// ε decays linearly from `start` to `end` over `decay_updates` updates.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -228,57 +228,6 @@ impl RewardConfig {
                     "reward.clip: needs finite [low, high] with low < high, got [{lo}, {hi}]"
                 ));
             }
-        }
-        Ok(())
-    }
-}
-
-/// How a prompt's perplexity is mapped to [0, 1].
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum PplScale {
-    /// `min(1, ppl / max)` (the seed's, with max 50).
-    Linear,
-    /// `clamp(ln(ppl) / ln(max), 0, 1)`: spreads models whose prompt perplexities span decades.
-    Log,
-}
-
-/// Normalisation of the complexity features (see `state::FEATURES`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct StateConfig {
-    /// `prompt_tokens = min(1, tokens / tokens_max)`.
-    pub tokens_max: f64,
-    pub ppl_scale: PplScale,
-    /// Perplexity mapped to 1.
-    pub ppl_max: f64,
-    /// `complexity = w * prompt_tokens + (1 - w) * prompt_perplexity`.
-    pub complexity_token_weight: f64,
-}
-
-impl Default for StateConfig {
-    /// The embedded model's prompt perplexities run from about 100 to 2000 (median 304), so the
-    /// seed's `min(1, ppl/50)` would be 1 for every prompt; a log scale up to 2000 spreads them.
-    fn default() -> Self {
-        Self {
-            tokens_max: 200.0,
-            ppl_scale: PplScale::Log,
-            ppl_max: 2000.0,
-            complexity_token_weight: 0.6,
-        }
-    }
-}
-
-impl StateConfig {
-    fn check(&self) -> std::result::Result<(), String> {
-        if !(self.tokens_max.is_finite() && self.tokens_max > 0.0) {
-            return Err("state.tokens_max: must be positive".into());
-        }
-        if !(self.ppl_max.is_finite() && self.ppl_max > 1.0) {
-            return Err("state.ppl_max: must be above 1".into());
-        }
-        if !(0.0..=1.0).contains(&self.complexity_token_weight) {
-            return Err("state.complexity_token_weight: must be in [0, 1]".into());
         }
         Ok(())
     }
@@ -655,4 +604,20 @@ impl RunConfig {
     pub fn qnet_dims(&self) -> Vec<usize> {
         self.trainer.qnet_dims(self.state_dim(), self.action_labels().len())
     }
+}
+
+/// Loads the run's prompt file and checks that every prompt gets a budget class (the error names
+/// the row): what `casrap run` and `casrap test` check before starting anything, and every actor
+/// when it opens its prompts.
+pub fn check_run_prompts(cfg: &RunConfig) -> crate::Result<crate::prompts::PromptSet> {
+    let set = crate::prompts::PromptSet::load(
+        &crate::repo_path(&cfg.actors.prompts),
+        crate::prompts::BadRows::Skip,
+    )?;
+    cfg.budget.check_prompts(&set.prompts).map_err(|(line, reason)| crate::Error::Line {
+        path: set.path.clone(),
+        line,
+        reason: format!("{reason} (the run config's `budget:` section)"),
+    })?;
+    Ok(set)
 }

@@ -5,6 +5,7 @@ pub mod budget;
 pub mod config;
 pub mod error;
 pub mod exit;
+pub mod json;
 pub mod logging;
 pub mod metrics;
 pub mod prompts;

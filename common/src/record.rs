@@ -12,15 +12,12 @@
 //! serde_json writes a non-finite number (a median of nothing, an infinite perplexity) as `null`;
 //! such fields read back as NaN, as they were meant.
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
+
+use crate::json::nan_if_null;
 
 use crate::state::Complexity;
 use crate::telemetry::{Hardware, Snapshot};
-
-/// Reads a number that may be `null` (a non-finite number written by serde_json) as NaN.
-pub fn nan_if_null<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
-}
 
 /// The prompt an episode ran on (its row in the prompt file).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

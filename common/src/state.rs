@@ -11,7 +11,7 @@ pub const LAYOUT_VERSION: u32 = 3;
 /// itself: the share of its positions that prompt lookup would have predicted from the text
 /// before them ([`self_lookup_rate`]), which is what lookup's gain depends on. Telemetry ones come from [`crate::telemetry`]; where a
 /// source is absent: battery 1 (no battery: mains power), GPU features 0 (no GPU or no NVML).
-/// The complexity ones are normalised by the run's `state:` section ([`crate::config::StateConfig`]).
+/// The complexity ones are normalised by the run's `state:` section ([`StateConfig`]).
 pub const FEATURES: &[&str] = &[
     "cpu_utilisation",
     "memory_available",
@@ -58,15 +58,16 @@ pub fn self_lookup_rate(tokens: &[u32], ngram: usize) -> f32 {
     }
 }
 
-use crate::config::{PplScale, StateConfig};
+use serde::{Deserialize, Serialize};
+
 use crate::telemetry::Snapshot;
 
 /// A prompt's complexity features, normalised by `cfg`.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Complexity {
     pub tokens: usize,
     /// Non-finite in JSON as `null`, read back as NaN.
-    #[serde(deserialize_with = "crate::record::nan_if_null")]
+    #[serde(deserialize_with = "crate::json::nan_if_null")]
     pub perplexity: f64,
     /// `min(1, tokens / tokens_max)`.
     pub tokens_norm: f32,
@@ -126,6 +127,57 @@ pub fn vector(t: &Snapshot, c: &Complexity, budget: f32) -> Vec<f32> {
     ];
     debug_assert_eq!(v.len(), FEATURES.len());
     v.into_iter().map(|x| if x.is_finite() { x.clamp(0.0, 1.0) } else { 0.0 }).collect()
+}
+
+/// How a prompt's perplexity is mapped to [0, 1].
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PplScale {
+    /// `min(1, ppl / max)` (the seed's, with max 50).
+    Linear,
+    /// `clamp(ln(ppl) / ln(max), 0, 1)`: spreads models whose prompt perplexities span decades.
+    Log,
+}
+
+/// Normalisation of the complexity features (see `state::FEATURES`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateConfig {
+    /// `prompt_tokens = min(1, tokens / tokens_max)`.
+    pub tokens_max: f64,
+    pub ppl_scale: PplScale,
+    /// Perplexity mapped to 1.
+    pub ppl_max: f64,
+    /// `complexity = w * prompt_tokens + (1 - w) * prompt_perplexity`.
+    pub complexity_token_weight: f64,
+}
+
+impl Default for StateConfig {
+    /// The embedded model's prompt perplexities run from about 100 to 2000 (median 304), so the
+    /// seed's `min(1, ppl/50)` would be 1 for every prompt; a log scale up to 2000 spreads them.
+    fn default() -> Self {
+        Self {
+            tokens_max: 200.0,
+            ppl_scale: PplScale::Log,
+            ppl_max: 2000.0,
+            complexity_token_weight: 0.6,
+        }
+    }
+}
+
+impl StateConfig {
+    pub(crate) fn check(&self) -> std::result::Result<(), String> {
+        if !(self.tokens_max.is_finite() && self.tokens_max > 0.0) {
+            return Err("state.tokens_max: must be positive".into());
+        }
+        if !(self.ppl_max.is_finite() && self.ppl_max > 1.0) {
+            return Err("state.ppl_max: must be above 1".into());
+        }
+        if !(0.0..=1.0).contains(&self.complexity_token_weight) {
+            return Err("state.complexity_token_weight: must be in [0, 1]".into());
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

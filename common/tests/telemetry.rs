@@ -5,8 +5,9 @@
 
 use std::path::Path;
 
-use casrap_common::config::{PplScale, RewardConfig, StateConfig};
+use casrap_common::config::RewardConfig;
 use casrap_common::state::{self, Complexity};
+use casrap_common::state::{PplScale, StateConfig};
 use casrap_common::telemetry::{Battery, GpuSnapshot, Snapshot, Telemetry};
 
 fn supply(root: &Path, name: &str, kind: &str, capacity: Option<&str>) {

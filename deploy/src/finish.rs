@@ -10,6 +10,21 @@ use std::path::PathBuf;
 use crate::error::{Error, Result};
 use crate::run_records;
 
+/// What a finished run left behind.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub dir: PathBuf,
+    pub episodes: usize,
+    pub expected: u64,
+    /// Why the run failed, one line per failing part (empty: success).
+    pub failures: Vec<String>,
+    pub interrupted: bool,
+    pub policy_version: u64,
+    pub seconds: f64,
+    /// The report's text, when one was written.
+    pub report: Option<String>,
+}
+
 /// What the end of a run found.
 #[derive(Debug)]
 pub struct Finished {

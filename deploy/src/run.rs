@@ -16,7 +16,7 @@ use casrap_common::config::RunConfig;
 use casrap_proto::v1;
 
 use crate::error::{Error, Result};
-use crate::finish::{blocking, finish_blocking, FinishOptions};
+use crate::finish::{blocking, finish_blocking, FinishOptions, Outcome};
 use crate::procs::{self, ActorSpec, Proc};
 
 /// Where a run's processes go.
@@ -36,21 +36,6 @@ pub struct Overrides {
     pub actors: Option<usize>,
     pub threads: Option<usize>,
     pub seed: Option<u64>,
-}
-
-/// What a finished run left behind.
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    pub dir: PathBuf,
-    pub episodes: usize,
-    pub expected: u64,
-    /// Why the run failed, one line per failing part (empty: success).
-    pub failures: Vec<String>,
-    pub interrupted: bool,
-    pub policy_version: u64,
-    pub seconds: f64,
-    /// The report's text, when one was written.
-    pub report: Option<String>,
 }
 
 /// Makes `base/<kind>-N` for the first N (from 1) not taken; never reuses one.
@@ -196,7 +181,7 @@ pub async fn run(
     backend: Backend,
 ) -> Result<Outcome> {
     let cfg = RunConfig::from_file(config)?;
-    casrap_common::prompts::check_run_prompts(&cfg)
+    casrap_common::config::check_run_prompts(&cfg)
         .map_err(|e| Error::process("prompts", e.to_string()))?;
     procs::locate("casrap-actor")?;
     procs::locate("casrap-learner")?;

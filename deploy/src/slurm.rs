@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 use casrap_common::config::RunConfig;
 
 use crate::error::{Error, Result};
+use crate::finish::Outcome;
 use crate::finish::{finish_blocking, FinishOptions};
 use crate::procs;
-use crate::run::Outcome;
 
 fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))

@@ -48,7 +48,7 @@ pub fn run(a: &TestArgs) -> Result<(PathBuf, String)> {
         }
     };
     let cfg = RunConfig::from_file(&cfg_path)?;
-    casrap_common::prompts::check_run_prompts(&cfg)
+    casrap_common::config::check_run_prompts(&cfg)
         .map_err(|e| Error::process("prompts", e.to_string()))?;
     let (policy, state) = checkpoint::read_policy(&ckpt, Some(&cfg.qnet_dims()))?;
     let dir = new_run_dir(&a.out, "test")?;

@@ -133,10 +133,7 @@ impl Config {
 
     /// Number of parameters, embeddings counted once when tied.
     pub fn num_parameters(&self) -> usize {
-        crate::model::hf_parameter_shapes(self)
-            .iter()
-            .map(|(_, s)| s.iter().product::<i64>() as usize)
-            .sum()
+        hf_parameter_shapes(self).iter().map(|(_, s)| s.iter().product::<i64>() as usize).sum()
     }
 
     /// Reads and resolves `config.json`.
@@ -294,6 +291,32 @@ impl LlamaConfig {
             eos_token_ids,
         })
     }
+}
+
+/// Every HF parameter name of a model with this config, with its shape (the export order).
+pub fn hf_parameter_shapes(cfg: &Config) -> Vec<(String, Vec<i64>)> {
+    let (d, f, v) = (cfg.hidden_size as i64, cfg.intermediate_size as i64, cfg.vocab_size as i64);
+    let (nh, nkv, hd) = (cfg.num_heads as i64, cfg.num_kv_heads as i64, cfg.head_dim as i64);
+    let mut out = vec![("model.embed_tokens.weight".to_string(), vec![v, d])];
+    for i in 0..cfg.num_layers {
+        let p = |s: &str| format!("model.layers.{i}.{s}");
+        out.extend([
+            (p("input_layernorm.weight"), vec![d]),
+            (p("self_attn.q_proj.weight"), vec![nh * hd, d]),
+            (p("self_attn.k_proj.weight"), vec![nkv * hd, d]),
+            (p("self_attn.v_proj.weight"), vec![nkv * hd, d]),
+            (p("self_attn.o_proj.weight"), vec![d, nh * hd]),
+            (p("post_attention_layernorm.weight"), vec![d]),
+            (p("mlp.gate_proj.weight"), vec![f, d]),
+            (p("mlp.up_proj.weight"), vec![f, d]),
+            (p("mlp.down_proj.weight"), vec![d, f]),
+        ]);
+    }
+    out.push(("model.norm.weight".into(), vec![d]));
+    if !cfg.tie_word_embeddings {
+        out.push(("lm_head.weight".into(), vec![v, d]));
+    }
+    out
 }
 
 #[cfg(test)]

@@ -583,32 +583,6 @@ impl ParamSource for SafeTensorFiles {
     }
 }
 
-/// Every HF parameter name of a model with this config, with its shape (the export order).
-pub fn hf_parameter_shapes(cfg: &Config) -> Vec<(String, Vec<i64>)> {
-    let (d, f, v) = (cfg.hidden_size as i64, cfg.intermediate_size as i64, cfg.vocab_size as i64);
-    let (nh, nkv, hd) = (cfg.num_heads as i64, cfg.num_kv_heads as i64, cfg.head_dim as i64);
-    let mut out = vec![("model.embed_tokens.weight".to_string(), vec![v, d])];
-    for i in 0..cfg.num_layers {
-        let p = |s: &str| format!("model.layers.{i}.{s}");
-        out.extend([
-            (p("input_layernorm.weight"), vec![d]),
-            (p("self_attn.q_proj.weight"), vec![nh * hd, d]),
-            (p("self_attn.k_proj.weight"), vec![nkv * hd, d]),
-            (p("self_attn.v_proj.weight"), vec![nkv * hd, d]),
-            (p("self_attn.o_proj.weight"), vec![d, nh * hd]),
-            (p("post_attention_layernorm.weight"), vec![d]),
-            (p("mlp.gate_proj.weight"), vec![f, d]),
-            (p("mlp.up_proj.weight"), vec![f, d]),
-            (p("mlp.down_proj.weight"), vec![d, f]),
-        ]);
-    }
-    out.push(("model.norm.weight".into(), vec![d]));
-    if !cfg.tie_word_embeddings {
-        out.push(("lm_head.weight".into(), vec![v, d]));
-    }
-    out
-}
-
 /// The weights of one transformer block, with q|k|v and gate|up already fused (HF layout, `[out, in]`).
 pub struct LayerWeights {
     pub input_norm: Tensor,
@@ -669,7 +643,7 @@ impl Weights {
         Ok(Self { embed, lm_head, layers, norm })
     }
 
-    /// The HF-named tensors (fused projections split again), in [`hf_parameter_shapes`] order.
+    /// The HF-named tensors (fused projections split again), in [`crate::config::hf_parameter_shapes`] order.
     pub fn to_hf(&self, cfg: &Config) -> Vec<(String, Tensor)> {
         let (nh, nkv, hd, f) = (
             cfg.num_heads as i64,

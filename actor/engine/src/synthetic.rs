@@ -6,9 +6,10 @@ use tch::{Device, Kind, Tensor};
 
 use std::path::Path;
 
+use crate::config::hf_parameter_shapes;
 use crate::config::{Config, LlamaConfig};
 use crate::error::{Error, Result};
-use crate::model::{hf_parameter_shapes, ParamSource};
+use crate::model::ParamSource;
 use crate::weights::{save_safetensors, SINGLE_FILE};
 
 /// Shapes `synthetic:<preset>` knows.

@@ -1,6 +1,7 @@
 //! Reports: `summary.json`, `report.txt` and the plots of a run, regenerated from its raw records
 //! (`episodes.jsonl`, and the learner's `training.jsonl` for the loss plot) by `casrap report`.
 
+pub mod buckets;
 pub mod plots;
 pub mod policy_tables;
 pub mod summary;

@@ -16,6 +16,7 @@ use casrap_common::config::RewardConfig;
 use casrap_common::record::PromptResult;
 use serde::Serialize;
 
+use super::buckets::{bucket_label, class_label, length_bucket, LENGTH_EDGES};
 use crate::error::{Error, Result};
 use casrap_common::stats::{ci95, gmean, mean};
 
@@ -47,34 +48,6 @@ pub fn read(path: &Path) -> Result<Vec<PromptResult>> {
         }
     }
     Ok(rows)
-}
-
-/// Upper edges (exclusive, prompt tokens) of the length buckets of the adaptation tables.
-pub const LENGTH_EDGES: [usize; 4] = [64, 128, 256, 512];
-
-/// The length bucket of a prompt of `tokens` tokens.
-pub fn length_bucket(tokens: usize) -> usize {
-    LENGTH_EDGES.iter().take_while(|&&e| tokens >= e).count()
-}
-
-/// The label of bucket `b`, e.g. `64-127`.
-pub fn bucket_label(b: usize) -> String {
-    match (b.checked_sub(1).map(|i| LENGTH_EDGES[i]), LENGTH_EDGES.get(b)) {
-        (None, Some(hi)) => format!("<{hi}"),
-        (Some(lo), Some(hi)) => format!("{lo}-{}", hi - 1),
-        (Some(lo), None) => format!("{lo}+"),
-        (None, None) => String::new(),
-    }
-}
-
-/// The class a record names: records from before budgets have none, which is the seed's reward,
-/// the one class `any` of a config without a `budget:` section.
-pub fn class_label(budget: &str) -> &str {
-    if budget.is_empty() {
-        "any"
-    } else {
-        budget
-    }
 }
 
 fn class_name(r: &PromptResult) -> &str {

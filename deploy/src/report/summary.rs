@@ -101,9 +101,9 @@ pub struct ChoiceCell {
 /// Greedy episodes (not explored) grouped by budget class (`any` in records from before budgets),
 /// in order of `classes` then name, and prompt length bucket.
 fn adaptation(episodes: &[Episode], classes: &[String]) -> Vec<ChoiceCell> {
-    use super::policy_tables::{bucket_label, length_bucket};
+    use super::buckets::{bucket_label, length_bucket};
     fn class_of(e: &Episode) -> &str {
-        super::policy_tables::class_label(&e.budget)
+        super::buckets::class_label(&e.budget)
     }
     let greedy: Vec<&Episode> = episodes.iter().filter(|e| !e.explored).collect();
     let mut names: Vec<String> = greedy.iter().map(|e| class_of(e).to_string()).collect();
@@ -111,7 +111,7 @@ fn adaptation(episodes: &[Episode], classes: &[String]) -> Vec<ChoiceCell> {
     names.dedup();
     let mut out = Vec::new();
     for class in names {
-        for b in 0..=super::policy_tables::LENGTH_EDGES.len() {
+        for b in 0..=super::buckets::LENGTH_EDGES.len() {
             let g: Vec<&&Episode> = greedy
                 .iter()
                 .filter(|e| class_of(e) == class && length_bucket(e.prompt_tokens) == b)
