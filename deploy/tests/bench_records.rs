@@ -1,4 +1,4 @@
-//! Every committed benchmark record under `bench/` re-renders byte for byte, and every README
+//! Every committed benchmark record under `bench/` re-renders byte for byte, and every README or docs/
 //! table marked `<!-- record: PATH -->` ... `<!-- /record -->` is what its record renders to, so
 //! neither the committed reports nor the README's tables can drift from their raw records.
 //!
@@ -150,40 +150,52 @@ fn committed_fleet_tables_are_their_records_tables() {
     assert!(checked >= 3, "only {checked} fleet records");
 }
 
-/// The README's marked tables, each against what its record renders to: the block's non-blank
-/// lines (code fences aside) must be a contiguous run of the rendered text's non-blank lines.
+/// The marked tables of the README and of docs/, each against what its record renders to: the
+/// block's non-blank lines (code fences aside) must be a contiguous run of the rendered text's
+/// non-blank lines.
 #[test]
-fn readme_tables_are_reprinted_from_their_records() {
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
-    let mut lines = readme.lines().enumerate();
+fn marked_tables_are_reprinted_from_their_records() {
+    let mut files = vec![root().join("README.md")];
+    let mut docs: Vec<_> = std::fs::read_dir(root().join("docs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .collect();
+    docs.sort();
+    files.extend(docs);
     let mut checked = Vec::new();
-    while let Some((n, line)) = lines.next() {
-        let Some(rel) =
-            line.trim().strip_prefix("<!-- record: ").and_then(|r| r.strip_suffix(" -->"))
-        else {
-            continue;
-        };
-        let block: Vec<&str> = lines
-            .by_ref()
-            .map(|(_, l)| l)
-            .take_while(|l| l.trim() != "<!-- /record -->")
-            // Blank lines and the code fence around a block are Markdown, not record.
-            .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with("```"))
-            .collect();
-        assert!(!block.is_empty(), "README.md line {}: an empty record block", n + 1);
-        let rendered = render(rel);
-        let rendered: Vec<&str> = rendered.lines().filter(|l| !l.trim().is_empty()).collect();
-        let found = rendered.windows(block.len()).any(|w| w == block.as_slice());
-        assert!(
-            found,
-            "README.md line {}: the block marked `{rel}` is not what the record renders to\n--- README\n{}\n--- {rel}\n{}",
-            n + 1,
-            block.join("\n"),
-            rendered.join("\n")
-        );
-        checked.push(rel.to_string());
+    for file in &files {
+        let name = file.strip_prefix(root()).unwrap_or(file).display().to_string();
+        let text = std::fs::read_to_string(file).unwrap();
+        let mut lines = text.lines().enumerate();
+        while let Some((n, line)) = lines.next() {
+            let Some(rel) =
+                line.trim().strip_prefix("<!-- record: ").and_then(|r| r.strip_suffix(" -->"))
+            else {
+                continue;
+            };
+            let block: Vec<&str> = lines
+                .by_ref()
+                .map(|(_, l)| l)
+                .take_while(|l| l.trim() != "<!-- /record -->")
+                // Blank lines and the code fence around a block are Markdown, not record.
+                .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with("```"))
+                .collect();
+            assert!(!block.is_empty(), "{name} line {}: an empty record block", n + 1);
+            let rendered = render(rel);
+            let rendered: Vec<&str> = rendered.lines().filter(|l| !l.trim().is_empty()).collect();
+            let found = rendered.windows(block.len()).any(|w| w == block.as_slice());
+            assert!(
+                found,
+                "{name} line {}: the block marked `{rel}` is not what the record renders to\n--- {name}\n{}\n--- {rel}\n{}",
+                n + 1,
+                block.join("\n"),
+                rendered.join("\n")
+            );
+            checked.push(rel.to_string());
+        }
     }
-    assert!(checked.len() >= 8, "only {} marked README blocks: {checked:?}", checked.len());
+    assert!(checked.len() >= 30, "only {} marked blocks: {checked:?}", checked.len());
 }
 
 /// What the committed script `script` prints for the record `path` (`rel`, for messages).
