@@ -203,6 +203,18 @@ pub struct PromptResult {
     pub hardware_label: String,
 }
 
+/// A parse error naming the field it is in (`dense.ppl: invalid type ...`), or the error alone
+/// at the top level.
+fn field_error<E: std::fmt::Display>(e: serde_path_to_error::Error<E>) -> String {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    if path == "." {
+        inner.to_string()
+    } else {
+        format!("{path}: {inner}")
+    }
+}
+
 impl EpisodeRecord {
     /// The record as one line of JSON, as the learner stores it and `episodes.jsonl` holds it:
     /// keys sorted at every level (a JSON map's order), as records have always been written.
@@ -291,30 +303,14 @@ impl EpisodeRecord {
     /// names the field, as [`EpisodeRecord::from_value`]'s do.
     pub fn from_json(text: &str) -> Result<Self, String> {
         let mut de = serde_json::Deserializer::from_str(text);
-        let record: Self = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            if path == "." {
-                inner.to_string()
-            } else {
-                format!("{path}: {inner}")
-            }
-        })?;
+        let record: Self = serde_path_to_error::deserialize(&mut de).map_err(field_error)?;
         de.end().map_err(|e| e.to_string())?;
         Ok(record)
     }
 
     /// Reads a record from its JSON; an error names the field (`dense.ppl: invalid type ...`).
     pub fn from_value(value: &serde_json::Value) -> Result<Self, String> {
-        serde_path_to_error::deserialize(value).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            if path == "." {
-                inner.to_string()
-            } else {
-                format!("{path}: {inner}")
-            }
-        })
+        serde_path_to_error::deserialize(value).map_err(field_error)
     }
 }
 

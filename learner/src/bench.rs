@@ -236,7 +236,7 @@ fn rss_bytes(pid: u32) -> Option<u64> {
 }
 
 /// How many of the idle watchers held a stream to the end.
-async fn futures_count(
+async fn idle_watchers_held(
     idle: Vec<tokio::task::JoinHandle<Option<tonic::Streaming<v1::PolicyUpdate>>>>,
 ) -> usize {
     let mut n = 0;
@@ -342,7 +342,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     let elapsed = start.elapsed().as_secs_f64() - ramp.as_secs_f64();
     let memory = sampler.await.unwrap_or_default();
-    let idle_watching = futures_count(idle).await;
+    let idle_watching = idle_watchers_held(idle).await;
     let (versions, stored) = match &shared {
         Some(s) => (s.policy_version(), Some(s.replay.total()?)),
         None => {

@@ -160,13 +160,7 @@ async fn repeated_sigkills_and_a_sigstop_lose_nothing_acknowledged() {
     // Every seq once, no gap, as far as was acknowledged (and perhaps a little beyond it: what
     // was durable when the kill came but not yet acknowledged).
     let replay = Replay::open(&dir.path().join("replay"), u64::MAX).unwrap();
-    let seqs: Vec<u64> = replay
-        .records()
-        .unwrap()
-        .iter()
-        .filter(|r| r.actor == "w")
-        .map(|r| r.transition.seq)
-        .collect();
+    let seqs = seqs_of(&replay, "w");
     let stored = seqs.len() as u64;
     let duplicates = seqs.windows(2).filter(|w| w[1] == w[0]).count();
     let gaps = seqs.windows(2).filter(|w| w[1] > w[0] + 1).count();
@@ -185,6 +179,17 @@ async fn repeated_sigkills_and_a_sigstop_lose_nothing_acknowledged() {
         stored,
         "one episode record per stored transition"
     );
+}
+
+/// The seqs of `actor` the store holds, in the order stored.
+fn seqs_of(replay: &Replay, actor: &str) -> Vec<u64> {
+    replay
+        .records()
+        .unwrap()
+        .iter()
+        .filter(|r| r.actor == actor)
+        .map(|r| r.transition.seq)
+        .collect()
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -251,13 +256,7 @@ async fn damage_after_a_crash_is_refused_at_open_or_loses_nothing() {
                 }
             }
             Ok(Ok(replay)) => {
-                let seqs: Vec<u64> = replay
-                    .records()
-                    .unwrap()
-                    .iter()
-                    .filter(|r| r.actor == "w")
-                    .map(|r| r.transition.seq)
-                    .collect();
+                let seqs = seqs_of(&replay, "w");
                 assert!(
                     seqs.len() as u64 >= acked
                         && seqs[..acked as usize] == (1..=acked).collect::<Vec<_>>()[..],
