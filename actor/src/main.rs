@@ -232,6 +232,21 @@ struct CalibrateArgs {
     /// Tokens per perplexity window.
     #[arg(long, default_value_t = 256)]
     window: usize,
+    /// Judge on N served requests instead of --text: N prompts spread over the train split of
+    /// --prompts, each formatted as --format serves it and followed by the dense model's greedy
+    /// continuation of --new-tokens, the change of each request's perplexity on prompt +
+    /// continuation averaged as test mode averages a budget class's.
+    #[arg(long, default_value_t = 0)]
+    served: usize,
+    /// How served prompts are formatted: raw or chat (the model's chat template).
+    #[arg(long, default_value = "raw")]
+    format: String,
+    /// Tokens of each served request's dense continuation.
+    #[arg(long, default_value_t = 48)]
+    new_tokens: usize,
+    /// Cut each served prompt to this many tokens.
+    #[arg(long, default_value_t = 960)]
+    max_prompt_tokens: usize,
     /// The quality budgets: relative perplexity increases, comma-separated.
     #[arg(long, default_value = "0.02,0.05,0.1,0.2", value_delimiter = ',')]
     budgets: Vec<f64>,
@@ -748,25 +763,62 @@ fn run_calibrate(args: CalibrateArgs) -> anyhow::Result<()> {
         max_profile_bytes: None,
         sparsity: kinds.contains(&ActionKind::Sparsity),
     })?;
-    let text = casrap_common::text::read_plain(&casrap_common::repo_path(&args.text))?;
-    let mut tokens = setup.tokenizer.encode(&text)?;
-    tokens.truncate(args.max_tokens);
     let started = std::time::Instant::now();
-    let options = calibrate::Options {
-        model: &args.model,
-        text: &args.text,
-        window: args.window,
-        budgets: &args.budgets,
-        kinds: &kinds,
-    };
-    let c = calibrate::run(&mut setup, &tokens, &options, |p| {
+    let progress = |p: &calibrate::Point| {
         eprintln!(
             "[{:6.1} s] {}: perplexity {:+.1}%",
             started.elapsed().as_secs_f64(),
             p.action,
             p.ppl_change * 100.0
         )
-    })?;
+    };
+    let c = if args.served > 0 {
+        use casrap_common::config::PromptFormat;
+        let format = match args.format.as_str() {
+            "raw" => PromptFormat::Raw,
+            "chat" => PromptFormat::Chat,
+            other => anyhow::bail!("--format: unknown format `{other}` (raw, chat)"),
+        };
+        let train = &split.train;
+        if train.is_empty() {
+            anyhow::bail!("--prompts {}: the train split is empty", args.prompts);
+        }
+        let n = args.served.min(train.len());
+        let mut sequences = Vec::with_capacity(n);
+        for i in 0..n {
+            let p = &train[i * train.len() / n];
+            let mut seq = setup.tokenizer.prompt(&p.prompt, format, args.max_prompt_tokens)?;
+            let r = casrap_actor::prune::harness::reference(&setup.model, &seq, args.new_tokens)?;
+            seq.extend(r.continuation);
+            sequences.push(seq);
+        }
+        let name =
+            format!("{} ({} format, {} new tokens)", args.prompts, args.format, args.new_tokens);
+        let options = calibrate::Options {
+            model: &args.model,
+            text: &name,
+            budgets: &args.budgets,
+            kinds: &kinds,
+        };
+        calibrate::run(
+            &mut setup,
+            &calibrate::Text::Served { sequences: &sequences },
+            &options,
+            progress,
+        )?
+    } else {
+        let text = casrap_common::text::read_plain(&casrap_common::repo_path(&args.text))?;
+        let mut tokens = setup.tokenizer.encode(&text)?;
+        tokens.truncate(args.max_tokens);
+        let options = calibrate::Options {
+            model: &args.model,
+            text: &args.text,
+            budgets: &args.budgets,
+            kinds: &kinds,
+        };
+        let text = calibrate::Text::Windows { tokens: &tokens, window: args.window };
+        calibrate::run(&mut setup, &text, &options, progress)?
+    };
     print!("{}", c.table());
     let yaml = c.actions_yaml();
     match &args.out {

@@ -445,9 +445,9 @@ fn calibration_fits_each_kind_within_each_budget_and_writes_a_usable_action_list
     let kinds = [ActionKind::Layers, ActionKind::Ffn, ActionKind::KvWindow];
     let budgets = [0.05, 0.5];
     let mut seen = 0;
-    let o =
-        calibrate::Options { model: "m", text: "t", window: 128, budgets: &budgets, kinds: &kinds };
-    let c = calibrate::run(&mut setup, &tokens, &o, |_| seen += 1).unwrap();
+    let o = calibrate::Options { model: "m", text: "t", budgets: &budgets, kinds: &kinds };
+    let text = calibrate::Text::Windows { tokens: &tokens, window: 128 };
+    let c = calibrate::run(&mut setup, &text, &o, |_| seen += 1).unwrap();
     // 8 layers: 1 and 2 skipped; FFN 768 channels: 64 to 384 removed in steps of 64; KV windows
     // of 16, 32 and 64 (4 + 128 would cover the calibration windows of 128: it changes nothing).
     assert_eq!(c.points.len(), 2 + 6 + 3, "{}", c.table());
@@ -477,4 +477,67 @@ fn calibration_fits_each_kind_within_each_budget_and_writes_a_usable_action_list
             .unwrap_or_else(|e| panic!("{e}\n{yaml}"));
     assert_eq!(cfg.action_labels().len(), 1 + c.fitted.len(), "{yaml}");
     assert_eq!(cfg.action_labels()[1..], labels[..]);
+}
+
+#[test]
+fn calibration_on_served_requests_averages_each_requests_change() {
+    use casrap_actor::prune::calibrate;
+    use casrap_actor::prune::setup::{Setup, SetupOptions};
+    use casrap_common::action::ActionKind;
+    use casrap_common::config::PromptFormat;
+    use casrap_common::prompts::{BadRows, PromptSet};
+    use casrap_engine::perplexity;
+    let prompts = casrap_engine::resolve::DEFAULT_PROMPTS;
+    let set = PromptSet::load(&repo_path(prompts), BadRows::Skip).unwrap();
+    let split = set.split(0.2, casrap_actor::episodes::SPLIT_SEED);
+    let mut setup = Setup::open(&SetupOptions {
+        model: DEFAULT_MODEL.into(),
+        dtype: "f32".into(),
+        device: "cpu".into(),
+        seed: 0,
+        calibration: casrap_actor::episodes::train_calibration(&split.train, prompts),
+        max_profile_bytes: None,
+        sparsity: true,
+    })
+    .unwrap();
+    let sequences: Vec<Vec<u32>> = split.train[..3]
+        .iter()
+        .map(|p| {
+            let mut seq = setup.tokenizer.prompt(&p.prompt, PromptFormat::Raw, 64).unwrap();
+            let r = casrap_actor::prune::harness::reference(&setup.model, &seq, 8).unwrap();
+            seq.extend(r.continuation);
+            seq
+        })
+        .collect();
+    let (kinds, budgets) = ([ActionKind::Sparsity], [0.02, 0.2]);
+    let o = calibrate::Options { model: "m", text: "served", budgets: &budgets, kinds: &kinds };
+    let text = calibrate::Text::Served { sequences: &sequences };
+    let c = calibrate::run(&mut setup, &text, &o, |_| ()).unwrap();
+    assert_eq!((c.requests, c.window), (3, 0));
+    assert_eq!(c.tokens, sequences.iter().map(Vec::len).sum::<usize>());
+    assert!(c.points.len() >= 13, "{}", c.table());
+    // Each point's change is the mean of the requests' own changes, recomputed here.
+    let ppl = |m: &Llama, s: &[u32]| perplexity::evaluate(m, s, s.len(), 1).unwrap().perplexity();
+    setup.model.activate_dense();
+    let dense: Vec<f64> = sequences.iter().map(|s| ppl(&setup.model, s)).collect();
+    for point in [&c.points[0], c.points.last().unwrap()] {
+        let action = Action::parse(&point.action).unwrap();
+        setup.harness.cache.apply(&mut setup.model, &action).unwrap();
+        let change =
+            sequences.iter().zip(&dense).map(|(s, d)| (ppl(&setup.model, s) - d) / d).sum::<f64>()
+                / 3.0;
+        setup.model.activate_dense();
+        assert!(
+            (point.ppl_change - change).abs() < 1e-9,
+            "{}: {} vs {change}",
+            point.action,
+            point.ppl_change
+        );
+    }
+    // An empty request list is refused, naming the text.
+    let empty: Vec<Vec<u32>> = Vec::new();
+    let err =
+        calibrate::run(&mut setup, &calibrate::Text::Served { sequences: &empty }, &o, |_| ())
+            .unwrap_err();
+    assert!(err.to_string().contains("served"), "{err}");
 }

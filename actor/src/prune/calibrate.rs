@@ -43,7 +43,11 @@ pub struct Calibration {
     pub model: String,
     pub text: String,
     pub tokens: usize,
+    /// Tokens per perplexity window (0 when judged on served requests).
     pub window: usize,
+    /// Served requests judged (0 when judged on windows of one text).
+    #[serde(default)]
+    pub requests: usize,
     pub dense_perplexity: f64,
     pub budgets: Vec<f64>,
     pub points: Vec<Point>,
@@ -54,7 +58,7 @@ pub struct Calibration {
 /// or last), fractions of heads from 2% to 50%, every FFN step up to half the channels (channels
 /// go in multiples of [`FFN_MULTIPLE`], so an intensity between two steps would remove what its
 /// neighbour does), KV windows of 16 to 512 (those shorter than the calibration windows are
-/// measured), activation sparsity from 10% to 50%. `ffn` is the FFN's channel count.
+/// measured), activation sparsity from 10% to 70%. `ffn` is the FFN's channel count.
 pub fn grid(kinds: &[ActionKind], layers: usize, ffn: usize) -> Vec<Action> {
     let mut out = Vec::new();
     for kind in kinds {
@@ -79,7 +83,7 @@ pub fn grid(kinds: &[ActionKind], layers: usize, ffn: usize) -> Vec<Action> {
                     .map(|w| Action::KvWindow { sinks: DEFAULT_SINKS, window: w }),
             ),
             ActionKind::Sparsity => out.extend(
-                [0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5]
+                [0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7]
                     .map(|level| Action::Sparsity { level }),
             ),
             // Lossless: nothing to fit to a quality budget.
@@ -118,64 +122,118 @@ fn bytes_at(setup: &Setup, context: usize) -> f64 {
     (setup.model.weight_bytes_per_token() + setup.model.kv_bytes_per_token(context)) as f64
 }
 
+/// What the perplexity changes are measured on.
+pub enum Text<'a> {
+    /// Non-overlapping windows of `window` tokens of one text; the change is that of the
+    /// perplexity over all windows.
+    Windows { tokens: &'a [u32], window: usize },
+    /// Served requests: each a prompt as the run serves it (under the chat template for an
+    /// instruct model) followed by the dense model's greedy continuation, judged as an episode
+    /// judges an action (perplexity on prompt + continuation). The change is the mean over the
+    /// requests of each one's change, as a budget class's mean in test mode is.
+    Served { sequences: &'a [Vec<u32>] },
+}
+
+impl Text<'_> {
+    fn tokens(&self) -> usize {
+        match self {
+            Text::Windows { tokens, .. } => tokens.len(),
+            Text::Served { sequences } => sequences.iter().map(Vec::len).sum(),
+        }
+    }
+
+    /// The context a decode step sees on average, for the bytes ceiling.
+    fn context(&self) -> usize {
+        match self {
+            Text::Windows { window, .. } => *window,
+            Text::Served { sequences } => self.tokens() / sequences.len().max(1),
+        }
+    }
+
+    /// Perplexity per unit judged: one for all windows, one per request.
+    fn perplexities(&self, m: &casrap_engine::Llama) -> Result<Vec<f64>> {
+        match self {
+            Text::Windows { tokens, window } => {
+                let mut total = perplexity::Nll::default();
+                for w in perplexity::windows(tokens, *window) {
+                    total.add(perplexity::evaluate(m, w, *window, 1)?);
+                }
+                Ok(vec![total.perplexity()])
+            }
+            Text::Served { sequences } => sequences
+                .iter()
+                .map(|s| Ok(perplexity::evaluate(m, s, s.len(), 1)?.perplexity()))
+                .collect(),
+        }
+    }
+}
+
 /// What to calibrate on and for.
 pub struct Options<'a> {
     /// Names of the model and the text (for the record).
     pub model: &'a str,
     pub text: &'a str,
-    /// Tokens per perplexity window.
-    pub window: usize,
     /// Relative perplexity increases, tightest first.
     pub budgets: &'a [f64],
     pub kinds: &'a [ActionKind],
 }
 
-/// Measures every action of [`grid`] on `tokens` (non-overlapping windows of `o.window`) and fits
-/// each kind to each budget. An intensity the model cannot take (too many layers) is left out.
+/// Measures every action of [`grid`] on `text` and fits each kind to each budget. An intensity
+/// the model cannot take (too many layers) is left out.
 pub fn run(
     setup: &mut Setup,
-    tokens: &[u32],
+    text: &Text<'_>,
     o: &Options<'_>,
     mut progress: impl FnMut(&Point),
 ) -> Result<Calibration> {
-    let Options { model, text, window, budgets, kinds } = *o;
-    if tokens.len() < window.max(2) {
-        return Err(Error::arg(
-            "text",
-            format!("{text}: {} tokens, fewer than one window of {window}", tokens.len()),
-        ));
-    }
-    setup.model.activate_dense();
-    let ppl = |m: &casrap_engine::Llama| -> Result<f64> {
-        let mut total = perplexity::Nll::default();
-        for w in perplexity::windows(tokens, window) {
-            total.add(perplexity::evaluate(m, w, window, 1)?);
+    let Options { model, text: name, budgets, kinds } = *o;
+    let (window, requests) = match text {
+        Text::Windows { tokens, window } => {
+            if tokens.len() < (*window).max(2) {
+                return Err(Error::arg(
+                    "text",
+                    format!("{name}: {} tokens, fewer than one window of {window}", tokens.len()),
+                ));
+            }
+            (*window, 0)
         }
-        Ok(total.perplexity())
+        Text::Served { sequences } => {
+            if sequences.is_empty() || sequences.iter().any(|s| s.len() < 2) {
+                return Err(Error::arg(
+                    "text",
+                    format!("{name}: needs at least one request of two or more tokens"),
+                ));
+            }
+            (0, sequences.len())
+        }
     };
-    let dense = ppl(&setup.model)?;
-    let dense_bytes = bytes_at(setup, window);
+    setup.model.activate_dense();
+    let dense = text.perplexities(&setup.model)?;
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let context = text.context();
+    let dense_bytes = bytes_at(setup, context);
     let mut points = Vec::new();
     let cfg = setup.model.config();
     for action in grid(kinds, cfg.num_layers, cfg.intermediate_size) {
-        // A KV window as long as the calibration windows changes nothing on them.
-        if matches!(action, Action::KvWindow { sinks, window: w } if sinks + w >= window) {
+        // A KV window as long as the context changes nothing on it.
+        if matches!(action, Action::KvWindow { sinks, window: w } if sinks + w >= context) {
             continue;
         }
         if let Err(e) = setup.harness.cache.apply(&mut setup.model, &action) {
             tracing::info!(action = %action.label(), error = %e, "left out");
             continue;
         }
-        let p = ppl(&setup.model);
-        let pruned_bytes = bytes_at(setup, window);
+        let p = text.perplexities(&setup.model);
+        let pruned_bytes = bytes_at(setup, context);
         setup.model.activate_dense();
         let p = p?;
+        let changes: Vec<f64> = p.iter().zip(&dense).map(|(p, d)| (p - d) / d).collect();
         let point = Point {
             action: action.label(),
             kind: kind_of(&action),
             intensity: intensity_of(&action),
-            perplexity: p,
-            ppl_change: (p - dense) / dense,
+            perplexity: mean(&p),
+            ppl_change: mean(&changes),
             ceiling: dense_bytes / pruned_bytes,
             action_value: Some(action),
         };
@@ -185,10 +243,11 @@ pub fn run(
     let fitted = fit(&points, budgets, kinds);
     Ok(Calibration {
         model: model.into(),
-        text: text.into(),
-        tokens: tokens.len(),
+        text: name.into(),
+        tokens: text.tokens(),
         window,
-        dense_perplexity: dense,
+        requests,
+        dense_perplexity: mean(&dense),
         budgets: budgets.to_vec(),
         points,
         fitted,
@@ -221,15 +280,25 @@ pub fn fit(points: &[Point], budgets: &[f64], kinds: &[ActionKind]) -> Vec<Fitte
 }
 
 impl Calibration {
+    /// What the changes were measured on, in words.
+    fn judged_on(&self) -> String {
+        if self.requests > 0 {
+            format!(
+                "{} served requests of {}, prompt + dense continuation, {} tokens; changes are means over the requests, perplexities their means",
+                self.requests, self.text, self.tokens
+            )
+        } else {
+            format!("{} tokens of {}, windows of {}", self.tokens, self.text, self.window)
+        }
+    }
+
     /// The fitted actions as a run config's `actions:` list (`none` first).
     pub fn actions_yaml(&self) -> String {
         let mut s = format!(
-            "# Fitted by `casrap-actor calibrate-actions` on {} ({} tokens of {}, windows of {}):\n\
+            "# Fitted by `casrap-actor calibrate-actions` on {} ({}):\n\
              # per kind, the strongest intensity within each perplexity budget ({}).\nactions:\n  - {{kind: none}}\n",
             self.model,
-            self.tokens,
-            self.text,
-            self.window,
+            self.judged_on(),
             self.budgets.iter().map(|b| format!("+{:.0}%", b * 100.0)).collect::<Vec<_>>().join(", ")
         );
         for f in &self.fitted {
@@ -263,9 +332,11 @@ impl Calibration {
     /// Every intensity tried, then the fitted list.
     pub fn table(&self) -> String {
         let mut s = format!(
-            "Calibration of {}: {} tokens of {} in windows of {}, dense perplexity {:.2}\n\n\
+            "Calibration of {}: {}, dense perplexity {:.2}\n\n\
              | action | perplexity | change | bytes ceiling | within budget |\n|---|---|---|---|---|\n",
-            self.model, self.tokens, self.text, self.window, self.dense_perplexity
+            self.model,
+            self.judged_on(),
+            self.dense_perplexity
         );
         for p in &self.points {
             let within = self
