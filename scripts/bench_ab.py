@@ -2,7 +2,7 @@
 """Before/after comparisons of two builds, interleaved on one machine, and their summaries.
 
   scripts/bench_ab.py decode OLD_ACTOR NEW_ACTOR --model M --dtype D [--pairs 6] [--runs 5]
-      `casrap-actor bench-decode` of both binaries, alternating which goes first; one line per
+      `casrap-lab bench-decode` of both binaries, alternating which goes first; one line per
       invocation (`old 49.5`: the median decode tokens/s of its timed runs), then a medians line.
   scripts/bench_ab.py ingest OLD_LEARNER NEW_LEARNER [--pairs 10] [--seconds 15]
       `casrap-learner bench --config deploy/local.yaml --actors 64 --batch 64 --in-flight 4` of

@@ -2,7 +2,7 @@
 """Decode speed of our engine vs Hugging Face `generate` on the same model, in one run.
 
 Run through scripts/bench-engine. Both engines run the same weights: each case's synthetic preset is
-exported once (by `casrap-actor export-synthetic`, same seed and dtype) to an HF folder that HF loads,
+exported once (by `casrap-lab export-synthetic`, same seed and dtype) to an HF folder that HF loads,
 while our engine builds the identical tensors from the seed. Batch 1, greedy, EOS ignored,
 fixed-length decode, prompt and new-token counts equal for both. Decode tokens/s counts the forward
 passes after the first new token, over the time from the first new token to the last, for both

@@ -12,7 +12,7 @@ With the pinned transformers, f32, eager attention, on CPU, it records:
     the greedy continuation of 16 tokens (argmax of a full forward each step; EOS does not stop it);
   - the dense model's perplexity on the first 4096 tokens of data/eval/python-doc-heldout.txt in
     non-overlapping 256-token windows (the first token of each window is not predicted), as
-    `casrap-actor eval-ppl --text data/eval/python-doc-heldout.txt --max-tokens 4096 --window 256`;
+    `casrap-lab eval-ppl --text data/eval/python-doc-heldout.txt --max-tokens 4096 --window 256`;
   - the versions, thread count and the model's committed hashes (scripts/real-model.sha256).
 No sampling anywhere: rerunning gives the same file (up to last-bit float differences across
 machines/thread counts, which comparisons must tolerate anyway).

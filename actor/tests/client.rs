@@ -10,17 +10,7 @@ use std::time::Duration;
 use casrap_actor::client::{self, Backoff, Identity, Outbox};
 use casrap_proto::v1;
 
-fn transition(seq: u64) -> v1::Transition {
-    v1::Transition {
-        seq,
-        state: vec![0.0; 9],
-        action: 0,
-        reward: 0.0,
-        next_state: vec![0.0; 9],
-        done: true,
-        metrics: None,
-    }
-}
+use casrap_proto::fixtures::transition;
 
 #[test]
 fn a_full_outbox_pauses_the_producer_instead_of_growing() {

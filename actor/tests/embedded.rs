@@ -176,11 +176,11 @@ fn prune_bench_prints_a_table_and_reprints_it_from_its_raw_records() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("bench.json");
     let run = |args: &[&str]| {
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_casrap-actor"))
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_casrap-lab"))
             .args(args)
             .env("CASRAP_CACHE", dir.path())
             .output()
-            .expect("run casrap-actor");
+            .expect("run casrap-lab");
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         String::from_utf8(o.stdout).unwrap()
     };
@@ -243,4 +243,38 @@ fn an_error_is_reported_without_a_backtrace() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("error: ") && stderr.contains("/nonexistent/model"), "{stderr}");
     assert!(!stderr.contains("backtrace"), "{stderr}");
+}
+
+/// The production binary carries what a deployment runs; the research tools are `casrap-lab`'s.
+#[test]
+fn the_actor_binary_keeps_production_commands_and_the_lab_the_rest() {
+    let help = |bin: &str| {
+        let out = std::process::Command::new(bin).arg("--help").output().expect("run --help");
+        assert!(out.status.success(), "{bin}: {}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8(out.stdout).unwrap();
+        let commands: Vec<String> = text
+            .lines()
+            .skip_while(|l| !l.starts_with("Commands:"))
+            .skip(1)
+            .take_while(|l| l.starts_with("  "))
+            .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+            .filter(|c| c != "help")
+            .collect();
+        commands
+    };
+    assert_eq!(help(env!("CARGO_BIN_EXE_casrap-actor")), ["run", "test", "eval", "generate"]);
+    let lab = help(env!("CARGO_BIN_EXE_casrap-lab"));
+    for c in [
+        "bench-decode",
+        "export-synthetic",
+        "train-model",
+        "eval-ppl",
+        "prompt-stats",
+        "prune-bench",
+        "calibrate-actions",
+        "bench-kernels",
+    ] {
+        assert!(lab.iter().any(|l| l == c), "{c} missing from casrap-lab: {lab:?}");
+    }
+    assert!(!lab.iter().any(|l| l == "run"), "{lab:?}");
 }

@@ -1,75 +1,81 @@
-//! Prometheus metrics: the text exposition format, written by hand (a few gauges and counters per
-//! process), served at `GET /metrics` over HTTP/1.1.
+//! Prometheus metrics: typed metrics and collectors (prometheus-client) rendered in the
+//! OpenMetrics text format, served at `GET /metrics` over HTTP/1.1. The actor counts its episodes
+//! as they happen; the learner's figures are read from its state at each scrape (a collector).
 
-use std::fmt::Write;
+use std::fmt;
 use std::sync::Arc;
 
-/// Builds one exposition (`# HELP`, `# TYPE`, samples).
-#[derive(Debug, Default)]
-pub struct Exposition {
-    text: String,
-}
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
 
-/// Escapes a label value (backslash, quote, newline).
-fn escape(v: &str) -> String {
+/// A label value as the text format needs it: prometheus-client writes label values as given, so
+/// a backslash, quote or newline (a device name may hold one) is escaped here.
+pub fn label(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
-fn number(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v.is_infinite() {
-        if v > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        }
-    } else {
-        format!("{v}")
+/// The exposition of `registry` (its metrics and collectors), ending with `# EOF`.
+pub fn render(registry: &Registry) -> String {
+    let mut text = String::new();
+    if let Err(e) = encode(&mut text, registry) {
+        tracing::warn!(error = %e, "metrics: a collector failed; the exposition is cut short");
     }
+    text
 }
 
-impl Exposition {
-    pub fn new() -> Self {
-        Self::default()
-    }
+/// A counter read at scrape time (a collector's).
+pub fn scraped_counter(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> fmt::Result {
+    let c = ConstCounter::new(value);
+    c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)
+}
 
-    fn header(&mut self, name: &str, help: &str, kind: &str) {
-        let _ = writeln!(self.text, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    }
+/// A gauge read at scrape time (a collector's).
+pub fn scraped_gauge(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    value: f64,
+) -> fmt::Result {
+    let g = ConstGauge::new(value);
+    g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)
+}
 
-    pub fn counter(mut self, name: &str, help: &str, value: f64) -> Self {
-        self.header(name, help, "counter");
-        let _ = writeln!(self.text, "{name} {}", number(value));
-        self
+/// A counter read at scrape time with one sample per label set.
+pub fn scraped_counters<S: EncodeLabelSet>(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    samples: &[(S, u64)],
+) -> fmt::Result {
+    let kind = ConstCounter::new(0u64).metric_type();
+    let mut metric = encoder.encode_descriptor(name, help, None, kind)?;
+    for (labels, v) in samples {
+        ConstCounter::new(*v).encode(metric.encode_family(labels)?)?;
     }
+    Ok(())
+}
 
-    pub fn gauge(mut self, name: &str, help: &str, value: f64) -> Self {
-        self.header(name, help, "gauge");
-        let _ = writeln!(self.text, "{name} {}", number(value));
-        self
+/// A gauge read at scrape time with one sample per label set.
+pub fn scraped_gauges<S: EncodeLabelSet>(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    samples: &[(S, f64)],
+) -> fmt::Result {
+    let kind = ConstGauge::new(0.0).metric_type();
+    let mut metric = encoder.encode_descriptor(name, help, None, kind)?;
+    for (labels, v) in samples {
+        ConstGauge::new(*v).encode(metric.encode_family(labels)?)?;
     }
-
-    /// One metric with a sample per label set (`kind`: `gauge` or `counter`).
-    pub fn labeled(
-        mut self,
-        name: &str,
-        help: &str,
-        kind: &str,
-        samples: &[(Vec<(&str, String)>, f64)],
-    ) -> Self {
-        self.header(name, help, kind);
-        for (labels, v) in samples {
-            let l: Vec<String> =
-                labels.iter().map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect();
-            let _ = writeln!(self.text, "{name}{{{}}} {}", l.join(","), number(*v));
-        }
-        self
-    }
-
-    pub fn finish(self) -> String {
-        self.text
-    }
+    Ok(())
 }
 
 /// Renders the current metrics.
@@ -81,7 +87,10 @@ pub async fn serve(listener: tokio::net::TcpListener, render: Render) -> std::io
         "/metrics",
         axum::routing::get(move || {
             let render = render.clone();
-            async move { ([("content-type", "text/plain; version=0.0.4")], render()) }
+            async move {
+                let kind = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+                ([("content-type", kind)], render())
+            }
         }),
     );
     axum::serve(listener, app).await

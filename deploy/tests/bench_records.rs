@@ -77,7 +77,11 @@ fn timing_comparison(path: &Path) -> String {
     use casrap_actor::prune::harness::{self, TimingRecord};
     let text = std::fs::read_to_string(path).unwrap();
     let first = text.lines().next().unwrap();
-    let args = first.strip_prefix("# casrap-actor prune-bench --compare ").unwrap();
+    // Records from before the lab tools had a binary of their own name `casrap-actor`.
+    let args = ["# casrap-lab prune-bench --compare ", "# casrap-actor prune-bench --compare "]
+        .iter()
+        .find_map(|p| first.strip_prefix(p))
+        .unwrap();
     let (list, reference) = match args.split_once(" --bias-reference ") {
         Some((l, r)) => (l, Some(r)),
         None => (args, None),

@@ -82,7 +82,9 @@ async fn the_learner_exports_ingest_training_and_actors_by_hardware() {
     assert_eq!(acks.message().await.unwrap().unwrap().stored, 3);
 
     let text = tokio::task::spawn_blocking(move || scrape(&metrics)).await.unwrap();
-    assert!(text.contains("# TYPE casrap_learner_transitions_stored_total counter"), "{text}");
+    // OpenMetrics: the family is typed without the counter's `_total`, and the exposition ends.
+    assert!(text.contains("# TYPE casrap_learner_transitions_stored counter"), "{text}");
+    assert!(text.ends_with("# EOF\n"), "{text}");
     assert_eq!(value(&text, "casrap_learner_transitions_stored_total"), 3.0);
     assert_eq!(value(&text, "casrap_learner_replay_size"), 3.0);
     assert!(value(&text, "casrap_learner_policy_version") >= 1.0);
@@ -164,6 +166,14 @@ fn a_running_actor_exports_its_episodes_actions_and_speed() {
         .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
         .sum();
     assert!(by_action >= 1.0, "{text}");
+    // The rewards as a histogram: its count is the episodes', its sum what the dashboard averages.
+    let count = text
+        .lines()
+        .find(|l| l.starts_with("casrap_actor_reward_count{hardware=\"cpu "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(count.rsplit(' ').next().unwrap().parse::<f64>().unwrap() >= 1.0, "{text}");
+    assert!(text.lines().any(|l| l.starts_with("casrap_actor_reward_sum{")), "{text}");
+    assert!(text.contains("casrap_actor_reward_bucket{"), "{text}");
     assert!(
         text.lines()
             .any(|l| l.starts_with("casrap_actor_dense_tokens_per_second{") && !l.ends_with("NaN")),
@@ -182,7 +192,7 @@ fn the_grafana_dashboard_queries_only_exported_series() {
         &std::fs::read_to_string(root.join("deploy/grafana/casrap.json")).unwrap(),
     )
     .unwrap();
-    let sources = ["learner/src/service.rs", "actor/src/episodes.rs"]
+    let sources = ["learner/src/service.rs", "actor/src/episodes/metrics.rs"]
         .map(|f| std::fs::read_to_string(root.join(f)).unwrap())
         .join("\n");
     let mut seen = 0;
@@ -194,8 +204,15 @@ fn the_grafana_dashboard_queries_only_exported_series() {
                     .chars()
                     .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
                     .collect();
+                // A counter is registered without its `_total`, a histogram without the
+                // `_sum` / `_count` / `_bucket` of its series.
+                let family = ["_total", "_sum", "_count", "_bucket"]
+                    .iter()
+                    .find_map(|s| name.strip_suffix(s))
+                    .unwrap_or(&name);
                 assert!(
-                    sources.contains(&format!("\"{name}\"")),
+                    sources.contains(&format!("\"{name}\""))
+                        || sources.contains(&format!("\"{family}\"")),
                     "panel {:?} queries `{name}`, which nothing exports",
                     panel["title"]
                 );

@@ -114,3 +114,32 @@ fn a_corrupt_record_is_named_and_the_previous_report_is_kept() {
     assert!(stderr.contains("episodes.jsonl: line 3"), "{stderr}");
     assert_eq!(std::fs::read(run.join("summary.json")).unwrap(), before);
 }
+
+/// Test mode's per-class cost and per-category choices follow the results prompt by prompt: each
+/// class's perplexity change is the mean over its prompts of the chosen action's, and the category
+/// cells partition the prompts.
+#[test]
+fn test_mode_tables_of_cost_per_class_and_choices_per_category_follow_the_results() {
+    use casrap_deploy::report::policy_tables::{read, TestSummary};
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/test-real-chat-240");
+    let results = read(&dir.join("results.jsonl")).unwrap();
+    let cfg = casrap_common::config::RunConfig::from_file(&dir.join("config.yaml")).unwrap();
+    let s = TestSummary::from_results(&results, &cfg.reward, &cfg.budget);
+    assert_eq!(s.classes.len(), 3);
+    for c in &s.classes {
+        let picked: Vec<&casrap_common::record::ActionResult> =
+            results.iter().filter(|r| r.budget == c.class).map(|r| &r.results[r.greedy]).collect();
+        assert_eq!(picked.len(), c.prompts);
+        let ppl = picked.iter().map(|a| a.ppl_change).sum::<f64>() / picked.len() as f64;
+        assert!((c.policy_ppl_change - ppl).abs() < 1e-12, "{}: {ppl}", c.class);
+        let log = picked.iter().map(|a| a.speedup.ln()).sum::<f64>() / picked.len() as f64;
+        assert!((c.policy_speedup - log.exp()).abs() < 1e-12, "{}", c.class);
+        let limit = cfg.budget.classes.iter().find(|k| k.name == c.class).unwrap().limit;
+        assert_eq!(c.limit, limit);
+    }
+    assert_eq!(s.categories.iter().map(|c| c.prompts).sum::<usize>(), results.len());
+    for c in &s.categories {
+        let n = results.iter().filter(|r| r.category == c.category && r.budget == c.class).count();
+        assert_eq!((c.prompts, c.policy.values().sum::<usize>()), (n, n), "{c:?}");
+    }
+}

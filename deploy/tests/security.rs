@@ -8,7 +8,7 @@ use std::path::Path;
 
 use casrap_common::config::{RunConfig, SecurityConfig, TlsConfig};
 use casrap_proto::connect::Connection;
-use casrap_proto::v1;
+use casrap_proto::{fixtures, v1};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 
 /// A CA, a learner certificate for localhost/127.0.0.1 and a client certificate, as PEM files.
@@ -60,30 +60,15 @@ fn config(security: SecurityConfig) -> RunConfig {
 }
 
 fn info() -> v1::ActorInfo {
-    v1::ActorInfo {
-        actor_id: "actor-1".into(),
-        actions: vec!["none".into(), "ffn:0.25".into()],
-        state_layout_version: casrap_common::state::LAYOUT_VERSION,
-        state_dim: casrap_common::state::FEATURES.len() as u32,
-        ..Default::default()
-    }
+    fixtures::actor_info("actor-1", vec!["none".into(), "ffn:0.25".into()])
 }
 
 fn batch(session: u64) -> v1::TransitionBatch {
-    let s = vec![0.5; casrap_common::state::FEATURES.len()];
-    v1::TransitionBatch {
-        actor_id: "actor-1".into(),
-        transitions: vec![v1::Transition {
-            seq: 1,
-            state: s.clone(),
-            action: 1,
-            reward: 0.1,
-            next_state: s,
-            done: true,
-            metrics: None,
-        }],
+    fixtures::batch(
+        "actor-1",
+        vec![v1::Transition { action: 1, ..fixtures::transition(1) }],
         session,
-    }
+    )
 }
 
 fn tls(p: &Pki, client: bool) -> TlsConfig {

@@ -178,17 +178,9 @@ pub async fn start_with(
             let bind = |source| Error::Bind { addr: m.clone(), source };
             let l = TcpListener::bind(m).await.map_err(bind)?;
             let a = l.local_addr().map_err(bind)?;
-            let s = shared.clone();
-            let last =
-                std::sync::Mutex::new((std::time::Instant::now(), s.replay.total().unwrap_or(0)));
-            let render: casrap_common::metrics::Render = Arc::new(move || {
-                let total = s.replay.total().unwrap_or(0);
-                let mut l = last.lock().unwrap_or_else(|e| e.into_inner());
-                let dt = l.0.elapsed().as_secs_f64();
-                let rate = if dt > 0.0 { total.saturating_sub(l.1) as f64 / dt } else { 0.0 };
-                *l = (std::time::Instant::now(), total);
-                s.metrics(rate)
-            });
+            let registry = metrics_registry(shared.clone());
+            let render: casrap_common::metrics::Render =
+                Arc::new(move || casrap_common::metrics::render(&registry));
             tracing::info!(addr = %a, "metrics at /metrics");
             (Some(a), Some(tokio::spawn(casrap_common::metrics::serve(l, render))))
         }
@@ -302,6 +294,50 @@ pub async fn shutdown_signal() {
     casrap_common::signals::shutdown_or_orphaned().await
 }
 
+/// The registry `/metrics` renders: the learner's figures, read from `shared` at each scrape.
+pub fn metrics_registry(shared: Arc<Shared>) -> prometheus_client::registry::Registry {
+    let mut registry = prometheus_client::registry::Registry::default();
+    registry.register_collector(Box::new(MetricsCollector::new(shared)));
+    registry
+}
+
+/// The learner's metrics, read from its state at each scrape.
+struct MetricsCollector {
+    shared: Arc<Shared>,
+    /// The previous scrape's time and stored count (the ingest rate between two scrapes).
+    last: std::sync::Mutex<(std::time::Instant, u64)>,
+}
+
+impl MetricsCollector {
+    fn new(shared: Arc<Shared>) -> Self {
+        let stored = shared.replay.total().unwrap_or(0);
+        Self { shared, last: std::sync::Mutex::new((std::time::Instant::now(), stored)) }
+    }
+}
+
+impl std::fmt::Debug for MetricsCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsCollector").finish_non_exhaustive()
+    }
+}
+
+impl prometheus_client::collector::Collector for MetricsCollector {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder<'_>,
+    ) -> std::fmt::Result {
+        let total = self.shared.replay.total().unwrap_or(0);
+        let rate = {
+            let mut l = self.last.lock().unwrap_or_else(|e| e.into_inner());
+            let dt = l.0.elapsed().as_secs_f64();
+            let rate = if dt > 0.0 { total.saturating_sub(l.1) as f64 / dt } else { 0.0 };
+            *l = (std::time::Instant::now(), total);
+            rate
+        };
+        self.shared.encode_metrics(rate, &mut encoder)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -352,7 +388,8 @@ mod tests {
         let err = ended.expect_err("the learner stopped without an error").to_string();
         assert!(err.contains("corrupt record transitions/2"), "{err}");
         assert!(shared.trainer_error().is_some_and(|e| e.contains("transitions/2")));
-        assert!(shared.metrics(0.0).contains("casrap_learner_trainer_up 0"));
+        let text = casrap_common::metrics::render(&metrics_registry(shared.clone()));
+        assert!(text.contains("\ncasrap_learner_trainer_up 0"), "{text}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -220,63 +220,82 @@ impl Shared {
         out
     }
 
-    /// The Prometheus exposition of the learner's counters.
-    pub fn metrics(&self, ingest_per_s: f64) -> String {
-        use casrap_common::metrics::Exposition;
+    /// The learner's metrics as they stand, for a collector (`ingest_per_s`: transitions stored per
+    /// second since the previous scrape).
+    pub fn encode_metrics(
+        &self,
+        ingest_per_s: f64,
+        encoder: &mut prometheus_client::encoding::DescriptorEncoder<'_>,
+    ) -> std::fmt::Result {
+        use casrap_common::metrics::{label, scraped_counter, scraped_gauge, scraped_gauges};
+        #[derive(
+            Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet,
+        )]
+        struct Hw {
+            hardware: String,
+        }
         let (reward, n) = self.recent_reward();
-        let hw: Vec<(Vec<(&str, String)>, f64)> = self
+        let hw: Vec<(Hw, f64)> = self
             .actors_by_hardware()
             .into_iter()
-            .map(|(h, c)| (vec![("hardware", h)], c as f64))
+            .map(|(h, c)| (Hw { hardware: label(&h) }, c as f64))
             .collect();
-        Exposition::new()
-            .counter(
-                "casrap_learner_transitions_stored_total",
-                "Transitions stored durably (resends not counted).",
-                self.replay.total().unwrap_or(0) as f64,
-            )
-            .gauge(
-                "casrap_learner_ingest_per_second",
-                "Transitions stored per second since the previous scrape.",
-                ingest_per_s,
-            )
-            .gauge(
-                "casrap_learner_replay_size",
-                "Transitions kept in the replay store.",
-                self.replay.len().unwrap_or(0) as f64,
-            )
-            .counter(
-                "casrap_learner_updates_total",
-                "Double-DQN updates.",
-                self.updates.load(Ordering::Relaxed) as f64,
-            )
-            .gauge(
-                "casrap_learner_loss",
-                "Loss of the last update (Huber).",
-                f64::from_bits(self.loss_bits.load(Ordering::Relaxed)),
-            )
-            .gauge(
-                "casrap_learner_policy_version",
-                "Newest published policy version.",
-                self.policy_version() as f64,
-            )
-            .gauge(
-                "casrap_learner_recent_mean_reward",
-                "Mean reward of the last (up to) 100 stored transitions.",
-                if n > 0 { reward } else { f64::NAN },
-            )
-            .gauge(
-                "casrap_learner_trainer_up",
-                "1 while the trainer runs, 0 once it has stopped on an error.",
-                if self.trainer_error().is_some() { 0.0 } else { 1.0 },
-            )
-            .gauge(
-                "casrap_learner_store_up",
-                "1 while the replay store accepts writes, 0 while it recovers from a failed one.",
-                if self.replay.broken().is_some() { 0.0 } else { 1.0 },
-            )
-            .labeled("casrap_learner_actors", "Connected actors by hardware profile.", "gauge", &hw)
-            .finish()
+        let e = encoder;
+        scraped_counter(
+            e,
+            "casrap_learner_transitions_stored",
+            "Transitions stored durably (resends not counted).",
+            self.replay.total().unwrap_or(0),
+        )?;
+        scraped_gauge(
+            e,
+            "casrap_learner_ingest_per_second",
+            "Transitions stored per second since the previous scrape.",
+            ingest_per_s,
+        )?;
+        scraped_gauge(
+            e,
+            "casrap_learner_replay_size",
+            "Transitions kept in the replay store.",
+            self.replay.len().unwrap_or(0) as f64,
+        )?;
+        scraped_counter(
+            e,
+            "casrap_learner_updates",
+            "Double-DQN updates.",
+            self.updates.load(Ordering::Relaxed),
+        )?;
+        scraped_gauge(
+            e,
+            "casrap_learner_loss",
+            "Loss of the last update (Huber).",
+            f64::from_bits(self.loss_bits.load(Ordering::Relaxed)),
+        )?;
+        scraped_gauge(
+            e,
+            "casrap_learner_policy_version",
+            "Newest published policy version.",
+            self.policy_version() as f64,
+        )?;
+        scraped_gauge(
+            e,
+            "casrap_learner_recent_mean_reward",
+            "Mean reward of the last (up to) 100 stored transitions.",
+            if n > 0 { reward } else { f64::NAN },
+        )?;
+        scraped_gauge(
+            e,
+            "casrap_learner_trainer_up",
+            "1 while the trainer runs, 0 once it has stopped on an error.",
+            if self.trainer_error().is_some() { 0.0 } else { 1.0 },
+        )?;
+        scraped_gauge(
+            e,
+            "casrap_learner_store_up",
+            "1 while the replay store accepts writes, 0 while it recovers from a failed one.",
+            if self.replay.broken().is_some() { 0.0 } else { 1.0 },
+        )?;
+        scraped_gauges(e, "casrap_learner_actors", "Connected actors by hardware profile.", &hw)
     }
 
     fn registrations(&self) -> std::sync::MutexGuard<'_, HashMap<String, Registered>> {

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use casrap_common::state;
-use casrap_proto::{v1, LearnerClient};
+use casrap_proto::{fixtures, v1, LearnerClient};
 use casrap_store::replay::Replay;
 use tokio_stream::StreamExt;
 
@@ -28,28 +28,18 @@ fn signal(child: &Child, sig: &str) {
 
 fn info(actor: &str) -> v1::ActorInfo {
     let cfg = casrap_common::config::RunConfig::from_file(&config()).unwrap();
-    v1::ActorInfo {
-        actor_id: actor.into(),
-        actions: cfg.action_labels(),
-        state_layout_version: state::LAYOUT_VERSION,
-        state_dim: state::FEATURES.len() as u32,
-        ..Default::default()
-    }
+    fixtures::actor_info(actor, cfg.action_labels())
 }
 
 fn transition(seq: u64) -> v1::Transition {
     let dim = state::FEATURES.len();
     let x = (seq % 97) as f32 / 100.0;
     v1::Transition {
-        seq,
         state: vec![x; dim],
         action: (seq % 6) as u32,
         reward: x - 0.5,
         next_state: vec![x; dim],
-        done: true,
-        metrics: Some(v1::EpisodeMetrics {
-            json: casrap_common::record::EpisodeRecord::synthetic("w", seq, 0).to_line().unwrap(),
-        }),
+        ..fixtures::recorded("w", seq)
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use casrap_common::record::EpisodeRecord;
 use casrap_learner::service::{Contract, LearnerService, Policy, Shared};
-use casrap_proto::v1;
+use casrap_proto::{fixtures, v1};
 use casrap_proto::{LearnerClient, LearnerServer};
 use casrap_store::replay::Replay;
 use tokio::net::TcpListener;
@@ -79,7 +79,6 @@ impl Running {
 fn info(actor: &str) -> v1::ActorInfo {
     let c = contract();
     v1::ActorInfo {
-        actor_id: actor.into(),
         hardware: Some(v1::HardwareProfile {
             device_kind: "cpu".into(),
             device_name: "test".into(),
@@ -88,40 +87,33 @@ fn info(actor: &str) -> v1::ActorInfo {
             cpu_cores: 2,
         }),
         model_identity: "test-model".into(),
-        actions: c.actions,
         state_layout_version: c.state_layout_version,
         state_dim: DIM as u32,
-        previous_session: 0,
+        ..fixtures::actor_info(actor, c.actions)
     }
 }
 
 fn transition(seq: u64) -> v1::Transition {
     let x = (seq % 90) as f32 / 100.0;
     v1::Transition {
-        seq,
         state: vec![x; DIM],
         action: (seq % 3) as u32,
         reward: x,
         next_state: vec![x + 0.01; DIM],
         done: seq.is_multiple_of(4),
-        metrics: None,
+        ..fixtures::transition(seq)
     }
 }
 
 fn batch(actor: &str, seqs: std::ops::RangeInclusive<u64>) -> v1::TransitionBatch {
-    v1::TransitionBatch {
-        actor_id: actor.into(),
-        transitions: seqs
-            .map(|seq| v1::Transition {
-                // Every fourth ends an episode, with its record.
-                metrics: seq.is_multiple_of(4).then(|| v1::EpisodeMetrics {
-                    json: EpisodeRecord::synthetic(actor, seq, 0).to_line().unwrap(),
-                }),
-                ..transition(seq)
-            })
-            .collect(),
-        session: 0,
-    }
+    let transitions = seqs
+        .map(|seq| v1::Transition {
+            // Every fourth ends an episode, with its record.
+            metrics: seq.is_multiple_of(4).then(|| fixtures::record(actor, seq)),
+            ..transition(seq)
+        })
+        .collect();
+    fixtures::batch(actor, transitions, 0)
 }
 
 /// An open transition stream of one registration: send a batch (with the session unless it

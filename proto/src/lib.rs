@@ -4,6 +4,8 @@
 
 pub mod connect;
 mod convert;
+#[cfg(feature = "test-util")]
+pub mod fixtures;
 
 /// The protobuf package every CASRAP service lives in.
 pub const PACKAGE: &str = "casrap.v1";

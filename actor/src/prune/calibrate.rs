@@ -1,7 +1,7 @@
 //! Action sets fitted to a model: per pruning kind, the strongest intensity whose perplexity change
 //! on calibration text stays within each budget of a ladder (+2%, +5%, ...). A pretrained model
 //! reacts very differently from the embedded one (SmolLM2-135M: `ffn:0.25` costs +81%), so the
-//! default action list is only a starting point; `casrap-actor calibrate-actions` writes the fitted
+//! default action list is only a starting point; `casrap-lab calibrate-actions` writes the fitted
 //! list for a run config, with a table of every intensity tried (perplexity change and bytes
 //! ceiling).
 
@@ -295,7 +295,7 @@ impl Calibration {
     /// The fitted actions as a run config's `actions:` list (`none` first).
     pub fn actions_yaml(&self) -> String {
         let mut s = format!(
-            "# Fitted by `casrap-actor calibrate-actions` on {} ({}):\n\
+            "# Fitted by `casrap-lab calibrate-actions` on {} ({}):\n\
              # per kind, the strongest intensity within each perplexity budget ({}).\nactions:\n  - {{kind: none}}\n",
             self.model,
             self.judged_on(),

@@ -1,4 +1,4 @@
-//! The decode kernels side by side, on one model in one process (`casrap-actor bench-kernels`):
+//! The decode kernels side by side, on one model in one process (`casrap-lab bench-kernels`):
 //!
 //! - a verification pass over `k` positions against one decode step, at the same cache position
 //!   (each is rolled back after it is timed), alternating which goes first;

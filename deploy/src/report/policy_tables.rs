@@ -135,6 +135,11 @@ pub struct ClassRow {
     pub vs_best_fixed: Paired,
     pub expected_value_oracle_mean: f64,
     pub chosen: BTreeMap<String, usize>,
+    /// What the policy's choices gained and cost on this class's prompts: the geometric mean of
+    /// their decode speedups and the mean of their perplexity changes, beside the class's limit.
+    pub policy_speedup: f64,
+    pub policy_ppl_change: f64,
+    pub limit: Option<f64>,
 }
 
 /// The policy's and the expected-value oracle's choices on the prompts of one budget class and
@@ -148,6 +153,17 @@ pub struct Cell {
     pub expected_value_oracle: BTreeMap<String, usize>,
 }
 
+/// The policy's choices on the prompts of one category and budget class.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CategoryCell {
+    pub category: String,
+    pub class: String,
+    pub prompts: usize,
+    pub policy: BTreeMap<String, usize>,
+    pub policy_speedup: f64,
+    pub policy_ppl_change: f64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TestSummary {
     pub prompts: usize,
@@ -158,12 +174,23 @@ pub struct TestSummary {
     pub expected_value_gain_share: f64,
     pub classes: Vec<ClassRow>,
     pub adaptation: Vec<Cell>,
+    /// What the policy chose by prompt category and budget class.
+    pub categories: Vec<CategoryCell>,
     /// Measurement noise: `none` runs the dense model in both slots, so its true speedup is 1;
     /// the mean and standard deviation of its measured speedups over the prompts.
     pub none_speedup: Option<[f64; 2]>,
 }
 
 const POLICY: &str = "policy (greedy)";
+
+/// `f` of the action the policy chose on each prompt of `idx`.
+fn policy_picks(
+    results: &[PromptResult],
+    idx: &[usize],
+    f: impl Fn(&casrap_common::record::ActionResult) -> f64,
+) -> Vec<f64> {
+    idx.iter().map(|&i| f(&results[i].results[results[i].greedy])).collect()
+}
 const EV_ORACLE: &str = "oracle (expected value)";
 const HINDSIGHT: &str = "oracle (hindsight)";
 
@@ -260,6 +287,7 @@ impl TestSummary {
         let ev = by_name(EV_ORACLE).cloned().unwrap_or_default();
         let classes = Self::classes(results, &actions, &ev, budget);
         let adaptation = Self::adaptation(results, &actions, &ev, budget);
+        let categories = Self::categories(results, &actions, budget);
         let mut hardware: Vec<String> = results.iter().map(|r| r.hardware_label.clone()).collect();
         hardware.sort();
         hardware.dedup();
@@ -277,6 +305,7 @@ impl TestSummary {
             expected_value_gain_share,
             classes,
             adaptation,
+            categories,
             none_speedup,
         }
     }
@@ -319,9 +348,44 @@ impl TestSummary {
                     vs_best_fixed: paired("best fixed action", &policy, &best_rewards),
                     expected_value_oracle_mean: mean(&rewards(&|i| ev[i])),
                     chosen: counts(idx.iter().map(|&i| actions[results[i].greedy].as_str())),
+                    policy_speedup: gmean(&policy_picks(results, &idx, |a| a.speedup)),
+                    policy_ppl_change: mean(&policy_picks(results, &idx, |a| a.ppl_change)),
+                    limit: budget.index_of(class).and_then(|k| budget.classes[k].limit),
                 }
             })
             .collect()
+    }
+
+    fn categories(
+        results: &[PromptResult],
+        actions: &[String],
+        budget: &BudgetConfig,
+    ) -> Vec<CategoryCell> {
+        let mut names: Vec<&str> = results.iter().map(|r| r.category.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        let mut cells = Vec::new();
+        for category in names {
+            for class in Self::class_order(results, budget) {
+                let idx: Vec<usize> = (0..results.len())
+                    .filter(|&i| {
+                        results[i].category == category && class_name(&results[i]) == class
+                    })
+                    .collect();
+                if idx.is_empty() {
+                    continue;
+                }
+                cells.push(CategoryCell {
+                    category: category.to_string(),
+                    class: class.to_string(),
+                    prompts: idx.len(),
+                    policy: counts(idx.iter().map(|&i| actions[results[i].greedy].as_str())),
+                    policy_speedup: gmean(&policy_picks(results, &idx, |a| a.speedup)),
+                    policy_ppl_change: mean(&policy_picks(results, &idx, |a| a.ppl_change)),
+                });
+            }
+        }
+        cells
     }
 
     fn adaptation(
@@ -406,6 +470,26 @@ impl TestSummary {
                 list(&c.chosen)
             );
         }
+        s += "\nPer budget class, what the policy's choices gained and cost (geometric mean decode speedup, mean perplexity change against the class's limit):\n\n\
+              | class | prompts | policy decode speedup | policy ppl change | limit | within |\n|---|---|---|---|---|---|\n";
+        for c in &self.classes {
+            let (limit, within) = match c.limit {
+                Some(l) => (
+                    format!("{}%", f(l * 100.0, 1)),
+                    if c.policy_ppl_change <= l { "yes" } else { "no" },
+                ),
+                None => ("none".to_string(), "-"),
+            };
+            s += &format!(
+                "| {} | {} | {}x | {}% | {} | {} |\n",
+                c.class,
+                c.prompts,
+                f(c.policy_speedup, 3),
+                f(c.policy_ppl_change * 100.0, 2),
+                limit,
+                within
+            );
+        }
         s += "\nAdaptation: what the policy chose by budget class and prompt length (tokens), beside the expected-value oracle:\n\n\
               | class | tokens | prompts | policy chose | expected-value oracle chose |\n|---|---|---|---|---|\n";
         for c in &self.adaptation {
@@ -416,6 +500,19 @@ impl TestSummary {
                 c.prompts,
                 list(&c.policy),
                 list(&c.expected_value_oracle)
+            );
+        }
+        s += "\nBy prompt category and budget class: what the policy chose, with its decode speedup (geometric mean) and perplexity change (mean):\n\n\
+              | category | class | prompts | policy chose | decode speedup | ppl change |\n|---|---|---|---|---|---|\n";
+        for c in &self.categories {
+            s += &format!(
+                "| {} | {} | {} | {} | {}x | {}% |\n",
+                c.category,
+                c.class,
+                c.prompts,
+                list(&c.policy),
+                f(c.policy_speedup, 3),
+                f(c.policy_ppl_change * 100.0, 2)
             );
         }
         s += &super::summary::noise_line(self.none_speedup, "over the prompts");

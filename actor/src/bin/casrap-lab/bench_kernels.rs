@@ -1,0 +1,93 @@
+//! `casrap-lab bench-kernels`: the decode kernels side by side on one model: verification passes
+//! against one step, sparse decode against dense, dense decode against its bandwidth ceiling.
+
+use anyhow::Context;
+use casrap_actor::cli::{set_threads, ModelArgs};
+use casrap_common::config::PromptFormat;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    m: ModelArgs,
+    /// Positions per verification pass (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "2,5,9,16")]
+    ks: Vec<usize>,
+    /// Rounds of one step and one pass per k.
+    #[arg(long, default_value_t = 40)]
+    rounds: usize,
+    /// Sparsity levels (comma-separated), thresholds fitted on the train split of --prompt-file.
+    #[arg(long, value_delimiter = ',', default_value = "0.25,0.3,0.4,0.5")]
+    levels: Vec<f64>,
+    /// Decode steps per side and level.
+    #[arg(long, default_value_t = 96)]
+    steps: usize,
+    /// Prompt CSV: its first test prompt is decoded after, its train split calibrates.
+    #[arg(long, default_value = casrap_engine::resolve::DEFAULT_PROMPTS)]
+    prompt_file: String,
+    /// Cut the prompt to this many tokens.
+    #[arg(long, default_value_t = 256)]
+    max_prompt_tokens: usize,
+    /// Raw record file (default: runs/bench-kernels-<unix time>.json).
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
+    /// Print the tables of a saved record instead of measuring.
+    #[arg(long)]
+    report: Option<std::path::PathBuf>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    use casrap_actor::prune::kernel_bench::{self, Options, Record};
+    use casrap_actor::prune::setup::{Setup, SetupOptions};
+    use casrap_common::prompts::{BadRows, PromptSet};
+    if let Some(path) = &args.report {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let record: Record =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        print!("{}", kernel_bench::table(&record));
+        return Ok(());
+    }
+    set_threads(args.m.threads)?;
+    let set = PromptSet::load(&casrap_common::repo_path(&args.prompt_file), BadRows::Skip)?;
+    let test_fraction = casrap_common::config::ActorsConfig::default().test_fraction;
+    let split = set.split(test_fraction, casrap_actor::episodes::SPLIT_SEED);
+    anyhow::ensure!(!split.test.is_empty(), "{}: no test prompts", args.prompt_file);
+    let mut setup = Setup::open(&SetupOptions {
+        model: args.m.model.clone(),
+        dtype: args.m.dtype.clone(),
+        device: args.m.device.clone(),
+        seed: args.m.seed,
+        calibration: casrap_actor::episodes::train_calibration(&split.train, &args.prompt_file),
+        max_profile_bytes: None,
+        sparsity: true,
+    })
+    .with_context(|| format!("loading model {}", args.m.model))?;
+    let prompt =
+        setup.tokenizer.prompt(&split.test[0].prompt, PromptFormat::Raw, args.max_prompt_tokens)?;
+    let thresholds =
+        setup.harness.cache.sparsity.clone().context("no sparsity thresholds were fitted")?;
+    let options =
+        Options { ks: args.ks, rounds: args.rounds, levels: args.levels, steps: args.steps };
+    let record = kernel_bench::run(
+        &mut setup.model,
+        &casrap_engine::describe(&setup.source),
+        &args.m.dtype,
+        &thresholds,
+        &prompt,
+        &options,
+    )?;
+    print!("{}", kernel_bench::table(&record));
+    let out = args.out.unwrap_or_else(|| {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        std::path::PathBuf::from(format!("runs/bench-kernels-{secs}.json"))
+    });
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(&out, serde_json::to_string(&record)? + "\n")
+        .with_context(|| format!("writing {}", out.display()))?;
+    eprintln!("raw record: {}", out.display());
+    Ok(())
+}

@@ -1,0 +1,67 @@
+//! What both command lines share: the model flags, the thread budget and the prompt format.
+
+use anyhow::Context;
+use casrap_common::config::PromptFormat;
+use casrap_engine::resolve::Resolver;
+
+/// The model flags every model-loading subcommand shares.
+#[derive(clap::Args)]
+pub struct ModelArgs {
+    /// Model: a local HF folder, an HF repo id (from the local HF cache; downloaded only when
+    /// HF_HUB_OFFLINE is unset), casrap-cache:models/NAME (a folder of the per-user cache), or
+    /// synthetic:<preset> (tiny, llama-3.2-1b) with random weights.
+    #[arg(long, env = "CASRAP_MODEL", default_value = casrap_engine::resolve::DEFAULT_MODEL)]
+    pub model: String,
+    /// Weight and activation dtype: f32, bf16 or f16.
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
+    /// Device: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Seed of synthetic weights (and of sampling, where the command samples).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// CPU thread budget for decode kernels and torch (default: one per core).
+    #[arg(long, env = "CASRAP_THREADS")]
+    pub threads: Option<usize>,
+}
+
+impl ModelArgs {
+    /// Sets the thread budget, then resolves and loads the model (logged with its load time).
+    pub fn load(&self) -> anyhow::Result<casrap_engine::LoadedModel> {
+        let kind = casrap_engine::parse_dtype(&self.dtype)?;
+        let device = casrap_engine::parse_device(&self.device)?;
+        set_threads(self.threads)?;
+        let source = Resolver::from_env().resolve(&self.model)?;
+        let t0 = std::time::Instant::now();
+        let loaded = casrap_engine::load(&source, kind, device, self.seed)
+            .with_context(|| format!("loading model {}", casrap_engine::describe(&source)))?;
+        tracing::info!(
+            model = %casrap_engine::describe(&source),
+            dtype = ?kind,
+            device = ?device,
+            params = loaded.model.config().num_parameters(),
+            load_ms = t0.elapsed().as_millis() as u64,
+            "model loaded"
+        );
+        Ok(loaded)
+    }
+}
+
+/// `--threads` through the one thread configuration ([`casrap_engine::configure_threads`]).
+pub fn set_threads(threads: Option<usize>) -> anyhow::Result<()> {
+    if let Some(n) = threads {
+        anyhow::ensure!(n > 0, "--threads must be positive, got {n}");
+    }
+    casrap_engine::configure_threads(threads.unwrap_or(0));
+    Ok(())
+}
+
+/// `--prompt-format` / `--format`: `raw`, or `chat` (one user turn of the model's chat template).
+pub fn parse_prompt_format(s: &str) -> Result<PromptFormat, String> {
+    match s {
+        "raw" => Ok(PromptFormat::Raw),
+        "chat" => Ok(PromptFormat::Chat),
+        other => Err(format!("`{other}`: expected raw or chat")),
+    }
+}
