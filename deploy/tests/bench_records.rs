@@ -65,6 +65,9 @@ fn render(rel: &str) -> String {
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         return kernel_bench::table(&r);
     }
+    if rel == "bench/engine/hf-harness-check.json" {
+        return python(rel, "scripts/hf_harness_check.py", "--report", &path);
+    }
     if rel.starts_with("bench/engine/") && rel.ends_with(".json") {
         return python(rel, "scripts/bench_engine.py", "--report", &path);
     }
