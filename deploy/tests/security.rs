@@ -104,6 +104,21 @@ async fn exchange(conn: &Connection) -> Result<u32, String> {
     Ok(ack.stored)
 }
 
+/// A learner started in-process on `listen` with its store in `dir`; it runs until `stop` is sent.
+async fn learner(
+    cfg: &RunConfig,
+    listen: &str,
+    dir: &Path,
+) -> (casrap_learner::server::Learner, tokio::sync::oneshot::Sender<()>) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let learner = casrap_learner::server::start(cfg, listen, dir, async {
+        let _ = stopped.await;
+    })
+    .await
+    .unwrap();
+    (learner, stop)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_are_required_on_every_rpc_over_tls() {
     let tmp = tempfile::tempdir().unwrap();
@@ -115,17 +130,8 @@ async fn tokens_are_required_on_every_rpc_over_tls() {
         tls: Some(tls(&p, false)),
         allow_insecure: false,
     };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let learner = casrap_learner::server::start(
-        &config(server_sec.clone()),
-        "127.0.0.1:0",
-        &tmp.path().join("learner"),
-        async {
-            let _ = stopped.await;
-        },
-    )
-    .await
-    .unwrap();
+    let (learner, stop) =
+        learner(&config(server_sec.clone()), "127.0.0.1:0", &tmp.path().join("learner")).await;
     let url = format!("https://{}", learner.addr);
 
     // No token, and a wrong one: UNAUTHENTICATED, nothing stored.
@@ -172,17 +178,8 @@ async fn client_certificates_are_checked_when_required() {
     let p = pki(tmp.path());
     let server_sec =
         SecurityConfig { token_file: None, tls: Some(tls(&p, true)), allow_insecure: false };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let learner = casrap_learner::server::start(
-        &config(server_sec.clone()),
-        "127.0.0.1:0",
-        &tmp.path().join("learner"),
-        async {
-            let _ = stopped.await;
-        },
-    )
-    .await
-    .unwrap();
+    let (learner, stop) =
+        learner(&config(server_sec.clone()), "127.0.0.1:0", &tmp.path().join("learner")).await;
     let url = format!("https://{}", learner.addr);
     let mut anonymous = tls(&p, false);
     anonymous.client_ca = None;
@@ -212,18 +209,8 @@ async fn a_non_loopback_address_needs_a_token_unless_told_otherwise() {
         Err(e) => e.to_string(),
     };
     assert!(e.contains("refusing to listen") && e.contains("security.token_file"), "{e}");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let insecure = SecurityConfig { allow_insecure: true, ..Default::default() };
-    let learner = casrap_learner::server::start(
-        &config(insecure),
-        "0.0.0.0:0",
-        &tmp.path().join("b"),
-        async {
-            let _ = stopped.await;
-        },
-    )
-    .await
-    .unwrap();
+    let (learner, stop) = learner(&config(insecure), "0.0.0.0:0", &tmp.path().join("b")).await;
     let _ = stop.send(());
     learner.wait().await.unwrap();
 }
