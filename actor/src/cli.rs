@@ -59,9 +59,8 @@ pub fn set_threads(threads: Option<usize>) -> anyhow::Result<()> {
 
 /// `--prompt-format` / `--format`: `raw`, or `chat` (one user turn of the model's chat template).
 pub fn parse_prompt_format(s: &str) -> Result<PromptFormat, String> {
-    match s {
-        "raw" => Ok(PromptFormat::Raw),
-        "chat" => Ok(PromptFormat::Chat),
-        other => Err(format!("`{other}`: expected raw or chat")),
-    }
+    [PromptFormat::Raw, PromptFormat::Chat]
+        .into_iter()
+        .find(|f| f.name() == s)
+        .ok_or_else(|| format!("`{s}`: expected raw or chat"))
 }

@@ -278,6 +278,16 @@ pub enum PromptFormat {
     Chat,
 }
 
+impl PromptFormat {
+    /// The name a config and the command lines use (`raw`, `chat`).
+    pub fn name(self) -> &'static str {
+        match self {
+            PromptFormat::Raw => "raw",
+            PromptFormat::Chat => "chat",
+        }
+    }
+}
+
 /// The actors of a run (`actors:`): how many, where, and what each episode does.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]

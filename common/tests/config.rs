@@ -161,3 +161,11 @@ fn the_shipped_fleet_config_parses() {
     );
     assert_eq!(cfg.actors.episodes_of(0) * 6, 3000);
 }
+
+#[test]
+fn a_prompt_formats_name_is_the_one_configs_use() {
+    use casrap_common::config::PromptFormat;
+    for f in [PromptFormat::Raw, PromptFormat::Chat] {
+        assert_eq!(serde_json::to_value(f).unwrap(), f.name());
+    }
+}

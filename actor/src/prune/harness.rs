@@ -538,9 +538,10 @@ impl Harness {
             w?;
         }
         let mut lookup_tokens = Vec::with_capacity(o.pairs);
+        // The first dense run's greedy tokens: what lookup must reproduce on the dense model and,
+        // without an episode's continuation, what quality is judged on.
         let mut dense_run: Option<Vec<u32>> = None;
         let mut runs = Vec::with_capacity(2 * o.pairs);
-        let mut dense_tokens: Option<Vec<u32>> = continuation.map(<[u32]>::to_vec);
         let (mut identical, mut rebuilt, mut checked) = (true, false, 0);
         let mut stats = LookupStats { passes: 0, drafted: 0, accepted: 0, identical: true };
         for pair in 0..o.pairs {
@@ -558,7 +559,6 @@ impl Harness {
                         restore_s: None,
                         verify_s: None,
                     });
-                    dense_tokens.get_or_insert(g.tokens.clone());
                     dense_run.get_or_insert(g.tokens);
                     continue;
                 }
@@ -585,9 +585,10 @@ impl Harness {
                 });
             }
         }
+        let continuation = continuation.map(<[u32]>::to_vec).or_else(|| dense_run.clone());
         let expected = expected.or(dense_run).unwrap_or_default();
         stats.identical = lookup_tokens.iter().all(|t| *t == expected);
-        let continuation = dense_tokens.unwrap_or_default();
+        let continuation = continuation.unwrap_or_default();
         // A verification pass reads the weights once (and the cache) and decodes several tokens.
         let tpp = stats.tokens_per_pass(o.new_tokens, o.pairs).max(1.0);
         let q = self.judge(model, action, prompt, &continuation, o, |weights, kv| {

@@ -121,12 +121,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             seq.extend(r.continuation);
             sequences.push(seq);
         }
-        let format_name = match args.format {
-            PromptFormat::Raw => "raw",
-            PromptFormat::Chat => "chat",
-        };
-        let name =
-            format!("{} ({} format, {} new tokens)", args.prompts, format_name, args.new_tokens);
+        let name = format!(
+            "{} ({} format, {} new tokens)",
+            args.prompts,
+            args.format.name(),
+            args.new_tokens
+        );
         let options = calibrate::Options {
             model: &args.model,
             text: &name,
