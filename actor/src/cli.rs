@@ -57,6 +57,11 @@ pub fn set_threads(threads: Option<usize>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--allocation`: how a sparsity level is shared among each block's matrices.
+pub fn parse_allocation(s: &str) -> Result<casrap_common::action::Allocation, String> {
+    casrap_common::action::Allocation::parse(s).map_err(|e| e.to_string())
+}
+
 /// `--prompt-format` / `--format`: `raw`, or `chat` (one user turn of the model's chat template).
 pub fn parse_prompt_format(s: &str) -> Result<PromptFormat, String> {
     [PromptFormat::Raw, PromptFormat::Chat]

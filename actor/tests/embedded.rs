@@ -273,6 +273,7 @@ fn the_actor_binary_keeps_production_commands_and_the_lab_the_rest() {
         "prune-bench",
         "calibrate-actions",
         "bench-kernels",
+        "self-spec",
     ] {
         assert!(lab.iter().any(|l| l == c), "{c} missing from casrap-lab: {lab:?}");
     }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use casrap_actor::prune::importance::Importance;
 use casrap_actor::prune::profiles::{self, ProfileCache};
-use casrap_common::action::Action;
+use casrap_common::action::{Action, Allocation};
 use casrap_common::config::Timing;
 use casrap_common::repo_path;
 use casrap_engine::model::{LayerRef, Weights};
@@ -59,7 +59,7 @@ fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
 /// path (CPU plan or torch) as `like`.
 fn edited_fixture(
     like: &Llama,
-    edit: impl Fn(usize, &mut casrap_engine::model::LayerWeights),
+    edit: impl Fn(usize, &mut casrap_engine::block::LayerWeights),
 ) -> Llama {
     let m = load(&fixture());
     let cfg = m.config().clone();
@@ -434,7 +434,7 @@ fn calibration_fits_each_kind_within_each_budget_and_writes_a_usable_action_list
         seed: 0,
         calibration: Calibration::WeightNorm,
         max_profile_bytes: None,
-        sparsity: false,
+        sparsity: None,
     })
     .unwrap();
     let text =
@@ -497,7 +497,7 @@ fn calibration_on_served_requests_averages_each_requests_change() {
         seed: 0,
         calibration: casrap_actor::episodes::train_calibration(&split.train, prompts),
         max_profile_bytes: None,
-        sparsity: true,
+        sparsity: Some(Allocation::Uniform),
     })
     .unwrap();
     let sequences: Vec<Vec<u32>> = split.train[..3]

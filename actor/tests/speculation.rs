@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use casrap_common::action::Allocation;
 use casrap_common::prompts::{BadRows, PromptSet};
 use casrap_common::repo_path;
 use casrap_engine::generate::{self, GenerateOptions, Lookup};
@@ -338,14 +339,26 @@ fn thresholds_need_enough_calibration_text_and_refuse_another_models_file() {
     let a = Thresholds::calibrate(&m.model, "emb", &windows, "json text").expect("calibrates");
     let b = Thresholds::calibrate(&m.model, "emb", &windows, "json text").expect("calibrates");
     assert_eq!(a, b, "the same text gives the same distributions");
-    let (ta, tb) = (a.at(0.3).expect("level"), b.at(0.3).expect("level"));
+    let (ta, tb) = (
+        a.at(0.3, Allocation::Uniform).expect("level"),
+        b.at(0.3, Allocation::Uniform).expect("level"),
+    );
     let bits =
         |t: &Sparsity| t.thresholds.iter().flatten().map(|v| v.to_bits()).collect::<Vec<_>>();
     assert_eq!(bits(&ta), bits(&tb), "thresholds bit for bit");
-    assert!(a.at(0.0).expect("level").thresholds.iter().flatten().all(|&t| t == 0.0));
-    assert!(a.at(0.95).unwrap_err().to_string().contains("0.95"));
+    assert!(a
+        .at(0.0, Allocation::Uniform)
+        .expect("level")
+        .thresholds
+        .iter()
+        .flatten()
+        .all(|&t| t == 0.0));
+    assert!(a.at(0.95, Allocation::Uniform).unwrap_err().to_string().contains("0.95"));
     // A deeper level keeps no more inputs.
-    let (lo, hi) = (a.at(0.2).expect("level"), a.at(0.5).expect("level"));
+    let (lo, hi) = (
+        a.at(0.2, Allocation::Uniform).expect("level"),
+        a.at(0.5, Allocation::Uniform).expect("level"),
+    );
     assert!(lo
         .thresholds
         .iter()
@@ -363,4 +376,135 @@ fn thresholds_need_enough_calibration_text_and_refuse_another_models_file() {
     let (back, reused) =
         Thresholds::load_or(&path, &m.model, "emb", || unreachable!()).expect("reused");
     assert!(reused && back == a);
+}
+
+#[test]
+fn block_errors_grow_with_the_thresholds() {
+    let m = embedded(Kind::Float);
+    let ids = m.tokenizer.encode(&"Lists keep their items in order. ".repeat(12)).expect("encode");
+    let ids =
+        Tensor::from_slice(&ids.iter().map(|&t| i64::from(t)).collect::<Vec<_>>()).view([1, -1]);
+    let mut seen = 0;
+    m.model.block_errors(&ids, |_, error| {
+        seen += 1;
+        assert_eq!(error(&[0.0; 4]), 0.0, "no threshold, no error");
+        let (small, large) = (error(&[0.01; 4]), error(&[0.5; 4]));
+        assert!(0.0 < small && small < large, "{small} then {large}");
+    });
+    assert_eq!(seen, m.model.config().num_layers);
+}
+
+#[test]
+fn greedy_allocation_spreads_each_level_over_the_blocks_bytes_and_is_reproducible() {
+    use casrap_actor::prune::sparsity::Thresholds;
+    use casrap_common::action::MAX_SPARSITY;
+    let m = embedded(Kind::Float);
+    let text = "Dictionaries map keys to values; a missing key raises KeyError. ".repeat(40);
+    let windows: Vec<Vec<u32>> =
+        m.tokenizer.encode(&text).expect("encode").chunks_exact(128).map(<[u32]>::to_vec).collect();
+    let mut a = Thresholds::calibrate(&m.model, "emb", &windows, "dict text").expect("calibrates");
+    let e = a.at(0.3, Allocation::Greedy).unwrap_err().to_string();
+    assert!(e.contains("greedy"), "{e}");
+    let mut b = a.clone();
+    a.fit_greedy(&m.model, &windows).expect("greedy");
+    b.fit_greedy(&m.model, &windows).expect("greedy");
+    assert!(a == b, "the same text gives the same paths");
+    let g = a.greedy.clone().expect("fitted");
+    let weights: Vec<[f64; 4]> = m
+        .model
+        .dense_blocks()
+        .iter()
+        .map(|b| {
+            [b.qkv_weight(), b.o_weight(), b.gate_up_weight(), b.down_weight()]
+                .map(|t| t.numel() as f64)
+        })
+        .collect();
+    for (path, w) in g.paths.iter().zip(&weights) {
+        assert_eq!(path[0], (0.0, [0.0; 4]));
+        assert_eq!(path.last().expect("steps").1, [MAX_SPARSITY; 4]);
+        for pair in path.windows(2) {
+            let ((l0, s0), (l1, s1)) = (pair[0], pair[1]);
+            // One matrix raised per step, by at most the step's share of the block's bytes.
+            assert_eq!(s0.iter().zip(&s1).filter(|(x, y)| x != y).count(), 1, "{s0:?} -> {s1:?}");
+            assert!(l1 > l0 && l1 - l0 <= g.step + 1e-9, "{l0} -> {l1}");
+            let level = s1.iter().zip(w).map(|(s, w)| s * w).sum::<f64>() / w.iter().sum::<f64>();
+            assert!((level - l1).abs() < 1e-9, "{level} vs {l1}");
+        }
+    }
+    // A level's per-matrix shares weigh to that level in every block.
+    for level in [0.1, 0.33, 0.5] {
+        for (layer, w) in weights.iter().enumerate() {
+            let s = g.levels(layer, level);
+            let got = s.iter().zip(w).map(|(s, w)| s * w).sum::<f64>() / w.iter().sum::<f64>();
+            assert!((got - level).abs() < 1e-9, "layer {layer} at {level}: {got}");
+        }
+    }
+    let zero = a.at(0.0, Allocation::Greedy).expect("level");
+    assert!(zero.thresholds.iter().flatten().all(|&t| t == 0.0));
+    let (lo, hi) = (
+        a.at(0.2, Allocation::Greedy).expect("level"),
+        a.at(0.5, Allocation::Greedy).expect("level"),
+    );
+    assert!(lo
+        .thresholds
+        .iter()
+        .flatten()
+        .zip(hi.thresholds.iter().flatten())
+        .all(|(l, h)| l <= h));
+    assert!(hi != a.at(0.5, Allocation::Uniform).expect("level"), "greedy is not uniform");
+
+    // Saved with the paths; a file whose paths do not fit the model is refused, naming the field.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("thresholds.json");
+    a.save(&path).expect("save");
+    let (back, _) = Thresholds::load_or(&path, &m.model, "emb", || unreachable!()).expect("reused");
+    assert!(back.histograms == a.histograms, "the histograms come back as saved");
+    // JSON keeps each level to within a rounding of its last digit.
+    let levels = |t: &Thresholds| -> Vec<f64> {
+        let g = t.greedy.as_ref().expect("fitted");
+        g.paths.iter().flatten().flat_map(|(l, s)| std::iter::once(*l).chain(*s)).collect()
+    };
+    let (x, y) = (levels(&back), levels(&a));
+    assert!(x.len() == y.len() && x.iter().zip(&y).all(|(p, q)| (p - q).abs() < 1e-12));
+    let mut bad = a.clone();
+    bad.greedy.as_mut().expect("fitted").paths.pop();
+    bad.save(&path).expect("save");
+    let e = Thresholds::load(&path, &m.model, "emb").unwrap_err().to_string();
+    assert!(e.contains("thresholds.json") && e.contains("greedy"), "{e}");
+}
+
+#[test]
+fn self_speculation_is_dense_greedy_on_every_category() {
+    let mut m = embedded(Kind::Float);
+    let calib = m
+        .tokenizer
+        .encode(&"Tuples are immutable sequences of items. ".repeat(20))
+        .expect("encode");
+    let sparse = quantile_thresholds(&m.model, &calib, 0.5);
+    let id = m.model.add_sparse_profile("sparsity:0.5", sparse).expect("sparse profile");
+    let (mut drafted, mut accepted) = (0, 0);
+    for (category, prompts) in prompts_by_category(&m.tokenizer, 1, 160) {
+        let p = &prompts[0];
+        let dense = generate::generate(&m.model, p, &greedy(24)).expect("greedy");
+        for len in [1, 3] {
+            let s = generate::generate_self_spec(&mut m.model, id, p, &greedy(24), len)
+                .expect("self-speculation");
+            assert_eq!(
+                s.generation.tokens, dense.tokens,
+                "{category}: draft {len} differs from greedy"
+            );
+            assert_eq!(m.model.active(), casrap_engine::model::ProfileId::DENSE);
+            assert!(s.generation.decode_steps <= dense.decode_steps);
+            drafted += s.drafted;
+            accepted += s.accepted;
+        }
+    }
+    eprintln!("{accepted} of {drafted} drafted tokens accepted");
+    assert!(accepted > 0 && accepted < drafted, "drafted {drafted}, accepted {accepted}");
+    for bad in [0, MAX_VERIFY] {
+        let e = generate::generate_self_spec(&mut m.model, id, &calib[..8], &greedy(4), bad)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("draft length"), "{e}");
+    }
 }

@@ -85,6 +85,37 @@ pub enum Action {
     },
 }
 
+/// How a sparsity level is shared among each block's matrices (qkv, o, gate_up, down).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Allocation {
+    /// Every matrix skips the same share of its inputs.
+    #[default]
+    Uniform,
+    /// TEAL's greedy per-block search: each block skips the level's share of its weight bytes,
+    /// shared among its matrices so as to keep the block's output error lowest.
+    Greedy,
+}
+
+impl Allocation {
+    pub fn name(self) -> &'static str {
+        match self {
+            Allocation::Uniform => "uniform",
+            Allocation::Greedy => "greedy",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self> {
+        match s.trim() {
+            "uniform" => Ok(Allocation::Uniform),
+            "greedy" => Ok(Allocation::Greedy),
+            other => {
+                Err(invalid(format!("unknown sparsity allocation `{other}` (uniform or greedy)")))
+            }
+        }
+    }
+}
+
 pub const DEFAULT_SINKS: usize = 4;
 /// Highest activation sparsity an action may ask for.
 pub const MAX_SPARSITY: f64 = 0.9;

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::action::{Action, ActionSpec};
+use crate::action::{Action, ActionSpec, Allocation};
 use crate::budget::{BudgetConfig, Class};
 use crate::error::{Error, Result};
 use crate::state::{self, StateConfig};
@@ -328,6 +328,10 @@ pub struct ActorsConfig {
     pub restore_check_every: u64,
     /// Budget for cached pruned profiles in MB (0: twice the dense weights).
     pub max_profile_mb: f64,
+    /// How a `sparsity` action's level is shared among each block's matrices: `uniform` (each
+    /// skips that share of its inputs) or `greedy` (TEAL's per-block search: each block skips
+    /// that share of its weight bytes, spread to keep its output error lowest).
+    pub sparsity_allocation: Allocation,
     /// Seed of prompt order and exploration (mixed with the actor id).
     pub seed: u64,
 }
@@ -352,6 +356,7 @@ impl Default for ActorsConfig {
             max_unacked: 4096,
             restore_check_every: 1,
             max_profile_mb: 0.0,
+            sparsity_allocation: Allocation::default(),
             seed: 0,
         }
     }

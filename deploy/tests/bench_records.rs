@@ -65,6 +65,16 @@ fn render(rel: &str) -> String {
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         return kernel_bench::table(&r);
     }
+    if rel.starts_with("bench/real/allocation") && rel.ends_with(".json") {
+        use casrap_actor::prune::allocation::Comparison;
+        let c: Comparison = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        return c.table();
+    }
+    if rel.starts_with("bench/real/self-spec") && rel.ends_with(".json") {
+        use casrap_actor::prune::self_spec::Record;
+        let r: Record = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        return r.table();
+    }
     if rel == "bench/engine/hf-harness-check.json" {
         return python(rel, "scripts/hf_harness_check.py", "--report", &path);
     }

@@ -1,7 +1,7 @@
 //! One decode step (batch 1, one token) of an f32 or bf16 model on CPU without torch ops.
 //!
 //! At batch 1 a small model spends more time dispatching torch ops (about 60 per layer, each a few
-//! microseconds) than computing. This path runs the same arithmetic as [`Llama::forward`] on plain
+//! microseconds) than computing. This path runs the same arithmetic as the model's torch forward on plain
 //! `f32` buffers (bf16 weights and cache entries widened exactly, cache writes rounded): RMSNorm,
 //! the fused projections through [`gemv`], RoPE, grouped-query attention over the KV cache (written
 //! in place), SwiGLU. For bf16 models activations stay f32 between ops where HF's bf16 path rounds
@@ -15,8 +15,41 @@ use tch::{Device, Kind, Tensor};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::block::{Block, KvWindow};
+use crate::config::Config;
 use crate::gemv::{self, InputMajorView, WeightView};
-use crate::model::{KvCache, KvWindow, Llama, Parts};
+
+/// Borrowed parts of a model under one profile, for the CPU decode plan.
+pub(crate) struct Parts<'a> {
+    pub cfg: &'a Config,
+    pub embed: &'a Tensor,
+    pub head: &'a Tensor,
+    pub norm: &'a Tensor,
+    /// Per layer, the block run there (`None`: skipped).
+    pub layers: Vec<Option<&'a Block>>,
+    pub inv_freq: &'a Tensor,
+    pub kv_window: Option<KvWindow>,
+    /// Per layer, with activation sparsity: the input-major weights and their thresholds.
+    pub sparse: Vec<Option<(&'a [Tensor; 4], [f32; 4])>>,
+}
+
+/// The batch-1 KV cache a plan's steps write through: every layer's K and V buffers
+/// (`[1, kv_heads, capacity, head_dim]`) and the positions already cached. The owner advances its
+/// length by the positions a step returned logits for.
+pub(crate) struct CacheView<'a> {
+    pub layers: &'a mut [(Tensor, Tensor)],
+    pub len: usize,
+    pub capacity: usize,
+}
+
+/// The model dimensions a step needs.
+#[derive(Clone, Copy)]
+struct Dims {
+    hidden: usize,
+    head_dim: usize,
+    vocab: usize,
+    eps: f64,
+}
 
 /// How weights and the KV cache are stored: f32, or bf16 kept as its bit pattern. Arithmetic is
 /// always f32; bf16 values are widened exactly and rounded to nearest-even when stored.
@@ -157,7 +190,7 @@ impl LayerViews {
 
 /// Views of a model's weight tensors, built once when the model is built.
 ///
-/// The views point into tensors the [`Llama`] owns. It keeps this plan in a field next to them and
+/// The views point into tensors the model owns. It keeps this plan in a field next to them and
 /// rebuilds or drops it whenever it replaces a weight (which takes `&mut self`), so the views
 /// never outlive or disagree with the tensors; tensor storage lives on libtorch's heap and does not
 /// move with the `Llama`.
@@ -174,6 +207,7 @@ pub(crate) struct Plan<E: Elem> {
     layers: Vec<LayerViews>,
     inv_freq: Vec<f32>,
     kv_window: Option<KvWindow>,
+    dims: Dims,
     /// Weight bytes read by the steps run so far, and how many positions they decoded.
     read: AtomicU64,
     positions: AtomicU64,
@@ -183,32 +217,28 @@ impl DecodePlan {
     /// `None` unless the model is f32 or bf16 on CPU and the gemv kernels run here.
     ///
     /// # Safety
-    /// See the type: the plan must be dropped or rebuilt before any of `model`'s weight tensors is
-    /// freed or replaced.
-    pub(crate) unsafe fn build(model: &Llama, parts: &Parts<'_>) -> Option<Self> {
-        if !gemv::enabled() || model.device() != Device::Cpu {
+    /// See the type: the plan must be dropped or rebuilt before any of the tensors `parts`
+    /// borrows is freed or replaced.
+    pub(crate) unsafe fn build(parts: &Parts<'_>) -> Option<Self> {
+        if !gemv::enabled() || parts.embed.device() != Device::Cpu {
             return None;
         }
-        match model.kind() {
+        match parts.embed.kind() {
             Kind::Float => Plan::build(parts).map(DecodePlan::F32),
             Kind::BFloat16 => Plan::build(parts).map(DecodePlan::Bf16),
             _ => None,
         }
     }
 
-    /// Logits `[T, V]` (in the model's dtype) of `tokens` at positions `cache.len()..`, appending
-    /// their K/V to `cache`. Each weight is read once for all positions (T = 1 is one decode
-    /// step); position `i`'s logits are bit-identical to those of `i + 1` single steps. `None`
-    /// (nothing changed) when the cache does not fit this path.
-    pub(crate) fn steps(
-        &self,
-        model: &Llama,
-        tokens: &[usize],
-        cache: &mut KvCache,
-    ) -> Option<Tensor> {
+    /// Logits `[T, V]` (in the model's dtype) of `tokens` at positions `cache.len..`, writing
+    /// their K/V into `cache` (the caller then advances its length by T). Each weight is read
+    /// once for all positions (T = 1 is one decode step); position `i`'s logits are
+    /// bit-identical to those of `i + 1` single steps. `None` (nothing changed) when the cache
+    /// does not fit this path.
+    pub(crate) fn steps(&self, tokens: &[usize], cache: CacheView<'_>) -> Option<Tensor> {
         match self {
-            DecodePlan::F32(p) => p.steps(model, tokens, cache),
-            DecodePlan::Bf16(p) => p.steps(model, tokens, cache),
+            DecodePlan::F32(p) => p.steps(tokens, cache),
+            DecodePlan::Bf16(p) => p.steps(tokens, cache),
         }
     }
 
@@ -270,16 +300,21 @@ impl<E: Elem> Plan<E> {
             layers,
             inv_freq: Vec::<f32>::try_from(&p.inv_freq.to_device(Device::Cpu)).ok()?,
             kv_window: p.kv_window,
+            dims: Dims {
+                hidden: p.cfg.hidden_size,
+                head_dim: p.cfg.head_dim,
+                vocab: p.cfg.vocab_size,
+                eps: p.cfg.rms_norm_eps,
+            },
             read: AtomicU64::new(0),
             positions: AtomicU64::new(0),
         })
     }
 
-    fn steps(&self, model: &Llama, tokens: &[usize], cache: &mut KvCache) -> Option<Tensor> {
-        let cfg = model.config();
-        let (d, hd, vocab) = (cfg.hidden_size, cfg.head_dim, cfg.vocab_size);
-        let (half, pos, cap, m) = (hd / 2, cache.len(), cache.capacity(), tokens.len());
-        if cache.batch() != 1 || m == 0 || pos + m > cap || tokens.iter().any(|&t| t >= vocab) {
+    fn steps(&self, tokens: &[usize], cache: CacheView<'_>) -> Option<Tensor> {
+        let Dims { hidden: d, head_dim: hd, vocab, eps } = self.dims;
+        let (half, pos, cap, m) = (hd / 2, cache.len, cache.capacity, tokens.len());
+        if m == 0 || pos + m > cap || tokens.iter().any(|&t| t >= vocab) {
             return None;
         }
         let elt = std::mem::size_of::<E>();
@@ -318,7 +353,7 @@ impl<E: Elem> Plan<E> {
         let mut act_buf = vec![0f32; m * max_f];
         let mut scores = vec![0f32; pos + m];
         let mut read = 0u64;
-        let caches = cache.layers_mut();
+        let caches = cache.layers;
         for l in &self.layers {
             let (nh, nkv, f) = (l.heads, l.kv_heads, l.intermediate);
             let width = (nh + 2 * nkv) * hd;
@@ -333,7 +368,7 @@ impl<E: Elem> Plan<E> {
             let gu = &mut gu_buf[..m * 2 * f];
             let act = &mut act_buf[..m * f];
             for (xi, hi) in x.chunks_exact(d).zip(h.chunks_exact_mut(d)) {
-                rms_norm(xi, &l.input_norm, cfg.rms_norm_eps, hi);
+                rms_norm(xi, &l.input_norm, eps, hi);
             }
             read += l.project(Mat::Qkv, &h, qkv, elt);
             for (i, qkv) in qkv.chunks_exact_mut(width).enumerate() {
@@ -395,7 +430,7 @@ impl<E: Elem> Plan<E> {
             read += l.project(Mat::O, att, &mut proj, elt);
             x.iter_mut().zip(&proj).for_each(|(a, b)| *a += b);
             for (xi, hi) in x.chunks_exact(d).zip(h.chunks_exact_mut(d)) {
-                rms_norm(xi, &l.post_norm, cfg.rms_norm_eps, hi);
+                rms_norm(xi, &l.post_norm, eps, hi);
             }
             read += l.project(Mat::GateUp, &h, gu, elt);
             for (gu, a) in gu.chunks_exact(2 * f).zip(act.chunks_exact_mut(f)) {
@@ -408,12 +443,11 @@ impl<E: Elem> Plan<E> {
             x.iter_mut().zip(&proj).for_each(|(a, b)| *a += b);
         }
         for (xi, hi) in x.chunks_exact(d).zip(h.chunks_exact_mut(d)) {
-            rms_norm(xi, &self.norm, cfg.rms_norm_eps, hi);
+            rms_norm(xi, &self.norm, eps, hi);
         }
         let mut logits = vec![0f32; m * vocab];
         self.head.matmul(&h, &mut logits);
         read += (self.head.n * self.head.k * elt) as u64;
-        cache.advance(m);
         self.read.fetch_add(read, Ordering::Relaxed);
         self.positions.fetch_add(m as u64, Ordering::Relaxed);
         let out = Tensor::from_slice(&logits).view([m as i64, vocab as i64]);

@@ -260,3 +260,131 @@ pub fn generate_lookup(
         accepted,
     })
 }
+
+/// A greedy generation by self-speculation, with what the speculation did.
+#[derive(Debug, Clone)]
+pub struct SelfSpecGeneration {
+    pub generation: Generation,
+    /// Draft decode steps run on the draft profile, tokens drafted, and how many the dense
+    /// verification accepted.
+    pub draft_steps: usize,
+    pub drafted: usize,
+    pub accepted: usize,
+}
+
+/// Greedy generation with self-speculation: the model's own `draft` profile (sparse or pruned,
+/// sharing the dense weights) decodes `len` tokens ahead with its own KV cache, the dense model
+/// verifies them in one [`Llama::verify`] pass and keeps the longest prefix greedy decoding would
+/// produce plus its own next token. The tokens are the dense greedy ones, like
+/// [`generate_lookup`]'s. `decode` times the drafting and the verification together. Leaves the
+/// dense profile active.
+pub fn generate_self_spec(
+    model: &mut Llama,
+    draft: crate::model::ProfileId,
+    prompt: &[u32],
+    opts: &GenerateOptions,
+    len: usize,
+) -> Result<SelfSpecGeneration> {
+    use crate::model::ProfileId;
+    check(model, prompt, opts)?;
+    let max = crate::model::MAX_VERIFY - 1;
+    if len == 0 || len > max {
+        return Err(Error::arg(
+            "self-speculation",
+            format!("draft length {len} is outside 1..={max} (the verifier's limit)"),
+        ));
+    }
+    if opts.sampling != Sampling::Greedy {
+        return Err(Error::arg("self-speculation", "it verifies greedy decoding only"));
+    }
+    let eos = model.config().eos_token_ids.clone();
+    let is_eos = |t: u32| !opts.ignore_eos && eos.contains(&t);
+    let _guard = tch::no_grad_guard();
+    let device = model.device();
+    let capacity = prompt.len() + opts.max_new_tokens + len;
+    let argmax = |logits: &Tensor| -> Vec<u32> {
+        let ids = logits.argmax(-1, false).reshape([-1]).to_device(Device::Cpu);
+        Vec::<i64>::try_from(&ids).unwrap_or_default().into_iter().map(|i| i as u32).collect()
+    };
+    model.activate(draft)?;
+    let mut draft_cache = model.new_cache(1, capacity);
+    model.activate_dense();
+    let mut cache = model.new_cache(1, capacity);
+
+    synchronize(device);
+    let start = Instant::now();
+    let logits = model.forward(&token_batch(prompt, device), &mut cache, Logits::Last);
+    let first = argmax(&logits)[0];
+    let prefill = start.elapsed();
+    // The draft's own prefill is set-up, timed with neither phase.
+    if prompt.len() > 1 {
+        model.activate(draft)?;
+        let head = token_batch(&prompt[..prompt.len() - 1], device);
+        let _ = model.forward(&head, &mut draft_cache, Logits::Last);
+        model.activate_dense();
+    }
+
+    let mut text: Vec<u32> = prompt.to_vec();
+    text.push(first);
+    let mut new = 1;
+    let (mut draft_steps, mut drafted, mut accepted, mut passes) = (0, 0, 0, 0);
+    let mut stop = if is_eos(first) { StopReason::Eos } else { StopReason::MaxTokens };
+    synchronize(device);
+    let start = Instant::now();
+    while stop != StopReason::Eos && new < opts.max_new_tokens {
+        let room = (opts.max_new_tokens - new - 1).min(len);
+        // Draft: catch the draft cache up with the text (one or two tokens), then run ahead.
+        let mut proposal = Vec::with_capacity(room);
+        if room > 0 {
+            model.activate(draft)?;
+            let mut next = 0;
+            for i in draft_cache.len()..text.len() {
+                let l = model.forward(
+                    &token_batch(&text[i..=i], device),
+                    &mut draft_cache,
+                    Logits::Last,
+                );
+                next = argmax(&l)[0];
+                draft_steps += 1;
+            }
+            proposal.push(next);
+            while proposal.len() < room {
+                let l =
+                    model.forward(&token_batch(&[next], device), &mut draft_cache, Logits::Last);
+                next = argmax(&l)[0];
+                proposal.push(next);
+                draft_steps += 1;
+            }
+            model.activate(ProfileId::DENSE)?;
+        }
+        let last = *text.last().expect("the text holds the prompt");
+        let input: Vec<u32> = std::iter::once(last).chain(proposal.iter().copied()).collect();
+        let before = cache.len();
+        let logits = model.verify(&input, &mut cache)?;
+        passes += 1;
+        let predicted = argmax(&logits);
+        let ok = proposal.iter().zip(&predicted).take_while(|(d, p)| d == p).count();
+        drafted += proposal.len();
+        accepted += ok;
+        cache.truncate(before + 1 + ok);
+        // The draft cache keeps what it holds of the accepted text.
+        draft_cache.truncate(draft_cache.len().min(before + 1 + ok));
+        for &t in &predicted[..=ok] {
+            text.push(t);
+            new += 1;
+            if is_eos(t) {
+                stop = StopReason::Eos;
+                break;
+            }
+        }
+    }
+    synchronize(device);
+    let decode = start.elapsed();
+    let tokens = text[prompt.len()..].to_vec();
+    Ok(SelfSpecGeneration {
+        generation: Generation { tokens, stop, prefill, decode, decode_steps: passes },
+        draft_steps,
+        drafted,
+        accepted,
+    })
+}

@@ -6,6 +6,7 @@
 //! measurement and the episode loop on top.
 
 pub mod bandwidth;
+pub mod block;
 pub mod chat;
 pub mod config;
 mod cpu_decode;

@@ -119,7 +119,11 @@ pub fn open_setup(cfg: &RunConfig, device: &str) -> Result<(Setup, Split)> {
         seed: 0,
         calibration: train_calibration(&split.train, &a.prompts),
         max_profile_bytes: (a.max_profile_mb > 0.0).then_some((a.max_profile_mb * 1e6) as usize),
-        sparsity: cfg.checked_actions().iter().any(|a| a.sparsity().is_some()),
+        sparsity: cfg
+            .checked_actions()
+            .iter()
+            .any(|a| a.sparsity().is_some())
+            .then_some(a.sparsity_allocation),
     })?;
     Ok((setup, split))
 }
@@ -168,7 +172,14 @@ pub fn run(o: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunSummary> {
     let conn = casrap_proto::connect::Connection::new(&o.learner, &cfg.security)?;
     let id = Identity { url: o.learner.clone(), conn, info, batch: a.batch };
 
-    let (mut wire, resumed_after) = Wire::start(o, id, &hardware, &stop)?;
+    let (mut wire, resumed_after) = Wire::start(
+        &o.learner,
+        cfg.actors.max_unacked,
+        o.metrics.as_deref(),
+        id,
+        &hardware,
+        &stop,
+    )?;
     tracing::info!(actor = %o.actor_id, learner = %o.learner, resumed_after, target = o.episodes, hardware = %hardware.label(), "registered; running episodes");
 
     // Exploration draws differ after a restart (mixing in where it resumes), the prompt order does not.

@@ -11,7 +11,6 @@ use casrap_common::telemetry::Hardware;
 use tokio::sync::watch;
 
 use super::metrics::ActorMetrics;
-use super::RunOptions;
 use crate::client::{self, Identity, Outbox, PolicyBytes};
 use casrap_engine::error::{Error, Result};
 
@@ -60,10 +59,13 @@ pub(super) struct Wire {
 }
 
 impl Wire {
-    /// Starts the tasks and waits for the registration; returns the wire and the sequence number
-    /// the learner already holds for this actor (where the run resumes).
+    /// Starts the tasks against `learner` (holding at most `max_unacked` transitions, serving
+    /// `/metrics` at `metrics` when given) and waits for the registration; returns the wire and
+    /// the sequence number the learner already holds for this actor (where the run resumes).
     pub(super) fn start(
-        o: &RunOptions,
+        learner: &str,
+        max_unacked: usize,
+        metrics_addr: Option<&str>,
         id: Identity,
         hardware: &Hardware,
         stop: &Arc<AtomicBool>,
@@ -74,13 +76,13 @@ impl Wire {
             .thread_name("actor-net")
             .build()
             .map_err(|e| Error::arg("runtime", e.to_string()))?;
-        let outbox = Outbox::new(o.config.actors.max_unacked, &o.learner);
+        let outbox = Outbox::new(max_unacked, learner);
         let (reg_tx, reg_rx) = tokio::sync::oneshot::channel();
         let sender = rt.spawn(client::run_sender(id.clone(), outbox.clone(), reg_tx, stop.clone()));
         let (policy_tx, policy_rx) = watch::channel::<Option<Arc<PolicyBytes>>>(None);
         let watcher = rt.spawn(client::run_watcher(id, policy_tx));
         let metrics = Arc::new(ActorMetrics::new(&hardware.label(), outbox.clone()));
-        let metrics_task = match &o.metrics {
+        let metrics_task = match metrics_addr {
             None => None,
             Some(addr) => {
                 let l = rt
@@ -95,7 +97,7 @@ impl Wire {
             }
         };
         let resumed_after = rt.block_on(reg_rx).map_err(|_| Error::Learner {
-            url: o.learner.clone(),
+            url: learner.to_string(),
             reason: "the connection task ended before registering".into(),
         })??;
         let wire =

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
+use casrap_engine::block::{Block, LayerCapture};
 use casrap_engine::error::{Error, Result};
-use casrap_engine::model::{Block, LayerCapture};
 use casrap_engine::Llama;
 
 /// Importances of one model.

@@ -14,6 +14,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::prune::sparsity::Thresholds;
+use casrap_common::action::Allocation;
 use casrap_engine::bandwidth::BandwidthProbe;
 use casrap_engine::error::{Error, Result};
 use casrap_engine::generate::{self, synchronize};
@@ -31,6 +32,9 @@ pub struct Options {
     pub levels: Vec<f64>,
     /// Decode steps per side per level.
     pub steps: usize,
+    /// How each level is shared among a block's matrices.
+    #[serde(default)]
+    pub allocation: Allocation,
 }
 
 /// One `k`: every round's step and pass seconds.
@@ -158,7 +162,10 @@ pub fn run(
     let context = prompt.len() + o.steps / 2;
     let kv_bytes = model.kv_bytes_per_token(context) as f64;
     for &level in &o.levels {
-        let id = model.add_sparse_profile(&format!("sparsity:{level}"), thresholds.at(level)?)?;
+        let id = model.add_sparse_profile(
+            &format!("sparsity:{level}"),
+            thresholds.at(level, o.allocation)?,
+        )?;
         let sides = [ProfileId::DENSE, id];
         let mut caches: Vec<KvCache> = Vec::new();
         let mut last = [0u32; 2];

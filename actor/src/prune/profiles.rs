@@ -8,9 +8,10 @@ use tch::{Device, Kind, Tensor};
 
 use super::importance::Importance;
 use super::sparsity::Thresholds;
-use casrap_common::action::Action;
+use casrap_common::action::{Action, Allocation};
+use casrap_engine::block::{Block, KvWindow, LayerWeights};
 use casrap_engine::error::{Error, Result};
-use casrap_engine::model::{Block, KvWindow, LayerRef, LayerWeights, Logits, ProfileId};
+use casrap_engine::model::{LayerRef, Logits, ProfileId};
 use casrap_engine::Llama;
 
 /// FFN widths stay multiples of this.
@@ -277,6 +278,8 @@ pub struct ProfileCache {
     pub importance: Importance,
     /// Activation sparsity's calibrated distributions (`None`: sparsity actions are refused).
     pub sparsity: Option<Thresholds>,
+    /// How a sparsity level is shared among each block's matrices.
+    pub allocation: Allocation,
     pub max_bytes: usize,
     entries: Vec<Entry>,
     probe: Option<(Tensor, Tensor)>,
@@ -284,7 +287,14 @@ pub struct ProfileCache {
 
 impl ProfileCache {
     pub fn new(importance: Importance, max_bytes: usize) -> Self {
-        Self { importance, sparsity: None, max_bytes, entries: Vec::new(), probe: None }
+        Self {
+            importance,
+            sparsity: None,
+            allocation: Allocation::default(),
+            max_bytes,
+            entries: Vec::new(),
+            probe: None,
+        }
     }
 
     /// Bytes of extra weights the cached profiles hold.
@@ -310,7 +320,7 @@ impl ProfileCache {
             let thresholds = self.sparsity.as_ref().ok_or_else(|| {
                 err(action, "activation sparsity needs thresholds calibrated on text (the run's calibration prompts); none were measured")
             })?;
-            model.add_sparse_profile(&label, thresholds.at(level)?)?
+            model.add_sparse_profile(&label, thresholds.at(level, self.allocation)?)?
         } else {
             let Some((layers, window)) = build(model, &self.importance, action)? else {
                 return Ok(None);

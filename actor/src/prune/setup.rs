@@ -6,6 +6,7 @@ use super::harness::Harness;
 use super::importance::{model_identity, Importance};
 use super::profiles::ProfileCache;
 use super::sparsity::{self, Thresholds};
+use casrap_common::action::Allocation;
 use casrap_engine::error::Result;
 use casrap_engine::resolve::{cache_dir, ModelSource, Resolver};
 use casrap_engine::tokenizer::TextTokenizer;
@@ -33,8 +34,9 @@ pub struct SetupOptions {
     /// Budget for pruned weights in bytes (`None`: twice the dense weights).
     pub max_profile_bytes: Option<usize>,
     /// Also fit activation sparsity's thresholds on the calibration text (cached like the
-    /// importances); needed by `sparsity` actions.
-    pub sparsity: bool,
+    /// importances), shared among each block's matrices as this allocation says (greedy: its
+    /// search runs once and is cached with them); needed by `sparsity` actions.
+    pub sparsity: Option<Allocation>,
 }
 
 /// A loaded model ready to be measured.
@@ -62,7 +64,7 @@ impl Setup {
         let mut thresholds = None;
         let importance = match &o.calibration {
             Calibration::WeightNorm => {
-                if o.sparsity {
+                if o.sparsity.is_some() {
                     return Err(casrap_engine::error::Error::arg(
                         "calibration",
                         "activation sparsity needs calibration text; weight norms give no thresholds",
@@ -89,21 +91,32 @@ impl Setup {
                     Importance::calibrate(&model, &identity, &cut, &desc)
                 })?;
                 tracing::info!(file = %path.display(), reused, seconds = t.elapsed().as_secs_f64(), "importances");
-                if o.sparsity {
+                if let Some(allocation) = o.sparsity {
                     let path = sparsity::cache_path(&cache_dir()?, &identity, key);
                     let t = std::time::Instant::now();
-                    let (thr, reused) = Thresholds::load_or(&path, &model, &identity, || {
+                    let (mut thr, reused) = Thresholds::load_or(&path, &model, &identity, || {
                         Thresholds::calibrate(&model, &identity, &cut, &desc)
                     })?;
                     tracing::info!(file = %path.display(), reused, seconds = t.elapsed().as_secs_f64(), "sparsity thresholds");
-                    thresholds = Some(thr);
+                    if allocation == Allocation::Greedy
+                        && thr.greedy.as_ref().is_none_or(|g| g.step != sparsity::GREEDY_STEP)
+                    {
+                        let t = std::time::Instant::now();
+                        thr.fit_greedy(&model, &cut)?;
+                        thr.save(&path)?;
+                        tracing::info!(file = %path.display(), seconds = t.elapsed().as_secs_f64(), "greedy sparsity allocation");
+                    }
+                    thresholds = Some((thr, allocation));
                 }
                 imp
             }
         };
         let budget = o.max_profile_bytes.unwrap_or(2 * model.weight_bytes_per_token());
         let mut cache = ProfileCache::new(importance, budget);
-        cache.sparsity = thresholds;
+        if let Some((thr, allocation)) = thresholds {
+            cache.sparsity = Some(thr);
+            cache.allocation = allocation;
+        }
         let reload_source = source.clone();
         let seed = o.seed;
         let harness = Harness::new(

@@ -8,10 +8,16 @@
 //! wide), so memory does not grow with the calibration text and the same text gives the same
 //! thresholds bit for bit. They are saved as JSON keyed by the model's identity and the
 //! calibration data, like the importances; a file made for another model is refused.
+//!
+//! Greedy allocation (TEAL's block-wise search, [`Thresholds::fit_greedy`]) shares a level
+//! unevenly among a block's matrices: starting from no sparsity, each step raises the one matrix
+//! whose raise (by a fixed share of the block's weight bytes) costs the block's output the least
+//! error on calibration text. The path each block took is kept in the same file, so a level
+//! reads its per-matrix shares off the path.
 
 use std::path::{Path, PathBuf};
 
-use casrap_common::action::MAX_SPARSITY;
+use casrap_common::action::{Allocation, MAX_SPARSITY};
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
@@ -21,6 +27,11 @@ use casrap_engine::Llama;
 
 /// Fewest calibration tokens thresholds are fitted on.
 pub const MIN_TOKENS: usize = 256;
+/// Most calibration tokens the greedy allocation measures block errors on (each step of its
+/// search runs a block four times over them).
+pub const GREEDY_TOKENS: usize = 512;
+/// The share of a block's weight bytes each step of the greedy search adds.
+pub const GREEDY_STEP: f64 = 0.01;
 
 /// Mantissa bits kept per bin: 2^6 = 64 bins per octave.
 const SHIFT: u32 = 17;
@@ -95,6 +106,50 @@ pub struct Thresholds {
     pub tokens: usize,
     /// `[layer][matrix]`, matrices in the order qkv, o, gate_up, down.
     pub histograms: Vec<[Histogram; 4]>,
+    /// The greedy allocation's paths, once fitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub greedy: Option<Greedy>,
+}
+
+/// The greedy search's outcome: per layer, the points it passed through, each the block's level
+/// (the share of its matrices' weight bytes skipped) and each matrix's level then (qkv, o,
+/// gate_up, down), from 0 up to every matrix at [`MAX_SPARSITY`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Greedy {
+    /// Calibration tokens the block errors were measured on.
+    pub tokens: usize,
+    /// The share of a block's bytes each step added.
+    pub step: f64,
+    pub paths: Vec<Vec<(f64, [f64; 4])>>,
+}
+
+impl Greedy {
+    /// Each matrix's level in layer `layer` at block level `level`, interpolated linearly
+    /// between the two points of the path around it.
+    pub fn levels(&self, layer: usize, level: f64) -> [f64; 4] {
+        let path = &self.paths[layer];
+        let i = path.partition_point(|(l, _)| *l < level);
+        if i == 0 {
+            return path.first().map_or([0.0; 4], |p| p.1);
+        }
+        let Some(&(hi, upper)) = path.get(i) else {
+            return path[i - 1].1;
+        };
+        let (lo, lower) = path[i - 1];
+        let f = if hi > lo { (level - lo) / (hi - lo) } else { 1.0 };
+        std::array::from_fn(|m| lower[m] + f * (upper[m] - lower[m]))
+    }
+}
+
+/// The share of a block's weight bytes skipped at per-matrix levels `s`, matrices weighing `w`.
+fn block_level(s: &[f64; 4], w: &[f64; 4]) -> f64 {
+    s.iter().zip(w).map(|(s, w)| s * w).sum::<f64>() / w.iter().sum::<f64>()
+}
+
+/// Weight elements of each block matrix of `layer` (qkv, o, gate_up, down).
+fn matrix_weights(model: &Llama, layer: usize) -> [f64; 4] {
+    let b = &model.dense_blocks()[layer];
+    [b.qkv_weight(), b.o_weight(), b.gate_up_weight(), b.down_weight()].map(|t| t.numel() as f64)
 }
 
 impl Thresholds {
@@ -130,16 +185,97 @@ impl Thresholds {
                 }
             }
         }
-        Ok(Self { model: identity.into(), source: description.into(), tokens, histograms })
+        Ok(Self {
+            model: identity.into(),
+            source: description.into(),
+            tokens,
+            histograms,
+            greedy: None,
+        })
     }
 
-    /// The thresholds of sparsity `level` (uniform over the matrices); `level` 0 keeps every input.
-    pub fn at(&self, level: f64) -> Result<Sparsity> {
+    /// Runs the greedy search on (at most [`GREEDY_TOKENS`] of) `windows`, the equal-length
+    /// windows of token ids the distributions were measured on, and keeps its paths.
+    pub fn fit_greedy(&mut self, model: &Llama, windows: &[Vec<u32>]) -> Result<()> {
+        let seq = windows.first().map_or(0, Vec::len);
+        let take = (GREEDY_TOKENS / seq.max(1)).max(1);
+        let used: Vec<&Vec<u32>> =
+            windows.iter().filter(|w| w.len() == seq && seq > 0).take(take).collect();
+        let tokens = used.len() * seq;
+        if tokens < MIN_TOKENS.min(GREEDY_TOKENS) {
+            return Err(Error::arg(
+                "calibration",
+                format!(
+                    "{}: {tokens} tokens in windows of equal length; the greedy allocation needs at least {MIN_TOKENS}",
+                    self.source
+                ),
+            ));
+        }
+        let ids: Vec<i64> = used.iter().flat_map(|w| w.iter().map(|&t| i64::from(t))).collect();
+        let ids = Tensor::from_slice(&ids)
+            .view([used.len() as i64, seq as i64])
+            .to_device(model.device());
+        let mut paths = Vec::with_capacity(self.histograms.len());
+        let histograms = &self.histograms;
+        model.block_errors(&ids, |layer, error| {
+            let w = matrix_weights(model, layer);
+            let total: f64 = w.iter().sum();
+            let thresholds = |s: &[f64; 4]| -> [f32; 4] {
+                std::array::from_fn(|m| histograms[layer][m].quantile(s[m]))
+            };
+            let mut s = [0.0; 4];
+            let mut err = 0.0;
+            let mut path = vec![(0.0, s)];
+            loop {
+                let now = block_level(&s, &w);
+                // Per candidate: the error it adds per unit of block level it gains.
+                let best = (0..4)
+                    .filter(|&m| s[m] < MAX_SPARSITY)
+                    .map(|m| {
+                        let mut c = s;
+                        c[m] = (s[m] + GREEDY_STEP * total / w[m]).min(MAX_SPARSITY);
+                        let e = error(&thresholds(&c));
+                        let gain = block_level(&c, &w) - now;
+                        (c, e, (e - err) / gain)
+                    })
+                    .min_by(|a, b| a.2.total_cmp(&b.2));
+                let Some((c, e, _)) = best else { break };
+                s = c;
+                err = e;
+                path.push((block_level(&s, &w), s));
+            }
+            tracing::debug!(layer, steps = path.len(), "greedy allocation");
+            paths.push(path);
+        });
+        self.greedy = Some(Greedy { tokens, step: GREEDY_STEP, paths });
+        Ok(())
+    }
+
+    /// The thresholds of sparsity `level` under `allocation`; `level` 0 keeps every input.
+    /// Greedy allocation needs [`Thresholds::fit_greedy`] first.
+    pub fn at(&self, level: f64, allocation: Allocation) -> Result<Sparsity> {
         if !(level.is_finite() && (0.0..=MAX_SPARSITY).contains(&level)) {
             return Err(Error::arg("sparsity", format!("{level} is outside [0, {MAX_SPARSITY}]")));
         }
-        let thresholds =
-            self.histograms.iter().map(|h| h.each_ref().map(|h| h.quantile(level))).collect();
+        let thresholds = match allocation {
+            Allocation::Uniform => {
+                self.histograms.iter().map(|h| h.each_ref().map(|h| h.quantile(level))).collect()
+            }
+            Allocation::Greedy => {
+                let g = self.greedy.as_ref().ok_or_else(|| {
+                    Error::arg(
+                        "sparsity",
+                        "the greedy allocation was not fitted for these thresholds",
+                    )
+                })?;
+                let levels = (0..self.histograms.len()).map(|l| g.levels(l, level));
+                self.histograms
+                    .iter()
+                    .zip(levels)
+                    .map(|(h, s)| std::array::from_fn(|m| h[m].quantile(s[m])))
+                    .collect()
+            }
+        };
         Ok(Sparsity { level, thresholds })
     }
 
@@ -156,6 +292,22 @@ impl Thresholds {
         }
         if self.histograms.iter().flatten().any(|h| h.counts.len() != BINS) {
             return Err(bad(format!("expected {BINS} bins per histogram")));
+        }
+        if let Some(g) = &self.greedy {
+            let bad_path = |p: &Vec<(f64, [f64; 4])>| {
+                p.is_empty()
+                    || p.windows(2).any(|w| w[0].0 > w[1].0)
+                    || p.iter()
+                        .flat_map(|(l, s)| std::iter::once(l).chain(s))
+                        .any(|v| !(v.is_finite() && (0.0..=MAX_SPARSITY + 1e-9).contains(v)))
+            };
+            if g.paths.len() != self.histograms.len() || g.paths.iter().any(bad_path) {
+                return Err(Error::Config {
+                    path: path.into(),
+                    field: "greedy",
+                    reason: "a greedy path per layer, its levels rising within [0, 0.9]".into(),
+                });
+            }
         }
         Ok(())
     }

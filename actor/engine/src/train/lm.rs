@@ -13,8 +13,9 @@ use serde::Serialize;
 use tch::nn::{self, Init, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 
+use crate::block::LayerWeights;
 use crate::error::{Error, Result, TorchContext};
-use crate::model::{LayerWeights, Logits, Weights};
+use crate::model::{Logits, Weights};
 use crate::{Config, Llama};
 
 /// Optimisation settings. Defaults are what the committed model was trained with.

@@ -2,7 +2,8 @@
 //! against one step, sparse decode against dense, dense decode against its bandwidth ceiling.
 
 use anyhow::Context;
-use casrap_actor::cli::{set_threads, ModelArgs};
+use casrap_actor::cli::{parse_allocation, set_threads, ModelArgs};
+use casrap_common::action::Allocation;
 use casrap_common::config::PromptFormat;
 
 #[derive(clap::Args)]
@@ -21,6 +22,9 @@ pub struct Args {
     /// Decode steps per side and level.
     #[arg(long, default_value_t = 96)]
     steps: usize,
+    /// How a level is shared among each block's matrices: uniform or greedy.
+    #[arg(long, default_value = "uniform", value_parser = parse_allocation)]
+    allocation: Allocation,
     /// Prompt CSV: its first test prompt is decoded after, its train split calibrates.
     #[arg(long, default_value = casrap_engine::resolve::DEFAULT_PROMPTS)]
     prompt_file: String,
@@ -59,15 +63,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         seed: args.m.seed,
         calibration: casrap_actor::episodes::train_calibration(&split.train, &args.prompt_file),
         max_profile_bytes: None,
-        sparsity: true,
+        sparsity: Some(args.allocation),
     })
     .with_context(|| format!("loading model {}", args.m.model))?;
     let prompt =
         setup.tokenizer.prompt(&split.test[0].prompt, PromptFormat::Raw, args.max_prompt_tokens)?;
     let thresholds =
         setup.harness.cache.sparsity.clone().context("no sparsity thresholds were fitted")?;
-    let options =
-        Options { ks: args.ks, rounds: args.rounds, levels: args.levels, steps: args.steps };
+    let options = Options {
+        ks: args.ks,
+        rounds: args.rounds,
+        levels: args.levels,
+        steps: args.steps,
+        allocation: args.allocation,
+    };
     let record = kernel_bench::run(
         &mut setup.model,
         &casrap_engine::describe(&setup.source),

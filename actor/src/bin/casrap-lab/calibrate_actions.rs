@@ -3,7 +3,8 @@
 //! the table and writes the `actions:` list.
 
 use anyhow::Context;
-use casrap_actor::cli::{parse_prompt_format, set_threads};
+use casrap_actor::cli::{parse_allocation, parse_prompt_format, set_threads};
+use casrap_common::action::Allocation;
 use casrap_common::config::PromptFormat;
 
 #[derive(clap::Args)]
@@ -44,6 +45,13 @@ pub struct Args {
     /// Kinds to fit, comma-separated (heads, ffn, layers, kv_window, sparsity).
     #[arg(long, default_value = "heads,ffn,layers,kv_window", value_delimiter = ',')]
     kinds: Vec<String>,
+    /// How a sparsity level is shared among each block's matrices: uniform or greedy.
+    #[arg(long, default_value = "uniform", value_parser = parse_allocation)]
+    allocation: Allocation,
+    /// Instead of fitting, compare uniform with greedy allocation at these sparsity levels
+    /// (comma-separated) on the --served requests: perplexity change and bytes skipped.
+    #[arg(long, value_delimiter = ',')]
+    compare_allocation: Vec<f64>,
     /// Weight dtype: f32, bf16 or f16.
     #[arg(long, default_value = "f32")]
     dtype: String,
@@ -84,6 +92,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.window < 2 {
         anyhow::bail!("--window: must be at least 2");
     }
+    let compare = !args.compare_allocation.is_empty();
+    if compare && args.served == 0 {
+        anyhow::bail!("--compare-allocation judges served requests: give --served N");
+    }
+    if let Some(l) = args
+        .compare_allocation
+        .iter()
+        .find(|l| !(l.is_finite() && (0.0..=casrap_common::action::MAX_SPARSITY).contains(*l)))
+    {
+        anyhow::bail!("--compare-allocation: {l} is outside [0, 0.9]");
+    }
     let set = PromptSet::load(&casrap_common::repo_path(&args.prompts), BadRows::Skip)?;
     // The split a run with the default test fraction makes, so its importances are reused.
     let test_fraction = casrap_common::config::ActorsConfig::default().test_fraction;
@@ -96,7 +115,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         calibration: casrap_actor::episodes::train_calibration(&split.train, &args.prompts),
         // Each profile is used once: the default budget (twice the dense weights) evicts them.
         max_profile_bytes: None,
-        sparsity: kinds.contains(&ActionKind::Sparsity),
+        sparsity: if compare {
+            Some(Allocation::Greedy)
+        } else {
+            kinds.contains(&ActionKind::Sparsity).then_some(args.allocation)
+        },
     })?;
     let started = std::time::Instant::now();
     let progress = |p: &calibrate::Point| {
@@ -127,6 +150,32 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             args.format.name(),
             args.new_tokens
         );
+        if compare {
+            use casrap_actor::prune::allocation;
+            let progress = |r: &allocation::Row| {
+                eprintln!(
+                    "[{:6.1} s] sparsity:{}: uniform {:+.1}%, greedy {:+.1}%",
+                    started.elapsed().as_secs_f64(),
+                    r.level,
+                    r.uniform.ppl_change * 100.0,
+                    r.greedy.ppl_change * 100.0
+                )
+            };
+            let c = allocation::compare(
+                &mut setup,
+                (&args.model, &name),
+                &sequences,
+                args.new_tokens,
+                &args.compare_allocation,
+                progress,
+            )?;
+            print!("{}", c.table());
+            if let Some(path) = &args.record {
+                std::fs::write(path, serde_json::to_string_pretty(&c)? + "\n")
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            return Ok(());
+        }
         let options = calibrate::Options {
             model: &args.model,
             text: &name,

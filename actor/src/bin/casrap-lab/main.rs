@@ -12,6 +12,7 @@ mod eval_ppl;
 mod export_synthetic;
 mod prompt_stats;
 mod prune_bench;
+mod self_spec;
 mod train_model;
 
 /// CASRAP lab tools: benchmarks, measurements and calibration of models and pruning actions.
@@ -51,6 +52,10 @@ enum Command {
     /// turn, with the bytes each kernel read), and dense decode against its bandwidth ceiling.
     /// Prints the tables; the raw record goes to a JSON file.
     BenchKernels(bench_kernels::Args),
+    /// Self-speculation: a sparse profile of the model drafts, the dense model verifies
+    /// (lossless), against dense decode and the sparse profile alone on served test prompts
+    /// (whole generations, ABBA). Prints the table; the raw record goes to a JSON file.
+    SelfSpec(self_spec::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -68,5 +73,6 @@ fn run() -> anyhow::Result<()> {
         Command::PruneBench(args) => prune_bench::run(args),
         Command::CalibrateActions(args) => calibrate_actions::run(args),
         Command::BenchKernels(args) => bench_kernels::run(args),
+        Command::SelfSpec(args) => self_spec::run(args),
     }
 }

@@ -2,7 +2,8 @@
 //! records to a JSON file; `--report` and `--compare` reprint tables from saved records.
 
 use anyhow::Context;
-use casrap_actor::cli::{parse_prompt_format, set_threads, ModelArgs};
+use casrap_actor::cli::{parse_allocation, parse_prompt_format, set_threads, ModelArgs};
+use casrap_common::action::Allocation;
 use casrap_common::config::PromptFormat;
 
 #[derive(clap::Args)]
@@ -50,6 +51,9 @@ pub struct Args {
     /// Budget for pruned weights held by cached profiles, in MB (default: twice the dense weights).
     #[arg(long)]
     max_profile_mb: Option<f64>,
+    /// How a sparsity level is shared among each block's matrices: uniform or greedy.
+    #[arg(long, default_value = "uniform", value_parser = parse_allocation)]
+    allocation: Allocation,
     /// Raw records file (default: runs/prune-bench-<unix time>.json).
     #[arg(long)]
     out: Option<std::path::PathBuf>,
@@ -117,7 +121,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         seed: args.m.seed,
         calibration,
         max_profile_bytes: args.max_profile_mb.map(|mb| (mb * 1e6) as usize),
-        sparsity: actions.iter().any(|a| a.sparsity().is_some()),
+        sparsity: actions.iter().any(|a| a.sparsity().is_some()).then_some(args.allocation),
     })
     .with_context(|| format!("loading model {}", args.m.model))?;
     let n = args.prompts.max(1).min(split.test.len());
