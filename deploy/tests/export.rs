@@ -9,19 +9,12 @@ use std::time::Duration;
 use casrap_common::record::EpisodeRecord;
 use casrap_common::rl::Transition;
 use casrap_deploy::run_records;
+use casrap_proto::fixtures;
 use casrap_store::replay::Replay;
 
 /// A transition carrying `json` as its episode record.
 fn transition(seq: u64, json: String) -> Transition {
-    Transition {
-        seq,
-        state: vec![0.5; 4],
-        action: 0,
-        reward: 0.1,
-        next_state: vec![0.5; 4],
-        done: true,
-        metrics: Some(json),
-    }
+    Transition { metrics: Some(json), ..fixtures::stored(seq, 4) }
 }
 
 /// A record whose measurement holds `runs` timed runs, as a real actor's does (numbers, not a

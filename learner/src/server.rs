@@ -358,16 +358,7 @@ mod tests {
     }
 
     fn transition(cfg: &RunConfig, seq: u64) -> Transition {
-        let s = vec![0.5; cfg.state_dim()];
-        Transition {
-            seq,
-            state: s.clone(),
-            action: 0,
-            reward: 0.1,
-            next_state: s,
-            done: true,
-            metrics: None,
-        }
+        casrap_proto::fixtures::stored(seq, cfg.state_dim())
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,17 +8,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use casrap_common::rl::Transition;
+use casrap_proto::fixtures;
 use casrap_store::replay::Replay;
 
 fn transition(seq: u64, pad: usize) -> Transition {
     Transition {
-        seq,
-        state: vec![0.25; 4],
         action: (seq % 3) as u32,
-        reward: 0.5,
-        next_state: vec![0.5; 4],
-        done: true,
         metrics: Some(format!("{{\"seq\":{seq},\"pad\":\"{}\"}}", "x".repeat(pad))),
+        ..fixtures::stored(seq, 4)
     }
 }
 

@@ -49,3 +49,17 @@ pub fn record(actor: &str, seq: u64) -> v1::EpisodeMetrics {
 pub fn batch(actor: &str, transitions: Vec<v1::Transition>, session: u64) -> v1::TransitionBatch {
     v1::TransitionBatch { actor_id: actor.into(), transitions, session }
 }
+
+/// A transition as the replay store holds it (`casrap_common::rl::Transition`), `dim` features
+/// each 0.5, action 0, reward 0.1, done, without an episode record.
+pub fn stored(seq: u64, dim: usize) -> casrap_common::rl::Transition {
+    casrap_common::rl::Transition {
+        seq,
+        state: vec![0.5; dim],
+        action: 0,
+        reward: 0.1,
+        next_state: vec![0.5; dim],
+        done: true,
+        metrics: None,
+    }
+}
