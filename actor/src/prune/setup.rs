@@ -102,7 +102,7 @@ impl Setup {
                         && thr.greedy.as_ref().is_none_or(|g| g.step != sparsity::GREEDY_STEP)
                     {
                         let t = std::time::Instant::now();
-                        thr.fit_greedy(&model, &cut)?;
+                        thr.fit_greedy(&model, &cut, sparsity::GREEDY_STEP)?;
                         thr.save(&path)?;
                         tracing::info!(file = %path.display(), seconds = t.elapsed().as_secs_f64(), "greedy sparsity allocation");
                     }

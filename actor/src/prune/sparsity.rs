@@ -195,8 +195,15 @@ impl Thresholds {
     }
 
     /// Runs the greedy search on (at most [`GREEDY_TOKENS`] of) `windows`, the equal-length
-    /// windows of token ids the distributions were measured on, and keeps its paths.
-    pub fn fit_greedy(&mut self, model: &Llama, windows: &[Vec<u32>]) -> Result<()> {
+    /// windows of token ids the distributions were measured on, each step adding `step` of a
+    /// block's bytes ([`GREEDY_STEP`] for use; coarser steps only for tests), and keeps its paths.
+    pub fn fit_greedy(&mut self, model: &Llama, windows: &[Vec<u32>], step: f64) -> Result<()> {
+        if !(step > 0.0 && step <= 0.5) {
+            return Err(Error::arg(
+                "greedy allocation",
+                format!("step {step} is outside (0, 0.5]"),
+            ));
+        }
         let seq = windows.first().map_or(0, Vec::len);
         let take = (GREEDY_TOKENS / seq.max(1)).max(1);
         let used: Vec<&Vec<u32>> =
@@ -233,7 +240,7 @@ impl Thresholds {
                     .filter(|&m| s[m] < MAX_SPARSITY)
                     .map(|m| {
                         let mut c = s;
-                        c[m] = (s[m] + GREEDY_STEP * total / w[m]).min(MAX_SPARSITY);
+                        c[m] = (s[m] + step * total / w[m]).min(MAX_SPARSITY);
                         let e = error(&thresholds(&c));
                         let gain = block_level(&c, &w) - now;
                         (c, e, (e - err) / gain)
@@ -247,7 +254,7 @@ impl Thresholds {
             tracing::debug!(layer, steps = path.len(), "greedy allocation");
             paths.push(path);
         });
-        self.greedy = Some(Greedy { tokens, step: GREEDY_STEP, paths });
+        self.greedy = Some(Greedy { tokens, step, paths });
         Ok(())
     }
 
