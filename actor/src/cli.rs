@@ -69,3 +69,31 @@ pub fn parse_prompt_format(s: &str) -> Result<PromptFormat, String> {
         .find(|f| f.name() == s)
         .ok_or_else(|| format!("`{s}`: expected raw or chat"))
 }
+
+/// Reads a lab tool's saved JSON record (`--report FILE`).
+pub fn read_record<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> anyhow::Result<T> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// Writes a lab tool's raw record as one JSON line to `out`, or by default to
+/// `runs/<stem>-<unix time>.json`; returns the path written.
+pub fn write_record(
+    out: Option<std::path::PathBuf>,
+    stem: &str,
+    record: &impl serde::Serialize,
+) -> anyhow::Result<std::path::PathBuf> {
+    let out = out.unwrap_or_else(|| {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        std::path::PathBuf::from(format!("runs/{stem}-{secs}.json"))
+    });
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(&out, serde_json::to_string(record)? + "\n")
+        .with_context(|| format!("writing {}", out.display()))?;
+    Ok(out)
+}

@@ -133,6 +133,50 @@ pub fn full_logits(model: &Llama, tokens: &[u32]) -> Tensor {
         .to_device(Device::Cpu)
 }
 
+/// The greedy token of each row of `logits`.
+fn argmax(logits: &Tensor) -> Vec<u32> {
+    let ids = logits.argmax(-1, false).reshape([-1]).to_device(Device::Cpu);
+    Vec::<i64>::try_from(&ids).unwrap_or_default().into_iter().map(|i| i as u32).collect()
+}
+
+/// One verification pass of speculative decoding: the last token of `text` (not yet in `cache`)
+/// and `draft` in one [`Llama::verify`]. Returns how many drafted tokens greedy decoding agrees
+/// with and the tokens to keep (those plus the model's own next one); `cache` keeps exactly the
+/// accepted positions.
+fn verify_draft(
+    model: &Llama,
+    cache: &mut crate::model::KvCache,
+    text: &[u32],
+    draft: &[u32],
+) -> Result<(usize, Vec<u32>)> {
+    let last = *text.last().ok_or_else(|| Error::arg("verify", "no text to continue"))?;
+    let input: Vec<u32> = std::iter::once(last).chain(draft.iter().copied()).collect();
+    let before = cache.len();
+    let mut predicted = argmax(&model.verify(&input, cache)?);
+    let ok = draft.iter().zip(&predicted).take_while(|(d, p)| d == p).count();
+    cache.truncate(before + 1 + ok);
+    predicted.truncate(ok + 1);
+    Ok((ok, predicted))
+}
+
+/// Appends `tokens` to `text`, counting them in `new`, up to and including the first EOS;
+/// returns whether one was appended.
+fn append_until_eos(
+    text: &mut Vec<u32>,
+    tokens: &[u32],
+    new: &mut usize,
+    is_eos: impl Fn(u32) -> bool,
+) -> bool {
+    for &t in tokens {
+        text.push(t);
+        *new += 1;
+        if is_eos(t) {
+            return true;
+        }
+    }
+    false
+}
+
 /// Prompt-lookup speculation: drafts come from the text itself, not from a second model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Lookup {
@@ -212,10 +256,6 @@ pub fn generate_lookup(
     let device = model.device();
     let mut cache = model.new_cache(1, prompt.len() + opts.max_new_tokens);
     let is_eos = |t: u32| !opts.ignore_eos && cfg.eos_token_ids.contains(&t);
-    let argmax = |logits: &Tensor| -> Vec<u32> {
-        let ids = logits.argmax(-1, false).reshape([-1]).to_device(Device::Cpu);
-        Vec::<i64>::try_from(&ids).unwrap_or_default().into_iter().map(|i| i as u32).collect()
-    };
 
     synchronize(device);
     let start = Instant::now();
@@ -232,23 +272,12 @@ pub fn generate_lookup(
     while stop != StopReason::Eos && new < opts.max_new_tokens {
         let room = opts.max_new_tokens - new - 1;
         let draft = lookup.draft_for(&text, room);
-        let last = *text.last().expect("the text holds the prompt");
-        let input: Vec<u32> = std::iter::once(last).chain(draft.iter().copied()).collect();
-        let before = cache.len();
-        let logits = model.verify(&input, &mut cache)?;
+        let (ok, kept) = verify_draft(model, &mut cache, &text, &draft)?;
         passes += 1;
-        let predicted = argmax(&logits);
-        let ok = draft.iter().zip(&predicted).take_while(|(d, p)| d == p).count();
         drafted += draft.len();
         accepted += ok;
-        cache.truncate(before + 1 + ok);
-        for &t in &predicted[..=ok] {
-            text.push(t);
-            new += 1;
-            if is_eos(t) {
-                stop = StopReason::Eos;
-                break;
-            }
+        if append_until_eos(&mut text, &kept, &mut new, is_eos) {
+            stop = StopReason::Eos;
         }
     }
     synchronize(device);
@@ -302,10 +331,6 @@ pub fn generate_self_spec(
     let _guard = tch::no_grad_guard();
     let device = model.device();
     let capacity = prompt.len() + opts.max_new_tokens + len;
-    let argmax = |logits: &Tensor| -> Vec<u32> {
-        let ids = logits.argmax(-1, false).reshape([-1]).to_device(Device::Cpu);
-        Vec::<i64>::try_from(&ids).unwrap_or_default().into_iter().map(|i| i as u32).collect()
-    };
     model.activate(draft)?;
     let mut draft_cache = model.new_cache(1, capacity);
     model.activate_dense();
@@ -357,25 +382,14 @@ pub fn generate_self_spec(
             }
             model.activate(ProfileId::DENSE)?;
         }
-        let last = *text.last().expect("the text holds the prompt");
-        let input: Vec<u32> = std::iter::once(last).chain(proposal.iter().copied()).collect();
-        let before = cache.len();
-        let logits = model.verify(&input, &mut cache)?;
+        let (ok, kept) = verify_draft(model, &mut cache, &text, &proposal)?;
         passes += 1;
-        let predicted = argmax(&logits);
-        let ok = proposal.iter().zip(&predicted).take_while(|(d, p)| d == p).count();
         drafted += proposal.len();
         accepted += ok;
-        cache.truncate(before + 1 + ok);
         // The draft cache keeps what it holds of the accepted text.
-        draft_cache.truncate(draft_cache.len().min(before + 1 + ok));
-        for &t in &predicted[..=ok] {
-            text.push(t);
-            new += 1;
-            if is_eos(t) {
-                stop = StopReason::Eos;
-                break;
-            }
+        draft_cache.truncate(draft_cache.len().min(cache.len()));
+        if append_until_eos(&mut text, &kept, &mut new, is_eos) {
+            stop = StopReason::Eos;
         }
     }
     synchronize(device);

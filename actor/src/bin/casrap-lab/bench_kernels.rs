@@ -2,7 +2,7 @@
 //! against one step, sparse decode against dense, dense decode against its bandwidth ceiling.
 
 use anyhow::Context;
-use casrap_actor::cli::{parse_allocation, set_threads, ModelArgs};
+use casrap_actor::cli::{parse_allocation, read_record, set_threads, write_record, ModelArgs};
 use casrap_common::action::Allocation;
 use casrap_common::config::PromptFormat;
 
@@ -44,10 +44,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     use casrap_actor::prune::setup::{Setup, SetupOptions};
     use casrap_common::prompts::{BadRows, PromptSet};
     if let Some(path) = &args.report {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let record: Record =
-            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        let record: Record = read_record(path)?;
         print!("{}", kernel_bench::table(&record));
         return Ok(());
     }
@@ -86,17 +83,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &options,
     )?;
     print!("{}", kernel_bench::table(&record));
-    let out = args.out.unwrap_or_else(|| {
-        let secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        std::path::PathBuf::from(format!("runs/bench-kernels-{secs}.json"))
-    });
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    std::fs::write(&out, serde_json::to_string(&record)? + "\n")
-        .with_context(|| format!("writing {}", out.display()))?;
+    let out = write_record(args.out, "bench-kernels", &record)?;
     eprintln!("raw record: {}", out.display());
     Ok(())
 }

@@ -2,7 +2,9 @@
 //! records to a JSON file; `--report` and `--compare` reprint tables from saved records.
 
 use anyhow::Context;
-use casrap_actor::cli::{parse_allocation, parse_prompt_format, set_threads, ModelArgs};
+use casrap_actor::cli::{
+    parse_allocation, parse_prompt_format, set_threads, write_record, ModelArgs,
+};
 use casrap_common::action::Allocation;
 use casrap_common::config::PromptFormat;
 
@@ -166,19 +168,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             measurements.push(m);
         }
     }
-    let out = args.out.unwrap_or_else(|| {
-        let secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        std::path::PathBuf::from(format!("runs/prune-bench-{secs}.json"))
-    });
-    if let Some(dir) = out.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
     let record = serde_json::json!({ "header": header, "options": opts, "actions": args.actions, "categories": categories, "measurements": measurements });
-    std::fs::write(&out, serde_json::to_string(&record)? + "\n")
-        .with_context(|| format!("writing {}", out.display()))?;
+    let out = write_record(args.out, "prune-bench", &record)?;
     println!("{header}");
     print!("{}", harness::table(&harness::summarize(&measurements)));
     let name = out.file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned());
