@@ -230,6 +230,8 @@ enum Ended {
     Done,
     /// Worth retrying.
     Retry(String),
+    /// Worth retrying after at least this long (another session holds the id).
+    RetryAfter(String, Duration),
     /// Not worth retrying (refused registration, a rejected batch).
     Fatal(String),
 }
@@ -251,31 +253,46 @@ pub async fn run_sender(
     let mut last_session = 0u64;
     loop {
         attempt += 1;
-        match session(&id, &outbox, &mut registered, &mut backoff, &mut last_session).await {
-            Ended::Done => return,
-            Ended::Fatal(reason) => {
-                tracing::error!(learner = %id.url, %reason, "giving up on the learner");
-                outbox.fail(reason.clone());
-                if let Some(r) = registered.take() {
-                    let _ = r.send(Err(Error::Learner { url: id.url.clone(), reason }));
-                }
-                return;
-            }
-            Ended::Retry(reason) => {
-                if registered.is_some() && stop.load(Ordering::Relaxed) {
-                    // Stopped before ever registering: nothing to deliver.
+        let (reason, at_least) =
+            match session(&id, &outbox, &mut registered, &mut backoff, &mut last_session).await {
+                Ended::Done => return,
+                Ended::Fatal(reason) => {
+                    tracing::error!(learner = %id.url, %reason, "giving up on the learner");
+                    outbox.fail(reason.clone());
                     if let Some(r) = registered.take() {
-                        let _ = r.send(Err(Error::Learner {
-                            url: id.url.clone(),
-                            reason: format!("stopped while connecting: {reason}"),
-                        }));
+                        let _ = r.send(Err(Error::Learner { url: id.url.clone(), reason }));
                     }
                     return;
                 }
-                let wait = backoff.next_wait();
-                tracing::warn!(learner = %id.url, %reason, attempt, retry_in_ms = wait.as_millis() as u64, unacknowledged = outbox.stats().pending, "learner unavailable");
-                tokio::time::sleep(wait).await;
+                Ended::Retry(reason) => (reason, Duration::ZERO),
+                Ended::RetryAfter(reason, at_least) => (reason, at_least),
+            };
+        let stopped_unregistered = || registered.is_some() && stop.load(Ordering::Relaxed);
+        let wait = backoff.next_wait().max(at_least);
+        if at_least.is_zero() {
+            tracing::warn!(learner = %id.url, %reason, attempt, retry_in_ms = wait.as_millis() as u64, unacknowledged = outbox.stats().pending, "learner unavailable");
+        } else {
+            tracing::warn!(learner = %id.url, %reason, attempt, retry_in_ms = wait.as_millis() as u64, "actor id held by another session; retrying when its hold ends");
+        }
+        // A long wait still notices, within a second, a stop that comes before the first
+        // registration (there is nothing to deliver then).
+        let until = Instant::now() + wait;
+        while !stopped_unregistered() {
+            match until.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => {
+                    tokio::time::sleep(left.min(Duration::from_secs(1))).await
+                }
+                _ => break,
             }
+        }
+        if stopped_unregistered() {
+            if let Some(r) = registered.take() {
+                let _ = r.send(Err(Error::Learner {
+                    url: id.url.clone(),
+                    reason: format!("stopped while connecting: {reason}"),
+                }));
+            }
+            return;
         }
     }
 }
@@ -291,7 +308,11 @@ async fn session(
         Ok(c) => c,
         Err(e) => return Ended::Retry(e),
     };
-    let info = v1::ActorInfo { previous_session: *last_session, ..id.info.clone() };
+    let mut info = v1::ActorInfo { previous_session: *last_session, ..id.info.clone() };
+    if *last_session != 0 {
+        // Our own session takes the id back; the operator token was for the first registration.
+        info.operator_token.clear();
+    }
     let reg = match client.register(info).await {
         Ok(r) => r.into_inner(),
         // A learner that refuses our credentials will not change its mind.
@@ -300,6 +321,12 @@ async fn session(
         }
         Err(s) => return Ended::Retry(format!("register: {}: {}", s.code(), s.message())),
     };
+    if !reg.accepted && reg.retry_after_ms > 0 {
+        return Ended::RetryAfter(
+            format!("registration refused: {}", reg.reason),
+            Duration::from_millis(u64::from(reg.retry_after_ms)),
+        );
+    }
     if !reg.accepted {
         return Ended::Fatal(format!("registration refused: {}", reg.reason));
     }

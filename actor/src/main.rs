@@ -96,6 +96,11 @@ struct RunArgs {
     /// Serve Prometheus metrics at http://ADDR/metrics (port 0 picks one, printed on stdout).
     #[arg(long)]
     metrics: Option<String>,
+    /// Take this actor id from another session that holds it (a process that is gone, or one to
+    /// replace), with the run's operator token (`security.operator_token_file`, else
+    /// CASRAP_OPERATOR_TOKEN). Without it a held id is registered once its hold ends.
+    #[arg(long)]
+    take_over: bool,
 }
 
 #[derive(clap::Args)]
@@ -206,7 +211,19 @@ fn run_episodes(args: RunArgs) -> anyhow::Result<()> {
         device,
         drain_timeout: std::time::Duration::from_secs(args.drain_timeout),
         metrics: args.metrics,
+        operator_token: None,
         config,
+    };
+    let options = if args.take_over {
+        let token = options.config.security.operator_token()?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "--take-over needs the run's operator token: set security.operator_token_file or {}",
+                casrap_common::config::OPERATOR_TOKEN_ENV
+            )
+        })?;
+        RunOptions { operator_token: Some(token), ..options }
+    } else {
+        options
     };
     casrap_common::rl::check_actor_id(&options.actor_id)
         .map_err(|e| anyhow::anyhow!("--actor-id: {e}"))?;

@@ -150,6 +150,10 @@ pub struct LearnerConfig {
     /// Page cache of the replay store in MiB (bounds the learner's memory; sled's own default
     /// is 1 GiB).
     pub cache_mb: u64,
+    /// Seconds an actor id stays held by its session after its last transition stream closed
+    /// (and after the learner starts, for ids with stored transitions): meanwhile only the
+    /// actor's own reconnect or the operator token may register it.
+    pub session_hold_s: u64,
 }
 
 impl Default for LearnerConfig {
@@ -161,6 +165,7 @@ impl Default for LearnerConfig {
             max_batch: 1024,
             metrics: None,
             cache_mb: 64,
+            session_hold_s: 60,
         }
     }
 }
@@ -451,10 +456,18 @@ pub struct SecurityConfig {
     pub tls: Option<TlsConfig>,
     /// Let the learner listen on a non-loopback address without a token.
     pub allow_insecure: bool,
+    /// File holding the run's operator token (else `CASRAP_OPERATOR_TOKEN`; neither: none). A
+    /// registration carrying it may take an actor id another session holds (an operator's
+    /// take-over: `casrap-actor run --take-over`). Keep it from the actors.
+    pub operator_token_file: Option<String>,
 }
 
 /// The environment variable holding the bearer token when `security.token_file` is not set.
 pub const TOKEN_ENV: &str = "CASRAP_TOKEN";
+
+/// The environment variable holding the operator token when `security.operator_token_file` is
+/// not set.
+pub const OPERATOR_TOKEN_ENV: &str = "CASRAP_OPERATOR_TOKEN";
 
 impl SecurityConfig {
     /// A fresh bearer token: 128 bits from the thread's CSPRNG, as 32 hex digits (what `casrap run`
@@ -467,34 +480,42 @@ impl SecurityConfig {
 
     /// The bearer token, if any: the file's first line, else `CASRAP_TOKEN`.
     pub fn token(&self) -> Result<Option<String>> {
-        let token = match &self.token_file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| Error::Io { path: path.into(), source: e })?;
-                let t = text.lines().next().unwrap_or("").trim().to_string();
-                if t.is_empty() {
-                    return Err(Error::File {
-                        path: path.into(),
-                        reason: "the token file is empty".into(),
-                    });
-                }
-                Some(t)
-            }
-            None => std::env::var(TOKEN_ENV)
-                .ok()
-                .map(|t| t.trim().to_string())
-                .filter(|t| !t.is_empty()),
-        };
-        if let Some(t) = &token {
-            if !t.chars().all(|c| c.is_ascii_graphic()) {
-                return Err(Error::Invalid {
-                    what: "bearer token".into(),
-                    reason: "must be printable ASCII without spaces".into(),
+        read_secret(self.token_file.as_deref(), TOKEN_ENV, "bearer token")
+    }
+
+    /// The operator token, if any: `operator_token_file`'s first line, else
+    /// `CASRAP_OPERATOR_TOKEN`.
+    pub fn operator_token(&self) -> Result<Option<String>> {
+        read_secret(self.operator_token_file.as_deref(), OPERATOR_TOKEN_ENV, "operator token")
+    }
+}
+
+/// A secret: the file's first line, else the environment variable `env` (neither: none).
+fn read_secret(file: Option<&str>, env: &str, what: &str) -> Result<Option<String>> {
+    let token = match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Error::Io { path: path.into(), source: e })?;
+            let t = text.lines().next().unwrap_or("").trim().to_string();
+            if t.is_empty() {
+                return Err(Error::File {
+                    path: path.into(),
+                    reason: format!("the {what} file is empty"),
                 });
             }
+            Some(t)
         }
-        Ok(token)
+        None => std::env::var(env).ok().map(|t| t.trim().to_string()).filter(|t| !t.is_empty()),
+    };
+    if let Some(t) = &token {
+        if !t.chars().all(|c| c.is_ascii_graphic()) {
+            return Err(Error::Invalid {
+                what: what.into(),
+                reason: "must be printable ASCII without spaces".into(),
+            });
+        }
     }
+    Ok(token)
 }
 
 /// A run: what every process of it agrees on.

@@ -9,7 +9,7 @@ use std::path::Path;
 use casrap_common::config::{RunConfig, SecurityConfig, TlsConfig};
 use casrap_proto::connect::Connection;
 use casrap_proto::{fixtures, v1};
-use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, SanType};
 
 /// A CA, a learner certificate for localhost/127.0.0.1 and a client certificate, as PEM files.
 struct Pki {
@@ -18,6 +18,9 @@ struct Pki {
     key: String,
     client_cert: String,
     client_key: String,
+    /// A client certificate naming a prefix of ids (`casrap-actor:rack2-*`).
+    rack_cert: String,
+    rack_key: String,
 }
 
 fn pki(dir: &Path) -> Pki {
@@ -40,7 +43,14 @@ fn pki(dir: &Path) -> Pki {
         .unwrap()
         .signed_by(&ckey, &ca, &ca_key)
         .unwrap();
+    let rkey = KeyPair::generate().unwrap();
+    let mut rack = CertificateParams::new(Vec::<String>::new()).unwrap();
+    rack.subject_alt_names =
+        vec![SanType::URI("casrap-actor:rack2-*".to_string().try_into().unwrap())];
+    let rcert = rack.signed_by(&rkey, &ca, &ca_key).unwrap();
     Pki {
+        rack_cert: write("rack.pem", rcert.pem()),
+        rack_key: write("rack.key", rkey.serialize_pem()),
         ca: write("ca.pem", ca.pem()),
         cert: write("learner.pem", cert.pem()),
         key: write("learner.key", key.serialize_pem()),
@@ -128,7 +138,7 @@ async fn tokens_are_required_on_every_rpc_over_tls() {
     let server_sec = SecurityConfig {
         token_file: Some(token_file.display().to_string()),
         tls: Some(tls(&p, false)),
-        allow_insecure: false,
+        ..Default::default()
     };
     let (learner, stop) =
         learner(&config(server_sec.clone()), "127.0.0.1:0", &tmp.path().join("learner")).await;
@@ -176,8 +186,7 @@ async fn tokens_are_required_on_every_rpc_over_tls() {
 async fn client_certificates_are_checked_when_required() {
     let tmp = tempfile::tempdir().unwrap();
     let p = pki(tmp.path());
-    let server_sec =
-        SecurityConfig { token_file: None, tls: Some(tls(&p, true)), allow_insecure: false };
+    let server_sec = SecurityConfig { tls: Some(tls(&p, true)), ..Default::default() };
     let (learner, stop) =
         learner(&config(server_sec.clone()), "127.0.0.1:0", &tmp.path().join("learner")).await;
     let url = format!("https://{}", learner.addr);
@@ -189,6 +198,43 @@ async fn client_certificates_are_checked_when_required() {
     assert!(exchange(&without).await.is_err(), "a client without a certificate got through");
     let with = Connection::new(&url, &server_sec).unwrap();
     assert_eq!(exchange(&with).await.unwrap(), 1);
+    let _ = stop.send(());
+    learner.wait().await.unwrap();
+}
+
+/// With client certificates, a certificate names the actor ids its holder may use (a DNS name,
+/// or a `casrap-actor:` URI naming a prefix): any other id is refused, so no other identity can
+/// register, let alone supersede, an actor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_certificates_name_the_actor_ids_they_may_use() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = pki(tmp.path());
+    let server_sec = SecurityConfig { tls: Some(tls(&p, true)), ..Default::default() };
+    let (learner, stop) =
+        learner(&config(server_sec.clone()), "127.0.0.1:0", &tmp.path().join("learner")).await;
+    let url = format!("https://{}", learner.addr);
+    let actions = || vec!["none".to_string(), "ffn:0.25".to_string()];
+    let register = |conn: Connection, actor: &'static str| async move {
+        let mut c = conn.client().await.unwrap();
+        c.register(fixtures::actor_info(actor, actions())).await.unwrap().into_inner()
+    };
+    let named = Connection::new(&url, &server_sec).unwrap();
+    assert!(register(named.clone(), "actor-1").await.accepted);
+    let r = register(named, "actor-2").await;
+    assert!(!r.accepted && r.session == 0, "{r:?}");
+    assert!(
+        r.reason.contains("does not name actor id `actor-2`") && r.reason.contains("actor-1"),
+        "{}",
+        r.reason
+    );
+    let mut rack_tls = tls(&p, true);
+    rack_tls.client_cert = Some(p.rack_cert.clone());
+    rack_tls.client_key = Some(p.rack_key.clone());
+    let rack = Connection::new(&url, &SecurityConfig { tls: Some(rack_tls), ..Default::default() })
+        .unwrap();
+    assert!(register(rack.clone(), "rack2-node1-gpu0").await.accepted);
+    let r = register(rack, "actor-1").await;
+    assert!(!r.accepted && r.reason.contains("rack2-*"), "{}", r.reason);
     let _ = stop.send(());
     learner.wait().await.unwrap();
 }

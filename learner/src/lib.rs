@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod error;
+pub mod identity;
 pub mod net;
 pub mod priority;
 pub mod server;

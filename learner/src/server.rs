@@ -116,7 +116,13 @@ pub async fn start_with(
         Some(t) => Some(server_tls(t)?),
         None => None,
     };
-    let shared = Shared::new(contract, replay);
+    let operator = sec.operator_token().map_err(|e| Error::Security(e.to_string()))?;
+    let identity = crate::identity::Identity::load_or_create(
+        &dir.join("session.key"),
+        std::time::Duration::from_secs(cfg.learner.session_hold_s),
+        operator,
+    )?;
+    let shared = Shared::with_identity(contract, replay, identity);
     let bind = |source| Error::Bind { addr: listen.into(), source };
     let listener = TcpListener::bind(listen).await.map_err(bind)?;
     let addr = listener.local_addr().map_err(bind)?;

@@ -18,6 +18,8 @@ use tonic::{Code, Request, Response, Status, Streaming};
 
 use casrap_store::replay::Replay;
 
+use crate::identity::{self, Identity};
+
 /// What every actor must agree on with the learner.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Contract {
@@ -60,6 +62,8 @@ struct Registered {
     session: u64,
     /// Listed as connected until then even without a stream.
     recent_until: std::time::Instant,
+    /// Without a stream, the id stays held by `session` until then (see [`crate::identity`]).
+    held_until: std::time::Instant,
     /// Transition streams open for this actor.
     streams: usize,
 }
@@ -67,6 +71,16 @@ struct Registered {
 impl Registered {
     fn connected(&self) -> bool {
         self.streams > 0 || std::time::Instant::now() < self.recent_until
+    }
+
+    /// How much longer `session` holds the id at least (`None`: not held); an open stream
+    /// holds it for as long as it stays open, at least the hold time.
+    fn held_for(&self, hold: std::time::Duration) -> Option<std::time::Duration> {
+        if self.streams > 0 {
+            return Some(hold);
+        }
+        let left = self.held_until.saturating_duration_since(std::time::Instant::now());
+        (!left.is_zero()).then_some(left)
     }
 }
 
@@ -83,6 +97,8 @@ pub struct Policy {
 pub struct Shared {
     pub contract: Contract,
     pub replay: Arc<Replay>,
+    /// Who may use an actor id.
+    pub identity: Identity,
     policy: watch::Sender<Option<Policy>>,
     actors: Mutex<HashMap<String, Registered>>,
     /// Why the trainer stopped, once it has (the learner then shuts down).
@@ -100,7 +116,19 @@ pub struct Shared {
 const RECENT: usize = 100;
 
 impl Shared {
+    /// Shared state with a session key of this process only, the default hold time and no
+    /// operator token (tests and tools; [`crate::server`] loads the learner's key).
     pub fn new(contract: Contract, replay: Arc<Replay>) -> Arc<Self> {
+        let identity = Identity::ephemeral(
+            std::time::Duration::from_secs(
+                casrap_common::config::LearnerConfig::default().session_hold_s,
+            ),
+            None,
+        );
+        Self::with_identity(contract, replay, identity)
+    }
+
+    pub fn with_identity(contract: Contract, replay: Arc<Replay>, identity: Identity) -> Arc<Self> {
         let (policy, _) = watch::channel(None);
         if let Err(e) = replay.start_flusher() {
             tracing::error!(error = %e, "cannot start the replay store's flusher");
@@ -108,6 +136,7 @@ impl Shared {
         Arc::new(Self {
             contract,
             replay,
+            identity,
             policy,
             actors: Mutex::new(HashMap::new()),
             trainer_error: Mutex::new(None),
@@ -352,10 +381,11 @@ impl Shared {
         }
     }
 
-    /// A stream bound to `actor` ended.
+    /// A stream bound to `actor` ended: its session holds the id for the hold time from now.
     fn stream_closed(&self, actor: &str) {
         if let Some(r) = self.registrations().get_mut(actor) {
             r.streams = r.streams.saturating_sub(1);
+            r.held_until = std::time::Instant::now() + self.identity.hold;
         }
     }
 }
@@ -568,6 +598,7 @@ impl casrap_proto::Learner for LearnerService {
         &self,
         request: Request<v1::ActorInfo>,
     ) -> Result<Response<v1::Registration>, Status> {
+        let peer_certs = request.peer_certs();
         let info = request.into_inner();
         let c = &self.shared.contract;
         let refuse = |reason: String| {
@@ -600,26 +631,62 @@ impl casrap_proto::Learner for LearnerService {
                 c.actions.len()
             ));
         }
+        // With client certificates, the certificate names the ids its holder may use.
+        if let Some(certs) = &peer_certs {
+            let names = certs.first().map(|c| identity::certificate_names(c)).unwrap_or_default();
+            if !identity::names_allow(&names, &info.actor_id) {
+                return refuse(format!(
+                    "the client certificate does not name actor id `{}` (it names {:?}; a certificate names ids as DNS names or `{}ID` URIs, `*` ending a prefix)",
+                    info.actor_id,
+                    names,
+                    identity::CERT_URI_SCHEME
+                ));
+            }
+        }
         let durable_seq = self
             .shared
             .replay
             .durable_seq(&info.actor_id)
             .map_err(|e| Status::internal(e.to_string()))?;
-        let session = rand::random::<u64>() | 1;
+        let ident = &self.shared.identity;
+        let operator = ident.is_operator(&info.operator_token);
+        let session = ident.issue(&info.actor_id);
         let mut regs = self.shared.registrations();
-        if let Some(r) = regs.get(&info.actor_id) {
-            // A live session (an open stream) is superseded only by the process that holds it:
-            // whoever else registers its id is refused, and the running actor goes on.
-            if r.streams > 0 && info.previous_session != r.session {
+        // Who holds the id now: a session with an open stream or one closed within the hold
+        // time; just after a start, every id with stored transitions, for any session this
+        // learner's key issued for it (the sessions before the restart).
+        let held = match regs.get(&info.actor_id) {
+            Some(r) => r
+                .held_for(ident.hold)
+                .map(|left| (left, info.previous_session == r.session, r.streams > 0)),
+            None if durable_seq > 0 && ident.holds_earlier_sessions() => {
+                Some((ident.hold, ident.issued(&info.actor_id, info.previous_session), false))
+            }
+            None => None,
+        };
+        if let Some((left, own, streaming)) = held {
+            if operator && !own {
+                tracing::warn!(actor = %info.actor_id, "the operator token takes over a held actor id");
+            } else if !own {
                 drop(regs);
-                return refuse(format!(
-                    "actor id `{}` is in use by a session with an open transition stream (another process uses this id?); a restarted actor registers once its old connection has closed",
-                    info.actor_id
-                ));
+                let actor: String =
+                    info.actor_id.chars().take(casrap_common::rl::MAX_ACTOR_ID).collect();
+                let reason = format!(
+                    "actor id `{actor}` is held by another session ({}; another process uses this id?): only that session's own reconnect, or a registration with the run's operator token, may take it; the hold ends {:?} after its last stream closed",
+                    if streaming { "its transition stream is open" } else { "its stream closed recently" },
+                    ident.hold
+                );
+                tracing::warn!(actor = ?actor, %reason, "registration refused");
+                return Ok(Response::new(v1::Registration {
+                    accepted: false,
+                    reason,
+                    retry_after_ms: left.as_millis().clamp(1, u128::from(u32::MAX)) as u32,
+                    ..Default::default()
+                }));
             }
         }
         if regs.len() >= MAX_REGISTRATIONS && !regs.contains_key(&info.actor_id) {
-            regs.retain(|_, r| r.connected());
+            regs.retain(|_, r| r.connected() || r.held_for(ident.hold).is_some());
             if regs.len() >= MAX_REGISTRATIONS {
                 drop(regs);
                 return refuse(format!(
@@ -635,6 +702,7 @@ impl casrap_proto::Learner for LearnerService {
                 hardware: info.hardware,
                 session,
                 recent_until: std::time::Instant::now() + RECENTLY_REGISTERED,
+                held_until: std::time::Instant::now() + ident.hold,
                 streams,
             },
         );
@@ -646,6 +714,7 @@ impl casrap_proto::Learner for LearnerService {
             durable_seq,
             max_batch: c.max_batch as u32,
             session,
+            retry_after_ms: 0,
         }))
     }
 

@@ -49,15 +49,28 @@ struct Life {
     resumed_from: u64,
     acked: u64,
     resent: u64,
+    /// The session this life's registration got (the next life's writer names it, as an
+    /// actor's reconnect does: its id stays held for it across the learner's restart).
+    session: u64,
 }
 
 /// Registers, then streams batches of 8 from the durable seq on until the learner dies.
-async fn write_until_killed(url: String, life: std::sync::Arc<std::sync::Mutex<Life>>) {
+async fn write_until_killed(
+    url: String,
+    previous_session: u64,
+    life: std::sync::Arc<std::sync::Mutex<Life>>,
+) {
     let Ok(mut client) = LearnerClient::connect(url).await else { return };
-    let Ok(reg) = client.register(info("w")).await else { return };
+    let Ok(reg) = client.register(v1::ActorInfo { previous_session, ..info("w") }).await else {
+        return;
+    };
     let reg = reg.into_inner();
     assert!(reg.accepted, "{}", reg.reason);
-    life.lock().unwrap().resumed_from = reg.durable_seq;
+    {
+        let mut l = life.lock().unwrap();
+        l.resumed_from = reg.durable_seq;
+        l.session = reg.session;
+    }
     let (tx, rx) = tokio::sync::mpsc::channel::<v1::TransitionBatch>(4);
     let Ok(acks) = client.stream_transitions(tokio_stream::wrappers::ReceiverStream::new(rx)).await
     else {
@@ -103,6 +116,7 @@ async fn repeated_sigkills_and_a_sigstop_lose_nothing_acknowledged() {
     let mut acked_before_kill = 0u64;
     let mut resent = 0u64;
     let mut restart_ms = Vec::new();
+    let mut session = 0u64;
     for k in 0..=kills {
         let t0 = Instant::now();
         let (mut child, url) = tokio::task::spawn_blocking({
@@ -125,7 +139,7 @@ async fn repeated_sigkills_and_a_sigstop_lose_nothing_acknowledged() {
             break;
         }
         let life = std::sync::Arc::new(std::sync::Mutex::new(Life::default()));
-        let writer = tokio::spawn(write_until_killed(url.clone(), life.clone()));
+        let writer = tokio::spawn(write_until_killed(url.clone(), session, life.clone()));
         // Let it write for 150-450 ms (varied, so kills land in every phase of a flush).
         tokio::time::sleep(Duration::from_millis(150 + (k as u64 * 97) % 300)).await;
         if k == kills / 2 {
@@ -146,6 +160,7 @@ async fn repeated_sigkills_and_a_sigstop_lose_nothing_acknowledged() {
         );
         acked_before_kill = acked_before_kill.max(l.acked);
         resent += l.resent;
+        session = if l.session != 0 { l.session } else { session };
     }
     // Every seq once, no gap, as far as was acknowledged (and perhaps a little beyond it: what
     // was durable when the kill came but not yet acknowledged).
@@ -207,7 +222,7 @@ async fn damage_after_a_crash_is_refused_at_open_or_loses_nothing() {
     .await
     .unwrap();
     let life = std::sync::Arc::new(std::sync::Mutex::new(Life::default()));
-    let writer = tokio::spawn(write_until_killed(url, life.clone()));
+    let writer = tokio::spawn(write_until_killed(url, 0, life.clone()));
     tokio::time::sleep(Duration::from_millis(2500)).await;
     signal(&child, "KILL");
     let _ = tokio::task::spawn_blocking(move || child.wait()).await.unwrap();

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use casrap_common::record::EpisodeRecord;
+use casrap_learner::identity::Identity;
 use casrap_learner::service::{Contract, LearnerService, Policy, Shared};
 use casrap_proto::{fixtures, v1};
 use casrap_proto::{LearnerClient, LearnerServer};
@@ -39,7 +40,18 @@ struct Running {
 
 async fn start(path: &Path) -> Running {
     let replay = Arc::new(Replay::open(path, 100_000).unwrap());
-    let shared = Shared::new(contract(), replay);
+    serve(Shared::new(contract(), replay)).await
+}
+
+/// A learner whose session key is kept in `key` (as `casrap-learner` keeps it next to its store),
+/// with this hold time and operator token.
+async fn start_keyed(path: &Path, key: &Path, hold: Duration, operator: Option<&str>) -> Running {
+    let replay = Arc::new(Replay::open(path, 100_000).unwrap());
+    let identity = Identity::load_or_create(key, hold, operator.map(str::to_string)).unwrap();
+    serve(Shared::with_identity(contract(), replay, identity)).await
+}
+
+async fn serve(shared: Arc<Shared>) -> Running {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, rx) = oneshot::channel::<()>();
@@ -412,14 +424,15 @@ async fn gaps_are_refused_whole_and_later_fills_are_stored() {
 #[tokio::test]
 async fn a_live_session_is_superseded_only_by_its_own_process() {
     let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path()).await;
+    let server =
+        start_keyed(&dir.path().join("replay"), &dir.path().join("session.key"), HOLD, None).await;
     let mut client = LearnerClient::connect(server.url.clone()).await.unwrap();
     let mut first = Stream::register(&mut client, "a").await;
     assert!(first.send(batch("a", 1..=2)).await.rejected.is_none());
     // A hijack: the same id, without the session. Refused; the running actor goes on.
     let mut other = LearnerClient::connect(server.url.clone()).await.unwrap();
     let reg = other.register(info("a")).await.unwrap().into_inner();
-    assert!(!reg.accepted && reg.reason.contains("in use by a session"), "{}", reg.reason);
+    assert!(!reg.accepted && reg.reason.contains("held by another session"), "{}", reg.reason);
     assert_eq!(reg.session, 0, "no session handed out");
     let ack = first.send(batch("a", 3..=4)).await;
     assert_eq!((ack.stored, ack.rejected), (2, None), "the running actor was not stopped");
@@ -433,7 +446,8 @@ async fn a_live_session_is_superseded_only_by_its_own_process() {
     let mut second = Stream::open(&mut client, reg.session).await;
     let ack = second.send(batch("a", 5..=6)).await;
     assert_eq!((ack.stored, ack.durable_seq), (2, 6));
-    // Once no stream of the id is open, a new process may register it (a restarted actor).
+    // Once no stream of the id is open, its session still holds it for the hold time: a new
+    // process is told how long to wait, then let in (a restarted actor that lost its session).
     drop((first, second));
     for _ in 0..100 {
         if server.shared.open_streams("a") == 0 {
@@ -442,8 +456,72 @@ async fn a_live_session_is_superseded_only_by_its_own_process() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let reg = other.register(info("a")).await.unwrap().into_inner();
+    assert!(!reg.accepted && reg.reason.contains("held by another session"), "{}", reg.reason);
+    assert!(reg.retry_after_ms > 0 && reg.retry_after_ms <= HOLD.as_millis() as u32, "{reg:?}");
+    tokio::time::sleep(Duration::from_millis(u64::from(reg.retry_after_ms) + 20)).await;
+    let reg = other.register(info("a")).await.unwrap().into_inner();
     assert!(reg.accepted, "{}", reg.reason);
     assert_eq!(reg.durable_seq, 6);
+    server.shutdown().await;
+}
+
+/// The hold time of the identity tests.
+const HOLD: Duration = Duration::from_millis(1500);
+
+/// After a learner restart, an id with stored transitions is held for the sessions the
+/// learner issued before it (its key is kept next to the store): another client without one, or
+/// with a forged one, is refused; the actor's own reconnect gets in; the run's operator token
+/// takes an id from the session holding it.
+#[tokio::test]
+async fn held_ids_survive_a_restart_and_yield_only_to_their_session_or_the_operator() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, key) = (dir.path().join("replay"), dir.path().join("session.key"));
+    let server = start_keyed(&path, &key, HOLD, Some("op-token")).await;
+    let mut client = LearnerClient::connect(server.url.clone()).await.unwrap();
+    let mut s = Stream::register(&mut client, "a").await;
+    assert_eq!(s.send(batch("a", 1..=2)).await.durable_seq, 2);
+    let before = s.session;
+    drop(s);
+    server.shutdown().await;
+
+    let server = start_keyed(&path, &key, HOLD, Some("op-token")).await;
+    let mut thief = LearnerClient::connect(server.url.clone()).await.unwrap();
+    for forged in [0, before ^ 1, before.rotate_left(32)] {
+        let reg = thief
+            .register(v1::ActorInfo { previous_session: forged, ..info("a") })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(!reg.accepted && reg.retry_after_ms > 0, "session {forged:x}: {reg:?}");
+        assert_eq!((reg.session, reg.durable_seq), (0, 0), "nothing handed out");
+        assert!(reg.reason.contains("held by another session"), "{}", reg.reason);
+    }
+    // An id without stored transitions is not held.
+    assert!(thief.register(info("b")).await.unwrap().into_inner().accepted);
+    // The actor's own reconnect, with its session from before the restart.
+    let mut client = LearnerClient::connect(server.url.clone()).await.unwrap();
+    let reg = client
+        .register(v1::ActorInfo { previous_session: before, ..info("a") })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(reg.accepted, "{}", reg.reason);
+    assert_eq!(reg.durable_seq, 2);
+    let mut own = Stream::open(&mut client, reg.session).await;
+    assert_eq!(own.send(batch("a", 3..=4)).await.durable_seq, 4);
+    // A wrong operator token changes nothing; the right one takes the id, and the session it
+    // replaced is refused from then on.
+    let wrong = v1::ActorInfo { operator_token: "op-tokem".into(), ..info("a") };
+    assert!(!thief.register(wrong).await.unwrap().into_inner().accepted);
+    let ack = own.send(batch("a", 5..=5)).await;
+    assert_eq!((ack.stored, ack.rejected), (1, None), "the running actor was not stopped");
+    let operator = v1::ActorInfo { operator_token: "op-token".into(), ..info("a") };
+    let reg = thief.register(operator).await.unwrap().into_inner();
+    assert!(reg.accepted && reg.durable_seq == 5, "{reg:?}");
+    let ack = own.send(batch("a", 6..=6)).await;
+    assert_eq!(ack.rejected.map(|r| r.code), Some(tonic::Code::Aborted as i32));
+    assert_eq!(stored_seqs(&server.shared.replay, "a"), (1..=5).collect::<Vec<_>>());
+    drop(own);
     server.shutdown().await;
 }
 

@@ -66,6 +66,9 @@ pub struct RunOptions {
     pub drain_timeout: Duration,
     /// Serve Prometheus metrics at `http://ADDR/metrics`.
     pub metrics: Option<String>,
+    /// The run's operator token, to take this actor id from a session that holds it (an
+    /// operator's take-over; sent with the first registration only).
+    pub operator_token: Option<String>,
 }
 
 /// What a run did.
@@ -168,6 +171,7 @@ pub fn run(o: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunSummary> {
         state_layout_version: state::LAYOUT_VERSION,
         state_dim: state::FEATURES.len() as u32,
         previous_session: 0,
+        operator_token: o.operator_token.clone().unwrap_or_default(),
     };
     let conn = casrap_proto::connect::Connection::new(&o.learner, &cfg.security)?;
     let id = Identity { url: o.learner.clone(), conn, info, batch: a.batch };
