@@ -222,6 +222,38 @@ pub struct Identity {
     pub conn: Connection,
     pub info: v1::ActorInfo,
     pub batch: usize,
+    /// Where this actor keeps its learner session (a secret, mode 600), so a restarted process
+    /// reconnects as itself instead of waiting out the id's hold.
+    pub session_file: Option<std::path::PathBuf>,
+}
+
+/// The session kept in `path` (0: none, or not readable as one; a bad file is logged).
+pub fn read_session(path: &std::path::Path) -> u64 {
+    match std::fs::read_to_string(path) {
+        Ok(text) => u64::from_str_radix(text.trim(), 16).unwrap_or_else(|_| {
+            tracing::warn!(path = %path.display(), "the session file does not hold a session; registering without it");
+            0
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot read the session file; registering without it");
+            0
+        }
+    }
+}
+
+/// Keeps `session` in `path`: written to a temporary file (mode 600) and renamed into place.
+pub fn write_session(path: &std::path::Path, session: u64) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("session.tmp");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(&tmp)?;
+    writeln!(f, "{session:016x}")?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
 }
 
 /// Why a stream session ended.
@@ -250,7 +282,7 @@ pub async fn run_sender(
     let mut attempt = 0u64;
     // This process's last session: a re-registration names it, so it may supersede its own
     // stream that the learner has not yet seen close (no other client can).
-    let mut last_session = 0u64;
+    let mut last_session = id.session_file.as_deref().map_or(0, read_session);
     loop {
         attempt += 1;
         let (reason, at_least) =
@@ -331,6 +363,11 @@ async fn session(
         return Ended::Fatal(format!("registration refused: {}", reg.reason));
     }
     *last_session = reg.session;
+    if let Some(path) = &id.session_file {
+        if let Err(e) = write_session(path, reg.session) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot keep the session; a restart will wait out the id's hold");
+        }
+    }
     // The backoff resets only once a batch is acknowledged: a learner that registers actors but
     // refuses every batch (a full disk) must not be retried at full speed.
     outbox.ack(reg.durable_seq);

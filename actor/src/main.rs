@@ -101,6 +101,10 @@ struct RunArgs {
     /// CASRAP_OPERATOR_TOKEN). Without it a held id is registered once its hold ends.
     #[arg(long)]
     take_over: bool,
+    /// Keep the learner session in this file (mode 600): a restart with the same file reconnects
+    /// as this actor at once instead of waiting out its id's hold (`learner.session_hold_s`).
+    #[arg(long, env = "CASRAP_SESSION_FILE")]
+    session_file: Option<std::path::PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -212,6 +216,7 @@ fn run_episodes(args: RunArgs) -> anyhow::Result<()> {
         drain_timeout: std::time::Duration::from_secs(args.drain_timeout),
         metrics: args.metrics,
         operator_token: None,
+        session_file: args.session_file,
         config,
     };
     let options = if args.take_over {

@@ -58,6 +58,7 @@ fn a_stop_while_the_learner_is_unreachable_ends_the_sender_with_the_reason() {
         url,
         info: v1::ActorInfo { actor_id: "a".into(), ..Default::default() },
         batch: 8,
+        session_file: None,
     };
     let (tx, rx) = tokio::sync::oneshot::channel();
     rt.block_on(async {
@@ -157,6 +158,7 @@ fn a_learner_that_refuses_every_batch_is_retried_with_growing_backoff() {
         url,
         info: v1::ActorInfo { actor_id: "a".into(), ..Default::default() },
         batch: 8,
+        session_file: None,
     };
     let (tx, _rx) = tokio::sync::oneshot::channel();
     let stop = Arc::new(AtomicBool::new(false));

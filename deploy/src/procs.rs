@@ -290,7 +290,10 @@ pub fn spawn_actor(bin: &Path, spec: &ActorSpec) -> Result<Proc> {
         .arg("--device")
         .arg(&spec.device)
         .arg("--threads")
-        .arg(spec.threads.to_string());
+        .arg(spec.threads.to_string())
+        // Next to its log: a restarted actor reconnects as itself.
+        .arg("--session-file")
+        .arg(spec.log.with_extension("session"));
     Proc::spawn(&spec.id, cmd, &spec.log)
 }
 

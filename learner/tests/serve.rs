@@ -25,7 +25,9 @@ fn terminate(mut child: Child) -> String {
     err
 }
 
-async fn send(url: &str, seqs: std::ops::RangeInclusive<u64>) -> u64 {
+/// Registers `a` (naming its session from before, as an actor's reconnect does), sends `seqs`;
+/// the durable seq and the session.
+async fn send(url: &str, seqs: std::ops::RangeInclusive<u64>, previous_session: u64) -> (u64, u64) {
     let cfg = casrap_common::config::RunConfig::from_file(&config()).unwrap();
     let mut client = LearnerClient::connect(url.to_string()).await.unwrap();
     let reg = client
@@ -34,6 +36,7 @@ async fn send(url: &str, seqs: std::ops::RangeInclusive<u64>) -> u64 {
             actions: cfg.action_labels(),
             state_layout_version: state::LAYOUT_VERSION,
             state_dim: state::FEATURES.len() as u32,
+            previous_session,
             ..Default::default()
         })
         .await
@@ -61,21 +64,22 @@ async fn send(url: &str, seqs: std::ops::RangeInclusive<u64>) -> u64 {
     use tokio_stream::StreamExt;
     let ack = acks.next().await.unwrap().unwrap();
     assert!(ack.rejected.is_none());
-    reg.durable_seq.max(ack.durable_seq)
+    (reg.durable_seq.max(ack.durable_seq), reg.session)
 }
 
 #[tokio::test]
 async fn serve_stops_cleanly_on_sigterm_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let (child, url) = spawn(dir.path());
-    assert_eq!(send(&url, 1..=100).await, 100);
+    let (durable, session) = send(&url, 1..=100, 0).await;
+    assert_eq!(durable, 100);
     // Off the runtime thread: the client's connection must be able to close meanwhile.
     let log = tokio::task::spawn_blocking(move || terminate(child)).await.unwrap();
     assert!(log.contains("final checkpoint written"), "{log}");
     assert!(dir.path().join("checkpoints").read_dir().unwrap().count() >= 1);
 
     let (child, url) = spawn(dir.path());
-    assert_eq!(send(&url, 90..=120).await, 120, "nothing acknowledged was lost");
+    assert_eq!(send(&url, 90..=120, session).await.0, 120, "nothing acknowledged was lost");
     let log = tokio::task::spawn_blocking(move || terminate(child)).await.unwrap();
     assert!(log.contains("resumed from checkpoint"), "{log}");
 }

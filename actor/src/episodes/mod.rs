@@ -69,6 +69,8 @@ pub struct RunOptions {
     /// The run's operator token, to take this actor id from a session that holds it (an
     /// operator's take-over; sent with the first registration only).
     pub operator_token: Option<String>,
+    /// Where the actor keeps its learner session across restarts.
+    pub session_file: Option<std::path::PathBuf>,
 }
 
 /// What a run did.
@@ -174,7 +176,13 @@ pub fn run(o: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunSummary> {
         operator_token: o.operator_token.clone().unwrap_or_default(),
     };
     let conn = casrap_proto::connect::Connection::new(&o.learner, &cfg.security)?;
-    let id = Identity { url: o.learner.clone(), conn, info, batch: a.batch };
+    let id = Identity {
+        url: o.learner.clone(),
+        conn,
+        info,
+        batch: a.batch,
+        session_file: o.session_file.clone(),
+    };
 
     let (mut wire, resumed_after) = Wire::start(
         &o.learner,
