@@ -154,6 +154,11 @@ pub struct LearnerConfig {
     /// (and after the learner starts, for ids with stored transitions): meanwhile only the
     /// actor's own reconnect or the operator token may register it.
     pub session_hold_s: u64,
+    /// Least time between two policy pushes to one watcher, in milliseconds (0: every version
+    /// as soon as it is published). A watcher then gets the newest version once the interval
+    /// since its last push has passed, and the versions in between are skipped: a fleet's
+    /// pushes stop growing with the publish rate.
+    pub push_interval_ms: u64,
 }
 
 impl Default for LearnerConfig {
@@ -166,6 +171,7 @@ impl Default for LearnerConfig {
             metrics: None,
             cache_mb: 64,
             session_hold_s: 60,
+            push_interval_ms: 0,
         }
     }
 }

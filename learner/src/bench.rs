@@ -377,6 +377,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         rss_idle_bytes: rss_idle,
         rss_connected_bytes: rss_connected,
         idle_watchers_held: idle_watching,
+        push_interval_ms: cfg.learner.push_interval_ms,
         args: args.clone(),
     };
     print!("{}", record.table());

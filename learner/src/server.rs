@@ -123,6 +123,7 @@ pub async fn start_with(
         operator,
     )?;
     let shared = Shared::with_identity(contract, replay, identity);
+    shared.set_push_interval(std::time::Duration::from_millis(cfg.learner.push_interval_ms));
     let bind = |source| Error::Bind { addr: listen.into(), source };
     let listener = TcpListener::bind(listen).await.map_err(bind)?;
     let addr = listener.local_addr().map_err(bind)?;

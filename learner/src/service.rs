@@ -99,6 +99,8 @@ pub struct Shared {
     pub replay: Arc<Replay>,
     /// Who may use an actor id.
     pub identity: Identity,
+    /// Least time between two pushes to one watcher, ms (`learner.push_interval_ms`).
+    push_interval_ms: AtomicU64,
     policy: watch::Sender<Option<Policy>>,
     actors: Mutex<HashMap<String, Registered>>,
     /// Why the trainer stopped, once it has (the learner then shuts down).
@@ -130,13 +132,14 @@ impl Shared {
 
     pub fn with_identity(contract: Contract, replay: Arc<Replay>, identity: Identity) -> Arc<Self> {
         let (policy, _) = watch::channel(None);
-        if let Err(e) = replay.start_flusher() {
-            tracing::error!(error = %e, "cannot start the replay store's flusher");
+        if let Err(e) = replay.start_committer() {
+            tracing::error!(error = %e, "cannot start the replay store's committer");
         }
         Arc::new(Self {
             contract,
             replay,
             identity,
+            push_interval_ms: AtomicU64::new(0),
             policy,
             actors: Mutex::new(HashMap::new()),
             trainer_error: Mutex::new(None),
@@ -145,6 +148,11 @@ impl Shared {
             published_at: Mutex::new(Default::default()),
             recent: Mutex::new(Default::default()),
         })
+    }
+
+    /// Sets the least time between two pushes to one watcher (0: none).
+    pub fn set_push_interval(&self, interval: std::time::Duration) {
+        self.push_interval_ms.store(interval.as_millis() as u64, Ordering::Relaxed);
     }
 
     /// Makes `policy` the current one; every watcher receives it. Versions must increase, and
@@ -556,7 +564,7 @@ async fn ingest(
         };
         rejection(&actor, shared.replay.durable_seq(&actor).unwrap_or(0), code, e.to_string())
     };
-    match shared.replay.insert_async(&actor, &transitions).await {
+    match shared.replay.insert_async(&actor, transitions).await {
         Ok(s) => {
             // Resent transitions come first in a batch; the new ones are its tail.
             shared.note_rewards(
@@ -798,6 +806,13 @@ impl casrap_proto::Learner for LearnerService {
                         }
                     }
                     sent = p.version;
+                    // At most one push per interval: whatever is newest when it has passed
+                    // goes next (the watch channel keeps only the newest version).
+                    let wait =
+                        shared.upgrade().map_or(0, |s| s.push_interval_ms.load(Ordering::Relaxed));
+                    if wait > 0 {
+                        tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                    }
                 }
                 if rx.changed().await.is_err() {
                     return;

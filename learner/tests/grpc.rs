@@ -465,6 +465,38 @@ async fn a_live_session_is_superseded_only_by_its_own_process() {
     server.shutdown().await;
 }
 
+/// With a push interval, a watcher gets at most one version per interval, always the newest:
+/// the versions published in between are skipped, so pushes do not grow with the publish rate.
+#[tokio::test]
+async fn a_push_interval_sends_each_watcher_the_newest_version_at_most_once_per_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let interval = Duration::from_millis(400);
+    server.shared.set_push_interval(interval);
+    let mut client = LearnerClient::connect(server.url.clone()).await.unwrap();
+    let mut updates = client
+        .watch_policy(v1::PolicyRequest { actor_id: "a".into(), have_version: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    // Measured from before the first push: the interval starts when it is sent.
+    let first = std::time::Instant::now();
+    server.shared.publish(Policy { version: 1, epsilon: 0.5, weights: vec![1].into() });
+    assert_eq!(updates.next().await.unwrap().unwrap().version, 1);
+    for v in 2..=5 {
+        server.shared.publish(Policy { version: v, epsilon: 0.5, weights: vec![v as u8].into() });
+    }
+    let u = updates.next().await.unwrap().unwrap();
+    let waited = first.elapsed();
+    assert_eq!(u.version, 5, "the newest version, versions 2-4 skipped");
+    assert!(waited >= interval, "pushed after {waited:?}");
+    assert!(waited < interval + Duration::from_secs(1), "pushed after {waited:?}");
+    // Nothing newer: nothing more arrives.
+    assert!(tokio::time::timeout(interval * 2, updates.next()).await.is_err());
+    drop((updates, client));
+    server.shutdown().await;
+}
+
 /// The hold time of the identity tests.
 const HOLD: Duration = Duration::from_millis(1500);
 

@@ -48,8 +48,8 @@ use sled::Tree;
 use crate::error::{Error, Result};
 use crate::witness::{self, Witness};
 
-/// How long the flusher waits after the first request before flushing (group commit window).
-const COMMIT_WINDOW: Duration = Duration::from_millis(5);
+/// Most async inserts one commit round applies together.
+const MAX_ROUND: usize = 8192;
 
 /// How often a broken store is reopened at most.
 const REOPEN_EVERY: Duration = Duration::from_secs(1);
@@ -135,11 +135,16 @@ pub struct Replay {
     /// Group commit: one flush makes every batch applied before it durable.
     sync: Mutex<SyncState>,
     synced: Condvar,
-    /// Async inserts: a flush is wanted (set by them, taken by the flusher thread) ...
-    flush_wanted: std::sync::Arc<(Mutex<bool>, Condvar)>,
-    /// ... and how far flushes got.
-    flushed: tokio::sync::watch::Sender<Flushed>,
-    flusher: std::sync::atomic::AtomicBool,
+    /// Async inserts go to the committer thread ([`Replay::start_committer`]), which applies
+    /// every insert waiting as one sled batch and makes them durable with one flush.
+    committer: std::sync::OnceLock<std::sync::mpsc::Sender<Insert>>,
+}
+
+/// An async insert waiting for the committer.
+struct Insert {
+    actor: String,
+    batch: Vec<Transition>,
+    done: tokio::sync::oneshot::Sender<Result<Stored>>,
 }
 
 /// A batch applied, waiting for its flush.
@@ -149,16 +154,6 @@ struct Applied {
     duplicates: u32,
     ticket: u64,
     epoch: u64,
-}
-
-/// What async waiters learn from the flusher.
-#[derive(Debug, Clone, Default)]
-struct Flushed {
-    epoch: u64,
-    durable: u64,
-    /// Tickets up to this one were covered by a failed flush.
-    failed: u64,
-    error: String,
 }
 
 #[derive(Default)]
@@ -470,9 +465,7 @@ impl Replay {
             store: RwLock::new(Some(o.store)),
             sync: Mutex::new(SyncState { epoch: 1, ..SyncState::default() }),
             synced: Condvar::new(),
-            flush_wanted: std::sync::Arc::new((Mutex::new(false), Condvar::new())),
-            flushed: tokio::sync::watch::Sender::new(Flushed { epoch: 1, ..Flushed::default() }),
-            flusher: std::sync::atomic::AtomicBool::new(false),
+            committer: std::sync::OnceLock::new(),
         };
         Ok(replay)
     }
@@ -585,7 +578,6 @@ impl Replay {
         st.epoch = epoch;
         drop(st);
         self.synced.notify_all();
-        self.flushed.send_modify(|f| f.epoch = epoch);
         tracing::info!(path = %self.path.display(), stored = o.next, "replay store reopened after a failure");
         Ok(())
     }
@@ -604,119 +596,144 @@ impl Replay {
         Ok(self.finish(actor, &a))
     }
 
-    /// [`Replay::insert`] for async callers: the batch is applied here (in memory, quick) and the
-    /// caller awaits the flush that covers it, which the store's flusher thread
-    /// ([`Replay::start_flusher`]) does for every batch applied so far. No thread is held per
-    /// waiting batch: ten thousand streams cost ten thousand small futures, not ten thousand
-    /// blocked threads woken by every flush.
-    pub async fn insert_async(&self, actor: &str, batch: &[Transition]) -> Result<Stored> {
-        let a = self.apply(actor, batch)?;
-        let mut rx = self.flushed.subscribe();
-        {
-            let (m, cv) = &*self.flush_wanted;
-            *lock(m) = true;
-            cv.notify_one();
-        }
-        let state = rx
-            .wait_for(|f| f.epoch != a.epoch || f.durable >= a.ticket || f.failed >= a.ticket)
-            .await
-            .map_err(|_| self.unavailable("closed"))?
-            .clone();
-        if state.epoch != a.epoch {
-            return Err(self
-                .unavailable("reopened after a failure before this batch was flushed; resend it"));
-        }
-        if state.durable < a.ticket {
-            return Err(self.unavailable(&format!("flush failed: {}", state.error)));
-        }
-        Ok(self.finish(actor, &a))
+    /// [`Replay::insert`] for async callers: the batch goes to the committer thread
+    /// ([`Replay::start_committer`]) and the caller awaits its answer. No thread is held per
+    /// waiting batch, and the committer applies every batch waiting (from any number of streams)
+    /// as one sled batch and makes them durable with one flush: ten thousand streams cost one
+    /// commit per round, not one per message. Without a committer it inserts in place.
+    pub async fn insert_async(&self, actor: &str, batch: Vec<Transition>) -> Result<Stored> {
+        let Some(queue) = self.committer.get() else { return self.insert(actor, &batch) };
+        let (done, answer) = tokio::sync::oneshot::channel();
+        queue
+            .send(Insert { actor: actor.to_string(), batch, done })
+            .map_err(|_| self.unavailable("closed"))?;
+        answer.await.map_err(|_| self.unavailable("closed"))?
     }
 
-    /// Starts the flusher thread [`Replay::insert_async`] relies on; it ends once the store is
-    /// dropped.
-    pub fn start_flusher(self: &std::sync::Arc<Self>) -> Result<()> {
-        if self.flusher.swap(true, Ordering::AcqRel) {
+    /// Starts the committer thread [`Replay::insert_async`] hands its batches to; it ends once
+    /// the store is dropped. Each round takes every batch waiting (up to 8,192), applies them as
+    /// one sled batch, flushes once (the witness records the round's marks) and answers each;
+    /// batches arriving meanwhile make the next round, so the rounds grow with the load.
+    pub fn start_committer(self: &std::sync::Arc<Self>) -> Result<()> {
+        let (tx, rx) = std::sync::mpsc::channel::<Insert>();
+        if self.committer.set(tx).is_err() {
             return Ok(());
         }
         let weak = std::sync::Arc::downgrade(self);
-        let wanted = self.flush_wanted.clone();
         std::thread::Builder::new()
-            .name("replay-flush".into())
-            .spawn(move || loop {
-                {
-                    let (m, cv) = &*wanted;
-                    let mut w = lock(m);
-                    while !*w {
-                        let (g, timeout) = cv
-                            .wait_timeout(w, Duration::from_millis(200))
-                            .unwrap_or_else(|e| e.into_inner());
-                        w = g;
-                        if timeout.timed_out() && weak.strong_count() == 0 {
-                            return;
+            .name("replay-commit".into())
+            .spawn(move || {
+                // The sender lives in the store: dropping the store ends this loop.
+                while let Ok(first) = rx.recv() {
+                    let mut round = vec![first];
+                    while round.len() < MAX_ROUND {
+                        match rx.try_recv() {
+                            Ok(i) => round.push(i),
+                            Err(_) => break,
                         }
                     }
-                    *w = false;
+                    match weak.upgrade() {
+                        Some(replay) => replay.commit_round(round),
+                        None => return,
+                    }
                 }
-                // A short commit window: batches arriving meanwhile share the flush, which
-                // costs sled several threads and a sync_file_range each time.
-                std::thread::sleep(COMMIT_WINDOW);
-                let Some(replay) = weak.upgrade() else { return };
-                replay.flush_applied();
             })
             .map(drop)
             .map_err(|source| Error::Io { path: self.path.clone(), source })
     }
 
-    /// One group commit for everything applied so far; tells the async waiters how it went.
-    fn flush_applied(&self) {
-        let (ticket, epoch) = (lock(&self.write).applied, lock(&self.sync).epoch);
-        let result = self.wait_durable(ticket, epoch);
-        let durable = lock(&self.sync).durable;
-        if let Err(e) = &result {
-            if matches!(e, Error::Store { .. }) {
-                self.broke(&mut lock(&self.write), e);
-            }
-        }
-        self.flushed.send_modify(|f| {
-            if f.epoch == epoch {
-                f.durable = f.durable.max(durable);
-                if let Err(e) = &result {
-                    f.failed = f.failed.max(ticket);
-                    f.error = e.to_string();
+    /// One round of the committer: apply all, flush once, answer each.
+    fn commit_round(&self, round: Vec<Insert>) {
+        let items: Vec<(&str, &[Transition])> =
+            round.iter().map(|i| (i.actor.as_str(), i.batch.as_slice())).collect();
+        let applied = match self.apply_all(&items) {
+            Ok(a) => a,
+            Err(e) => {
+                // Nothing of the round was written (a failed write has marked the store for
+                // reopening): every sender resends after a pause.
+                let reason = format!("the round's write failed: {e}");
+                for i in round {
+                    let _ = i.done.send(Err(self.unavailable(&reason)));
                 }
+                return;
             }
-        });
+        };
+        let ticket = applied.iter().flatten().map(|a| (a.ticket, a.epoch)).max();
+        let durable = match ticket {
+            Some((t, epoch)) => self.wait_durable(t, epoch).map_err(|e| {
+                if matches!(e, Error::Store { .. }) {
+                    self.broke(&mut lock(&self.write), &e);
+                }
+                e.to_string()
+            }),
+            None => Ok(()),
+        };
+        for (i, a) in round.into_iter().zip(applied) {
+            let answer = match (a, &durable) {
+                (Ok(a), Ok(())) => Ok(self.finish(&i.actor, &a)),
+                (Ok(_), Err(reason)) => Err(self.unavailable(&format!("flush failed: {reason}"))),
+                (Err(e), _) => Err(e),
+            };
+            let _ = i.done.send(answer);
+        }
     }
 
     /// Applies a batch (not yet durable): its ticket for the group commit.
     fn apply(&self, actor: &str, batch: &[Transition]) -> Result<Applied> {
+        self.apply_all(&[(actor, batch)])?
+            .pop()
+            .unwrap_or_else(|| Err(self.unavailable("nothing applied")))
+    }
+
+    /// Applies several actors' batches as one sled batch (not yet durable), with one ticket for
+    /// the group commit. A batch that would leave a gap in its actor's seqs is refused whole
+    /// (its entry is the error) and the others go on; a failed write fails them all.
+    fn apply_all(&self, items: &[(&str, &[Transition])]) -> Result<Vec<Result<Applied>>> {
         let mut w = lock(&self.write);
         self.ensure_open(&mut w)?;
-        let (high, stored, duplicates, ticket, epoch) = {
-            let g = self.read();
-            let s = g.as_ref().ok_or_else(|| self.unavailable("not open"))?;
-            let mark = key(b'a', actor.as_bytes());
-            let mut high = match w.high.get(actor) {
-                Some(&h) => h,
-                None => read_u64(s.tree.get(&mark).map_err(|e| self.err(e))?),
+        let g = self.read();
+        let s = g.as_ref().ok_or_else(|| self.unavailable("not open"))?;
+        let (mut head, mut next) = (w.head, w.next);
+        let mut b = sled::Batch::default();
+        // Each actor's mark as this round leaves it, and whether the round raised it.
+        let mut marks: HashMap<&str, (u64, bool)> = HashMap::new();
+        let mut out = Vec::with_capacity(items.len());
+        for &(actor, batch) in items {
+            let high = match marks.get(actor) {
+                Some(&(h, _)) => h,
+                None => match w.high.get(actor) {
+                    Some(&h) => h,
+                    None => {
+                        read_u64(s.tree.get(key(b'a', actor.as_bytes())).map_err(|e| self.err(e))?)
+                    }
+                },
             };
-            let (mut head, mut next) = (w.head, w.next);
-            let (mut stored, mut duplicates) = (0u32, 0u32);
-            let mut b = sled::Batch::default();
+            // The whole batch is checked before any of it is written.
+            let mut h = high;
+            let gap = batch.iter().find(|tr| {
+                if tr.seq <= h {
+                    return false;
+                }
+                let next_ok = Some(tr.seq) == h.checked_add(1);
+                h = tr.seq;
+                !next_ok
+            });
+            if let Some(tr) = gap {
+                out.push(Err(Error::InvalidTransition {
+                    actor: actor.into(),
+                    seq: tr.seq,
+                    reason: format!(
+                        "leaves a gap: the next seq of this actor is {}",
+                        high.saturating_add(1)
+                    ),
+                }));
+                continue;
+            }
+            let (mut high, mut stored, mut duplicates) = (high, 0u32, 0u32);
             for tr in batch {
                 if tr.seq <= high {
                     duplicates += 1;
                     continue;
-                }
-                if Some(tr.seq) != high.checked_add(1) {
-                    return Err(Error::InvalidTransition {
-                        actor: actor.into(),
-                        seq: tr.seq,
-                        reason: format!(
-                            "leaves a gap: the next seq of this actor is {}",
-                            high.saturating_add(1)
-                        ),
-                    });
                 }
                 b.insert(key(b't', &be(next)), encode(actor, tr));
                 if let Some(json) = &tr.metrics {
@@ -727,33 +744,45 @@ impl Replay {
                 high = tr.seq;
                 stored += 1;
             }
-            while next - head > self.capacity {
-                b.remove(key(b't', &be(head)));
-                head += 1;
-            }
-            if stored > 0 {
-                b.insert(mark, &be(high));
-                b.insert(key(b'm', b"head"), &be(head));
-                b.insert(key(b'm', b"next"), &be(next));
-                if let Err(e) = s.tree.apply_batch(b) {
-                    let e = self.err(e);
-                    drop(g);
-                    self.broke(&mut w, &e);
-                    return Err(e);
+            let raised = marks.get(actor).is_some_and(|m| m.1) || stored > 0;
+            marks.insert(actor, (high, raised));
+            out.push(Ok(Applied { high, stored, duplicates, ticket: 0, epoch: s.epoch }));
+        }
+        while next - head > self.capacity {
+            b.remove(key(b't', &be(head)));
+            head += 1;
+        }
+        if marks.values().any(|m| m.1) {
+            for (actor, &(high, raised)) in &marks {
+                if raised {
+                    b.insert(key(b'a', actor.as_bytes()), &be(high));
                 }
-                w.head = head;
-                w.next = next;
-                self.head.store(head, Ordering::Release);
-                self.next.store(next, Ordering::Release);
             }
-            if stored > 0 {
+            b.insert(key(b'm', b"head"), &be(head));
+            b.insert(key(b'm', b"next"), &be(next));
+            if let Err(e) = s.tree.apply_batch(b) {
+                let e = self.err(e);
+                drop(g);
+                self.broke(&mut w, &e);
+                return Err(e);
+            }
+            w.head = head;
+            w.next = next;
+            self.head.store(head, Ordering::Release);
+            self.next.store(next, Ordering::Release);
+        }
+        for (actor, (high, raised)) in marks {
+            if raised {
                 w.raised.insert(actor.to_string(), high);
             }
             w.high.insert(actor.to_string(), high);
-            w.applied += 1;
-            (high, stored, duplicates, w.applied, s.epoch)
-        };
-        Ok(Applied { high, stored, duplicates, ticket, epoch })
+        }
+        w.applied += 1;
+        let ticket = w.applied;
+        for a in out.iter_mut().flatten() {
+            a.ticket = ticket;
+        }
+        Ok(out)
     }
 
     /// Raises the actor's durable mark once its batch is durable.
