@@ -302,6 +302,11 @@ impl EpisodeRecord {
     /// Reads a record from JSON text (nesting bounded by serde_json's recursion limit); an error
     /// names the field, as [`EpisodeRecord::from_value`]'s do.
     pub fn from_json(text: &str) -> Result<Self, String> {
+        // The fast path (every record an actor sends); only a record that fails is read again
+        // with its field path tracked, to name the field.
+        if let Ok(record) = serde_json::from_str::<Self>(text) {
+            return Ok(record);
+        }
         let mut de = serde_json::Deserializer::from_str(text);
         let record: Self = serde_path_to_error::deserialize(&mut de).map_err(field_error)?;
         de.end().map_err(|e| e.to_string())?;

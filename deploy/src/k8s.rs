@@ -62,6 +62,10 @@ pub fn manifests(cfg: &RunConfig, o: &K8sOptions) -> Result<Vec<Value>> {
         {"name": "config", "configMap": {"name": format!("{name}-config")}},
         {"name": "token", "secret": {"secretName": format!("{name}-token")}},
     ]);
+    let mut actor_volumes = volumes.clone();
+    if let Some(v) = actor_volumes.as_array_mut() {
+        v.push(json!({"name": "session", "emptyDir": {}}));
+    }
     let mounts = |extra: Option<Value>| {
         let mut m = vec![
             json!({"name": "config", "mountPath": "/etc/casrap/config", "readOnly": true}),
@@ -172,12 +176,15 @@ pub fn manifests(cfg: &RunConfig, o: &K8sOptions) -> Result<Vec<Value>> {
                                 "--episodes", per_actor.to_string(),
                                 "--device", device,
                                 "--metrics", format!("0.0.0.0:{METRICS_PORT}"),
+                                // Kept across the container's restarts in its pod: a restarted
+                                // actor reconnects as itself instead of waiting out its id's hold.
+                                "--session-file", "/var/lib/casrap/session",
                             ],
                             "ports": [{"name": "metrics", "containerPort": METRICS_PORT}],
                             "resources": resources,
-                            "volumeMounts": mounts(None),
+                            "volumeMounts": mounts(Some(json!({"name": "session", "mountPath": "/var/lib/casrap"}))),
                         }],
-                        "volumes": volumes,
+                        "volumes": actor_volumes,
                     },
                 },
             },

@@ -102,7 +102,8 @@ i=$SLURM_ARRAY_TASK_ID
 for _ in $(seq 600); do [ -s {url} ] && break; sleep 0.5; done
 [ -s {url} ] || {{ echo "no learner URL in {url} after 300 s" >&2; exit 1; }}
 exec {bin} run --learner "$(cat {url})" --config {cfg} --actor-id "actor-${{ids[$i]}}" \
-  --episodes "${{episodes[$i]}}" --device {device} --threads {threads}
+  --episodes "${{episodes[$i]}}" --device {device} --threads {threads} \
+  --session-file "{logs}/actor-${{ids[$i]}}.session"
 "#,
                 logs = dir.join("logs").display(),
                 last = members.len().saturating_sub(1),
