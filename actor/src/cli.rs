@@ -46,6 +46,34 @@ impl ModelArgs {
         );
         Ok(loaded)
     }
+
+    /// Sets the thread budget, splits `prompt_file` as a run does (the default test fraction and
+    /// split seed, so a run's cached calibration is reused) and opens the model on the train
+    /// split's calibration, with sparsity thresholds fitted under `allocation`. Fails when the
+    /// file has no test prompts.
+    pub fn open_sparse_setup(
+        &self,
+        prompt_file: &str,
+        allocation: casrap_common::action::Allocation,
+    ) -> anyhow::Result<(crate::prune::setup::Setup, casrap_common::prompts::Split)> {
+        use casrap_common::prompts::{BadRows, PromptSet};
+        set_threads(self.threads)?;
+        let set = PromptSet::load(&casrap_common::repo_path(prompt_file), BadRows::Skip)?;
+        let test_fraction = casrap_common::config::ActorsConfig::default().test_fraction;
+        let split = set.split(test_fraction, crate::episodes::SPLIT_SEED);
+        anyhow::ensure!(!split.test.is_empty(), "{prompt_file}: no test prompts");
+        let setup = crate::prune::setup::Setup::open(&crate::prune::setup::SetupOptions {
+            model: self.model.clone(),
+            dtype: self.dtype.clone(),
+            device: self.device.clone(),
+            seed: self.seed,
+            calibration: crate::episodes::train_calibration(&split.train, prompt_file),
+            max_profile_bytes: None,
+            sparsity: Some(allocation),
+        })
+        .with_context(|| format!("loading model {}", self.model))?;
+        Ok((setup, split))
+    }
 }
 
 /// `--threads` through the one thread configuration ([`casrap_engine::configure_threads`]).

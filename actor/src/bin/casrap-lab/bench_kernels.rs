@@ -2,7 +2,7 @@
 //! against one step, sparse decode against dense, dense decode against its bandwidth ceiling.
 
 use anyhow::Context;
-use casrap_actor::cli::{parse_allocation, read_record, set_threads, write_record, ModelArgs};
+use casrap_actor::cli::{parse_allocation, read_record, write_record, ModelArgs};
 use casrap_common::action::Allocation;
 use casrap_common::config::PromptFormat;
 
@@ -41,28 +41,12 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     use casrap_actor::prune::kernel_bench::{self, Options, Record};
-    use casrap_actor::prune::setup::{Setup, SetupOptions};
-    use casrap_common::prompts::{BadRows, PromptSet};
     if let Some(path) = &args.report {
         let record: Record = read_record(path)?;
         print!("{}", kernel_bench::table(&record));
         return Ok(());
     }
-    set_threads(args.m.threads)?;
-    let set = PromptSet::load(&casrap_common::repo_path(&args.prompt_file), BadRows::Skip)?;
-    let test_fraction = casrap_common::config::ActorsConfig::default().test_fraction;
-    let split = set.split(test_fraction, casrap_actor::episodes::SPLIT_SEED);
-    anyhow::ensure!(!split.test.is_empty(), "{}: no test prompts", args.prompt_file);
-    let mut setup = Setup::open(&SetupOptions {
-        model: args.m.model.clone(),
-        dtype: args.m.dtype.clone(),
-        device: args.m.device.clone(),
-        seed: args.m.seed,
-        calibration: casrap_actor::episodes::train_calibration(&split.train, &args.prompt_file),
-        max_profile_bytes: None,
-        sparsity: Some(args.allocation),
-    })
-    .with_context(|| format!("loading model {}", args.m.model))?;
+    let (mut setup, split) = args.m.open_sparse_setup(&args.prompt_file, args.allocation)?;
     let prompt =
         setup.tokenizer.prompt(&split.test[0].prompt, PromptFormat::Raw, args.max_prompt_tokens)?;
     let thresholds =

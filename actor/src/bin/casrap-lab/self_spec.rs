@@ -4,7 +4,7 @@
 
 use anyhow::Context;
 use casrap_actor::cli::{
-    parse_allocation, parse_prompt_format, read_record, set_threads, write_record, ModelArgs,
+    parse_allocation, parse_prompt_format, read_record, write_record, ModelArgs,
 };
 use casrap_common::action::Allocation;
 use casrap_common::config::PromptFormat;
@@ -47,28 +47,12 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     use casrap_actor::prune::self_spec::{self, Prompt, Record};
-    use casrap_actor::prune::setup::{Setup, SetupOptions};
-    use casrap_common::prompts::{BadRows, PromptSet};
     if let Some(path) = &args.report {
         let record: Record = read_record(path)?;
         print!("{}", record.table());
         return Ok(());
     }
-    set_threads(args.m.threads)?;
-    let set = PromptSet::load(&casrap_common::repo_path(&args.prompt_file), BadRows::Skip)?;
-    let test_fraction = casrap_common::config::ActorsConfig::default().test_fraction;
-    let split = set.split(test_fraction, casrap_actor::episodes::SPLIT_SEED);
-    anyhow::ensure!(!split.test.is_empty(), "{}: no test prompts", args.prompt_file);
-    let mut setup = Setup::open(&SetupOptions {
-        model: args.m.model.clone(),
-        dtype: args.m.dtype.clone(),
-        device: args.m.device.clone(),
-        seed: args.m.seed,
-        calibration: casrap_actor::episodes::train_calibration(&split.train, &args.prompt_file),
-        max_profile_bytes: None,
-        sparsity: Some(args.allocation),
-    })
-    .with_context(|| format!("loading model {}", args.m.model))?;
+    let (mut setup, split) = args.m.open_sparse_setup(&args.prompt_file, args.allocation)?;
     let thresholds =
         setup.harness.cache.sparsity.clone().context("no sparsity thresholds were fitted")?;
     let n = args.prompts.clamp(1, split.test.len());
