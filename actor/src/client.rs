@@ -242,20 +242,6 @@ pub fn read_session(path: &std::path::Path) -> u64 {
     }
 }
 
-/// Keeps `session` in `path`: written to a temporary file (mode 600) and renamed into place.
-pub fn write_session(path: &std::path::Path, session: u64) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("session.tmp");
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts.open(&tmp)?;
-    writeln!(f, "{session:016x}")?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
-}
-
 /// Why a stream session ended.
 enum Ended {
     /// Everything pushed is acknowledged and the outbox is closed.
@@ -364,7 +350,9 @@ async fn session(
     }
     *last_session = reg.session;
     if let Some(path) = &id.session_file {
-        if let Err(e) = write_session(path, reg.session) {
+        if let Err(e) =
+            casrap_common::config::write_private(path, format!("{:016x}\n", reg.session).as_bytes())
+        {
             tracing::warn!(path = %path.display(), error = %e, "cannot keep the session; a restart will wait out the id's hold");
         }
     }

@@ -496,6 +496,28 @@ impl SecurityConfig {
     }
 }
 
+/// Writes a secret (a key, a session) readable by its owner only: to a temporary file of mode
+/// 600, synced, then renamed into place and the folder synced, so a crash leaves the old file or
+/// the new one, never a part.
+pub fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => std::fs::File::open(dir)?.sync_all(),
+        None => Ok(()),
+    }
+}
+
 /// A secret: the file's first line, else the environment variable `env` (neither: none).
 fn read_secret(file: Option<&str>, env: &str, what: &str) -> Result<Option<String>> {
     let token = match file {

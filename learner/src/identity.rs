@@ -13,8 +13,7 @@
 //!   still recognises the sessions it issued. For `session_hold_s` after a start, an id that has
 //!   transitions stored is held for whoever presents a session the learner issued for it.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ring::hmac;
@@ -69,7 +68,7 @@ impl Identity {
             ))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key: [u8; KEY_BYTES] = rand::random();
-                write_key(path, &key).map_err(|e| bad(format!("cannot write the session key: {e}")))?;
+                casrap_common::config::write_private(path, &key).map_err(|e| bad(format!("cannot write the session key: {e}")))?;
                 Ok(Self::new(&key, hold, operator))
             }
             Err(e) => Err(bad(format!("cannot read the session key: {e}"))),
@@ -116,23 +115,6 @@ impl Identity {
     }
 }
 
-/// Writes the key to a temporary file (mode 0600), syncs it and renames it into place.
-fn write_key(path: &Path, key: &[u8]) -> std::io::Result<()> {
-    let tmp: PathBuf = path.with_extension("key.tmp");
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts.open(&tmp)?;
-    f.write_all(key)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
-}
-
 /// The actor ids a client certificate names: its DNS names, and its `casrap-actor:` URIs (a
 /// trailing `*` naming a prefix). An unparsable certificate names none.
 pub fn certificate_names(der: &[u8]) -> Vec<String> {
@@ -177,6 +159,12 @@ mod tests {
         let hold = Duration::from_secs(1);
         let first = Identity::load_or_create(&path, hold, None).unwrap_or_else(|e| panic!("{e}"));
         let s = first.issue("a");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).map(|m| m.permissions().mode() & 0o777);
+            assert_eq!(mode.ok(), Some(0o600), "the key is its owner's only");
+        }
         let again = Identity::load_or_create(&path, hold, None).unwrap_or_else(|e| panic!("{e}"));
         assert!(again.issued("a", s));
         std::fs::write(&path, b"short").unwrap_or_else(|e| panic!("{e}"));

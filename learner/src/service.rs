@@ -658,7 +658,6 @@ impl casrap_proto::Learner for LearnerService {
             .map_err(|e| Status::internal(e.to_string()))?;
         let ident = &self.shared.identity;
         let operator = ident.is_operator(&info.operator_token);
-        let session = ident.issue(&info.actor_id);
         let mut regs = self.shared.registrations();
         // Who holds the id now: a session with an open stream or one closed within the hold
         // time; just after a start, every id with stored transitions, for any session this
@@ -702,6 +701,7 @@ impl casrap_proto::Learner for LearnerService {
                 ));
             }
         }
+        let session = ident.issue(&info.actor_id);
         tracing::info!(actor = %info.actor_id, durable_seq, "actor registered");
         let streams = regs.get(&info.actor_id).map_or(0, |r| r.streams);
         regs.insert(
