@@ -182,14 +182,23 @@ async fn tokens_are_required_on_every_rpc_over_tls() {
     learner.wait().await.unwrap();
 }
 
+/// A learner that requires client certificates of a generated CA, with its PKI and settings.
+async fn mtls_learner(
+    dir: &Path,
+) -> (Pki, SecurityConfig, casrap_learner::server::Learner, tokio::sync::oneshot::Sender<()>, String)
+{
+    let p = pki(dir);
+    let server_sec = SecurityConfig { tls: Some(tls(&p, true)), ..Default::default() };
+    let (learner, stop) =
+        learner(&config(server_sec.clone()), "127.0.0.1:0", &dir.join("learner")).await;
+    let url = format!("https://{}", learner.addr);
+    (p, server_sec, learner, stop, url)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_certificates_are_checked_when_required() {
     let tmp = tempfile::tempdir().unwrap();
-    let p = pki(tmp.path());
-    let server_sec = SecurityConfig { tls: Some(tls(&p, true)), ..Default::default() };
-    let (learner, stop) =
-        learner(&config(server_sec.clone()), "127.0.0.1:0", &tmp.path().join("learner")).await;
-    let url = format!("https://{}", learner.addr);
+    let (p, server_sec, learner, stop, url) = mtls_learner(tmp.path()).await;
     let mut anonymous = tls(&p, false);
     anonymous.client_ca = None;
     let without =
@@ -208,11 +217,7 @@ async fn client_certificates_are_checked_when_required() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_certificates_name_the_actor_ids_they_may_use() {
     let tmp = tempfile::tempdir().unwrap();
-    let p = pki(tmp.path());
-    let server_sec = SecurityConfig { tls: Some(tls(&p, true)), ..Default::default() };
-    let (learner, stop) =
-        learner(&config(server_sec.clone()), "127.0.0.1:0", &tmp.path().join("learner")).await;
-    let url = format!("https://{}", learner.addr);
+    let (p, server_sec, learner, stop, url) = mtls_learner(tmp.path()).await;
     let actions = || vec!["none".to_string(), "ffn:0.25".to_string()];
     let register = |conn: Connection, actor: &'static str| async move {
         let mut c = conn.client().await.unwrap();

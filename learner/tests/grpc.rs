@@ -157,6 +157,19 @@ impl Stream {
     }
 }
 
+/// A policy watch of `actor`, which holds `have`.
+async fn watch(
+    client: &mut LearnerClient<Channel>,
+    actor: &str,
+    have: u64,
+) -> tonic::Streaming<v1::PolicyUpdate> {
+    client
+        .watch_policy(v1::PolicyRequest { actor_id: actor.into(), have_version: have })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 fn stored_seqs(replay: &Replay, actor: &str) -> Vec<u64> {
     replay
         .records()
@@ -348,11 +361,7 @@ async fn policy_versions_arrive_in_order_and_large_weights_in_chunks() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path()).await;
     let mut client = LearnerClient::connect(server.url.clone()).await.unwrap();
-    let mut updates = client
-        .watch_policy(v1::PolicyRequest { actor_id: "a".into(), have_version: 0 })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut updates = watch(&mut client, "a", 0).await;
     let big: Vec<u8> =
         (0..(2 * casrap_proto::MAX_WEIGHT_CHUNK + 123)).map(|i| (i % 251) as u8).collect();
     server.shared.publish(Policy { version: 1, epsilon: 0.5, weights: vec![1, 2, 3].into() });
@@ -377,11 +386,7 @@ async fn policy_versions_arrive_in_order_and_large_weights_in_chunks() {
         last = u.version;
     }
     // A late watcher that already has version 6 gets only newer ones.
-    let mut late = client
-        .watch_policy(v1::PolicyRequest { actor_id: "b".into(), have_version: 6 })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut late = watch(&mut client, "b", 6).await;
     server.shared.publish(Policy { version: 7, epsilon: 0.1, weights: vec![7].into() });
     assert_eq!(late.next().await.unwrap().unwrap().version, 7);
     drop((updates, late, client));
@@ -474,11 +479,7 @@ async fn a_push_interval_sends_each_watcher_the_newest_version_at_most_once_per_
     let interval = Duration::from_millis(400);
     server.shared.set_push_interval(interval);
     let mut client = LearnerClient::connect(server.url.clone()).await.unwrap();
-    let mut updates = client
-        .watch_policy(v1::PolicyRequest { actor_id: "a".into(), have_version: 0 })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut updates = watch(&mut client, "a", 0).await;
     // Measured from before the first push: the interval starts when it is sent.
     let first = std::time::Instant::now();
     server.shared.publish(Policy { version: 1, epsilon: 0.5, weights: vec![1].into() });
