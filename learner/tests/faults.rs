@@ -262,3 +262,101 @@ fn a_missing_or_unreadable_witness_is_an_error_never_a_pass() {
     let err = Replay::open(dir.path(), 100).err().expect("a forged witness").to_string();
     assert!(err.contains("marks.log") && err.contains("checksum"), "{err}");
 }
+
+/// Episode records live in `episodes.log`, outside sled: a crashed round's tail is cut at open,
+/// a damaged record is reported by actor and seq while the rest read, and a log cut short of
+/// what the store committed is refused naming it (or, on request, served with the lost records
+/// reported).
+#[test]
+fn the_episode_log_is_cut_back_checked_and_refused_when_short() {
+    use casrap_store::replay::OpenOptions;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("episodes.log");
+    let replay = Replay::open(dir.path(), 1000).unwrap();
+    replay.insert("a", &batch(1, 20, 64)).unwrap();
+    drop(replay);
+    let committed = std::fs::metadata(&log).unwrap().len();
+    let read = |replay: &Replay| {
+        let mut out = Vec::new();
+        replay.for_each_episode(|e| Ok(out.push((e.actor, e.seq, e.json)))).unwrap();
+        out
+    };
+    // A round a crash interrupted after its records were written: never acknowledged, cut.
+    let mut bytes = std::fs::read(&log).unwrap();
+    bytes.extend(b"CEP1 half a record from a round that never committed");
+    std::fs::write(&log, &bytes).unwrap();
+    let replay = Replay::open(dir.path(), 1000).unwrap();
+    assert_eq!(std::fs::metadata(&log).unwrap().len(), committed, "the tail is cut");
+    replay.insert("a", &batch(21, 1, 64)).unwrap();
+    let all = read(&replay);
+    assert_eq!(all.len(), 21);
+    assert!(all.iter().all(|(a, s, j)| a == "a" && j.as_ref().unwrap().contains(&format!("\"seq\":{s},"))));
+    drop(replay);
+    // One flipped byte inside record 5's JSON: it alone is reported, by actor and seq.
+    let mut bytes = std::fs::read(&log).unwrap();
+    let at = bytes.windows(9).position(|w| w == b"\"seq\":5,\"").unwrap();
+    bytes[at + 3] ^= 0x20;
+    std::fs::write(&log, &bytes).unwrap();
+    let replay = Replay::open(dir.path(), 1000).unwrap();
+    replay.verify().unwrap();
+    let all = read(&replay);
+    let bad: Vec<_> = all.iter().filter(|e| e.2.is_err()).collect();
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    assert_eq!((bad[0].0.as_str(), bad[0].1), ("a", 5));
+    assert!(bad[0].2.as_ref().unwrap_err().contains("checksum"), "{bad:?}");
+    drop(replay);
+    // Cut short of what the store committed: refused, naming the log; accepted on request.
+    let len = std::fs::metadata(&log).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&log).unwrap().set_len(len - 10).unwrap();
+    let err = Replay::open(dir.path(), 1000).err().expect("a short log was accepted").to_string();
+    assert!(err.contains("episodes.log") && err.contains("--accept-lost-data"), "{err}");
+    let o = OpenOptions { accept_lost_data: true, ..OpenOptions::new(1000) };
+    let replay = Replay::open_with(dir.path(), &o).unwrap();
+    let all = read(&replay);
+    assert_eq!(all.len(), 21, "every indexed record is still listed");
+    let bad: Vec<_> = all.iter().filter(|e| e.2.is_err()).map(|e| e.1).collect();
+    assert_eq!(bad, vec![5, 21], "the damaged and the lost record are named");
+    // Nothing acknowledged is lost: the transitions are all there, and the store goes on.
+    assert_eq!(seqs_of(&replay, "a"), (1..=21).collect::<Vec<_>>());
+    replay.insert("a", &batch(22, 1, 64)).unwrap();
+    assert!(read(&replay).last().unwrap().2.is_ok());
+}
+
+/// Stores of versions before the episode log keep their records in sled's tree; they still read,
+/// in actor and seq order with the log's.
+#[test]
+fn records_kept_in_the_tree_by_earlier_versions_still_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let replay = Replay::open(dir.path(), 1000).unwrap();
+    replay.insert("b", &batch(1, 2, 8)).unwrap();
+    replay.put_legacy_episode("a", 1, 900, "{\"legacy\":1}").unwrap();
+    let mut got = Vec::new();
+    replay.for_each_episode(|e| Ok(got.push((e.actor, e.seq, e.json.unwrap())))).unwrap();
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[0], ("a".to_string(), 1, "{\"legacy\":1}".to_string()));
+    assert_eq!((got[1].0.as_str(), got[1].1, got[2].1), ("b", 1, 2));
+    assert_eq!(replay.episodes().unwrap().last().unwrap().0, 900, "insertion order by index");
+}
+
+/// Stores of versions before chunks hold one key per transition; they are converted when opened,
+/// with an evicted head inside a chunk and a partly filled last one, and go on from there.
+#[test]
+fn stores_with_a_key_per_transition_are_converted_to_chunks_when_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let replay = Replay::open(dir.path(), 100).unwrap();
+    replay.insert("a", &batch(1, 150, 8)).unwrap();
+    let before = replay.records().unwrap();
+    assert_eq!(before.first().map(|r| r.index), Some(50), "evicted up to a head inside a chunk");
+    replay.write_legacy_layout().unwrap();
+    drop(replay);
+    let replay = Replay::open(dir.path(), 100).unwrap();
+    replay.verify().unwrap();
+    assert_eq!(replay.records().unwrap(), before);
+    assert_eq!(replay.get(149).unwrap(), before.last().cloned());
+    assert_eq!(replay.get(49).unwrap(), None);
+    let more = replay.insert("a", &batch(151, 30, 8)).unwrap();
+    assert_eq!((more.stored, more.durable_seq), (30, 180));
+    drop(replay);
+    let replay = Replay::open(dir.path(), 100).unwrap();
+    assert_eq!(seqs_of(&replay, "a"), (81..=180).collect::<Vec<_>>());
+}

@@ -3,6 +3,8 @@
 //! them; the orchestrator (`casrap`: export, reports, test mode) and actors read them.
 
 pub mod checkpoint;
+pub mod chunks;
+pub mod episodes;
 pub mod error;
 pub mod fleet;
 pub mod replay;

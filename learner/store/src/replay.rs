@@ -5,13 +5,18 @@
 //! One tree, keyspaces by prefix (keys big-endian so ranges are ordered), so that each batch is
 //! one atomic `apply_batch` (a crash keeps a batch whole or not at all; sled transactions over
 //! several trees were measured about a third slower):
-//! - `t` + index: an encoded transition (actor id included);
-//! - `e` + index: the episode's metrics JSON, for transitions that carry one;
-//! - `x` + actor id + 0 + seq: the index of that episode's record, so export reads the records
-//!   in actor and seq order without holding them (actor ids are printable ASCII, so the 0 byte
-//!   ends the id and ids sort as strings);
+//! - `c` + chunk number: the encoded transitions (actor ids included) of [`chunks::CHUNK`]
+//!   consecutive indices ([`crate::chunks`]); stores of earlier versions held one `t` + index key
+//!   per transition and are converted when opened;
+//! - `x` + actor id + 0 + seq: where that episode's record lies in the episode log
+//!   ([`crate::episodes`]: offset, length, transition index), so export reads the records in
+//!   actor and seq order without holding them (actor ids are printable ASCII, so the 0 byte ends
+//!   the id and ids sort as strings); in stores of earlier versions the value is the index of an
+//!   `e` key;
+//! - `e` + index: (earlier versions only) the episode's metrics JSON, kept in the tree;
 //! - `a` + actor id: the highest seq stored for that actor;
 //! - `m` + `head` / `next`: the oldest index kept and the next one to assign;
+//! - `m` + `episode-log`: the episode log's committed length;
 //! - `m` + `policy`: the newest policy version ever published (so a learner whose checkpoints are
 //!   all lost still publishes versions its running actors accept);
 //! - `m` + `episode-index`: present when every episode record has its `x` key (stores made
@@ -45,6 +50,8 @@ use casrap_common::rl::Transition;
 use rand::Rng;
 use sled::Tree;
 
+use crate::chunks::{self, CHUNK};
+use crate::episodes::{self, EpisodeLog, Place};
 use crate::error::{Error, Result};
 use crate::witness::{self, Witness};
 
@@ -80,6 +87,10 @@ struct Writer {
     applied: u64,
     head: u64,
     next: u64,
+    /// The episode log's length as applied (committed in the tree with each batch).
+    log_len: u64,
+    /// The encoded transitions of the last, partly filled chunk (`next % CHUNK` of them).
+    tail: Vec<Vec<u8>>,
     /// Actor marks applied so far (others are read from the tree on first use).
     high: HashMap<String, u64>,
     /// Marks raised since the last group commit began: what its witness line records.
@@ -93,6 +104,7 @@ struct Writer {
 struct Store {
     db: sled::Db,
     tree: Tree,
+    episodes: EpisodeLog,
     /// Counts openings: tickets of an earlier opening can no longer become durable.
     epoch: u64,
 }
@@ -175,6 +187,10 @@ fn key(prefix: u8, rest: &[u8]) -> Vec<u8> {
     k.push(prefix);
     k.extend_from_slice(rest);
     k
+}
+
+fn chunk_key(chunk: u64) -> Vec<u8> {
+    key(b'c', &be(chunk))
 }
 
 fn be(v: u64) -> [u8; 8] {
@@ -312,11 +328,55 @@ fn episode_key(actor: &str, seq: u64) -> Vec<u8> {
     k
 }
 
+/// `(actor, seq)` of an `x` key.
+fn parse_episode_key(k: &[u8]) -> Option<(String, u64)> {
+    let n = k.len().checked_sub(10)?;
+    let actor = std::str::from_utf8(&k[1..1 + n]).ok()?;
+    let seq = u64::from_be_bytes(k[2 + n..].try_into().ok()?);
+    (k[1 + n] == 0).then(|| (actor.to_string(), seq))
+}
+
+/// Converts a store of an earlier version, one `t` + index key per transition, to chunks, in one
+/// atomic batch (a crash leaves it as it was, and the next opening converts it again).
+fn convert_to_chunks(path: &Path, db: &sled::Db, tree: &Tree, next: u64) -> Result<()> {
+    let err = |source| Error::Store { path: path.into(), source };
+    if tree.scan_prefix([b't']).next().is_none() {
+        return Ok(());
+    }
+    let mut b = sled::Batch::default();
+    let (mut chunk, mut entries, mut n) = (None::<u64>, Vec::new(), 0u64);
+    for kv in tree.scan_prefix([b't']) {
+        let (k, v) = kv.map_err(err)?;
+        let index = read_u64(Some(k.subslice(1, 8)));
+        let (c, slot) = chunks::locate(index);
+        if chunk != Some(c) {
+            if let Some(done) = chunk {
+                b.insert(chunk_key(done), chunks::encode(&entries));
+            }
+            (chunk, entries) = (Some(c), Vec::new());
+        }
+        // Slots below the head (evicted before the conversion) stay empty; readers never reach them.
+        entries.resize(slot, Vec::new());
+        entries.push(v.to_vec());
+        b.remove(k);
+        n += 1;
+    }
+    if let Some(done) = chunk {
+        b.insert(chunk_key(done), chunks::encode(&entries));
+    }
+    tree.apply_batch(b).map_err(err)?;
+    db.flush().map_err(err)?;
+    tracing::info!(store = %path.display(), transitions = n, next, "converted the store's transitions to chunks of {CHUNK}");
+    Ok(())
+}
+
 /// What an opening read back.
 struct Opened {
     store: Store,
     head: u64,
     next: u64,
+    log_len: u64,
+    tail: Vec<Vec<u8>>,
     marks: HashMap<String, u64>,
     witness: Witness,
 }
@@ -378,6 +438,23 @@ fn open_store(path: &Path, cache_bytes: u64, epoch: u64, accept_lost_data: bool)
     }
     let head = read_u64(tree.get(key(b'm', b"head")).map_err(err)?);
     let next = read_u64(tree.get(key(b'm', b"next")).map_err(err)?);
+    let log_len = read_u64(tree.get(key(b'm', b"episode-log")).map_err(err)?);
+    convert_to_chunks(path, &db, &tree, next)?;
+    let tail = match tree.get(chunk_key(next / CHUNK)).map_err(err)? {
+        _ if next % CHUNK == 0 => Vec::new(),
+        None => Vec::new(),
+        Some(c) => match chunks::entries(&c) {
+            Some(e) if e.len() as u64 == next % CHUNK => e.into_iter().map(<[u8]>::to_vec).collect(),
+            _ => {
+                return Err(Error::Corrupt {
+                    path: path.into(),
+                    key: format!("chunks/{}", next / CHUNK),
+                    reason: format!("the last chunk should hold {} transitions and does not", next % CHUNK),
+                })
+            }
+        },
+    };
+    let episodes = EpisodeLog::open(path, log_len, accept_lost_data)?;
     let mut marks = HashMap::new();
     for kv in tree.scan_prefix([b'a']) {
         let (k, v) = kv.map_err(err)?;
@@ -416,7 +493,7 @@ fn open_store(path: &Path, cache_bytes: u64, epoch: u64, accept_lost_data: bool)
         tracing::warn!(store = %path.display(), actors = lost.len(), transitions, "serving a store that lost acknowledged transitions (--accept-lost-data)");
     }
     let witness = Witness::create(path, marks.clone())?;
-    Ok(Opened { store: Store { db, tree, epoch }, head, next, marks, witness })
+    Ok(Opened { store: Store { db, tree, episodes, epoch }, head, next, log_len, tail, marks, witness })
 }
 
 impl Drop for Replay {
@@ -455,6 +532,8 @@ impl Replay {
                 applied: 0,
                 head: o.head,
                 next: o.next,
+                log_len: o.log_len,
+                tail: o.tail,
                 high: HashMap::new(),
                 raised: HashMap::new(),
                 broken: None,
@@ -471,16 +550,29 @@ impl Replay {
     }
 
     /// Reads every record once, so a corrupt page or record is found at open and not by the
-    /// trainer hours later; the error names the record.
+    /// trainer hours later; the error names the record. A damaged episode record in the log is
+    /// logged by actor and seq, not refused: the store serves, and export names it again.
     pub fn verify(&self) -> Result<u64> {
         let g = self.read();
         let s = g.as_ref().ok_or_else(|| self.unavailable("not open"))?;
         let mut n = 0u64;
+        let mut damaged = 0u64;
         for kv in s.tree.iter() {
             let (k, v) = kv.map_err(|e| self.err(e))?;
             match k.first() {
-                Some(b't') => {
-                    self.record(read_u64(Some(k.subslice(1, 8))), &v)?;
+                Some(b'c') => {
+                    let c = read_u64(Some(k.subslice(1, 8)));
+                    let entries = chunks::entries(&v)
+                        .ok_or_else(|| self.corrupt(format!("chunks/{c}"), "cannot be decoded"))?;
+                    let head = self.head.load(Ordering::Acquire);
+                    for (i, e) in entries.into_iter().enumerate() {
+                        let index = c * CHUNK + i as u64;
+                        if index >= head {
+                            self.record(index, e)?;
+                            n += 1;
+                        }
+                    }
+                    continue;
                 }
                 Some(b'e') if std::str::from_utf8(&v).is_err() => {
                     return Err(self.corrupt(
@@ -488,9 +580,23 @@ impl Replay {
                         "not UTF-8",
                     ));
                 }
+                Some(b'x') => {
+                    let found = Place::decode(&v).zip(parse_episode_key(&k));
+                    if let Some((place, (actor, seq))) = found {
+                        if let Err(why) = s.episodes.read(&place, &actor, seq)? {
+                            damaged += 1;
+                            if damaged <= 10 {
+                                tracing::warn!(actor = %actor, seq, "episode record unreadable: {why}");
+                            }
+                        }
+                    }
+                }
                 _ => {}
             }
             n += 1;
+        }
+        if damaged > 0 {
+            tracing::warn!(path = %s.episodes.path().display(), damaged, "episode records unreadable; the store serves, and export reports each by actor and seq");
         }
         Ok(n)
     }
@@ -566,7 +672,7 @@ impl Replay {
         };
         *g = Some(o.store);
         *lock(&self.witness) = Some(o.witness);
-        (w.head, w.next) = (o.head, o.next);
+        (w.head, w.next, w.log_len, w.tail) = (o.head, o.next, o.log_len, o.tail);
         w.high.clear();
         w.raised.clear();
         w.broken = None;
@@ -695,6 +801,10 @@ impl Replay {
         let s = g.as_ref().ok_or_else(|| self.unavailable("not open"))?;
         let (mut head, mut next) = (w.head, w.next);
         let mut b = sled::Batch::default();
+        // The round's episode records, appended to the log at `w.log_len`.
+        let mut log = Vec::new();
+        // The last chunk's transitions, this round's appended (written once full, and at the end).
+        let mut tail = w.tail.clone();
         // Each actor's mark as this round leaves it, and whether the round raised it.
         let mut marks: HashMap<&str, (u64, bool)> = HashMap::new();
         let mut out = Vec::with_capacity(items.len());
@@ -735,12 +845,18 @@ impl Replay {
                     duplicates += 1;
                     continue;
                 }
-                b.insert(key(b't', &be(next)), encode(actor, tr));
+                tail.push(encode(actor, tr));
                 if let Some(json) = &tr.metrics {
-                    b.insert(key(b'e', &be(next)), json.as_bytes());
-                    b.insert(episode_key(actor, tr.seq), &be(next));
+                    let offset = w.log_len + log.len() as u64;
+                    let len = episodes::encode(&mut log, actor, tr.seq, json);
+                    let place = Place { offset, len, index: next };
+                    b.insert(episode_key(actor, tr.seq), &place.encode());
                 }
                 next += 1;
+                if next % CHUNK == 0 {
+                    b.insert(chunk_key(next / CHUNK - 1), chunks::encode(&tail));
+                    tail.clear();
+                }
                 high = tr.seq;
                 stored += 1;
             }
@@ -748,9 +864,15 @@ impl Replay {
             marks.insert(actor, (high, raised));
             out.push(Ok(Applied { high, stored, duplicates, ticket: 0, epoch: s.epoch }));
         }
-        while next - head > self.capacity {
-            b.remove(key(b't', &be(head)));
-            head += 1;
+        if !tail.is_empty() && next > w.next {
+            b.insert(chunk_key(next / CHUNK), chunks::encode(&tail));
+        }
+        // Chunks all of whose transitions are evicted go (a later insert of the same key in this
+        // batch, with a capacity under a chunk, is overridden by the removal: it is all evicted).
+        let first = head / CHUNK;
+        head = head.max(next.saturating_sub(self.capacity));
+        for c in first..head / CHUNK {
+            b.remove(chunk_key(c));
         }
         if marks.values().any(|m| m.1) {
             for (actor, &(high, raised)) in &marks {
@@ -760,6 +882,19 @@ impl Replay {
             }
             b.insert(key(b'm', b"head"), &be(head));
             b.insert(key(b'm', b"next"), &be(next));
+            let log_len = w.log_len + log.len() as u64;
+            if !log.is_empty() {
+                // Durable before the batch that names them is applied (sled may write an
+                // applied batch out at any time).
+                if let Err(e) = s.episodes.write_durable(w.log_len, &log) {
+                    // Transient like a failed sled write (a full disk): reopened, then resent.
+                    let e = self.unavailable(&e.to_string());
+                    drop(g);
+                    self.broke(&mut w, &e);
+                    return Err(e);
+                }
+                b.insert(key(b'm', b"episode-log"), &be(log_len));
+            }
             if let Err(e) = s.tree.apply_batch(b) {
                 let e = self.err(e);
                 drop(g);
@@ -768,6 +903,8 @@ impl Replay {
             }
             w.head = head;
             w.next = next;
+            w.log_len = log_len;
+            w.tail = tail;
             self.head.store(head, Ordering::Release);
             self.next.store(next, Ordering::Release);
         }
@@ -884,7 +1021,49 @@ impl Replay {
     /// (feature `test-util`, which the learner's tests turn on).
     #[cfg(feature = "test-util")]
     pub fn put_raw_transition(&self, index: u64, bytes: &[u8]) -> Result<()> {
-        self.with_tree(|t| t.insert(key(b't', &be(index)), bytes).map(drop))
+        let (c, slot) = chunks::locate(index);
+        // The writer's copy of the last chunk too, or its next round would restore it.
+        let mut w = lock(&self.write);
+        if c == w.next / CHUNK {
+            if let Some(e) = w.tail.get_mut(slot) {
+                *e = bytes.to_vec();
+            }
+        }
+        let chunk = self.with_tree(|t| t.get(chunk_key(c)))?;
+        let mut entries: Vec<Vec<u8>> = chunk
+            .as_deref()
+            .and_then(chunks::entries)
+            .map(|e| e.into_iter().map(<[u8]>::to_vec).collect())
+            .ok_or_else(|| self.unavailable("no such transition"))?;
+        *entries.get_mut(slot).ok_or_else(|| self.unavailable("no such transition"))? =
+            bytes.to_vec();
+        self.with_tree(|t| t.insert(chunk_key(c), chunks::encode(&entries)).map(drop))
+    }
+
+    /// Rewrites the transitions kept in the layout of versions before chunks (one `t` + index key
+    /// each): for tests that such stores are converted when opened (feature `test-util`).
+    #[cfg(feature = "test-util")]
+    pub fn write_legacy_layout(&self) -> Result<()> {
+        let records = self.records()?;
+        let mut b = sled::Batch::default();
+        for c in self.head.load(Ordering::Acquire) / CHUNK..=self.next_index() / CHUNK {
+            b.remove(chunk_key(c));
+        }
+        for r in records {
+            b.insert(key(b't', &be(r.index)), encode(&r.actor, &r.transition));
+        }
+        self.with_tree(|t| t.apply_batch(b))
+    }
+
+    /// Stores `json` as `actor`'s record of `seq` the way versions before the episode log did
+    /// (an `e` key at `index`, its place in the index): for tests that stores of those versions
+    /// still read (feature `test-util`).
+    #[cfg(feature = "test-util")]
+    pub fn put_legacy_episode(&self, actor: &str, seq: u64, index: u64, json: &str) -> Result<()> {
+        self.with_tree(|t| {
+            t.insert(key(b'e', &be(index)), json.as_bytes())?;
+            t.insert(episode_key(actor, seq), &be(index)).map(drop)
+        })
     }
 
     /// The newest policy version ever noted (0: none).
@@ -920,8 +1099,18 @@ impl Replay {
 
     /// The transition at `index`, if it is still kept.
     pub fn get(&self, index: u64) -> Result<Option<Record>> {
-        match self.with_tree(|t| t.get(key(b't', &be(index))))? {
-            Some(bytes) => Ok(Some(self.record(index, &bytes)?)),
+        let (head, next) = self.bounds()?;
+        if index < head || index >= next {
+            return Ok(None);
+        }
+        let (c, slot) = chunks::locate(index);
+        match self.with_tree(|t| t.get(chunk_key(c)))? {
+            Some(chunk) => match chunks::entry(&chunk, slot) {
+                Some(Some(bytes)) => Ok(Some(self.record(index, bytes)?)),
+                Some(None) => Ok(None),
+                None => Err(self.corrupt(format!("chunks/{c}"), "cannot be decoded")),
+            },
+            // Evicted between reading the bounds and the read.
             None => Ok(None),
         }
     }
@@ -960,13 +1149,21 @@ impl Replay {
     pub fn records(&self) -> Result<Vec<Record>> {
         let g = self.read();
         let s = g.as_ref().ok_or_else(|| self.unavailable("not open"))?;
-        s.tree
-            .scan_prefix([b't'])
-            .map(|kv| {
-                let (k, v) = kv.map_err(|e| self.err(e))?;
-                self.record(read_u64(Some(k.subslice(1, 8))), &v)
-            })
-            .collect()
+        let (head, next) = self.bounds()?;
+        let mut out = Vec::new();
+        for kv in s.tree.scan_prefix([b'c']) {
+            let (k, v) = kv.map_err(|e| self.err(e))?;
+            let c = read_u64(Some(k.subslice(1, 8)));
+            let entries = chunks::entries(&v)
+                .ok_or_else(|| self.corrupt(format!("chunks/{c}"), "cannot be decoded"))?;
+            for (i, e) in entries.into_iter().enumerate() {
+                let index = c * CHUNK + i as u64;
+                if (head..next).contains(&index) {
+                    out.push(self.record(index, e)?);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Calls `f` with every episode record in actor and seq order, one at a time (memory does
@@ -983,6 +1180,13 @@ impl Replay {
                     .map_err(|_| format!("record {index} is not UTF-8")),
             })
         };
+        // An index value names the record's place in the log, or (earlier versions) its `e` key.
+        let locate = |v: &[u8]| -> (u64, Option<Place>) {
+            match Place::decode(v) {
+                Some(p) => (p.index, Some(p)),
+                None => (read_u64(Some(v.into())), None),
+            }
+        };
         if s.tree.get(key(b'm', b"episode-index")).map_err(|e| self.err(e))?.is_some() {
             // In chunks, each scan dropped before its records are read (a sled iterator kept
             // across the whole store was measured to hold more memory the further it went).
@@ -991,23 +1195,22 @@ impl Replay {
                 let mut chunk = Vec::with_capacity(EXPORT_CHUNK);
                 for kv in s.tree.range(from.clone()..vec![b'x' + 1]).take(EXPORT_CHUNK) {
                     let (k, v) = kv.map_err(|e| self.err(e))?;
-                    chunk.push((k, read_u64(Some(v))));
+                    chunk.push((k, locate(&v)));
                 }
                 let Some((last, _)) = chunk.last() else { return Ok(()) };
                 from = last.to_vec();
                 from.push(0);
-                for (k, index) in chunk {
-                    let parsed = k.len().checked_sub(10).and_then(|n| {
-                        let actor = std::str::from_utf8(&k[1..1 + n]).ok()?;
-                        (k[1 + n] == 0)
-                            .then(|| (actor.to_string(), read_u64(Some(k.subslice(2 + n, 8)))))
-                    });
-                    let Some((actor, seq)) = parsed else {
+                for (k, (index, place)) in chunk {
+                    let Some((actor, seq)) = parse_episode_key(&k) else {
                         return Err(
                             self.corrupt(format!("episode-index/{:?}", &k[1..]), "unreadable key")
                         );
                     };
-                    f(StoredEpisode { index, actor, seq, json: read(index)? })?;
+                    let json = match place {
+                        Some(p) => s.episodes.read(&p, &actor, seq)?,
+                        None => read(index)?,
+                    };
+                    f(StoredEpisode { index, actor, seq, json })?;
                 }
             }
         }
@@ -1021,7 +1224,7 @@ impl Replay {
             let (k, v) = kv.map_err(|e| self.err(e))?;
             let index = read_u64(Some(k.subslice(1, 8)));
             match serde_json::from_slice::<Key>(&v) {
-                Ok(key) => keys.push((key.actor_id, key.seq, index)),
+                Ok(key) => keys.push((key.actor_id, key.seq, index, None)),
                 Err(e) => f(StoredEpisode {
                     index,
                     actor: String::new(),
@@ -1030,27 +1233,38 @@ impl Replay {
                 })?,
             }
         }
-        keys.sort_unstable();
-        for (actor, seq, index) in keys {
-            f(StoredEpisode { index, actor, seq, json: read(index)? })?;
+        // Records written since this version are in the log, indexed (their `x` values are places).
+        for kv in s.tree.scan_prefix([b'x']) {
+            let (k, v) = kv.map_err(|e| self.err(e))?;
+            let Some(place) = Place::decode(&v) else { continue };
+            let (actor, seq) = parse_episode_key(&k)
+                .ok_or_else(|| self.corrupt(format!("episode-index/{:?}", &k[1..]), "unreadable key"))?;
+            keys.push((actor, seq, place.index, Some(place)));
+        }
+        keys.sort_unstable_by(|a, b| (&a.0, a.1, a.2).cmp(&(&b.0, b.1, b.2)));
+        for (actor, seq, index, place) in keys {
+            let json = match place {
+                Some(p) => s.episodes.read(&p, &actor, seq)?,
+                None => read(index)?,
+            };
+            f(StoredEpisode { index, actor, seq, json })?;
         }
         Ok(())
     }
 
-    /// Every episode record (JSON), in insertion order, evicted transitions' included.
+    /// Every episode record (JSON), in insertion order, evicted transitions' included; an
+    /// unreadable one is an error naming it.
     pub fn episodes(&self) -> Result<Vec<(u64, String)>> {
-        let g = self.read();
-        let s = g.as_ref().ok_or_else(|| self.unavailable("not open"))?;
-        s.tree
-            .scan_prefix([b'e'])
-            .map(|kv| {
-                let (k, v) = kv.map_err(|e| self.err(e))?;
-                let index = read_u64(Some(k.subslice(1, 8)));
-                let json = String::from_utf8(v.to_vec())
-                    .map_err(|_| self.corrupt(format!("episodes/{index}"), "not UTF-8"))?;
-                Ok((index, json))
-            })
-            .collect()
+        let mut out = Vec::new();
+        self.for_each_episode(|e| match e.json {
+            Ok(json) => {
+                out.push((e.index, json));
+                Ok(())
+            }
+            Err(why) => Err(self.corrupt(format!("episodes/{}/{}", e.actor, e.seq), &why)),
+        })?;
+        out.sort_unstable_by_key(|e| e.0);
+        Ok(out)
     }
 }
 
