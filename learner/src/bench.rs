@@ -21,7 +21,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
 use tonic::transport::{Channel, Endpoint};
 
-use casrap_store::fleet::{BenchArgs, MemorySample, Quantiles, Record};
+use casrap_store::fleet::{BenchArgs, MemorySample, Quantiles, Record, Steady};
 
 use crate::server;
 use crate::service::Shared;
@@ -29,6 +29,9 @@ use crate::service::Shared;
 struct ActorResult {
     acked: u64,
     ack_ms: Vec<f64>,
+    /// Of those, the transitions sent once the ramp was over, and their ack latencies.
+    acked_steady: u64,
+    ack_ms_steady: Vec<f64>,
     push_ms: Vec<f64>,
 }
 
@@ -84,7 +87,7 @@ async fn actor(
     labels: Vec<String>,
     shared: Option<Arc<Shared>>,
     live: Arc<Live>,
-    until: Instant,
+    (steady_from, until): (Instant, Instant),
 ) -> Result<ActorResult, String> {
     let channel = connect(&url).await?;
     let mut client = LearnerClient::new(channel.clone())
@@ -202,13 +205,19 @@ async fn actor(
     });
     let mut acked = 0u64;
     let mut ack_ms = Vec::new();
+    let (mut acked_steady, mut ack_ms_steady) = (0u64, Vec::new());
     while let Some(ack) = acks.next().await {
         let ack = ack.map_err(|e| e.to_string())?;
         if let Some(r) = ack.rejected {
             return Err(r.message);
         }
         if let Some(t) = sent_rx.recv().await {
-            ack_ms.push(t.elapsed().as_secs_f64() * 1e3);
+            let ms = t.elapsed().as_secs_f64() * 1e3;
+            ack_ms.push(ms);
+            if t >= steady_from {
+                ack_ms_steady.push(ms);
+                acked_steady += u64::from(ack.stored);
+            }
         }
         permits.add_permits(1);
         acked += u64::from(ack.stored);
@@ -218,7 +227,7 @@ async fn actor(
         }
     }
     let push_ms = watcher.await.unwrap_or_default();
-    Ok(ActorResult { acked, ack_ms, push_ms })
+    Ok(ActorResult { acked, ack_ms, acked_steady, ack_ms_steady, push_ms })
 }
 
 /// Resident memory of `pid` in bytes (`VmRSS`), if readable.
@@ -319,7 +328,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             labels.clone(),
             shared.clone(),
             live.clone(),
-            until,
+            (start + ramp, until),
         )));
     }
     // Memory once every actor is connected (or the ramp is over).
@@ -370,6 +379,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         acked: results.iter().map(|r| r.acked).sum(),
         stored,
         ack_ms: Quantiles::of(results.iter().flat_map(|r| r.ack_ms.iter().copied()).collect()),
+        steady: Some(Steady {
+            seconds: args.seconds as f64,
+            acked: results.iter().map(|r| r.acked_steady).sum(),
+            ack_ms: Quantiles::of(
+                results.iter().flat_map(|r| r.ack_ms_steady.iter().copied()).collect(),
+            ),
+        }),
         push_ms: Quantiles::of(results.iter().flat_map(|r| r.push_ms.iter().copied()).collect()),
         pushes: results.iter().map(|r| r.push_ms.len()).sum(),
         policy_versions: versions,

@@ -11,7 +11,6 @@ use casrap_common::config::RunConfig;
 use casrap_common::state;
 use casrap_proto::LearnerServer;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::error::{Error, Result};
 use crate::service::{Contract, LearnerService, Shared};
@@ -173,10 +172,13 @@ pub async fn start_with(
         }
         let _ = signaled_tx.send(());
     };
+    // Acks and pushes are small writes: with Nagle's algorithm on (what a plain listener's
+    // sockets get) each could wait for the peer's delayed ACK before it leaves.
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let server = tokio::spawn(
         builder
             .add_service(svc)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown),
+            .serve_with_incoming_shutdown(incoming, shutdown),
     );
     tracing::info!(%addr, token = token.is_some(), tls = sec.tls.is_some(), "learner listening");
     let (metrics_addr, metrics) = match &cfg.learner.metrics {

@@ -78,6 +78,10 @@ pub struct Record {
     pub stored: Option<u64>,
     pub ack_ms: Quantiles,
     pub push_ms: Quantiles,
+    /// The steady part of the run: transitions sent after the ramp (every actor connected).
+    /// Records of earlier versions lack it.
+    #[serde(default)]
+    pub steady: Option<Steady>,
     pub pushes: usize,
     pub policy_versions: u64,
     pub memory: Vec<MemorySample>,
@@ -90,6 +94,18 @@ pub struct Record {
     /// The learner's `push_interval_ms` (0: every version is pushed at once).
     #[serde(default)]
     pub push_interval_ms: u64,
+}
+
+/// What the transitions sent after the ramp saw: the rate the learner sustained with every actor
+/// connected, and their ack latency. (`durable ingest` divides every ack, the ramp's included, by
+/// the time after the ramp: it overstates the sustained rate of a run with a ramp.)
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Steady {
+    /// Length of the window the sends fall in (`--seconds`).
+    pub seconds: f64,
+    /// Transitions sent in the window and acknowledged durable.
+    pub acked: u64,
+    pub ack_ms: Quantiles,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -146,6 +162,19 @@ impl Record {
         let stored = self.stored.map_or("-".to_string(), |s| s.to_string());
         t += &format!("| transitions acked / stored | {} / {stored} | equal |\n", self.acked);
         t += &format!("| ack latency p50 / p99 / max (ms, send to durable ack) | {:.2} / {:.2} / {:.2} | p99 <= 100 |\n", self.ack_ms.p50, self.ack_ms.p99, self.ack_ms.max);
+        if let Some(st) = &self.steady {
+            let offered = if a.rate > 0.0 {
+                format!("{:.0} offered", a.rate * a.actors as f64)
+            } else {
+                String::new()
+            };
+            t += &format!(
+                "| steady ingest: sent after the ramp and acked, per s of the {:.0} s | {:.0} | {offered} |\n",
+                st.seconds,
+                st.acked as f64 / st.seconds
+            );
+            t += &format!("| steady ack latency p50 / p99 / max (ms, sends after the ramp) | {:.2} / {:.2} / {:.2} | p99 <= 100 |\n", st.ack_ms.p50, st.ack_ms.p99, st.ack_ms.max);
+        }
         t += &format!(
             "| policy versions published / pushes received | {} / {} | |\n",
             self.policy_versions, self.pushes
