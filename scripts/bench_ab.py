@@ -4,9 +4,10 @@
   scripts/bench_ab.py decode OLD_ACTOR NEW_ACTOR --model M --dtype D [--pairs 6] [--runs 5]
       `casrap-lab bench-decode` of both binaries, alternating which goes first; one line per
       invocation (`old 49.5`: the median decode tokens/s of its timed runs), then a medians line.
-  scripts/bench_ab.py ingest OLD_LEARNER NEW_LEARNER [--pairs 10] [--seconds 15]
+  scripts/bench_ab.py ingest OLD_LEARNER NEW_LEARNER [--pairs 10] [--seconds 15] [--record-bytes 0]
       `casrap-learner bench --config deploy/local.yaml --actors 64 --batch 64 --in-flight 4` of
-      both; one line per invocation (the bench's durable-ingest row, prefixed old/new).
+      both (each transition with an episode record of that many bytes, if not 0); one line per
+      invocation (the bench's durable-ingest row, prefixed old/new).
   scripts/bench_ab.py summary FILE
       reprints a saved record (the lines above, under `#` comments and `## section` headings)
       followed by one summary line per section; deploy/tests/bench_records.rs renders `*.ab.txt`
@@ -44,7 +45,7 @@ def ingest(args):
         for v in (("old", "new") if p % 2 == 0 else ("new", "old")):
             binary = args.old if v == "old" else args.new
             cmd = [binary, "bench", "--config", "deploy/local.yaml", "--actors", "64", "--batch", "64",
-                   "--in-flight", "4", "--seconds", str(args.seconds)]
+                   "--in-flight", "4", "--seconds", str(args.seconds), "--record-bytes", str(args.record_bytes)]
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
             row = next(l for l in out.splitlines() if "durable ingest" in l)
             print(f"{v} {row}", flush=True)
@@ -99,6 +100,7 @@ def main():
     i.add_argument("new")
     i.add_argument("--pairs", type=int, default=10)
     i.add_argument("--seconds", type=int, default=15)
+    i.add_argument("--record-bytes", type=int, default=0)
     s = sub.add_parser("summary")
     s.add_argument("file")
     args = ap.parse_args()
