@@ -175,11 +175,8 @@ pub async fn start_with(
     // Acks and pushes are small writes: with Nagle's algorithm on (what a plain listener's
     // sockets get) each could wait for the peer's delayed ACK before it leaves.
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    let server = tokio::spawn(
-        builder
-            .add_service(svc)
-            .serve_with_incoming_shutdown(incoming, shutdown),
-    );
+    let server =
+        tokio::spawn(builder.add_service(svc).serve_with_incoming_shutdown(incoming, shutdown));
     tracing::info!(%addr, token = token.is_some(), tls = sec.tls.is_some(), "learner listening");
     let (metrics_addr, metrics) = match &cfg.learner.metrics {
         None => (None, None),

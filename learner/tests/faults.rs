@@ -278,7 +278,12 @@ fn the_episode_log_is_cut_back_checked_and_refused_when_short() {
     let committed = std::fs::metadata(&log).unwrap().len();
     let read = |replay: &Replay| {
         let mut out = Vec::new();
-        replay.for_each_episode(|e| Ok(out.push((e.actor, e.seq, e.json)))).unwrap();
+        replay
+            .for_each_episode(|e| {
+                out.push((e.actor, e.seq, e.json));
+                Ok(())
+            })
+            .unwrap();
         out
     };
     // A round a crash interrupted after its records were written: never acknowledged, cut.
@@ -290,7 +295,9 @@ fn the_episode_log_is_cut_back_checked_and_refused_when_short() {
     replay.insert("a", &batch(21, 1, 64)).unwrap();
     let all = read(&replay);
     assert_eq!(all.len(), 21);
-    assert!(all.iter().all(|(a, s, j)| a == "a" && j.as_ref().unwrap().contains(&format!("\"seq\":{s},"))));
+    assert!(all
+        .iter()
+        .all(|(a, s, j)| a == "a" && j.as_ref().unwrap().contains(&format!("\"seq\":{s},"))));
     drop(replay);
     // One flipped byte inside record 5's JSON: it alone is reported, by actor and seq.
     let mut bytes = std::fs::read(&log).unwrap();
@@ -331,7 +338,12 @@ fn records_kept_in_the_tree_by_earlier_versions_still_read() {
     replay.insert("b", &batch(1, 2, 8)).unwrap();
     replay.put_legacy_episode("a", 1, 900, "{\"legacy\":1}").unwrap();
     let mut got = Vec::new();
-    replay.for_each_episode(|e| Ok(got.push((e.actor, e.seq, e.json.unwrap())))).unwrap();
+    replay
+        .for_each_episode(|e| {
+            got.push((e.actor, e.seq, e.json.unwrap()));
+            Ok(())
+        })
+        .unwrap();
     assert_eq!(got.len(), 3);
     assert_eq!(got[0], ("a".to_string(), 1, "{\"legacy\":1}".to_string()));
     assert_eq!((got[1].0.as_str(), got[1].1, got[2].1), ("b", 1, 2));

@@ -153,7 +153,12 @@ impl EpisodeLog {
     }
 
     /// The record at `place`, checked to be `actor`'s of `seq`, or why it cannot be read.
-    pub fn read(&self, place: &Place, actor: &str, seq: u64) -> Result<std::result::Result<String, String>> {
+    pub fn read(
+        &self,
+        place: &Place,
+        actor: &str,
+        seq: u64,
+    ) -> Result<std::result::Result<String, String>> {
         let mut buf = vec![0u8; place.len as usize];
         match self.file.read_exact_at(&mut buf, place.offset) {
             Ok(()) => {}

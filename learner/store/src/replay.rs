@@ -440,19 +440,26 @@ fn open_store(path: &Path, cache_bytes: u64, epoch: u64, accept_lost_data: bool)
     let next = read_u64(tree.get(key(b'm', b"next")).map_err(err)?);
     let log_len = read_u64(tree.get(key(b'm', b"episode-log")).map_err(err)?);
     convert_to_chunks(path, &db, &tree, next)?;
-    let tail = match tree.get(chunk_key(next / CHUNK)).map_err(err)? {
-        _ if next % CHUNK == 0 => Vec::new(),
-        None => Vec::new(),
-        Some(c) => match chunks::entries(&c) {
-            Some(e) if e.len() as u64 == next % CHUNK => e.into_iter().map(<[u8]>::to_vec).collect(),
+    // The last chunk, partly filled: the writer appends to its copy.
+    let tail = if next.is_multiple_of(CHUNK) {
+        Vec::new()
+    } else {
+        let c = tree.get(chunk_key(next / CHUNK)).map_err(err)?;
+        match c.as_deref().and_then(chunks::entries) {
+            Some(e) if e.len() as u64 == next % CHUNK => {
+                e.into_iter().map(<[u8]>::to_vec).collect()
+            }
             _ => {
                 return Err(Error::Corrupt {
                     path: path.into(),
                     key: format!("chunks/{}", next / CHUNK),
-                    reason: format!("the last chunk should hold {} transitions and does not", next % CHUNK),
+                    reason: format!(
+                        "the last chunk should hold {} transitions and does not (damaged)",
+                        next % CHUNK
+                    ),
                 })
             }
-        },
+        }
     };
     let episodes = EpisodeLog::open(path, log_len, accept_lost_data)?;
     let mut marks = HashMap::new();
@@ -493,7 +500,15 @@ fn open_store(path: &Path, cache_bytes: u64, epoch: u64, accept_lost_data: bool)
         tracing::warn!(store = %path.display(), actors = lost.len(), transitions, "serving a store that lost acknowledged transitions (--accept-lost-data)");
     }
     let witness = Witness::create(path, marks.clone())?;
-    Ok(Opened { store: Store { db, tree, episodes, epoch }, head, next, log_len, tail, marks, witness })
+    Ok(Opened {
+        store: Store { db, tree, episodes, epoch },
+        head,
+        next,
+        log_len,
+        tail,
+        marks,
+        witness,
+    })
 }
 
 impl Drop for Replay {
@@ -853,7 +868,7 @@ impl Replay {
                     b.insert(episode_key(actor, tr.seq), &place.encode());
                 }
                 next += 1;
-                if next % CHUNK == 0 {
+                if next.is_multiple_of(CHUNK) {
                     b.insert(chunk_key(next / CHUNK - 1), chunks::encode(&tail));
                     tail.clear();
                 }
@@ -1237,8 +1252,9 @@ impl Replay {
         for kv in s.tree.scan_prefix([b'x']) {
             let (k, v) = kv.map_err(|e| self.err(e))?;
             let Some(place) = Place::decode(&v) else { continue };
-            let (actor, seq) = parse_episode_key(&k)
-                .ok_or_else(|| self.corrupt(format!("episode-index/{:?}", &k[1..]), "unreadable key"))?;
+            let (actor, seq) = parse_episode_key(&k).ok_or_else(|| {
+                self.corrupt(format!("episode-index/{:?}", &k[1..]), "unreadable key")
+            })?;
             keys.push((actor, seq, place.index, Some(place)));
         }
         keys.sort_unstable_by(|a, b| (&a.0, a.1, a.2).cmp(&(&b.0, b.1, b.2)));
