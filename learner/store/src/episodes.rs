@@ -30,6 +30,10 @@ pub const FILE: &str = "episodes.log";
 const MAGIC: u32 = u32::from_le_bytes(*b"CEP1");
 const HEADER: usize = 12;
 
+/// Largest entry a reader allocates for: records are at most 1 MiB at the door, so a place naming
+/// more is a damaged index, not a record.
+const MAX_ENTRY: u32 = 4 << 20;
+
 /// Where one record lies: the `x` index value (`offset u64 | length u32 | index u64`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Place {
@@ -159,6 +163,14 @@ impl EpisodeLog {
         actor: &str,
         seq: u64,
     ) -> Result<std::result::Result<String, String>> {
+        if place.len > MAX_ENTRY {
+            return Ok(Err(format!(
+                "its index names {} bytes at offset {} of {}, more than any record (a damaged index)",
+                place.len,
+                place.offset,
+                self.path.display()
+            )));
+        }
         let mut buf = vec![0u8; place.len as usize];
         match self.file.read_exact_at(&mut buf, place.offset) {
             Ok(()) => {}
@@ -211,6 +223,9 @@ mod tests {
         // Past the end: named as cut short.
         let far = Place { offset: 10_000, ..pb };
         assert!(log.read(&far, "actor-2", 9).unwrap().unwrap_err().contains("ends before"));
+        // A damaged index naming gigabytes is refused before anything is allocated.
+        let huge = Place { len: u32::MAX, ..pb };
+        assert!(log.read(&huge, "actor-2", 9).unwrap().unwrap_err().contains("damaged index"));
     }
 
     #[test]
