@@ -36,34 +36,41 @@ pub fn encode(entries: &[Vec<u8>]) -> Vec<u8> {
     out
 }
 
-/// The entries of a chunk value, or `None` if it is not one (damaged).
-pub fn entries(chunk: &[u8]) -> Option<Vec<&[u8]>> {
+/// A chunk's end-offset table and its entries' bytes, or `None` if it is not one (damaged).
+fn split(chunk: &[u8]) -> Option<(&[u8], &[u8])> {
     let n = usize::from(u16::from_le_bytes(chunk.get(..2)?.try_into().ok()?));
     let table = chunk.get(2..2 + 4 * n)?;
-    let body = &chunk[2 + 4 * n..];
+    Some((table, &chunk[2 + 4 * n..]))
+}
+
+/// End offset `i` of a chunk's table.
+fn end_at(table: &[u8], i: usize) -> Option<usize> {
+    Some(u32::from_le_bytes(table.get(4 * i..4 * i + 4)?.try_into().ok()?) as usize)
+}
+
+/// The entries of a chunk value, or `None` if it is not one (damaged).
+pub fn entries(chunk: &[u8]) -> Option<Vec<&[u8]>> {
+    let (table, body) = split(chunk)?;
+    let n = table.len() / 4;
     let mut out = Vec::with_capacity(n);
     let mut start = 0usize;
-    for end in table.chunks_exact(4) {
-        let end = u32::from_le_bytes(end.try_into().ok()?) as usize;
+    for i in 0..n {
+        let end = end_at(table, i)?;
         out.push(body.get(start..end)?);
         start = end;
     }
     (start == body.len()).then_some(out)
 }
 
-/// Entry `slot` of a chunk value: `None` if the chunk is damaged, `Some(None)` if it holds fewer.
+/// Entry `slot` of a chunk value, without decoding the others (the trainer's samples read one
+/// each): `None` if the chunk is damaged, `Some(None)` if it holds fewer.
 pub fn entry(chunk: &[u8], slot: usize) -> Option<Option<&[u8]>> {
-    let n = usize::from(u16::from_le_bytes(chunk.get(..2)?.try_into().ok()?));
-    if slot >= n {
+    let (table, body) = split(chunk)?;
+    if slot >= table.len() / 4 {
         return Some(None);
     }
-    let end_at = |i: usize| -> Option<usize> {
-        let at = 2 + 4 * i;
-        Some(u32::from_le_bytes(chunk.get(at..at + 4)?.try_into().ok()?) as usize)
-    };
-    let body = chunk.get(2 + 4 * n..)?;
-    let start = if slot == 0 { 0 } else { end_at(slot - 1)? };
-    Some(Some(body.get(start..end_at(slot)?)?))
+    let start = if slot == 0 { 0 } else { end_at(table, slot - 1)? };
+    Some(Some(body.get(start..end_at(table, slot)?)?))
 }
 
 #[cfg(test)]

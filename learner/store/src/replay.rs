@@ -1188,11 +1188,20 @@ impl Replay {
     pub fn for_each_episode(&self, mut f: impl FnMut(StoredEpisode) -> Result<()>) -> Result<()> {
         let g = self.read();
         let s = g.as_ref().ok_or_else(|| self.unavailable("not open"))?;
-        let read = |index: u64| -> Result<std::result::Result<String, String>> {
+        // A record from the log at its place, or (earlier versions) from its `e` key.
+        let read = |index: u64, place: Option<Place>, actor: &str, seq: u64| {
+            if let Some(p) = place {
+                return s.episodes.read(&p, actor, seq);
+            }
             Ok(match s.tree.get(key(b'e', &be(index))).map_err(|e| self.err(e))? {
                 None => Err(format!("record {index} is missing")),
                 Some(v) => String::from_utf8(v.to_vec())
                     .map_err(|_| format!("record {index} is not UTF-8")),
+            })
+        };
+        let key_of = |k: &[u8]| {
+            parse_episode_key(k).ok_or_else(|| {
+                self.corrupt(format!("episode-index/{:?}", &k[1..]), "unreadable key")
             })
         };
         // An index value names the record's place in the log, or (earlier versions) its `e` key.
@@ -1216,15 +1225,8 @@ impl Replay {
                 from = last.to_vec();
                 from.push(0);
                 for (k, (index, place)) in chunk {
-                    let Some((actor, seq)) = parse_episode_key(&k) else {
-                        return Err(
-                            self.corrupt(format!("episode-index/{:?}", &k[1..]), "unreadable key")
-                        );
-                    };
-                    let json = match place {
-                        Some(p) => s.episodes.read(&p, &actor, seq)?,
-                        None => read(index)?,
-                    };
+                    let (actor, seq) = key_of(&k)?;
+                    let json = read(index, place, &actor, seq)?;
                     f(StoredEpisode { index, actor, seq, json })?;
                 }
             }
@@ -1252,17 +1254,12 @@ impl Replay {
         for kv in s.tree.scan_prefix([b'x']) {
             let (k, v) = kv.map_err(|e| self.err(e))?;
             let Some(place) = Place::decode(&v) else { continue };
-            let (actor, seq) = parse_episode_key(&k).ok_or_else(|| {
-                self.corrupt(format!("episode-index/{:?}", &k[1..]), "unreadable key")
-            })?;
+            let (actor, seq) = key_of(&k)?;
             keys.push((actor, seq, place.index, Some(place)));
         }
         keys.sort_unstable_by(|a, b| (&a.0, a.1, a.2).cmp(&(&b.0, b.1, b.2)));
         for (actor, seq, index, place) in keys {
-            let json = match place {
-                Some(p) => s.episodes.read(&p, &actor, seq)?,
-                None => read(index)?,
-            };
+            let json = read(index, place, &actor, seq)?;
             f(StoredEpisode { index, actor, seq, json })?;
         }
         Ok(())
