@@ -61,6 +61,10 @@ pub struct TrainerConfig {
     /// Prioritised sampling; uniform when absent.
     pub prioritized: Option<Prioritized>,
     pub seed: u64,
+    /// The trainer thread's nice value (0 to 19; Linux). Training is throughput work and
+    /// acknowledging is latency work: above 0, the trainer takes the cores the ingest path
+    /// leaves, instead of delaying every acknowledgement on a machine it shares.
+    pub nice: i32,
 }
 
 impl Default for TrainerConfig {
@@ -82,6 +86,7 @@ impl Default for TrainerConfig {
             epsilon: Epsilon { start: 1.0, end: 0.05, decay_updates: 5000 },
             prioritized: None,
             seed: 0,
+            nice: 10,
         }
     }
 }
@@ -125,6 +130,12 @@ impl TrainerConfig {
             {
                 return bad("prioritized", "alpha and beta must be in [0, 1] and eps positive");
             }
+        }
+        if !(0..=19).contains(&self.nice) {
+            return bad(
+                "nice",
+                "must be in 0 to 19 (a learner may lower its trainer, not raise it)",
+            );
         }
         let e = &self.epsilon;
         if !(0.0..=1.0).contains(&e.start) || !(0.0..=1.0).contains(&e.end) {

@@ -32,6 +32,8 @@ fn bad_files_name_the_key() {
         (format!("{base}trainer:\n  lr: fast\n"), "deploy/x.yaml: trainer.lr: invalid type"),
         (format!("{base}trainer:\n  gamma: 1.5\n"), "trainer.gamma: must be in [0, 1]"),
         (format!("{base}trainer:\n  hidden: [64, 0]\n"), "trainer.hidden: at most 14 layers"),
+        (format!("{base}trainer:\n  nice: -5\n"), "trainer.nice: must be in 0 to 19"),
+        (format!("{base}trainer:\n  nice: 20\n"), "trainer.nice: must be in 0 to 19"),
         (
             format!("{base}trainer:\n  epsilon: {{start: 1.0, end: 0.1}}\n"),
             "trainer.epsilon: missing field `decay_updates`",

@@ -21,7 +21,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
 use tonic::transport::{Channel, Endpoint};
 
-use casrap_store::fleet::{BenchArgs, MemorySample, Quantiles, Record, Steady};
+use casrap_store::fleet::{BenchArgs, MemorySample, Quantiles, Record, Steady, Window};
+
+/// Length of the steady part's windows (`Steady::windows`).
+const WINDOW_S: f64 = 5.0;
 
 use crate::server;
 use crate::service::Shared;
@@ -31,15 +34,30 @@ struct ActorResult {
     ack_ms: Vec<f64>,
     /// Of those, the transitions sent once the ramp was over, and their ack latencies.
     acked_steady: u64,
-    ack_ms_steady: Vec<f64>,
+    /// Each with its send time, in seconds after the ramp.
+    ack_ms_steady: Vec<(f64, f64)>,
     push_ms: Vec<f64>,
 }
 
 /// What all actors count together while they run.
-#[derive(Default)]
 struct Live {
     connected: AtomicU64,
     acked: AtomicU64,
+    /// Actors with every ack in (or that failed).
+    drained: AtomicU64,
+    /// Set once every actor is drained: only then are the watchers and connections closed.
+    finished: tokio::sync::watch::Sender<bool>,
+}
+
+impl Live {
+    fn new() -> Self {
+        let (finished, _) = tokio::sync::watch::channel(false);
+        Self { connected: 0.into(), acked: 0.into(), drained: 0.into(), finished }
+    }
+
+    async fn until_finished(&self) {
+        let _ = self.finished.subscribe().wait_for(|f| *f).await;
+    }
 }
 
 fn now_micros() -> u64 {
@@ -113,6 +131,7 @@ async fn actor(
     // transition batches on one TCP stream: time from publish to the last chunk arriving here.
     let watch_channel = if args.one_connection { channel } else { connect(&url).await? };
     let mut watch = LearnerClient::new(watch_channel);
+    let watch_live = live.clone();
     let watcher = tokio::spawn(async move {
         let mut push_ms = Vec::new();
         // Only versions published after the watch began count: the one current at that moment
@@ -125,8 +144,11 @@ async fn actor(
         };
         let mut updates = resp.into_inner();
         loop {
-            let left = until.saturating_duration_since(Instant::now());
-            let Ok(Some(Ok(u))) = tokio::time::timeout(left, updates.next()).await else { break };
+            let u = tokio::select! {
+                u = updates.next() => u,
+                () = watch_live.until_finished() => break,
+            };
+            let Some(Ok(u)) = u else { break };
             if u.chunk + 1 == u.chunks {
                 let ms = match &shared {
                     Some(s) => s
@@ -215,7 +237,7 @@ async fn actor(
             let ms = t.elapsed().as_secs_f64() * 1e3;
             ack_ms.push(ms);
             if t >= steady_from {
-                ack_ms_steady.push(ms);
+                ack_ms_steady.push((t.duration_since(steady_from).as_secs_f64(), ms));
                 acked_steady += u64::from(ack.stored);
             }
         }
@@ -226,6 +248,8 @@ async fn actor(
             break;
         }
     }
+    live.drained.fetch_add(1, Ordering::Relaxed);
+    live.until_finished().await;
     let push_ms = watcher.await.unwrap_or_default();
     Ok(ActorResult { acked, ack_ms, acked_steady, ack_ms_steady, push_ms })
 }
@@ -274,7 +298,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     };
     let shared = learner.as_ref().map(|l| l.shared.clone());
     let labels = cfg.action_labels();
-    let live = Arc::new(Live::default());
+    let live = Arc::new(Live::new());
     let start = Instant::now();
     let rss_idle = pid.and_then(rss_bytes);
     let ramp = Duration::from_secs_f64(args.ramp.max(0.0));
@@ -302,14 +326,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     // Watchers that never read: each holds its stream open until the end.
     let mut idle = Vec::with_capacity(args.idle_watchers);
     for i in 0..args.idle_watchers {
-        let url = url.clone();
+        let (url, live) = (url.clone(), live.clone());
         idle.push(tokio::spawn(async move {
             let channel = connect(&url).await.ok()?;
             let mut c = LearnerClient::new(channel);
             let request =
                 v1::PolicyRequest { actor_id: format!("idle-watcher-{i}"), have_version: 0 };
             let stream = c.watch_policy(request).await.ok()?.into_inner();
-            tokio::time::sleep_until(tokio::time::Instant::from_std(until)).await;
+            live.until_finished().await;
             Some(stream)
         }));
     }
@@ -321,7 +345,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             ))
             .await;
         }
-        tasks.push(tokio::spawn(actor(
+        let run = actor(
             url.clone(),
             i,
             args.clone(),
@@ -329,7 +353,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             shared.clone(),
             live.clone(),
             (start + ramp, until),
-        )));
+        );
+        let live = live.clone();
+        tasks.push(tokio::spawn(async move {
+            let r = run.await;
+            if r.is_err() {
+                live.drained.fetch_add(1, Ordering::Relaxed);
+            }
+            r
+        }));
     }
     // Memory once every actor is connected (or the ramp is over).
     let all_in = Instant::now() + Duration::from_secs(60);
@@ -341,6 +373,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_connected = pid.and_then(rss_bytes);
+    // Nothing is closed until every actor has its last ack: 10,000 watchers and connections
+    // closed in the same moment (which no fleet does) would hold up the last second's acks.
+    let drain_by = until + Duration::from_secs(60);
+    while live.drained.load(Ordering::Relaxed) < args.actors as u64 && Instant::now() < drain_by {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    live.finished.send_replace(true);
     let mut results = Vec::new();
     let mut failures = Vec::new();
     for t in tasks {
@@ -383,7 +422,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             seconds: args.seconds as f64,
             acked: results.iter().map(|r| r.acked_steady).sum(),
             ack_ms: Quantiles::of(
-                results.iter().flat_map(|r| r.ack_ms_steady.iter().copied()).collect(),
+                results.iter().flat_map(|r| r.ack_ms_steady.iter().map(|&(_, ms)| ms)).collect(),
+            ),
+            windows: Window::split(
+                results.iter().flat_map(|r| r.ack_ms_steady.iter().copied()),
+                WINDOW_S,
             ),
         }),
         push_ms: Quantiles::of(results.iter().flat_map(|r| r.push_ms.iter().copied()).collect()),

@@ -142,6 +142,7 @@ pub async fn start_with(
     let trainer = std::thread::Builder::new()
         .name("trainer".into())
         .spawn(move || {
+            trainer::lower_priority(trainer.cfg.nice);
             let result = trainer::run(trainer, s.clone(), Some(checkpoints), Some(log), st);
             if let Err(e) = &result {
                 tracing::error!(error = %e, "trainer stopped; shutting the learner down");

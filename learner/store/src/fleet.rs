@@ -99,13 +99,40 @@ pub struct Record {
 /// What the transitions sent after the ramp saw: the rate the learner sustained with every actor
 /// connected, and their ack latency. (`durable ingest` divides every ack, the ramp's included, by
 /// the time after the ramp: it overstates the sustained rate of a run with a ramp.)
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Steady {
     /// Length of the window the sends fall in (`--seconds`).
     pub seconds: f64,
     /// Transitions sent in the window and acknowledged durable.
     pub acked: u64,
     pub ack_ms: Quantiles,
+    /// The same latencies by the time they were sent, in consecutive windows: whether the
+    /// learner kept up all along, or a backlog grew or drained. Records of earlier versions lack
+    /// them.
+    #[serde(default)]
+    pub windows: Vec<Window>,
+}
+
+/// Ack latencies of the transitions sent in `[from_s, from_s + seconds)` after the ramp.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Window {
+    pub from_s: f64,
+    pub seconds: f64,
+    pub ack_ms: Quantiles,
+}
+
+impl Window {
+    /// `(sent_s, ack_ms)` pairs grouped into windows of `seconds` from 0, in order (a window
+    /// nothing was sent in is left out).
+    pub fn split(sends: impl IntoIterator<Item = (f64, f64)>, seconds: f64) -> Vec<Window> {
+        let mut by: std::collections::BTreeMap<u64, Vec<f64>> = Default::default();
+        for (t, ms) in sends {
+            by.entry((t.max(0.0) / seconds) as u64).or_default().push(ms);
+        }
+        by.into_iter()
+            .map(|(i, v)| Window { from_s: i as f64 * seconds, seconds, ack_ms: Quantiles::of(v) })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -174,6 +201,15 @@ impl Record {
                 st.acked as f64 / st.seconds
             );
             t += &format!("| steady ack latency p50 / p99 / max (ms, sends after the ramp) | {:.2} / {:.2} / {:.2} | p99 <= 100 |\n", st.ack_ms.p50, st.ack_ms.p99, st.ack_ms.max);
+            if let Some(w) = st.windows.first() {
+                let p99: Vec<String> =
+                    st.windows.iter().map(|w| format!("{:.0}", w.ack_ms.p99)).collect();
+                t += &format!(
+                    "| steady ack latency p99 in each {:.0} s window, in order (ms) | {} | each <= 100 |\n",
+                    w.seconds,
+                    p99.join(" ")
+                );
+            }
         }
         t += &format!(
             "| policy versions published / pushes received | {} / {} | |\n",
@@ -210,5 +246,25 @@ impl Record {
             );
         }
         t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steady_latencies_fall_into_the_window_they_were_sent_in() {
+        let w = Window::split([(0.1, 10.0), (4.9, 30.0), (5.0, 500.0), (12.0, 7.0)], 5.0);
+        let got: Vec<(f64, usize, f64)> =
+            w.iter().map(|w| (w.from_s, w.ack_ms.n, w.ack_ms.max)).collect();
+        assert_eq!(got, vec![(0.0, 2, 30.0), (5.0, 1, 500.0), (10.0, 1, 7.0)]);
+    }
+
+    #[test]
+    fn a_steady_part_without_windows_renders_as_before() {
+        let json = r#"{"seconds": 60.0, "acked": 600, "ack_ms": {"n": 600, "p50": 1.0, "p99": 2.0, "max": 3.0}}"#;
+        let st: Steady = serde_json::from_str(json).unwrap();
+        assert!(st.windows.is_empty());
     }
 }
