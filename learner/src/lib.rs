@@ -6,6 +6,7 @@ pub mod error;
 pub mod identity;
 pub mod net;
 pub mod priority;
+pub mod ring;
 pub mod server;
 pub mod service;
 pub mod trainer;

@@ -7,7 +7,8 @@ use rand::Rng;
 use casrap_common::config::Prioritized;
 
 use crate::error::Result;
-use casrap_store::replay::{Record, Replay};
+use crate::ring::Source;
+use casrap_store::replay::Record;
 
 /// A sum tree over `size` leaves (a power of two at least the capacity).
 pub struct SumTree {
@@ -84,7 +85,7 @@ impl Priorities {
 
     /// Gives every transition stored since the last call the highest priority (their slots'
     /// previous occupants were evicted).
-    fn sync(&mut self, replay: &Replay) {
+    fn sync(&mut self, replay: &impl Source) {
         let next = replay.next_index();
         let from = self.seen.max(next.saturating_sub(self.capacity));
         for idx in from..next {
@@ -98,7 +99,7 @@ impl Priorities {
     /// Draws `n` transitions in proportion to their priorities.
     pub fn sample(
         &mut self,
-        replay: &Replay,
+        replay: &impl Source,
         n: usize,
         beta: f64,
         rng: &mut impl Rng,
@@ -124,7 +125,7 @@ impl Priorities {
                 }
             }
         }
-        let kept = replay.len()?.max(1) as f64;
+        let kept = replay.kept()?.max(1) as f64;
         let raw: Vec<f64> = probs.iter().map(|p| (kept * p).powf(-beta)).collect();
         let top = raw.iter().copied().fold(f64::MIN_POSITIVE, f64::max);
         let weights = raw.iter().map(|w| (w / top) as f32).collect();

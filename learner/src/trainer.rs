@@ -25,6 +25,7 @@ use casrap_store::checkpoint::{self, hash_hex, State as CheckpointState};
 use crate::error::{Error, Result};
 use crate::net::Net;
 use crate::priority::Priorities;
+use crate::ring::{Ring, Source};
 use crate::service::{Policy, Shared};
 use casrap_store::replay::Record;
 
@@ -440,12 +441,14 @@ pub fn run(
     }
     shared.updates.store(trainer.updates, Ordering::Relaxed);
     let mut waiting = false;
+    let mut ring = Ring::open(&shared.replay)?;
     while !stop.load(Ordering::Relaxed) {
         if let Some(why) = shared.replay.wedged() {
             return Err(Error::Trainer(why));
         }
-        let inserted = shared.replay.total()?;
-        let size = shared.replay.len()?;
+        ring.sync();
+        let inserted = ring.next_index();
+        let size = ring.kept()?;
         if !limiter.can_sample(inserted, trainer.sampled, size, trainer.cfg.batch) {
             std::thread::sleep(Duration::from_millis(2));
             continue;
@@ -453,14 +456,10 @@ pub fn run(
         let drawn = match &mut priorities {
             Some(p) => {
                 let beta = p.cfg.beta;
-                p.sample(&shared.replay, trainer.cfg.batch, beta, &mut trainer.rng)
+                p.sample(&ring, trainer.cfg.batch, beta, &mut trainer.rng)
                     .map(|d| (d.records, Some((d.slots, d.weights))))
             }
-            None => shared
-                .replay
-                .sample(trainer.cfg.batch, &mut trainer.rng)
-                .map(|r| (r, None))
-                .map_err(Error::from),
+            None => Ok((ring.sample(trainer.cfg.batch, &mut trainer.rng), None)),
         };
         let (batch, drawn) = match drawn {
             Ok(d) => d,

@@ -150,6 +150,8 @@ pub struct Replay {
     /// Async inserts go to the committer thread ([`Replay::start_committer`]), which applies
     /// every insert waiting as one sled batch and makes them durable with one flush.
     committer: std::sync::OnceLock<std::sync::mpsc::Sender<Insert>>,
+    /// Where each commit's transitions go once durable ([`Replay::feed`]).
+    feed: Mutex<Option<std::sync::mpsc::Sender<Vec<Record>>>>,
 }
 
 /// An async insert waiting for the committer.
@@ -166,6 +168,8 @@ struct Applied {
     duplicates: u32,
     ticket: u64,
     epoch: u64,
+    /// Its stored transitions, for the feed (empty without one).
+    fed: Vec<Record>,
 }
 
 #[derive(Default)]
@@ -560,6 +564,7 @@ impl Replay {
             sync: Mutex::new(SyncState { epoch: 1, ..SyncState::default() }),
             synced: Condvar::new(),
             committer: std::sync::OnceLock::new(),
+            feed: Mutex::new(None),
         };
         Ok(replay)
     }
@@ -707,14 +712,37 @@ impl Replay {
     /// and returns once they are durable. Concurrent callers share flushes (group commit).
     /// Refused whole (nothing stored) when a new seq is not the actor's mark + 1.
     pub fn insert(&self, actor: &str, batch: &[Transition]) -> Result<Stored> {
-        let a = self.apply(actor, batch)?;
+        let mut a = self.apply(actor, batch)?;
         if let Err(e) = self.wait_durable(a.ticket, a.epoch) {
             if matches!(e, Error::Store { .. }) {
                 self.broke(&mut lock(&self.write), &e);
             }
             return Err(e);
         }
+        self.send_fed(std::mem::take(&mut a.fed));
         Ok(self.finish(actor, &a))
+    }
+
+    /// The transitions of every later commit, once durable, in index order (for a sampler that
+    /// keeps them in memory: the trainer's reads then never contend with the writer's). One
+    /// receiver at a time: a later call ends the earlier receiver's feed. Subscribe before
+    /// reading what is stored, so that nothing falls between (an index seen twice is the same
+    /// transition).
+    pub fn feed(&self) -> std::sync::mpsc::Receiver<Vec<Record>> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        *lock(&self.feed) = Some(tx);
+        rx
+    }
+
+    fn send_fed(&self, fed: Vec<Record>) {
+        if fed.is_empty() {
+            return;
+        }
+        let mut feed = lock(&self.feed);
+        // A dropped receiver (a stopped trainer) ends the feed; it is no reason to refuse a write.
+        if feed.as_ref().is_some_and(|tx| tx.send(fed).is_err()) {
+            *feed = None;
+        }
     }
 
     /// [`Replay::insert`] for async callers: the batch goes to the committer thread
@@ -789,14 +817,19 @@ impl Replay {
             }),
             None => Ok(()),
         };
+        let mut fed = Vec::new();
         for (i, a) in round.into_iter().zip(applied) {
             let answer = match (a, &durable) {
-                (Ok(a), Ok(())) => Ok(self.finish(&i.actor, &a)),
+                (Ok(mut a), Ok(())) => {
+                    fed.append(&mut a.fed);
+                    Ok(self.finish(&i.actor, &a))
+                }
                 (Ok(_), Err(reason)) => Err(self.unavailable(&format!("flush failed: {reason}"))),
                 (Err(e), _) => Err(e),
             };
             let _ = i.done.send(answer);
         }
+        self.send_fed(fed);
     }
 
     /// Applies a batch (not yet durable): its ticket for the group commit.
@@ -823,6 +856,7 @@ impl Replay {
         // Each actor's mark as this round leaves it, and whether the round raised it.
         let mut marks: HashMap<&str, (u64, bool)> = HashMap::new();
         let mut out = Vec::with_capacity(items.len());
+        let feeding = lock(&self.feed).is_some();
         for &(actor, batch) in items {
             let high = match marks.get(actor) {
                 Some(&(h, _)) => h,
@@ -855,10 +889,23 @@ impl Replay {
                 continue;
             }
             let (mut high, mut stored, mut duplicates) = (high, 0u32, 0u32);
+            let mut fed = Vec::new();
             for tr in batch {
                 if tr.seq <= high {
                     duplicates += 1;
                     continue;
+                }
+                if feeding {
+                    let transition = Transition {
+                        seq: tr.seq,
+                        state: tr.state.clone(),
+                        action: tr.action,
+                        reward: tr.reward,
+                        next_state: tr.next_state.clone(),
+                        done: tr.done,
+                        metrics: None,
+                    };
+                    fed.push(Record { index: next, actor: actor.to_string(), transition });
                 }
                 tail.push(encode(actor, tr));
                 if let Some(json) = &tr.metrics {
@@ -877,7 +924,7 @@ impl Replay {
             }
             let raised = marks.get(actor).is_some_and(|m| m.1) || stored > 0;
             marks.insert(actor, (high, raised));
-            out.push(Ok(Applied { high, stored, duplicates, ticket: 0, epoch: s.epoch }));
+            out.push(Ok(Applied { high, stored, duplicates, ticket: 0, epoch: s.epoch, fed }));
         }
         if !tail.is_empty() && next > w.next {
             b.insert(chunk_key(next / CHUNK), chunks::encode(&tail));
