@@ -170,4 +170,14 @@ mod tests {
         let mut rng = rand::rngs::SmallRng::seed_from_u64(0);
         assert!(first.sample(4, &mut rng).is_empty(), "an empty ring draws nothing");
     }
+
+    #[test]
+    fn a_record_that_cannot_be_read_at_start_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let replay = Replay::open(dir.path(), 100).unwrap();
+        replay.insert("a", &(1..=4).map(t).collect::<Vec<_>>()).unwrap();
+        replay.put_raw_transition(2, b"not a transition").unwrap();
+        let err = Ring::open(&replay).err().expect("a damaged store was copied").to_string();
+        assert!(err.contains("transitions/2"), "{err}");
+    }
 }

@@ -371,21 +371,23 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_trainer_that_fails_stops_the_learner_with_its_error() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = config();
+        let mut cfg = config();
+        cfg.trainer.checkpoint_every = 1;
         let learner = start(&cfg, "127.0.0.1:0", dir.path(), std::future::pending()).await.unwrap();
+        // A checkpoint that cannot be written (a file where its folder should be; the trainer
+        // reads no record from disk once it runs), then enough transitions for it to update.
+        let checkpoints = dir.path().join("checkpoints");
+        let _ = std::fs::remove_dir_all(&checkpoints);
+        std::fs::write(&checkpoints, b"not a folder").unwrap();
         let replay = learner.shared.replay.clone();
-        replay.insert("a", &(1..=4).map(|s| transition(&cfg, s)).collect::<Vec<_>>()).unwrap();
-        // A record that cannot be decoded (what flipped bytes on disk become), then enough
-        // transitions for the trainer to start sampling.
-        replay.put_raw_transition(2, b"not a transition").unwrap();
-        replay.insert("a", &[transition(&cfg, 5)]).unwrap();
+        replay.insert("a", &(1..=5).map(|s| transition(&cfg, s)).collect::<Vec<_>>()).unwrap();
         let shared = learner.shared.clone();
         let ended = tokio::time::timeout(Duration::from_secs(30), learner.wait())
             .await
             .expect("the learner kept running without its trainer");
         let err = ended.expect_err("the learner stopped without an error").to_string();
-        assert!(err.contains("corrupt record transitions/2"), "{err}");
-        assert!(shared.trainer_error().is_some_and(|e| e.contains("transitions/2")));
+        assert!(err.contains("checkpoints"), "{err}");
+        assert!(shared.trainer_error().is_some_and(|e| e.contains("checkpoints")));
         let text = casrap_common::metrics::render(&metrics_registry(shared.clone()));
         assert!(text.contains("\ncasrap_learner_trainer_up 0"), "{text}");
     }
