@@ -86,7 +86,7 @@ impl Default for TrainerConfig {
             epsilon: Epsilon { start: 1.0, end: 0.05, decay_updates: 5000 },
             prioritized: None,
             seed: 0,
-            nice: 10,
+            nice: 0,
         }
     }
 }
