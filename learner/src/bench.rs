@@ -23,11 +23,11 @@ use tonic::transport::{Channel, Endpoint};
 
 use casrap_store::fleet::{BenchArgs, MemorySample, Quantiles, Record, Steady, Window};
 
-/// Length of the steady part's windows (`Steady::windows`).
-const WINDOW_S: f64 = 5.0;
-
 use crate::server;
 use crate::service::Shared;
+
+/// Length of the steady part's windows (`Steady::windows`).
+const WINDOW_S: f64 = 5.0;
 
 struct ActorResult {
     acked: u64,

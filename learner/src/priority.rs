@@ -6,8 +6,7 @@ use rand::Rng;
 
 use casrap_common::config::Prioritized;
 
-use crate::error::Result;
-use crate::ring::Source;
+use crate::ring::Ring;
 use casrap_store::replay::Record;
 
 /// A sum tree over `size` leaves (a power of two at least the capacity).
@@ -85,7 +84,7 @@ impl Priorities {
 
     /// Gives every transition stored since the last call the highest priority (their slots'
     /// previous occupants were evicted).
-    fn sync(&mut self, replay: &impl Source) {
+    fn sync(&mut self, replay: &Ring) {
         let next = replay.next_index();
         let from = self.seen.max(next.saturating_sub(self.capacity));
         for idx in from..next {
@@ -97,13 +96,7 @@ impl Priorities {
     }
 
     /// Draws `n` transitions in proportion to their priorities.
-    pub fn sample(
-        &mut self,
-        replay: &impl Source,
-        n: usize,
-        beta: f64,
-        rng: &mut impl Rng,
-    ) -> Result<Drawn> {
+    pub fn sample(&mut self, replay: &Ring, n: usize, beta: f64, rng: &mut impl Rng) -> Drawn {
         self.sync(replay);
         let (mut records, mut slots, mut probs) =
             (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
@@ -112,7 +105,7 @@ impl Priorities {
         while records.len() < n && total > 0.0 && misses < 10 * n {
             let slot = self.tree.find(rng.gen_range(0.0..total)).min(self.capacity as usize - 1);
             let p = self.tree.get(slot);
-            match replay.get(self.index[slot])? {
+            match replay.get(self.index[slot]) {
                 Some(r) if p > 0.0 => {
                     records.push(r);
                     slots.push(slot);
@@ -125,11 +118,11 @@ impl Priorities {
                 }
             }
         }
-        let kept = replay.kept()?.max(1) as f64;
+        let kept = replay.kept().max(1) as f64;
         let raw: Vec<f64> = probs.iter().map(|p| (kept * p).powf(-beta)).collect();
         let top = raw.iter().copied().fold(f64::MIN_POSITIVE, f64::max);
         let weights = raw.iter().map(|w| (w / top) as f32).collect();
-        Ok(Drawn { records, slots, weights })
+        Drawn { records, slots, weights }
     }
 
     /// New priorities `|td| + eps` for the drawn slots.

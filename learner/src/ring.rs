@@ -14,28 +14,6 @@ use rand::Rng;
 
 use crate::error::Result;
 
-/// Where transitions are drawn from, by index.
-pub trait Source {
-    /// The next index to be assigned (every smaller one was stored at some point).
-    fn next_index(&self) -> u64;
-    /// The transition at `index`, if it is still kept.
-    fn get(&self, index: u64) -> Result<Option<Record>>;
-    /// Transitions kept.
-    fn kept(&self) -> Result<u64>;
-}
-
-impl Source for Replay {
-    fn next_index(&self) -> u64 {
-        Replay::next_index(self)
-    }
-    fn get(&self, index: u64) -> Result<Option<Record>> {
-        Ok(Replay::get(self, index)?)
-    }
-    fn kept(&self) -> Result<u64> {
-        Ok(Replay::len(self)?)
-    }
-}
-
 pub struct Ring {
     capacity: u64,
     /// Index of `slots[0]`.
@@ -101,18 +79,23 @@ impl Ring {
     }
 }
 
-impl Source for Ring {
-    fn next_index(&self) -> u64 {
+impl Ring {
+    /// The next index to be assigned (every smaller one was stored at some point).
+    pub fn next_index(&self) -> u64 {
         self.first + self.slots.len() as u64
     }
-    fn get(&self, index: u64) -> Result<Option<Record>> {
-        Ok(index
+
+    /// The transition at `index`, if it is still kept.
+    pub fn get(&self, index: u64) -> Option<Record> {
+        index
             .checked_sub(self.first)
             .and_then(|i| self.slots.get(i as usize))
-            .and_then(|r| r.clone()))
+            .and_then(|r| r.clone())
     }
-    fn kept(&self) -> Result<u64> {
-        Ok(self.slots.len() as u64)
+
+    /// Transitions kept.
+    pub fn kept(&self) -> u64 {
+        self.slots.len() as u64
     }
 }
 
@@ -140,13 +123,13 @@ mod tests {
         let replay = Replay::open(dir.path(), 5).unwrap();
         replay.insert("a", &(1..=3).map(t).collect::<Vec<_>>()).unwrap();
         let mut ring = Ring::open(&replay).unwrap();
-        assert_eq!((ring.next_index(), ring.kept().unwrap()), (3, 3), "what was kept at start");
+        assert_eq!((ring.next_index(), ring.kept()), (3, 3), "what was kept at start");
         replay.insert("a", &(1..=6).map(t).collect::<Vec<_>>()).unwrap(); // 1-3 are resends
         ring.sync();
-        assert_eq!((ring.next_index(), ring.kept().unwrap()), (6, 5), "evicted as the store does");
-        assert_eq!(ring.get(0).unwrap(), None);
+        assert_eq!((ring.next_index(), ring.kept()), (6, 5), "evicted as the store does");
+        assert_eq!(ring.get(0), None);
         for i in 1..6 {
-            let (mine, stored) = (ring.get(i).unwrap().unwrap(), replay.get(i).unwrap().unwrap());
+            let (mine, stored) = (ring.get(i).unwrap(), replay.get(i).unwrap().unwrap());
             assert_eq!(mine.transition.metrics, None, "episode records are not kept here");
             assert_eq!(mine.transition, Transition { metrics: None, ..stored.transition });
             assert_eq!((mine.index, mine.actor.as_str()), (i, "a"));
@@ -167,7 +150,7 @@ mod tests {
         replay.insert("b", &[t(1)]).unwrap();
         first.sync();
         second.sync();
-        assert_eq!((first.kept().unwrap(), second.kept().unwrap()), (0, 1));
+        assert_eq!((first.kept(), second.kept()), (0, 1));
         let mut rng = rand::rngs::SmallRng::seed_from_u64(0);
         assert!(first.sample(4, &mut rng).is_empty(), "an empty ring draws nothing");
     }

@@ -25,7 +25,7 @@ use casrap_store::checkpoint::{self, hash_hex, State as CheckpointState};
 use crate::error::{Error, Result};
 use crate::net::Net;
 use crate::priority::Priorities;
-use crate::ring::{Ring, Source};
+use crate::ring::Ring;
 use crate::service::{Policy, Shared};
 use casrap_store::replay::Record;
 
@@ -440,7 +440,6 @@ pub fn run(
         l.line(&trainer, shared.replay.total()?);
     }
     shared.updates.store(trainer.updates, Ordering::Relaxed);
-    let mut waiting = false;
     let mut ring = Ring::open(&shared.replay)?;
     while !stop.load(Ordering::Relaxed) {
         if let Some(why) = shared.replay.wedged() {
@@ -448,35 +447,20 @@ pub fn run(
         }
         ring.sync();
         let inserted = ring.next_index();
-        let size = ring.kept()?;
+        let size = ring.kept();
         if !limiter.can_sample(inserted, trainer.sampled, size, trainer.cfg.batch) {
             std::thread::sleep(Duration::from_millis(2));
             continue;
         }
-        let drawn = match &mut priorities {
+        // From memory: a store recovering from a failed write (a full disk) does not stop
+        // training on what was already durable.
+        let (batch, drawn) = match &mut priorities {
             Some(p) => {
-                let beta = p.cfg.beta;
-                p.sample(&ring, trainer.cfg.batch, beta, &mut trainer.rng)
-                    .map(|d| (d.records, Some((d.slots, d.weights))))
+                let d = p.sample(&ring, trainer.cfg.batch, p.cfg.beta, &mut trainer.rng);
+                (d.records, Some((d.slots, d.weights)))
             }
-            None => Ok((ring.sample(trainer.cfg.batch, &mut trainer.rng), None)),
+            None => (ring.sample(trainer.cfg.batch, &mut trainer.rng), None),
         };
-        let (batch, drawn) = match drawn {
-            Ok(d) => d,
-            // The store is recovering from a failed write (a full disk): wait for it.
-            Err(e) if e.is_transient() => {
-                if !waiting {
-                    tracing::warn!(error = %e, "trainer waiting for the replay store");
-                    waiting = true;
-                }
-                std::thread::sleep(Duration::from_millis(200));
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        if std::mem::take(&mut waiting) {
-            tracing::info!("replay store readable again; training resumes");
-        }
         if batch.is_empty() {
             continue;
         }
