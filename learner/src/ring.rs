@@ -2,9 +2,8 @@
 //! transition the store's feed ([`Replay::feed`]) delivers once durable, evicted as the store
 //! evicts. The trainer draws its batches here, never from the store: at a fleet's rate that was
 //! about 20,000 sled reads a second from a low-priority thread, beside the committer's writes and
-//! sharing sled's caches with them; from memory the same priority buys it about 1.7 times the
-//! updates (docs/learner.md, "The trainer's priority"). Memory grows with the store's capacity
-//! (about 100 bytes per kept transition plus its two states).
+//! sharing sled's caches with them (docs/learner.md, "The trainer's priority"). Memory grows with
+//! the store's capacity: each kept transition's fields and its two states, without its record.
 
 use std::collections::VecDeque;
 use std::sync::mpsc::{Receiver, TryRecvError};
